@@ -1,0 +1,54 @@
+package daemon
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// daemonEnv marks the re-executed child so it does not fork again.
+const daemonEnv = "XSSTUB_XENSTORED_CHILD"
+
+// Daemonize emulates C xenstored's fork without -N: it starts this program
+// again in a new session with the same arguments, waits until the child
+// serves socket, and reports whether the caller is the parent (which should
+// then exit 0). Go cannot fork a running runtime, hence the re-exec.
+func Daemonize(o *Options) (parent bool, err error) {
+	if o.NoFork || os.Getenv(daemonEnv) != "" {
+		return false, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return false, fmt.Errorf("daemonize: %w", err)
+	}
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return false, fmt.Errorf("daemonize: %w", err)
+	}
+	defer devnull.Close()
+	cmd := exec.Command(self, os.Args[1:]...)
+	cmd.Env = append(os.Environ(), daemonEnv+"=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return false, fmt.Errorf("daemonize: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return true, fmt.Errorf("xenstored exited during start-up: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if c, err := net.Dial("unix", o.Socket); err == nil {
+			c.Close()
+			return true, nil
+		}
+	}
+	return true, fmt.Errorf("xenstored did not start serving %s within 10 s", o.Socket)
+}

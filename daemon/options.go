@@ -1,0 +1,166 @@
+// Package daemon is the xenstored program as a library: its command line
+// (in the style of C xenstored), and running the store on a Unix socket
+// and, where Xen is present, on domains' rings.
+package daemon
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/xsstub/xenstored/store"
+)
+
+// Options is the parsed command line.
+type Options struct {
+	NoFork      bool
+	PidFile     string
+	TraceFile   string
+	Verbose     bool
+	Socket      string
+	KeepOrphans bool
+	Quotas      store.Quotas
+	MasterDomid uint32 // the domain this store runs in (-m)
+	PrivDomid   uint32 // the control domain (-p)
+	Event       int    // dom0's event channel when running as a stub domain (-e/--event)
+	StubDomain  bool   // serve dom0 through its ring (implied by --event)
+}
+
+// DefaultSocket is $XENSTORED_RUNDIR/socket, /run/xenstored/socket by default.
+func DefaultSocket() string {
+	dir := os.Getenv("XENSTORED_RUNDIR")
+	if dir == "" {
+		dir = "/run/xenstored"
+	}
+	return filepath.Join(dir, "socket")
+}
+
+// quotaFlag parses repeated -Q/-q name=value arguments.
+type quotaFlag struct {
+	q    *store.Quotas
+	soft bool
+}
+
+func (f quotaFlag) String() string { return "" }
+
+func (f quotaFlag) Set(s string) error {
+	name, val, found := strings.Cut(s, "=")
+	if !found {
+		return fmt.Errorf("want <quota>=<value>, got %q", s)
+	}
+	v, err := strconv.Atoi(val)
+	if err != nil || v < 0 {
+		return fmt.Errorf("quota %s: bad value %q", name, val)
+	}
+	switch name { // C xenstored's spellings
+	case "path-length":
+		name = "path-max"
+	case "outstanding":
+		name = "maxoutstanding"
+	}
+	if err := f.q.Set(name, v, f.soft); err != nil {
+		return fmt.Errorf("%v (known: %s)", err, strings.Join(store.QuotaNames(), ", "))
+	}
+	return nil
+}
+
+// oneQuota sets a single hard quota from a dedicated flag (-E, -S, ...).
+type oneQuota struct {
+	q    *store.Quotas
+	name string
+}
+
+func (f oneQuota) String() string { return "" }
+
+func (f oneQuota) Set(s string) error {
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 0 {
+		return fmt.Errorf("bad number %q", s)
+	}
+	return f.q.Set(f.name, v, false)
+}
+
+// ErrHelp is returned when the user asked for usage.
+var ErrHelp = flag.ErrHelp
+
+// Parse parses args (without the program name). Errors carry a message fit
+// for the user; the caller exits with status 2.
+func Parse(args []string, stderr io.Writer) (*Options, error) {
+	o := &Options{Quotas: store.DefaultQuotas(), Socket: DefaultSocket(), Event: -1}
+	fs := flag.NewFlagSet("xenstored", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	boolVar := func(p *bool, short, long, usage string) {
+		fs.BoolVar(p, short, false, usage)
+		fs.BoolVar(p, long, false, usage)
+	}
+	strVar := func(p *string, short, long, usage string) {
+		fs.StringVar(p, short, *p, usage)
+		fs.StringVar(p, long, *p, usage)
+	}
+	valVar := func(v flag.Value, short, long, usage string) {
+		if short != "" {
+			fs.Var(v, short, usage)
+		}
+		fs.Var(v, long, usage)
+	}
+	boolVar(&o.NoFork, "N", "no-fork", "stay in the foreground")
+	strVar(&o.PidFile, "F", "pid-file", "write the daemon's pid to `file`")
+	strVar(&o.TraceFile, "T", "trace-file", "log requests and replies to `file`")
+	boolVar(&o.Verbose, "V", "verbose", "log more")
+	boolVar(&o.KeepOrphans, "K", "keep-orphans", "keep nodes of dead domains (a security risk)")
+	fs.StringVar(&o.Socket, "socket", o.Socket, "Unix socket `path` ($XENSTORED_RUNDIR/socket)")
+	valVar(oneQuota{&o.Quotas, "nodes"}, "E", "entry-nb", "nodes per domain")
+	valVar(oneQuota{&o.Quotas, "node-size"}, "S", "entry-size", "max. node size in bytes")
+	valVar(oneQuota{&o.Quotas, "watches"}, "W", "watch-nb", "watches per domain")
+	valVar(oneQuota{&o.Quotas, "transactions"}, "t", "transaction", "transactions per domain")
+	valVar(oneQuota{&o.Quotas, "node-permissions"}, "A", "perm-nb", "permissions per node")
+	valVar(oneQuota{&o.Quotas, "path-max"}, "M", "path-max", "max. relative path length")
+	valVar(quotaFlag{&o.Quotas, false}, "Q", "quota", "hard quota `name=value` (repeatable)")
+	valVar(quotaFlag{&o.Quotas, true}, "q", "quota-soft", "soft quota `name=value` (repeatable)")
+	var master, priv, event string
+	strVar(&master, "m", "master-domid", "`domid` this store runs in")
+	strVar(&priv, "p", "priv-domid", "`domid` of the control domain")
+	strVar(&event, "e", "event", "dom0's event channel `port` (stub-domain mode)")
+	boolVar(&o.StubDomain, "s", "stubdom", "serve dom0 through its ring from inside a stub domain")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: xenstored [options]\n\nA xenstore daemon. Options:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, d := range []struct {
+		s   string
+		dst *uint32
+		nm  string
+	}{{master, &o.MasterDomid, "master-domid"}, {priv, &o.PrivDomid, "priv-domid"}} {
+		if d.s == "" {
+			continue
+		}
+		v, err := strconv.ParseUint(d.s, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: bad domid %q", d.nm, d.s)
+		}
+		*d.dst = uint32(v)
+	}
+	if event != "" {
+		v, err := strconv.ParseUint(event, 10, 31)
+		if err != nil || v == 0 {
+			return nil, fmt.Errorf("--event: bad port %q", event)
+		}
+		o.Event = int(v)
+		o.StubDomain = true
+	}
+	if o.StubDomain && o.Event < 0 {
+		return nil, errors.New("--stubdom needs --event <port>")
+	}
+	return o, nil
+}

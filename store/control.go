@@ -1,0 +1,246 @@
+package store
+
+import (
+	"fmt"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+var controlHelp = []struct{ cmd, pars string }{
+	{"check", ""},
+	{"log", "[on|off|+<switch>|-<switch>]"},
+	{"memreport", ""},
+	{"print", "<string>"},
+	{"quota", "[set <name> <val>|<domid>]"},
+	{"quota-soft", "[set <name> <val>]"},
+	{"connections", ""},
+	{"queues", "<domid>"},
+	{"help", ""},
+}
+
+// control handles CONTROL <command>|[<parameters>|]*.
+func (e *Engine) control(c *Conn, p []byte) ([]byte, error) {
+	args, _ := splitArgs(p)
+	if len(args) == 0 {
+		return nil, syscall.EINVAL
+	}
+	cmd, args := args[0], args[1:]
+	text := func(s string) ([]byte, error) { return append([]byte(s), 0), nil }
+	switch cmd {
+	case "help":
+		if len(args) != 0 {
+			return nil, syscall.EINVAL
+		}
+		var b strings.Builder
+		for _, h := range controlHelp {
+			fmt.Fprintf(&b, "%-15s %s\n", h.cmd, h.pars)
+		}
+		return text(b.String())
+	case "check":
+		if errs := e.checkLocked(); len(errs) > 0 {
+			for _, s := range errs {
+				e.log.Error("store check failed", "problem", s)
+			}
+			return nil, syscall.EIO
+		}
+		return ok()
+	case "log":
+		switch {
+		case len(args) == 0:
+			on := "off"
+			if e.traceOn {
+				on = "on"
+			}
+			return text(fmt.Sprintf("Log switch settings:\n%-8s: %s\n", "io", on))
+		case len(args) != 1:
+			return nil, syscall.EINVAL
+		case args[0] == "on" || args[0] == "+io":
+			e.traceOn = true
+		case args[0] == "off" || args[0] == "-io":
+			e.traceOn = false
+		default:
+			return nil, syscall.EINVAL
+		}
+		return ok()
+	case "print":
+		if len(args) != 1 {
+			return nil, syscall.EINVAL
+		}
+		e.log.Info("control print", "text", args[0])
+		if e.trace != nil {
+			e.trace(args[0])
+		}
+		return ok()
+	case "memreport":
+		return text(e.memReport())
+	case "quota", "quota-soft":
+		soft := cmd == "quota-soft"
+		switch {
+		case len(args) == 0:
+			vals := &e.quotas.Hard
+			if soft {
+				vals = &e.quotas.Soft
+			}
+			return text(quotaTable(vals, soft))
+		case args[0] == "set":
+			if len(args) != 3 {
+				return nil, syscall.EINVAL
+			}
+			v, err := strconv.Atoi(args[2])
+			if err != nil || v < 1 {
+				return nil, syscall.EINVAL
+			}
+			if err := e.quotas.Set(args[1], v, soft); err != nil {
+				return nil, syscall.EINVAL
+			}
+			for _, d := range e.domains { // applies to running domains too
+				_ = d.quotas.Set(args[1], v, soft)
+			}
+			e.log.Info("quota changed", "quota", args[1], "soft", soft, "value", v)
+			return ok()
+		case !soft && len(args) == 1:
+			domid, err := parseDomid(args[0])
+			if err != nil {
+				return nil, err
+			}
+			d := e.domains[domid]
+			if d == nil {
+				return nil, syscall.ENOENT
+			}
+			return text(fmt.Sprintf("Domain %d:\n%-17s: %8d\n%-17s: %8d\n%-17s: %8d\n%-17s: %8d\n",
+				domid, "nodes", d.nodes, "watches", d.watches, "transactions", d.txns, "memory", d.memory))
+		}
+		return nil, syscall.EINVAL
+	case "connections":
+		var b strings.Builder
+		for _, x := range e.sortedConns() {
+			b.WriteString(e.connSummary(x))
+		}
+		return text(b.String())
+	case "queues":
+		if len(args) != 1 {
+			return nil, syscall.EINVAL
+		}
+		domid, err := parseDomid(args[0])
+		if err != nil {
+			return nil, err
+		}
+		var b strings.Builder
+		for _, x := range e.sortedConns() {
+			if x.domid == domid {
+				b.WriteString(e.connSummary(x))
+				b.WriteString(e.watchSummary(x))
+			}
+		}
+		if b.Len() == 0 {
+			return nil, syscall.ENOENT
+		}
+		return text(b.String())
+	}
+	return nil, syscall.EINVAL
+}
+
+func (e *Engine) connSummary(c *Conn) string {
+	events := len(c.out) - c.replies
+	return fmt.Sprintf("conn %d domid %d priv %t requests %d replies-queued %d events-queued %d parked %d watches %d transactions %d dropped-events %d input %s\n",
+		c.id, c.domid, c.priv, c.requests, c.replies, events, c.parked, len(c.watches), len(c.txns), c.dropped,
+		map[bool]string{true: "open", false: "stopped"}[c.wantsInputLocked()])
+}
+
+func (e *Engine) memReport() string {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	bytesInNodes := 0
+	for p, n := range e.nodes {
+		bytesInNodes += len(p) + n.size()
+	}
+	watches := 0
+	for _, l := range e.watchIdx {
+		watches += len(l)
+	}
+	return fmt.Sprintf("nodes: %d (%d bytes of paths and records)\nconnections: %d\nwatches: %d\ndomains: %d\ngo heap in use: %d bytes\ngo sys: %d bytes\n",
+		len(e.nodes), bytesInNodes, len(e.conns), watches, len(e.domains), ms.HeapInuse, ms.Sys)
+}
+
+// checkLocked verifies the tree and the accounting; it returns the
+// problems found. Iterative, like every tree walk here.
+func (e *Engine) checkLocked() []string {
+	var errs []string
+	seen := map[string]bool{}
+	stack := []string{"/"}
+	owned := map[uint32]int{}
+	for len(stack) > 0 {
+		p := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		n := e.nodes[p]
+		if n == nil {
+			errs = append(errs, "missing node "+p)
+			continue
+		}
+		if seen[p] {
+			errs = append(errs, "node reached twice "+p)
+			continue
+		}
+		seen[p] = true
+		if len(n.perms) == 0 {
+			errs = append(errs, "node without permissions "+p)
+		}
+		names := map[string]bool{}
+		for _, ch := range n.children {
+			if names[ch] {
+				errs = append(errs, "duplicate child "+ch+" of "+p)
+			}
+			names[ch] = true
+			stack = append(stack, childPath(p, ch))
+		}
+	}
+	for p, n := range e.nodes {
+		owned[n.perms.Owner()]++
+		if !seen[p] && !isSpecial(p) {
+			errs = append(errs, "unreachable node "+p)
+		}
+	}
+	for id, d := range e.domains {
+		if d.nodes != owned[id] {
+			errs = append(errs, fmt.Sprintf("domain %d owns %d nodes, accounted %d", id, owned[id], d.nodes))
+		}
+	}
+	for id, cnt := range owned {
+		if e.domains[id] == nil {
+			errs = append(errs, fmt.Sprintf("domain %d owns %d nodes but has no record", id, cnt))
+		}
+	}
+	for _, c := range e.sortedConns() {
+		replies, perWatch := 0, map[*watch]int{}
+		for _, it := range c.out {
+			if it.watch == nil {
+				replies++
+			} else {
+				perWatch[it.watch]++
+			}
+		}
+		if replies != c.replies {
+			errs = append(errs, fmt.Sprintf("conn %d: %d replies queued, counted %d", c.id, replies, c.replies))
+		}
+		for _, w := range c.watches {
+			if perWatch[w] != w.queued {
+				errs = append(errs, fmt.Sprintf("conn %d watch %s: %d events queued, counted %d", c.id, w.path, perWatch[w], w.queued))
+			}
+		}
+	}
+	sort.Strings(errs)
+	return errs
+}
+
+// Check runs the consistency check (for tests and fuzzing).
+func (e *Engine) Check() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if errs := e.checkLocked(); len(errs) > 0 {
+		return fmt.Errorf("store inconsistent: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}

@@ -1,0 +1,394 @@
+// Package store is the xenstore database and protocol engine: the node tree,
+// permissions, transactions, watches, the domain table, quotas and the
+// handling of every request type of docs/misc/xenstore.txt.
+//
+// It is pure Go with no OS or Xen calls. Transports (a Unix socket, a
+// shared-memory ring) create a Conn per client, feed it whole requests with
+// Conn.Handle and drain its output with Conn.NextOutput; whatever the Xen
+// side must do (map a ring on INTRODUCE, tell whether a domain exists) goes
+// through the Platform interface.
+//
+// Concurrency: one mutex guards all engine state, so requests are handled
+// one at a time as in C xenstored. Transports may call Conn methods from any
+// goroutine. The engine never blocks while holding the lock; it signals a
+// transport only through the non-blocking wake callback given to NewConn.
+//
+// Bounded work (the XSA-326 design): a Conn holds at most maxoutstanding
+// replies not yet taken by its transport, and each watch at most
+// maxwatchevents queued events. While a connection's reply queue is full, or
+// while events it caused are parked because a target watch's queue is full,
+// WantsInput reports false and the transport must stop reading its
+// requests. Parked events move to their watch as the target drains, in
+// order.
+package store
+
+import (
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/xsstub/xenstored/store/wire"
+)
+
+// DomidInvalid is Xen's DOMID_INVALID.
+const DomidInvalid = 0x7ff4
+
+// Platform is what the engine needs from the hypervisor side. A nil
+// Platform (plain socket daemon) treats every domain as existing and keeps
+// introduced domains in the table without a ring.
+type Platform interface {
+	// DomainExists reports whether domid currently exists. When it cannot
+	// tell (a refused hypercall) it must answer true: a failed query is
+	// never evidence of death.
+	DomainExists(domid uint32) bool
+	// AttachRing maps the ring of c's domain and binds its event channel,
+	// then serves c. It must not call back into the engine synchronously.
+	AttachRing(c *Conn, port uint32, gfn uint64) error
+	// DetachRing stops serving c and releases its ring and event channel.
+	DetachRing(c *Conn)
+}
+
+// Config configures an Engine. The zero value is usable: default quotas,
+// slog's default logger, no Platform.
+type Config struct {
+	Quotas      *Quotas
+	Logger      *slog.Logger
+	Platform    Platform
+	PrivDomid   uint32 // the control domain, 0 unless told otherwise
+	StoreDomid  uint32 // the domain the store runs in (0 for a dom0 daemon)
+	KeepOrphans bool   // keep a dead domain's nodes (C xenstored -K)
+}
+
+// Engine is the store. Create it with New; it is safe for concurrent use.
+type Engine struct {
+	mu  sync.Mutex
+	cfg Config
+	log *slog.Logger
+
+	quotas Quotas
+
+	// nodes maps canonical paths to nodes. Stored nodes are immutable:
+	// every change stores a new node, so a transaction's snapshot is a
+	// pointer.
+	nodes map[string]*node
+	gen   uint64 // last generation handed out; node.gen 0 means "absent"
+
+	conns    map[*Conn]struct{}
+	connSeq  uint64
+	watchIdx map[string][]*watch // by canonical watch path
+	watchSeq uint64
+
+	domains map[uint32]*Domain
+
+	traceOn bool
+	trace   func(string) // CONTROL print / log sink, may be nil
+}
+
+// node is one stored node; never modified once in Engine.nodes.
+type node struct {
+	path     string
+	value    []byte
+	perms    Perms
+	children []string // leaf names, insertion order, as C xenstored lists them
+	gen      uint64
+}
+
+// clone returns a modifiable copy; slices are copied so the copy can grow
+// without touching the original's backing arrays.
+func (n *node) clone() *node {
+	c := *n
+	c.value = append([]byte(nil), n.value...)
+	c.perms = n.perms.clone()
+	c.children = append([]string(nil), n.children...)
+	return &c
+}
+
+// size is a node's size as the node-size quota counts it (C xenstored's
+// record: header, permissions, value, children names).
+func (n *node) size() int {
+	s := 24 + 8*len(n.perms) + len(n.value)
+	for _, c := range n.children {
+		s += len(c) + 1
+	}
+	return s
+}
+
+// New creates an engine holding the nodes C xenstored creates at start-up:
+// /, /tool, /tool/xenstored and the special nodes @introduceDomain and
+// @releaseDomain, all owned by the control domain with no access for others.
+func New(cfg Config) *Engine {
+	e := &Engine{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		nodes:    make(map[string]*node),
+		conns:    make(map[*Conn]struct{}),
+		watchIdx: make(map[string][]*watch),
+		domains:  make(map[uint32]*Domain),
+	}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	if cfg.Quotas != nil {
+		e.quotas = *cfg.Quotas
+	} else {
+		e.quotas = DefaultQuotas()
+	}
+	owner := Perms{{ID: cfg.PrivDomid, Access: PermNone}}
+	root := &node{path: "/", perms: owner, children: []string{"tool"}}
+	e.putLive(root)
+	e.putLive(&node{path: "/tool", perms: owner, children: []string{"xenstored"}})
+	e.putLive(&node{path: "/tool/xenstored", perms: owner})
+	e.putLive(&node{path: "@introduceDomain", perms: owner})
+	e.putLive(&node{path: "@releaseDomain", perms: owner})
+	priv := e.domainLocked(cfg.PrivDomid)
+	priv.nodes = len(e.nodes)
+	priv.Introduced = true
+	return e
+}
+
+func (e *Engine) putLive(n *node) {
+	e.gen++
+	n.gen = e.gen
+	e.nodes[n.path] = n
+}
+
+// SetTrace installs a sink for CONTROL print and request tracing; on turns
+// tracing of requests and replies on (CONTROL log toggles it later).
+func (e *Engine) SetTrace(f func(string), on bool) {
+	e.mu.Lock()
+	e.trace = f
+	e.traceOn = on
+	e.mu.Unlock()
+}
+
+// NodeCount is the number of nodes in the tree (special nodes included).
+func (e *Engine) NodeCount() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.nodes)
+}
+
+// outItem is one queued outgoing message, already encoded.
+type outItem struct {
+	msg   []byte
+	watch *watch // nil for a reply
+}
+
+// Conn is one client connection as the engine sees it. Transports create it
+// with Engine.NewConn and own the I/O; all methods are safe for concurrent
+// use.
+type Conn struct {
+	e     *Engine
+	id    uint64
+	domid uint32
+	priv  bool
+	dom   *Domain // the domain served over this connection's ring; nil for sockets
+	wake  func()  // non-blocking: output is ready or input may resume
+
+	out     []outItem // FIFO of replies and events
+	replies int       // replies in out
+
+	watches []*watch
+	txns    map[uint32]*txn
+	nextTx  uint32
+
+	parked int // events this connection caused that wait for a full watch
+	closed bool
+
+	// Statistics for CONTROL.
+	requests uint64
+	dropped  uint64
+}
+
+// NewConn registers a connection for domain domid. priv marks a
+// connection with the control domain's rights (every Unix socket client,
+// and the control domain's ring). wake is called, without blocking and with
+// the engine lock held, whenever output becomes available or input may
+// resume; it must only signal.
+func (e *Engine) NewConn(domid uint32, priv bool, wake func()) *Conn {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.newConnLocked(domid, priv, wake)
+}
+
+func (e *Engine) newConnLocked(domid uint32, priv bool, wake func()) *Conn {
+	if wake == nil {
+		wake = func() {}
+	}
+	e.connSeq++
+	c := &Conn{e: e, id: e.connSeq, domid: domid, priv: priv, wake: wake, nextTx: 1}
+	e.conns[c] = struct{}{}
+	return c
+}
+
+// Domid is the domain the connection speaks for.
+func (c *Conn) Domid() uint32 { return c.domid }
+
+// ID is a number unique to this connection in its engine.
+func (c *Conn) ID() uint64 { return c.id }
+
+// SetWake replaces the wake callback (used by ring transports that create
+// the connection before they can serve it).
+func (c *Conn) SetWake(f func()) {
+	c.e.mu.Lock()
+	c.wake = f
+	c.e.mu.Unlock()
+}
+
+// WantsInput reports whether the transport may read and hand over the next
+// request: false while maxoutstanding replies wait to be sent, while events
+// this connection caused are parked, and after Close.
+func (c *Conn) WantsInput() bool {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	return c.wantsInputLocked()
+}
+
+func (c *Conn) wantsInputLocked() bool {
+	if c.closed || c.parked > 0 {
+		return false
+	}
+	max := c.e.quotas.Hard[QMaxOutstanding]
+	return max <= 0 || c.replies < max
+}
+
+// NextOutput removes and returns the next encoded message to send, or
+// false when there is none. Taking an event may unpark events elsewhere.
+func (c *Conn) NextOutput() ([]byte, bool) {
+	e := c.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(c.out) == 0 {
+		return nil, false
+	}
+	it := c.out[0]
+	c.out[0] = outItem{}
+	c.out = c.out[1:]
+	if len(c.out) == 0 {
+		c.out = nil // let the backing array go
+	}
+	if it.watch == nil {
+		c.replies--
+		if c.replies == e.quotas.Hard[QMaxOutstanding]-1 {
+			c.wake() // input may resume
+		}
+	} else {
+		it.watch.queued--
+		e.unpark(it.watch)
+	}
+	return it.msg, true
+}
+
+// PendingOutput is the number of queued outgoing messages.
+func (c *Conn) PendingOutput() int {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	return len(c.out)
+}
+
+// Close unregisters the connection: its watches (with their queued and
+// parked events) and transactions go, and events it had parked elsewhere
+// are delivered or dropped without blocking anyone.
+func (c *Conn) Close() {
+	e := c.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closeConnLocked(c)
+}
+
+func (e *Engine) closeConnLocked(c *Conn) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	e.resetWatchesLocked(c)
+	c.txns = nil
+	c.out = nil
+	c.replies = 0
+	delete(e.conns, c)
+	if c.dom != nil && c.dom.conn == c {
+		c.dom.conn = nil
+	}
+}
+
+// Handle processes one request and queues its reply (and any events). The
+// transport must have checked WantsInput.
+func (c *Conn) Handle(m wire.Msg) {
+	e := c.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.requests++
+	if e.traceOn && e.trace != nil {
+		e.trace("IN  conn " + strconv.FormatUint(c.id, 10) + " " + m.Type.String() + " " + printable(m.Payload))
+	}
+	payload, err := e.dispatch(c, &m)
+	if c.closed || err == errReplied { // closed: RELEASE of our own domain, say
+		return
+	}
+	if err != nil {
+		c.queueReply(wire.ErrorMsg(m.ReqID, m.TxID, toErrno(err)))
+		return
+	}
+	if len(payload) > wire.PayloadMax {
+		// Seed fix 1 (XSA-72): an oversized reply becomes E2BIG and the
+		// connection lives on.
+		c.queueReply(wire.ErrorMsg(m.ReqID, m.TxID, syscall.E2BIG))
+		return
+	}
+	c.queueReply(wire.Msg{Type: m.Type, ReqID: m.ReqID, TxID: m.TxID, Payload: payload})
+}
+
+func (c *Conn) queueReply(m wire.Msg) {
+	if c.e.traceOn && c.e.trace != nil {
+		c.e.trace("OUT conn " + strconv.FormatUint(c.id, 10) + " " + m.Type.String() + " " + printable(m.Payload))
+	}
+	c.out = append(c.out, outItem{msg: m.Encode()})
+	c.replies++
+	c.wake()
+}
+
+func toErrno(err error) syscall.Errno {
+	if e, ok := err.(syscall.Errno); ok {
+		return e
+	}
+	return syscall.EINVAL
+}
+
+var okPayload = []byte("OK\x00")
+
+func ok() ([]byte, error) { return okPayload, nil }
+
+// printable renders a payload for logs: NULs as spaces, cut at 80 bytes.
+func printable(p []byte) string {
+	n := len(p)
+	if n > 80 {
+		n = 80
+	}
+	b := make([]byte, n)
+	for i := 0; i < n; i++ {
+		c := p[i]
+		if c == 0 {
+			c = ' '
+		} else if c < 0x20 || c > 0x7e {
+			c = '.'
+		}
+		b[i] = c
+	}
+	return string(b)
+}
+
+// sortedConns returns connections in creation order, so that events for
+// one change reach connections in a stable order.
+func (e *Engine) sortedConns() []*Conn {
+	cs := make([]*Conn, 0, len(e.conns))
+	for c := range e.conns {
+		cs = append(cs, c)
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].id < cs[j].id })
+	return cs
+}

@@ -1,0 +1,516 @@
+package store
+
+import (
+	"bytes"
+	"strconv"
+	"syscall"
+
+	"github.com/xsstub/xenstored/store/wire"
+)
+
+// setLive stores n at path (nil deletes) in the live tree, keeping each
+// owner's node count and memory use and handing out a generation.
+func (e *Engine) setLive(path string, n *node) {
+	if old := e.nodes[path]; old != nil {
+		d := e.domainLocked(old.perms.Owner())
+		d.nodes--
+		d.memory -= len(path) + old.size()
+	}
+	if n == nil {
+		delete(e.nodes, path)
+		return
+	}
+	e.putLive(n)
+	d := e.domainLocked(n.perms.Owner())
+	d.nodes++
+	d.memory += len(path) + n.size()
+	if soft := d.quotas.Soft[QMemory]; soft > 0 && d.memory > soft && n.perms.Owner() != e.cfg.PrivDomid {
+		e.log.Warn("soft quota exceeded", "domid", d.ID, "quota", "memory", "value", d.memory, "limit", soft)
+	}
+}
+
+// lookup reads path as c sees it: through tx when there is one (recording
+// the access for the commit-time conflict check), else the live tree.
+func (e *Engine) lookup(c *Conn, tx *txn, path string) (*node, error) {
+	if tx == nil {
+		return e.nodes[path], nil
+	}
+	ent, err := tx.access(e, c, path)
+	if err != nil {
+		return nil, err
+	}
+	return ent.node, nil
+}
+
+// store writes n (a node the caller built; nil deletes path) through tx or
+// to the live tree.
+func (e *Engine) store(c *Conn, tx *txn, path string, n *node) error {
+	if n != nil && c != nil && c.unprivileged() {
+		// C xenstored refuses a record of node-size bytes or more.
+		if limit := e.quota(c, QNodeSize); limit > 0 && n.size() >= limit {
+			return e.quotaExceeded(c, QNodeSize, n.size(), limit, syscall.ENOSPC)
+		}
+	}
+	if tx == nil {
+		e.setLive(path, n)
+		return nil
+	}
+	ent, err := tx.access(e, c, path)
+	if err != nil {
+		return err
+	}
+	if ent.node != nil {
+		tx.nodeDelta[ent.node.perms.Owner()]--
+	}
+	if n != nil {
+		tx.nodeDelta[n.perms.Owner()]++
+	}
+	ent.node = n
+	ent.modified = true
+	return nil
+}
+
+// getNode returns the node at path if c has access perm. A failure says
+// EACCES rather than ENOENT when the caller could not read the nearest
+// existing ancestor either, so errors leak nothing (C get_node_chk_perm).
+func (e *Engine) getNode(c *Conn, tx *txn, path string, perm uint8) (*node, error) {
+	n, err := e.lookup(c, tx, path)
+	if err != nil {
+		return nil, err
+	}
+	if n != nil && e.permFor(c, n.perms)&perm == perm {
+		return n, nil
+	}
+	fail := syscall.ENOENT
+	if n != nil {
+		fail = syscall.EACCES
+	}
+	pp, err := e.parentPerm(c, tx, path)
+	if err != nil {
+		return nil, err
+	}
+	if pp&perm != 0 {
+		return nil, fail
+	}
+	return nil, syscall.EACCES
+}
+
+// parentPerm is c's access to the nearest existing ancestor of path.
+func (e *Engine) parentPerm(c *Conn, tx *txn, path string) (uint8, error) {
+	for p := path; p != "/"; {
+		p = parentPath(p)
+		n, err := e.lookup(c, tx, p)
+		if err != nil {
+			return 0, err
+		}
+		if n != nil {
+			return e.permFor(c, n.perms), nil
+		}
+	}
+	return PermNone, nil
+}
+
+// createNode makes path and any missing ancestors (C construct_node and
+// create_node): new nodes inherit their parent's permissions and belong to
+// the creating domain when it is unprivileged. Every check runs before the
+// first change, so a failure leaves nothing behind (XSA-414/415).
+func (e *Engine) createNode(c *Conn, tx *txn, path string, value []byte) (*node, error) {
+	var missing []string // path first, then its missing ancestors
+	p := path
+	var parent *node
+	for {
+		missing = append(missing, p)
+		p = parentPath(p)
+		n, err := e.lookup(c, tx, p)
+		if err != nil {
+			return nil, err
+		}
+		if n != nil {
+			parent = n
+			break
+		}
+		if p == "/" {
+			return nil, syscall.ENOENT
+		}
+	}
+	if c.unprivileged() {
+		owned := e.domainLocked(c.domid).nodes
+		if tx != nil {
+			owned += tx.nodeDelta[c.domid]
+		}
+		if err := e.checkQuota(c, QNodes, owned, len(missing)); err != nil {
+			return nil, err
+		}
+	}
+	// Build bottom-up in memory, then store top-down.
+	built := make([]*node, len(missing))
+	perms := parent.perms
+	for i := len(missing) - 1; i >= 0; i-- {
+		np := perms.clone()
+		if c.unprivileged() {
+			np[0].ID = c.domid
+			np[0].Ignore = false
+		}
+		n := &node{path: missing[i], perms: np}
+		if i > 0 {
+			n.children = []string{baseName(missing[i-1])}
+		}
+		built[i] = n
+		perms = np
+	}
+	built[0].value = value
+	newParent := parent.clone()
+	newParent.children = append(newParent.children, baseName(missing[len(missing)-1]))
+	for _, n := range append(built, newParent) {
+		if limit := e.quota(c, QNodeSize); limit > 0 && n.size() >= limit {
+			return nil, e.quotaExceeded(c, QNodeSize, n.size(), limit, syscall.ENOSPC)
+		}
+	}
+	if err := e.store(c, tx, newParent.path, newParent); err != nil {
+		return nil, err
+	}
+	for i := len(built) - 1; i >= 0; i-- {
+		if err := e.store(c, tx, built[i].path, built[i]); err != nil {
+			// Only a transaction's node quota can fail here; the
+			// transaction is unusable now (XSA-415).
+			if tx != nil {
+				tx.failed = true
+			}
+			return nil, err
+		}
+	}
+	return built[0], nil
+}
+
+// removeTree deletes path and everything below it, firing watches as C
+// xenstored does (children first, each an exact match; the root as a
+// subtree match). The walk is iterative (XSA-418).
+func (e *Engine) removeTree(c *Conn, tx *txn, path string) error {
+	type frame struct {
+		n    *node
+		next int
+	}
+	root, err := e.lookup(c, tx, path)
+	if err != nil || root == nil {
+		return err
+	}
+	stack := []frame{{n: root}}
+	var order []*node
+	for len(stack) > 0 {
+		top := &stack[len(stack)-1]
+		if top.next < len(top.n.children) {
+			cp := childPath(top.n.path, top.n.children[top.next])
+			top.next++
+			ch, err := e.lookup(c, tx, cp)
+			if err != nil {
+				return err
+			}
+			if ch != nil {
+				stack = append(stack, frame{n: ch})
+			}
+			continue
+		}
+		order = append(order, top.n)
+		stack = stack[:len(stack)-1]
+	}
+	parent, err := e.lookup(c, tx, parentPath(path))
+	if err != nil {
+		return err
+	}
+	for _, n := range order {
+		if err := e.store(c, tx, n.path, nil); err != nil {
+			if tx != nil {
+				tx.failed = true
+			}
+			return err
+		}
+		match := matchExact
+		if n.path == path {
+			match = matchSubtree
+		}
+		e.fire(c, tx, n.path, n.perms, nil, match)
+	}
+	if parent != nil {
+		np := parent.clone()
+		name := baseName(path)
+		for i, ch := range np.children {
+			if ch == name {
+				np.children = append(np.children[:i], np.children[i+1:]...)
+				break
+			}
+		}
+		return e.store(c, tx, np.path, np)
+	}
+	return nil
+}
+
+// oneArg returns the single NUL-terminated string a payload must consist of.
+func oneArg(p []byte) (string, bool) {
+	if len(p) == 0 || bytes.IndexByte(p, 0) != len(p)-1 {
+		return "", false
+	}
+	return string(p[:len(p)-1]), true
+}
+
+func (e *Engine) path(c *Conn, p string, allowSpecial bool) (string, error) {
+	abs, _, err := canonicalPath(p, domainPath(c.domid), allowSpecial, e.quota(c, QPathMax))
+	return abs, err
+}
+
+func (e *Engine) doRead(c *Conn, tx *txn, payload []byte) ([]byte, error) {
+	arg, good := oneArg(payload)
+	if !good {
+		return nil, syscall.EINVAL
+	}
+	p, err := e.path(c, arg, false)
+	if err != nil {
+		return nil, err
+	}
+	n, err := e.getNode(c, tx, p, PermRead)
+	if err != nil {
+		return nil, err
+	}
+	return n.value, nil
+}
+
+func (e *Engine) doWrite(c *Conn, tx *txn, payload []byte) ([]byte, error) {
+	i := bytes.IndexByte(payload, 0)
+	if i < 0 {
+		return nil, syscall.EINVAL
+	}
+	p, err := e.path(c, string(payload[:i]), false)
+	if err != nil {
+		return nil, err
+	}
+	value := append([]byte(nil), payload[i+1:]...)
+	n, err := e.getNode(c, tx, p, PermWrite)
+	switch {
+	case err == syscall.ENOENT:
+		if _, err := e.createNode(c, tx, p, value); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, err
+	default:
+		nn := n.clone()
+		nn.value = value
+		if err := e.store(c, tx, p, nn); err != nil {
+			return nil, err
+		}
+	}
+	e.fire(c, tx, p, nil, nil, matchSubtree)
+	return ok()
+}
+
+func (e *Engine) doMkdir(c *Conn, tx *txn, payload []byte) ([]byte, error) {
+	arg, good := oneArg(payload)
+	if !good {
+		return nil, syscall.EINVAL
+	}
+	p, err := e.path(c, arg, false)
+	if err != nil {
+		return nil, err
+	}
+	_, err = e.getNode(c, tx, p, PermWrite)
+	if err == syscall.ENOENT {
+		if _, err := e.createNode(c, tx, p, nil); err != nil {
+			return nil, err
+		}
+		e.fire(c, tx, p, nil, nil, matchSubtree)
+		return ok()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ok()
+}
+
+func (e *Engine) doRm(c *Conn, tx *txn, payload []byte) ([]byte, error) {
+	arg, good := oneArg(payload)
+	if !good {
+		return nil, syscall.EINVAL
+	}
+	p, err := e.path(c, arg, false)
+	if err != nil {
+		return nil, err
+	}
+	_, err = e.getNode(c, tx, p, PermWrite)
+	if err == syscall.ENOENT {
+		parent, perr := e.lookup(c, tx, parentPath(p))
+		if perr != nil {
+			return nil, perr
+		}
+		if parent != nil {
+			return ok()
+		}
+		return nil, syscall.ENOENT
+	}
+	if err != nil {
+		return nil, err
+	}
+	if p == "/" {
+		return nil, syscall.EINVAL
+	}
+	if err := e.removeTree(c, tx, p); err != nil {
+		return nil, err
+	}
+	return ok()
+}
+
+func (e *Engine) doDirectory(c *Conn, tx *txn, payload []byte) ([]byte, error) {
+	arg, good := oneArg(payload)
+	if !good {
+		return nil, syscall.EINVAL
+	}
+	p, err := e.path(c, arg, false)
+	if err != nil {
+		return nil, err
+	}
+	n, err := e.getNode(c, tx, p, PermRead)
+	if err != nil {
+		return nil, err
+	}
+	return childList(n), nil
+}
+
+// childList is a node's children as the wire carries them.
+func childList(n *node) []byte {
+	size := 0
+	for _, ch := range n.children {
+		size += len(ch) + 1
+	}
+	b := make([]byte, 0, size)
+	for _, ch := range n.children {
+		b = append(b, ch...)
+		b = append(b, 0)
+	}
+	return b
+}
+
+// doDirectoryPart pages a long child list: <gencnt>|<children from byte
+// offset>, ending with an extra NUL once the list is complete.
+func (e *Engine) doDirectoryPart(c *Conn, tx *txn, payload []byte) ([]byte, error) {
+	if bytes.Count(payload, []byte{0}) != 2 || payload[len(payload)-1] != 0 {
+		return nil, syscall.EINVAL
+	}
+	i := bytes.IndexByte(payload, 0)
+	p, err := e.path(c, string(payload[:i]), false)
+	if err != nil {
+		return nil, err
+	}
+	n, err := e.getNode(c, tx, p, PermRead)
+	if err != nil {
+		return nil, err
+	}
+	off := atoi(string(payload[i+1 : len(payload)-1]))
+	list := childList(n)
+	gen := strconv.FormatUint(n.gen, 10)
+	out := append([]byte(gen), 0)
+	if off < 0 || off >= len(list) {
+		return append(out, 0), nil
+	}
+	maxlen := wire.PayloadMax - len(out) - 1
+	end := off
+	for end < len(list) {
+		z := bytes.IndexByte(list[end:], 0)
+		if end-off+z >= maxlen {
+			break
+		}
+		end += z + 1
+	}
+	out = append(out, list[off:end]...)
+	if end == len(list) {
+		out = append(out, 0)
+	}
+	return out, nil
+}
+
+// atoi parses a leading decimal number as C's atoi does (0 on garbage).
+func atoi(s string) int {
+	i, neg := 0, false
+	if i < len(s) && (s[i] == '-' || s[i] == '+') {
+		neg = s[i] == '-'
+		i++
+	}
+	v := 0
+	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		v = v*10 + int(s[i]-'0')
+		if v > 1<<31 {
+			v = 1 << 31
+		}
+	}
+	if neg {
+		return -v
+	}
+	return v
+}
+
+func (e *Engine) doGetPerms(c *Conn, tx *txn, payload []byte) ([]byte, error) {
+	arg, good := oneArg(payload)
+	if !good {
+		return nil, syscall.EINVAL
+	}
+	p, err := e.path(c, arg, true)
+	if err != nil {
+		return nil, err
+	}
+	n, err := e.getNode(c, tx, p, PermRead)
+	if err != nil {
+		return nil, err
+	}
+	return wire.JoinStrings(n.perms.Strings()...), nil
+}
+
+func (e *Engine) doSetPerms(c *Conn, tx *txn, payload []byte) ([]byte, error) {
+	strs, _ := splitArgs(payload)
+	if len(strs) < 2 {
+		return nil, syscall.EINVAL
+	}
+	if err := e.checkQuota(c, QNodePerms, 0, len(strs)-1); err != nil {
+		return nil, err
+	}
+	perms, err := ParsePerms(strs[1:])
+	if err != nil {
+		return nil, err
+	}
+	for i := range perms {
+		if !e.domainExists(perms[i].ID) && perms[i].ID != DomidAny {
+			perms[i].Ignore = true // XSA-417
+		}
+	}
+	if perms[0].Ignore {
+		return nil, syscall.ENOENT
+	}
+	p, err := e.path(c, strs[0], true)
+	if err != nil {
+		return nil, err
+	}
+	n, err := e.getNode(c, tx, p, PermWrite|permOwner)
+	if err != nil {
+		return nil, err
+	}
+	if c.unprivileged() && perms[0].ID != n.perms.Owner() {
+		return nil, syscall.EPERM // XSA-352
+	}
+	nn := n.clone()
+	nn.perms = perms
+	if err := e.store(c, tx, p, nn); err != nil {
+		return nil, err
+	}
+	e.fire(c, tx, p, nil, n.perms, matchSubtree)
+	return ok()
+}
+
+// splitArgs splits a payload into its NUL-terminated strings, ignoring an
+// unterminated tail (as C xenstored's get_strings does).
+func splitArgs(p []byte) ([]string, int) {
+	var out []string
+	start := 0
+	for i, b := range p {
+		if b == 0 {
+			out = append(out, string(p[start:i]))
+			start = i + 1
+		}
+	}
+	return out, start
+}

@@ -1,0 +1,120 @@
+package store
+
+import (
+	"strconv"
+	"syscall"
+
+	"github.com/xsstub/xenstored/store/wire"
+)
+
+// txn is one open transaction. Its first access to a node snapshots the
+// node (a pointer: stored nodes are immutable) and its generation; commit
+// fails with EAGAIN if any accessed node's live generation moved since, so
+// a committed transaction is as if it ran alone (C xenstored's scheme).
+type txn struct {
+	id      uint32
+	entries map[string]*txEntry
+	order   []string // first-access order: commit applies and fires in it
+	fires   []firing // watch events to fire on commit, in order
+	// nodeDelta is the change in nodes owned per domain, applied to the
+	// accounting on commit and used by quota checks before.
+	nodeDelta map[uint32]int
+	failed    bool // a write failed half-way: commit must not happen
+}
+
+type txEntry struct {
+	gen      uint64 // live generation at first access; 0: did not exist
+	node     *node  // the transaction's view; nil: absent
+	modified bool
+}
+
+type firing struct {
+	path     string
+	perms    Perms // the node's permissions when it was deleted, else nil
+	oldPerms Perms // permissions before a SET_PERMS
+	match    watchMatch
+}
+
+// access returns the transaction's entry for path, creating it on first
+// access (subject to the transaction-nodes quota).
+func (tx *txn) access(e *Engine, c *Conn, path string) (*txEntry, error) {
+	if ent := tx.entries[path]; ent != nil {
+		return ent, nil
+	}
+	if err := e.checkQuota(c, QTransactionNodes, len(tx.entries), 1); err != nil {
+		return nil, err
+	}
+	ent := &txEntry{}
+	if n := e.nodes[path]; n != nil {
+		ent.gen, ent.node = n.gen, n
+	}
+	tx.entries[path] = ent
+	tx.order = append(tx.order, path)
+	return ent, nil
+}
+
+func (e *Engine) txnStart(c *Conn, m *wire.Msg) ([]byte, error) {
+	if m.TxID != 0 {
+		return nil, syscall.EBUSY
+	}
+	if c.unprivileged() {
+		if err := e.checkQuota(c, QTransactions, len(c.txns), 1); err != nil {
+			return nil, err
+		}
+	}
+	if c.txns == nil {
+		c.txns = make(map[uint32]*txn)
+	}
+	// Ids are never reused while live; 0 means "no transaction".
+	id := c.nextTx
+	for id == 0 || c.txns[id] != nil {
+		id++
+	}
+	c.nextTx = id + 1
+	c.txns[id] = &txn{id: id, entries: make(map[string]*txEntry), nodeDelta: make(map[uint32]int)}
+	return append([]byte(strconv.FormatUint(uint64(id), 10)), 0), nil
+}
+
+func (e *Engine) txnEnd(c *Conn, tx *txn, payload []byte) ([]byte, error) {
+	arg, good := oneArg(payload)
+	if !good || (arg != "T" && arg != "F") {
+		return nil, syscall.EINVAL
+	}
+	if tx == nil {
+		return nil, syscall.ENOENT
+	}
+	delete(c.txns, tx.id)
+	if arg == "F" {
+		return ok()
+	}
+	if tx.failed {
+		return nil, syscall.EAGAIN
+	}
+	for _, p := range tx.order {
+		ent := tx.entries[p]
+		var live uint64
+		if n := e.nodes[p]; n != nil {
+			live = n.gen
+		}
+		if live != ent.gen {
+			return nil, syscall.EAGAIN
+		}
+	}
+	// Node quota of the committing (unprivileged) domain, on the outcome.
+	if c.unprivileged() {
+		if delta := tx.nodeDelta[c.domid]; delta > 0 {
+			if err := e.checkQuota(c, QNodes, e.domainLocked(c.domid).nodes, delta); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, p := range tx.order {
+		if ent := tx.entries[p]; ent.modified {
+			e.setLive(p, ent.node)
+		}
+	}
+	for _, f := range tx.fires {
+		e.fireNow(c, f.path, f.perms, f.oldPerms, f.match)
+	}
+	return ok()
+}

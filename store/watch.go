@@ -1,0 +1,346 @@
+package store
+
+import (
+	"bytes"
+	"sort"
+	"strconv"
+	"syscall"
+
+	"github.com/xsstub/xenstored/store/wire"
+)
+
+// watch is one registered watch. Its queued events sit in the owning
+// connection's output FIFO (queued counts them); events that found the
+// queue full wait in overflow, each charged to the connection that caused
+// it, until the owner reads.
+type watch struct {
+	c         *Conn
+	path      string // canonical
+	token     string
+	depth     int // -1: unlimited
+	relPrefix int // bytes stripped from event paths of a relative watch
+	seq       uint64
+
+	queued   int
+	overflow []parked
+}
+
+type parked struct {
+	msg    []byte
+	source *Conn // nil for events nobody's request caused
+}
+
+type watchMatch int
+
+const (
+	matchExact   watchMatch = iota // the watch path itself
+	matchSubtree                   // the path is at or below the watch path
+	matchDepth                     // special events with a domid suffix
+	matchNoDepth                   // special events without one
+)
+
+// isChild reports whether child is at or below parent, no more than depth
+// levels down when depth >= 0 (C watch.c is_child).
+func isChild(child, parent string, depth int) bool {
+	l := len(parent)
+	if len(child) < l || child[:l] != parent {
+		return false
+	}
+	if l > 1 && len(child) > l && child[l] != '/' {
+		return false
+	}
+	if depth < 0 || len(child) == l {
+		return true
+	}
+	sub := 0
+	if l == 1 {
+		sub = 1
+	}
+	for ; sub <= depth; l++ {
+		if l == len(child) {
+			return true
+		}
+		if child[l] == '/' {
+			sub++
+		}
+	}
+	return false
+}
+
+func (w *watch) matches(path string, m watchMatch) bool {
+	switch m {
+	case matchExact:
+		return path == w.path
+	case matchSubtree:
+		return isChild(path, w.path, w.depth)
+	case matchDepth:
+		return path == w.path || (w.depth > 0 && isChild(path, w.path, w.depth))
+	default: // matchNoDepth
+		return path == w.path && w.depth < 0
+	}
+}
+
+// fire reports a change of path: queued in tx until commit, else sent now.
+// perms are the node's permissions when the node is being deleted (nil
+// otherwise); oldPerms those before a permission change.
+func (e *Engine) fire(c *Conn, tx *txn, path string, perms, oldPerms Perms, m watchMatch) {
+	if tx == nil {
+		e.fireNow(c, path, perms, oldPerms, m)
+		return
+	}
+	for i := range tx.fires {
+		if tx.fires[i].path == path {
+			if m == matchSubtree {
+				tx.fires[i].match = matchSubtree
+			}
+			if perms != nil {
+				tx.fires[i].perms = perms
+			}
+			return
+		}
+	}
+	tx.fires = append(tx.fires, firing{path: path, perms: perms, oldPerms: oldPerms, match: m})
+}
+
+// fireNow queues an event for every matching watch whose owner may see it:
+// it must be able to read the node or its parent, or have been able to
+// before a permission change (C watch_permitted).
+func (e *Engine) fireNow(source *Conn, path string, perms, oldPerms Perms, m watchMatch) {
+	var hits []*watch
+	for a := path; ; a = parentPath(a) {
+		for _, w := range e.watchIdx[a] {
+			if w.matches(path, m) {
+				hits = append(hits, w)
+			}
+		}
+		if a == "/" {
+			break
+		}
+	}
+	if len(hits) == 0 {
+		return
+	}
+	sort.Slice(hits, func(i, j int) bool { return hits[i].seq < hits[j].seq })
+	permitted := map[*Conn]bool{}
+	for _, w := range hits {
+		ok, seen := permitted[w.c]
+		if !seen {
+			ok = e.watchPermitted(w.c, path, perms, oldPerms)
+			permitted[w.c] = ok
+		}
+		if ok {
+			e.queueEvent(w, path[w.relPrefix:], source)
+		}
+	}
+}
+
+func (e *Engine) watchPermitted(c *Conn, path string, perms, oldPerms Perms) bool {
+	if oldPerms != nil && e.permFor(c, oldPerms)&PermRead != 0 {
+		return true
+	}
+	if perms == nil {
+		n := e.nodes[path]
+		if n == nil {
+			return false
+		}
+		perms = n.perms
+	}
+	if e.permFor(c, perms)&PermRead != 0 {
+		return true
+	}
+	if isSpecial(path) {
+		return false // special events need explicit permission (XSA-115)
+	}
+	parent := e.nodes[parentPath(path)]
+	return parent != nil && e.permFor(c, parent.perms)&PermRead != 0
+}
+
+// queueEvent puts one event for w on its connection, or parks it when the
+// watch's queue is full (or already has parked events, to keep order).
+// Events too large for the wire are dropped (XSA-324).
+func (e *Engine) queueEvent(w *watch, path string, source *Conn) {
+	if len(path)+len(w.token)+2 > wire.PayloadMax {
+		w.c.dropped++
+		e.log.Debug("dropping oversized watch event", "conn", w.c.id, "len", len(path)+len(w.token)+2)
+		return
+	}
+	msg := (&wire.Msg{Type: wire.WatchEvent, Payload: wire.JoinStrings(path, w.token)}).Encode()
+	max := e.quotas.Hard[QMaxWatchEvents]
+	if len(w.overflow) > 0 || (max > 0 && w.queued >= max) {
+		w.overflow = append(w.overflow, parked{msg: msg, source: source})
+		if source != nil {
+			source.parked++
+		}
+		return
+	}
+	w.queued++
+	w.c.out = append(w.c.out, outItem{msg: msg, watch: w})
+	w.c.wake()
+}
+
+// unpark moves parked events into w's queue as room appears, releasing the
+// connections that caused them.
+func (e *Engine) unpark(w *watch) {
+	max := e.quotas.Hard[QMaxWatchEvents]
+	moved := false
+	for len(w.overflow) > 0 && (max <= 0 || w.queued < max) {
+		p := w.overflow[0]
+		w.overflow[0] = parked{}
+		w.overflow = w.overflow[1:]
+		w.queued++
+		w.c.out = append(w.c.out, outItem{msg: p.msg, watch: w})
+		moved = true
+		e.releaseParked(p.source)
+	}
+	if len(w.overflow) == 0 {
+		w.overflow = nil
+	}
+	if moved {
+		w.c.wake()
+	}
+}
+
+func (e *Engine) releaseParked(src *Conn) {
+	if src == nil {
+		return
+	}
+	src.parked--
+	if src.parked == 0 {
+		src.wake()
+	}
+}
+
+// removeWatch unregisters w and drops its queued and parked events.
+func (e *Engine) removeWatch(w *watch) {
+	c := w.c
+	for i, x := range c.watches {
+		if x == w {
+			c.watches = append(c.watches[:i], c.watches[i+1:]...)
+			break
+		}
+	}
+	list := e.watchIdx[w.path]
+	for i, x := range list {
+		if x == w {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(e.watchIdx, w.path)
+	} else {
+		e.watchIdx[w.path] = list
+	}
+	if w.queued > 0 {
+		kept := c.out[:0]
+		for _, it := range c.out {
+			if it.watch != w {
+				kept = append(kept, it)
+			}
+		}
+		for i := len(kept); i < len(c.out); i++ {
+			c.out[i] = outItem{}
+		}
+		c.out = kept
+		w.queued = 0
+	}
+	for _, p := range w.overflow {
+		e.releaseParked(p.source)
+	}
+	w.overflow = nil
+	if d := e.domains[c.domid]; d != nil && c.dom == d {
+		d.watches--
+	}
+}
+
+// resetWatchesLocked drops every watch and transaction of c (RESET_WATCHES,
+// XSA-330, XSA-484).
+func (e *Engine) resetWatchesLocked(c *Conn) {
+	for len(c.watches) > 0 {
+		e.removeWatch(c.watches[len(c.watches)-1])
+	}
+	c.txns = nil
+}
+
+func (e *Engine) doWatch(c *Conn, payload []byte) ([]byte, error) {
+	args, _ := splitArgs(payload)
+	depth := -1
+	switch {
+	case len(args) == 3 && e.features(c)&FeatureWatchDepth != 0:
+		depth = atoi(args[2])
+		if depth < 0 {
+			return nil, syscall.EINVAL
+		}
+	case len(args) != 2:
+		return nil, syscall.EINVAL
+	}
+	p, rel, err := canonicalPath(args[0], domainPath(c.domid), true, e.quota(c, QPathMax))
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range c.watches {
+		if w.path == p && w.token == args[1] {
+			return nil, syscall.EEXIST
+		}
+	}
+	if err := e.checkQuota(c, QWatches, len(c.watches), 1); err != nil {
+		return nil, err
+	}
+	e.watchSeq++
+	w := &watch{c: c, path: p, token: args[1], depth: depth, seq: e.watchSeq}
+	if rel {
+		w.relPrefix = len(domainPath(c.domid)) + 1
+	}
+	c.watches = append(c.watches, w)
+	e.watchIdx[p] = append(e.watchIdx[p], w)
+	if c.dom != nil {
+		c.dom.watches++
+	}
+	// The reply goes first, then the initial event.
+	c.queueReply(wire.Msg{Type: wire.Watch, Payload: okPayload})
+	e.queueEvent(w, p[w.relPrefix:], nil)
+	return nil, errReplied
+}
+
+func (e *Engine) doUnwatch(c *Conn, payload []byte) ([]byte, error) {
+	args, _ := splitArgs(payload)
+	if len(args) != 2 {
+		return nil, syscall.EINVAL
+	}
+	p, _, err := canonicalPath(args[0], domainPath(c.domid), true, e.quota(c, QPathMax))
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range c.watches {
+		if w.path == p && w.token == args[1] {
+			e.removeWatch(w)
+			return ok()
+		}
+	}
+	return nil, syscall.ENOENT
+}
+
+// fireSpecial fires @introduceDomain or @releaseDomain: without a domid
+// for plain watches, with "/<domid>" for depth-1 and per-domain watches.
+func (e *Engine) fireSpecial(name string, domid uint32, plain, withDomid bool) {
+	n := e.nodes[name]
+	if n == nil {
+		return
+	}
+	if plain {
+		e.fireNow(nil, name, n.perms, nil, matchNoDepth)
+	}
+	if withDomid {
+		e.fireNow(nil, name+"/"+strconv.FormatUint(uint64(domid), 10), n.perms, nil, matchDepth)
+	}
+}
+
+// watchSummary describes c's watches and queues for CONTROL.
+func (e *Engine) watchSummary(c *Conn) string {
+	var b bytes.Buffer
+	for _, w := range c.watches {
+		b.WriteString("  watch " + w.path + " token " + strconv.Quote(w.token) +
+			" queued " + strconv.Itoa(w.queued) + " parked " + strconv.Itoa(len(w.overflow)) + "\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,39 @@
+// Command xenstored is the Go xenstore daemon: on a Unix socket in dom0 or
+// for tests, and inside the stub domain on Xen rings.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/xsstub/xenstored/daemon"
+)
+
+func main() {
+	o, err := daemon.Parse(os.Args[1:], os.Stderr)
+	if errors.Is(err, daemon.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "xenstored: %v\n", err)
+		os.Exit(2)
+	}
+	if parent, err := daemon.Daemonize(o); parent || err != nil {
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "xenstored: %v\n", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	log := daemon.NewLogger(os.Stderr, o.Verbose)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := daemon.Run(ctx, o, log); err != nil {
+		log.Error("xenstored failed", "err", err)
+		os.Exit(1)
+	}
+}
