@@ -63,7 +63,7 @@ func (e *Engine) dispatch(c *Conn, m *wire.Msg) ([]byte, error) {
 	case wire.SetPerms:
 		return e.doSetPerms(c, tx, p)
 	case wire.Watch:
-		return e.doWatch(c, p)
+		return e.doWatch(c, m)
 	case wire.Unwatch:
 		return e.doUnwatch(c, p)
 	case wire.ResetWatches:

@@ -262,8 +262,8 @@ func (e *Engine) resetWatchesLocked(c *Conn) {
 	c.txns = nil
 }
 
-func (e *Engine) doWatch(c *Conn, payload []byte) ([]byte, error) {
-	args, _ := splitArgs(payload)
+func (e *Engine) doWatch(c *Conn, m *wire.Msg) ([]byte, error) {
+	args, _ := splitArgs(m.Payload)
 	depth := -1
 	switch {
 	case len(args) == 3 && e.features(c)&FeatureWatchDepth != 0:
@@ -297,7 +297,7 @@ func (e *Engine) doWatch(c *Conn, payload []byte) ([]byte, error) {
 		c.dom.watches++
 	}
 	// The reply goes first, then the initial event.
-	c.queueReply(wire.Msg{Type: wire.Watch, Payload: okPayload})
+	c.queueReply(wire.Msg{Type: wire.Watch, ReqID: m.ReqID, TxID: m.TxID, Payload: okPayload})
 	e.queueEvent(w, p[w.relPrefix:], nil)
 	return nil, errReplied
 }

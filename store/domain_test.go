@@ -1,0 +1,200 @@
+package store
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/xsstub/xenstored/store/wire"
+)
+
+// guestHome gives domain id a writable home, as the toolstack does.
+func guestHome(t *testing.T, d *tconn, id string) {
+	t.Helper()
+	d.write("/local/domain/"+id, "")
+	d.must(wire.SetPerms, 0, "/local/domain/"+id, "n"+id)
+}
+
+func TestQuotas(t *testing.T) {
+	tests := []struct {
+		name  string
+		quota Quota
+		value int
+		run   func(g *tconn) string // returns the error name of the breach
+	}{
+		{"nodes", QNodes, 3, func(g *tconn) string {
+			g.write("a", "")
+			g.write("b", "")
+			return g.writeErr("c", "")
+		}},
+		{"nodes via implicit parents", QNodes, 3, func(g *tconn) string {
+			return g.writeErr("x/y/z", "")
+		}},
+		{"node-size", QNodeSize, 100, func(g *tconn) string {
+			g.write("small", "x")
+			return g.writeErr("big", strings.Repeat("v", 100))
+		}},
+		{"node-permissions", QNodePerms, 2, func(g *tconn) string {
+			g.write("p", "")
+			g.must(wire.SetPerms, 0, "p", "n5", "r0")
+			_, e := g.call(wire.SetPerms, 0, "p", "n5", "r0", "r1")
+			return e
+		}},
+		{"path-max", QPathMax, 10, func(g *tconn) string {
+			g.write("0123456789", "")
+			return g.writeErr("0123456789a", "")
+		}},
+		{"watches", QWatches, 2, func(g *tconn) string {
+			g.must(wire.Watch, 0, "a", "1")
+			g.must(wire.Watch, 0, "a", "2")
+			_, e := g.call(wire.Watch, 0, "a", "3")
+			return e
+		}},
+	}
+	want := map[Quota]string{QPathMax: "EINVAL"}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEngine(t, nil)
+			d := dom0(t, e)
+			guestHome(t, d, "5")
+			d.must(wire.SetQuota, 0, "5", tt.quota.String(), itoaQ(tt.value))
+			g := guest(t, e, 5)
+			errName := tt.run(g)
+			w := want[tt.quota]
+			if w == "" {
+				w = "ENOSPC"
+			}
+			if errName != w {
+				t.Fatalf("breach gave %q, want %s", errName, w)
+			}
+			// dom0 is exempt from the per-domain quotas.
+			d.write("/local/domain/5/dom0-"+strings.Repeat("x", 50), strings.Repeat("v", 3000))
+			checkConsistent(t, e)
+		})
+	}
+}
+
+func itoaQ(v int) string {
+	var b []byte
+	for v > 0 {
+		b = append([]byte{byte('0' + v%10)}, b...)
+		v /= 10
+	}
+	return string(b)
+}
+
+func TestGetSetQuota(t *testing.T) {
+	e := newTestEngine(t, nil)
+	d := dom0(t, e)
+	names := d.must(wire.GetQuota, 0)
+	for _, n := range []string{"nodes", "watches", "transactions", "node-size", "maxoutstanding", "maxwatchevents", "soft-memory"} {
+		if !strings.Contains(names, n) {
+			t.Errorf("GET_QUOTA list %q lacks %s", names, n)
+		}
+	}
+	if got := d.must(wire.GetQuota, 0, "nodes"); got != "1000\x00" {
+		t.Errorf("nodes quota %q", got)
+	}
+	d.must(wire.SetQuota, 0, "nodes", "2000")
+	if got := d.must(wire.GetQuota, 0, "nodes"); got != "2000\x00" {
+		t.Errorf("nodes quota %q after set", got)
+	}
+	d.must(wire.SetQuota, 0, "3", "watches", "7")
+	if got := d.must(wire.GetQuota, 0, "3", "watches"); got != "7\x00" {
+		t.Errorf("domain quota %q", got)
+	}
+	d.fails("EINVAL", wire.SetQuota, 0, "bogus", "1")
+	d.fails("EINVAL", wire.SetQuota, 0, "nodes", "0")
+	d.fails("EINVAL", wire.GetQuota, 0, "soft-nodes")
+	d.fails("EINVAL", wire.GetQuota, 0, "a", "b", "c")
+}
+
+// When a domain goes, its nodes go and entries naming it are dropped, so a
+// domain reusing the id inherits nothing (XSA-322, XSA-419, XSA-483).
+func TestDomainDeathCleansUp(t *testing.T) {
+	e := newTestEngine(t, nil)
+	d := dom0(t, e)
+	w := dom0(t, e)
+	d.must(wire.Introduce, 0, "5", "1", "1")
+	guestHome(t, d, "5")
+	g := guest(t, e, 5)
+	g.write("data", "x")
+	d.write("/shared", "")
+	d.must(wire.SetPerms, 0, "/shared", "n0", "b5")
+	d.write("/local/domain/0", "")
+	d.must(wire.SetPerms, 0, "/local/domain/0", "n0", "r5")
+	g.write("/shared/guest-made", "y") // outside its home, owned by 5
+	w.must(wire.Watch, 0, "@releaseDomain", "r")
+	w.takeEvents()
+	g.c.Close()
+	e.DomainGone(5, true)
+	if got := w.drainEvents(); len(got) != 1 || got[0] != "@releaseDomain r" {
+		t.Fatalf("release events %q", got)
+	}
+	d.fails("ENOENT", wire.Read, 0, "/local/domain/5")
+	d.fails("ENOENT", wire.Read, 0, "/shared/guest-made")
+	if got := d.must(wire.GetPerms, 0, "/shared"); got != "n0\x00" {
+		t.Fatalf("perms still name the dead domain: %q", got)
+	}
+	if got := d.must(wire.GetPerms, 0, "/local/domain/0"); got != "n0\x00" {
+		t.Fatalf("perms still name the dead domain: %q", got)
+	}
+	d.must(wire.Introduce, 0, "5", "1", "1")
+	g2 := guest(t, e, 5)
+	g2.fails("EACCES", wire.Read, 0, "/shared")
+	checkConsistent(t, e)
+}
+
+func TestShutdownFiresOnceUntilResume(t *testing.T) {
+	e := newTestEngine(t, nil)
+	d, w := dom0(t, e), dom0(t, e)
+	d.must(wire.Introduce, 0, "4", "1", "1")
+	w.must(wire.Watch, 0, "@releaseDomain", "r")
+	w.takeEvents()
+	e.DomainGone(4, false)
+	e.DomainGone(4, false)
+	if got := w.drainEvents(); len(got) != 1 {
+		t.Fatalf("shutdown events %q, want one", got)
+	}
+	d.must(wire.Resume, 0, "4")
+	e.DomainGone(4, false)
+	if got := w.drainEvents(); len(got) != 1 {
+		t.Fatalf("after resume %q, want one", got)
+	}
+	if got := d.must(wire.IsDomainIntroduced, 0, "4"); got != "T\x00" {
+		t.Fatal("a shut-down domain is still introduced until it dies")
+	}
+}
+
+func TestFeatures(t *testing.T) {
+	e := newTestEngine(t, nil)
+	d := dom0(t, e)
+	if got := d.must(wire.GetFeature, 0); got != "15\x00" {
+		t.Fatalf("features %q", got)
+	}
+	d.must(wire.SetFeature, 0, "6", "2")
+	if got := d.must(wire.GetFeature, 0, "6"); got != "2\x00" {
+		t.Fatalf("domain features %q", got)
+	}
+	d.fails("EINVAL", wire.SetFeature, 0, "6", "64")
+	d.must(wire.Introduce, 0, "6", "1", "1")
+	d.fails("EBUSY", wire.SetFeature, 0, "6", "1")
+}
+
+func TestControl(t *testing.T) {
+	e := newTestEngine(t, nil)
+	d := dom0(t, e)
+	for _, cmd := range [][]string{{"help"}, {"check"}, {"memreport"}, {"quota"}, {"quota-soft"}, {"connections"}, {"queues", "0"}, {"print", "hello"}, {"log"}, {"log", "on"}, {"log", "off"}, {"quota", "set", "nodes", "4000"}, {"quota", "0"}} {
+		if _, errName := d.call(wire.Control, 0, cmd...); errName != "" {
+			t.Errorf("CONTROL %q: %s", cmd, errName)
+		}
+	}
+	if got := d.must(wire.GetQuota, 0, "nodes"); got != "4000\x00" {
+		t.Errorf("CONTROL quota set not applied: %q", got)
+	}
+	for _, cmd := range [][]string{{"nonsense"}, {"quota", "set", "nodes"}, {"quota", "set", "bogus", "3"}, {"help", "x"}} {
+		d.fails("EINVAL", wire.Control, 0, cmd...)
+	}
+	if got := d.must(wire.Control, 0, "queues", "0"); !strings.Contains(got, "replies-queued") {
+		t.Errorf("queues output %q", got)
+	}
+}

@@ -1,0 +1,110 @@
+package store
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestCanonicalPath(t *testing.T) {
+	long := "/local/domain/5/" + strings.Repeat("a", 2048)
+	tests := []struct {
+		in           string
+		special      bool
+		pathMax      int
+		want         string
+		rel, invalid bool
+	}{
+		{in: "/", want: "/"},
+		{in: "/a/b-c_d@e", want: "/a/b-c_d@e"},
+		{in: "x/y", want: "/local/domain/5/x/y", rel: true},
+		{in: "", invalid: true},
+		{in: "/a/", invalid: true},
+		{in: "/a//b", invalid: true},
+		{in: "/a b", invalid: true},
+		{in: "/a.b", invalid: true},
+		{in: "/a\xff", invalid: true},
+		{in: "@releaseDomain", invalid: true},
+		{in: "@releaseDomain", special: true, want: "@releaseDomain"},
+		{in: "@releaseDomain/5", special: true, want: "@releaseDomain/5"},
+		{in: "/" + strings.Repeat("a", 3071), want: "/" + strings.Repeat("a", 3071)},
+		{in: "/" + strings.Repeat("a", 3072), invalid: true},
+		{in: long, want: long, pathMax: 2048},
+		{in: long + "b", pathMax: 2048, invalid: true},
+		{in: "/local/domain/", invalid: true}, // XSA-481
+		{in: strings.Repeat("a", 2048), pathMax: 2048, want: "/local/domain/5/" + strings.Repeat("a", 2048), rel: true},
+		{in: strings.Repeat("a", 2049), pathMax: 2048, invalid: true},
+	}
+	for _, tt := range tests {
+		got, rel, err := canonicalPath(tt.in, "/local/domain/5", tt.special, tt.pathMax)
+		if tt.invalid {
+			if err != syscall.EINVAL {
+				t.Errorf("canonicalPath(%.40q) = %q, %v; want EINVAL", tt.in, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want || rel != tt.rel {
+			t.Errorf("canonicalPath(%.40q) = %.40q, %v, %v; want %.40q, %v", tt.in, got, rel, err, tt.want, tt.rel)
+		}
+	}
+}
+
+func TestParsePerm(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Perm
+		bad  bool
+	}{
+		{in: "r0", want: Perm{ID: 0, Access: PermRead}},
+		{in: "w12", want: Perm{ID: 12, Access: PermWrite}},
+		{in: "b65535", want: Perm{ID: 65535, Access: PermBoth}},
+		{in: "n7", want: Perm{ID: 7, Access: PermNone}},
+		{in: "r0x10", want: Perm{ID: 16, Access: PermRead}},
+		{in: "x1", bad: true},
+		{in: "r", bad: true},
+		{in: "", bad: true},
+		{in: "r1a", bad: true},
+		{in: "r-1", bad: true},
+		{in: "r70000", bad: true},
+		{in: "r 1", bad: true},
+	}
+	for _, tt := range tests {
+		got, err := ParsePerm(tt.in)
+		if tt.bad {
+			if err == nil {
+				t.Errorf("ParsePerm(%q) = %v, want error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParsePerm(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestIsChild(t *testing.T) {
+	tests := []struct {
+		child, parent string
+		depth         int
+		want          bool
+	}{
+		{"/a", "/a", -1, true},
+		{"/a/b", "/a", -1, true},
+		{"/ab", "/a", -1, false},
+		{"/a/b/c", "/a", 1, false},
+		{"/a/b", "/a", 1, true},
+		{"/a/b", "/a", 0, false},
+		{"/a", "/a", 0, true},
+		{"/a", "/", 0, false},
+		{"/a", "/", 1, true},
+		{"/a/b", "/", 1, false},
+		{"/x", "/", -1, true},
+		{"@releaseDomain/5", "@releaseDomain", 1, true},
+		{"@releaseDomain", "/", -1, false},
+	}
+	for _, tt := range tests {
+		if got := isChild(tt.child, tt.parent, tt.depth); got != tt.want {
+			t.Errorf("isChild(%q, %q, %d) = %v, want %v", tt.child, tt.parent, tt.depth, got, tt.want)
+		}
+	}
+}

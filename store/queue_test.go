@@ -1,0 +1,121 @@
+package store
+
+import (
+	"strconv"
+	"testing"
+
+	"github.com/xsstub/xenstored/store/wire"
+)
+
+// Seed fix 2 (XSA-326): replies not yet taken are bounded per connection,
+// dom0 included; input stops while the bound is reached.
+func TestOutstandingRepliesBounded(t *testing.T) {
+	q := DefaultQuotas()
+	q.Hard[QMaxOutstanding] = 8
+	e := newTestEngine(t, func(c *Config) { c.Quotas = &q })
+	wakes := 0
+	c := e.NewConn(0, true, func() { wakes++ })
+	other := dom0(t, e)
+	sent := 0
+	for c.WantsInput() && sent < 100 {
+		c.Handle(wire.Msg{Type: wire.Read, ReqID: uint32(sent + 1), Payload: wire.JoinStrings("/tool")})
+		sent++
+	}
+	if sent != 8 {
+		t.Fatalf("accepted %d requests before stopping, want 8", sent)
+	}
+	other.read("/tool") // others unaffected
+	before := wakes
+	b, _ := c.NextOutput()
+	if m, _ := wire.Decode(b); m.ReqID != 1 {
+		t.Fatalf("first reply has req %d", m.ReqID)
+	}
+	if !c.WantsInput() || wakes == before {
+		t.Fatal("input not resumed (or no wake) after a reply was taken")
+	}
+	for i := 2; ; i++ {
+		b, ok := c.NextOutput()
+		if !ok {
+			break
+		}
+		if m, _ := wire.Decode(b); m.ReqID != uint32(i) {
+			t.Fatalf("reply %d has req %d: order lost", i, m.ReqID)
+		}
+	}
+}
+
+// Watch events are bounded per watch; overflow is parked on the connection
+// that caused it, which stops being served until the watcher reads.
+func TestWatchEventsParkOnSource(t *testing.T) {
+	q := DefaultQuotas()
+	q.Hard[QMaxWatchEvents] = 4
+	e := newTestEngine(t, func(c *Config) { c.Quotas = &q })
+	watcher := dom0(t, e)
+	writer := dom0(t, e)
+	bystander := dom0(t, e)
+	watcher.must(wire.Watch, 0, "/w", "T")
+	watcher.takeEvents()
+	n := 0
+	for writer.c.WantsInput() {
+		writer.write("/w/"+strconv.Itoa(n), "")
+		n++
+		if n > 100 {
+			t.Fatal("writer never throttled")
+		}
+	}
+	if n != 5 { // 4 queued, the 5th parked
+		t.Fatalf("writer stopped after %d writes, want 5", n)
+	}
+	if got := watcher.c.PendingOutput(); got != 4 {
+		t.Fatalf("watcher has %d queued, want 4", got)
+	}
+	bystander.write("/elsewhere", "x") // unaffected
+	// Replies still flow to the watcher although its event queue is full.
+	if got := watcher.read("/elsewhere"); got != "x" {
+		t.Fatal(got)
+	}
+	ev := watcher.drainEvents()
+	if len(ev) != 5 {
+		t.Fatalf("watcher got %d events, want 5 (4 queued + 1 unparked)", len(ev))
+	}
+	for i, s := range ev {
+		if s != "/w/"+strconv.Itoa(i)+" T" {
+			t.Fatalf("event %d is %q: order lost", i, s)
+		}
+	}
+	if !writer.c.WantsInput() {
+		t.Fatal("writer still blocked after the watcher drained")
+	}
+	checkConsistent(t, e)
+}
+
+// Removing the watch releases parked sources and drops the queue.
+func TestUnwatchReleasesParkedSource(t *testing.T) {
+	q := DefaultQuotas()
+	q.Hard[QMaxWatchEvents] = 2
+	e := newTestEngine(t, func(c *Config) { c.Quotas = &q })
+	watcher, writer := dom0(t, e), dom0(t, e)
+	watcher.must(wire.Watch, 0, "/w", "T")
+	watcher.takeEvents()
+	for writer.c.WantsInput() {
+		writer.write("/w/x", "")
+	}
+	watcher.c.Handle(wire.Msg{Type: wire.ResetWatches, ReqID: 1, Payload: []byte{0}})
+	if !writer.c.WantsInput() {
+		t.Fatal("writer still parked after the watch was removed")
+	}
+	if n := watcher.c.PendingOutput(); n != 1 {
+		t.Fatalf("%d items queued, want just the reply", n)
+	}
+	watcher.c.NextOutput()
+	// Closing a connection with parked events elsewhere is fine too.
+	watcher.must(wire.Watch, 0, "/w", "T")
+	for writer.c.WantsInput() {
+		writer.write("/w/x", "")
+	}
+	watcher.c.Close()
+	if !writer.c.WantsInput() {
+		t.Fatal("writer parked on a closed watcher")
+	}
+	checkConsistent(t, e)
+}
