@@ -245,7 +245,7 @@ func (e *Engine) removeDomainNodes(domid uint32) {
 				}
 			}
 			if changed, ok := dropDomainPerms(n, domid, e.cfg.PrivDomid); ok {
-				e.putLive(changed)
+				e.setLive(p, changed)
 			}
 			for _, ch := range n.children {
 				stack = append(stack, childPath(p, ch))

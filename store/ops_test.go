@@ -33,7 +33,7 @@ func TestBasicOps(t *testing.T) {
 		{typ: wire.Read, args: []string{"/a/b/c"}, want: "v1"},
 		{typ: wire.Mkdir, args: []string{"/m/n/o"}, want: "OK\x00"},
 		{typ: wire.Directory, args: []string{"/m/n"}, want: "o\x00"},
-		{typ: wire.Rm, args: []string{"/m/n/o/p"}, want: "OK\x00"},    // absent, parent exists
+		{typ: wire.Rm, args: []string{"/m/n/o/p"}, want: "OK\x00"},  // absent, parent exists
 		{typ: wire.Rm, args: []string{"/m/x/y"}, wantErr: "ENOENT"}, // parent absent too
 		{typ: wire.Rm, args: []string{"/m"}, want: "OK\x00"},
 		{typ: wire.Read, args: []string{"/m/n"}, wantErr: "ENOENT"},
@@ -134,4 +134,3 @@ func TestOversizedReplyIsE2BIG(t *testing.T) {
 		t.Fatalf("DIRECTORY_PART gave %d children, want 301", len(all))
 	}
 }
-
