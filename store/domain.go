@@ -138,14 +138,17 @@ func (e *Engine) introduce(c *Conn, args []string) ([]byte, error) {
 		return nil, syscall.EINVAL
 	}
 	d := e.domainLocked(domid)
-	if d.Introduced {
+	if d.Introduced && (d.conn != nil || e.cfg.Platform == nil || domid == e.cfg.StoreDomid) {
 		// Re-introduction rebinds the event channel (used after resume).
 		d.Port = uint32(port)
-		if d.conn != nil && e.cfg.Platform != nil {
+		if d.conn != nil {
 			e.cfg.Platform.DetachRing(d.conn)
-			if err := e.cfg.Platform.AttachRing(d.conn, d.Port, d.GFN); err != nil {
+			wake, err := e.cfg.Platform.AttachRing(d.conn, d.Port, d.GFN)
+			if err != nil {
 				e.log.Error("re-introduce: attach ring failed", "domid", domid, "err", err)
+				return nil, syscall.EINVAL
 			}
+			d.conn.wake = wake
 		}
 		return ok()
 	}
@@ -153,20 +156,32 @@ func (e *Engine) introduce(c *Conn, args []string) ([]byte, error) {
 	if e.cfg.Platform != nil && domid != e.cfg.StoreDomid {
 		dc := e.newConnLocked(domid, domid == e.cfg.PrivDomid, nil)
 		dc.dom = d
-		if err := e.cfg.Platform.AttachRing(dc, d.Port, d.GFN); err != nil {
+		wake, err := e.cfg.Platform.AttachRing(dc, d.Port, d.GFN)
+		if err != nil {
 			e.closeConnLocked(dc)
 			e.log.Error("introduce: cannot attach ring", "domid", domid, "port", port, "err", err)
 			return nil, syscall.EINVAL
 		}
+		dc.wake = wake
 		d.conn = dc
 	}
+	wasIntroduced := d.Introduced
 	d.Introduced = true
 	d.shutdown = false
 	e.log.Info("domain introduced", "domid", domid, "port", port)
-	if domid != e.cfg.PrivDomid {
+	if domid != e.cfg.PrivDomid && !wasIntroduced {
 		e.fireSpecial("@introduceDomain", domid, true, true)
 	}
 	return ok()
+}
+
+// IntroduceDomain introduces a domain as XS_INTRODUCE does; the daemon uses
+// it for the control domain's own ring in stub-domain mode.
+func (e *Engine) IntroduceDomain(domid, port uint32, gfn uint64) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, err := e.introduce(nil, []string{strconv.FormatUint(uint64(domid), 10), strconv.FormatUint(gfn, 10), strconv.FormatUint(uint64(port), 10)})
+	return err
 }
 
 // onearg domain operations (RELEASE, RESUME) refuse the store's and the
@@ -343,3 +358,16 @@ func (e *Engine) MarkBroken(c *Conn, why string) {
 }
 
 func (d *Domain) String() string { return fmt.Sprintf("domain %d", d.ID) }
+
+// ResetConn drops all of c's state — watches, transactions, queued output —
+// for a ring reconnection (docs/misc/xenstore-ring.txt).
+func (e *Engine) ResetConn(c *Conn) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.resetWatchesLocked(c)
+	for i := range c.out {
+		c.out[i] = outItem{}
+	}
+	c.out = nil
+	c.replies = 0
+}

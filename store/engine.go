@@ -44,8 +44,9 @@ type Platform interface {
 	// never evidence of death.
 	DomainExists(domid uint32) bool
 	// AttachRing maps the ring of c's domain and binds its event channel,
-	// then serves c. It must not call back into the engine synchronously.
-	AttachRing(c *Conn, port uint32, gfn uint64) error
+	// then serves c; it returns c's wake callback (see NewConn). It is
+	// called with the engine locked and must not call back into it.
+	AttachRing(c *Conn, port uint32, gfn uint64) (wake func(), err error)
 	// DetachRing stops serving c and releases its ring and event channel.
 	DetachRing(c *Conn)
 }

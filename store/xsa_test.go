@@ -137,9 +137,11 @@ func TestXSA322And417DomidReuse(t *testing.T) {
 
 type fakePlatform struct{ exists map[uint32]bool }
 
-func (f fakePlatform) DomainExists(id uint32) bool                       { return f.exists[id] }
-func (f fakePlatform) AttachRing(c *Conn, port uint32, gfn uint64) error { return nil }
-func (f fakePlatform) DetachRing(c *Conn)                                {}
+func (f fakePlatform) DomainExists(id uint32) bool { return f.exists[id] }
+func (f fakePlatform) AttachRing(c *Conn, port uint32, gfn uint64) (func(), error) {
+	return func() {}, nil
+}
+func (f fakePlatform) DetachRing(c *Conn) {}
 
 // XSA-323: the path limit applies to the canonical path, so a relative
 // path cannot create nodes that are unreadable by absolute path.

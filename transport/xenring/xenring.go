@@ -1,0 +1,422 @@
+// Package xenring serves store connections over Xen xenstore rings: each
+// introduced domain's ring page is grant-mapped (grant ref 1) and signalled
+// through an interdomain event channel. It implements store.Platform.
+//
+// One goroutine (Serve) runs the event loop for every ring: it polls the
+// event-channel descriptor and a wake pipe that the engine signals when a
+// connection has output or may read again. There is no goroutine per ring,
+// and nothing busy-polls: a ring whose connection may not read (bounded
+// queues) is simply not read until the engine wakes it.
+//
+// The ring page is written by a possibly hostile guest. Package ring reads
+// each index once and bound-checks it; this package never trusts a length:
+// a header announcing more than 4096 bytes, or inconsistent indices, marks
+// that one connection broken (error word set, no longer served) while the
+// domain stays introduced until it really dies (XSA-325). No guest can stop
+// the loop from serving the others: each service pass moves a bounded
+// amount of data per ring.
+package xenring
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/xen"
+	"github.com/xsstub/xenstored/xen/ring"
+)
+
+// maxMessagesPerPass bounds the requests taken from one ring per service
+// pass, so one busy guest cannot starve the rest.
+const maxMessagesPerPass = 32
+
+// Server is the ring transport. Create it with New, pass it as the engine's
+// Platform, then run Serve.
+type Server struct {
+	e   *store.Engine // set by SetEngine before Serve
+	ev  xen.EventChannel
+	gm  xen.GrantMapper
+	di  xen.DomainInfo // may be nil: deaths are then never detected
+	log *slog.Logger
+
+	mu       sync.Mutex // guards the maps and dirty; taken inside the engine lock
+	byPort   map[uint32]*rconn
+	byConn   map[*store.Conn]*rconn
+	dirty    map[*rconn]struct{}
+	virqPort uint32
+	wakeR    int // pipe: the engine's wake signals for the loop
+	wakeW    int
+	wakeSent bool
+}
+
+// rconn is one served ring. Fields other than conn, port and the mapping are
+// touched only by the loop goroutine.
+type rconn struct {
+	conn    *store.Conn
+	domid   uint32
+	port    uint32 // local port
+	mapping xen.Mapping
+	r       *ring.Server
+	in      []byte // partial incoming message
+	out     []byte // unsent rest of the current outgoing message
+	broken  bool
+	closed  bool
+}
+
+// New creates the transport over the given devices. di may be nil.
+func New(ev xen.EventChannel, gm xen.GrantMapper, di xen.DomainInfo, log *slog.Logger) (*Server, error) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("xenring: wake pipe: %w", err)
+	}
+	return &Server{
+		ev: ev, gm: gm, di: di, log: log,
+		byPort: map[uint32]*rconn{}, byConn: map[*store.Conn]*rconn{}, dirty: map[*rconn]struct{}{},
+		wakeR: p[0], wakeW: p[1],
+	}, nil
+}
+
+// SetEngine tells the transport which engine it serves (the engine needs
+// the transport as its Platform first, hence two steps).
+func (s *Server) SetEngine(e *store.Engine) { s.e = e }
+
+// DomainExists implements store.Platform. A failed query answers true:
+// failure is never evidence of death.
+func (s *Server) DomainExists(domid uint32) bool {
+	if s.di == nil {
+		return true
+	}
+	doms, err := s.di.Domains()
+	if err != nil {
+		return true
+	}
+	for _, d := range doms {
+		if d.ID == domid {
+			return !d.Dying
+		}
+	}
+	return false
+}
+
+// AttachRing implements store.Platform: map the domain's ring, bind its
+// event channel and start serving. Called with the engine locked.
+func (s *Server) AttachRing(c *store.Conn, port uint32, gfn uint64) (func(), error) {
+	m, err := s.gm.MapForeign(c.Domid(), xen.GrantRefXenstore)
+	if err != nil {
+		return nil, fmt.Errorf("map ring of domain %d: %w", c.Domid(), err)
+	}
+	r, err := ring.NewServer(m.Page())
+	if err != nil {
+		m.Unmap()
+		return nil, err
+	}
+	if p := r.EvtchnPort(); p != 0 { // dom0less: Xen filled the port in
+		port = p
+	}
+	local, err := s.ev.BindInterdomain(c.Domid(), port)
+	if err != nil {
+		m.Unmap()
+		return nil, fmt.Errorf("bind event channel %d of domain %d: %w", port, c.Domid(), err)
+	}
+	rc := &rconn{conn: c, domid: c.Domid(), port: local, mapping: m, r: r}
+	r.AdvertiseFeatures(store.SupportedFeatures)
+	if r.ReconnectRequested() {
+		r.CompleteReconnect() // a fresh connection has no state to drop
+	}
+	s.mu.Lock()
+	s.byPort[local] = rc
+	s.byConn[c] = rc
+	s.mu.Unlock()
+	wake := func() { s.markDirty(rc) }
+	wake() // there may be requests already
+	if err := s.ev.Notify(local); err != nil {
+		s.log.Warn("notify failed", "domid", rc.domid, "err", err)
+	}
+	return wake, nil
+}
+
+// DetachRing implements store.Platform. Called with the engine locked.
+func (s *Server) DetachRing(c *store.Conn) {
+	s.mu.Lock()
+	rc := s.byConn[c]
+	if rc != nil {
+		delete(s.byConn, c)
+		delete(s.byPort, rc.port)
+		delete(s.dirty, rc)
+		rc.closed = true
+	}
+	s.mu.Unlock()
+	if rc == nil {
+		return
+	}
+	if err := s.ev.Unbind(rc.port); err != nil {
+		s.log.Warn("unbind failed", "domid", rc.domid, "port", rc.port, "err", err)
+	}
+	if err := rc.mapping.Unmap(); err != nil {
+		s.log.Warn("unmap failed", "domid", rc.domid, "err", err)
+	}
+}
+
+// markDirty queues rc for a service pass and wakes the loop.
+func (s *Server) markDirty(rc *rconn) {
+	s.mu.Lock()
+	if !rc.closed {
+		s.dirty[rc] = struct{}{}
+	}
+	send := !s.wakeSent
+	s.wakeSent = true
+	s.mu.Unlock()
+	if send {
+		unix.Write(s.wakeW, []byte{1})
+	}
+}
+
+// WatchDomains binds VIRQ_DOM_EXC so that domain deaths and shutdowns are
+// noticed.
+func (s *Server) WatchDomains() error {
+	p, err := s.ev.BindVIRQ(xen.VIRQDomExc)
+	if err != nil {
+		return fmt.Errorf("bind VIRQ_DOM_EXC: %w", err)
+	}
+	s.mu.Lock()
+	s.virqPort = p
+	s.mu.Unlock()
+	return nil
+}
+
+// Serve runs the event loop until stop is closed (or forever).
+func (s *Server) Serve(stop <-chan struct{}) error {
+	var stopR, stopW int = -1, -1
+	if stop != nil {
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			return err
+		}
+		stopR, stopW = p[0], p[1]
+		defer unix.Close(stopR)
+		go func() { <-stop; unix.Write(stopW, []byte{1}); unix.Close(stopW) }()
+	}
+	fds := []unix.PollFd{{Fd: int32(s.ev.Fd()), Events: unix.POLLIN}, {Fd: int32(s.wakeR), Events: unix.POLLIN}}
+	if stopR >= 0 {
+		fds = append(fds, unix.PollFd{Fd: int32(stopR), Events: unix.POLLIN})
+	}
+	buf := make([]byte, 64)
+	for {
+		for i := range fds {
+			fds[i].Revents = 0
+		}
+		if _, err := unix.Poll(fds, -1); err != nil && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("xenring: poll: %w", err)
+		}
+		if len(fds) > 2 && fds[2].Revents != 0 {
+			return nil
+		}
+		if fds[1].Revents != 0 {
+			for {
+				if n, _ := unix.Read(s.wakeR, buf); n <= 0 {
+					break
+				}
+			}
+			s.mu.Lock()
+			s.wakeSent = false
+			s.mu.Unlock()
+		}
+		if fds[0].Revents != 0 {
+			s.handleEvents()
+		}
+		s.serviceDirty()
+	}
+}
+
+func (s *Server) handleEvents() {
+	ports, err := s.ev.Pending()
+	if errors.Is(err, xen.ErrEventOverflow) {
+		// Events were lost: look at every ring.
+		s.mu.Lock()
+		for _, rc := range s.byPort {
+			s.dirty[rc] = struct{}{}
+		}
+		s.mu.Unlock()
+		s.checkDomains()
+		return
+	}
+	if err != nil {
+		s.log.Error("reading pending events", "err", err)
+		return
+	}
+	for _, p := range ports {
+		s.mu.Lock()
+		rc := s.byPort[p]
+		virq := p == s.virqPort && s.virqPort != 0
+		if rc != nil {
+			s.dirty[rc] = struct{}{}
+		}
+		s.mu.Unlock()
+		if virq {
+			s.checkDomains()
+		}
+		if err := s.ev.Unmask(p); err != nil {
+			s.log.Warn("unmask failed", "port", p, "err", err)
+		}
+	}
+}
+
+// checkDomains asks Xen which introduced domains died or shut down.
+func (s *Server) checkDomains() {
+	if s.di == nil {
+		return
+	}
+	doms, err := s.di.Domains()
+	if err != nil {
+		s.log.Warn("domain scan failed; assuming all alive", "err", err)
+		return
+	}
+	byID := make(map[uint32]xen.DomInfo, len(doms))
+	for _, d := range doms {
+		byID[d.ID] = d
+	}
+	for _, id := range s.e.IntroducedDomains() {
+		d, ok := byID[id]
+		switch {
+		case !ok || d.Dying:
+			s.e.DomainGone(id, true)
+		case d.Shutdown:
+			s.e.DomainGone(id, false)
+		}
+	}
+}
+
+func (s *Server) serviceDirty() {
+	for {
+		s.mu.Lock()
+		var batch []*rconn
+		for rc := range s.dirty {
+			batch = append(batch, rc)
+		}
+		clear(s.dirty)
+		s.mu.Unlock()
+		if len(batch) == 0 {
+			return
+		}
+		for _, rc := range batch {
+			s.service(rc)
+		}
+	}
+}
+
+// service moves output to the ring and requests from it, within bounds.
+func (s *Server) service(rc *rconn) {
+	if rc.broken || rc.closed {
+		return
+	}
+	moved := false
+	if rc.r.ReconnectRequested() {
+		// The guest asks for a fresh connection: drop all state.
+		rc.in, rc.out = nil, nil
+		s.e.ResetConn(rc.conn)
+		rc.r.CompleteReconnect()
+		moved = true
+	}
+	more := false
+	for i := 0; ; i++ {
+		progress := false
+		// Output first: replies free room for more requests.
+		for {
+			if len(rc.out) == 0 {
+				msg, ok := rc.conn.NextOutput()
+				if !ok {
+					break
+				}
+				rc.out = msg
+			}
+			n, err := rc.r.Write(rc.out)
+			if err != nil {
+				s.breakConn(rc, ring.ErrorRingIdx, err)
+				return
+			}
+			rc.out = rc.out[n:]
+			if n > 0 {
+				progress, moved = true, true
+			}
+			if len(rc.out) > 0 {
+				break // ring full: the guest notifies when it consumes
+			}
+		}
+		if i >= maxMessagesPerPass {
+			more = true
+			break
+		}
+		if !rc.conn.WantsInput() {
+			break
+		}
+		msg, got, err := s.readMessage(rc)
+		if err != nil {
+			code := uint32(ring.ErrorRingIdx)
+			if errors.Is(err, wire.ErrTooLong) {
+				code = ring.ErrorProto
+			}
+			s.breakConn(rc, code, err)
+			return
+		}
+		if got {
+			rc.conn.Handle(msg)
+			progress, moved = true, true
+		}
+		if !progress {
+			break
+		}
+	}
+	if moved {
+		if err := s.ev.Notify(rc.port); err != nil {
+			s.log.Warn("notify failed", "domid", rc.domid, "err", err)
+		}
+	}
+	if more {
+		s.markDirty(rc)
+	}
+}
+
+// readMessage pulls bytes for the current message; got reports a whole one.
+func (s *Server) readMessage(rc *rconn) (wire.Msg, bool, error) {
+	need := wire.HeaderSize
+	if len(rc.in) >= wire.HeaderSize {
+		h, err := wire.ParseHeader(rc.in)
+		if err != nil {
+			return wire.Msg{}, false, err
+		}
+		need += int(h.Len)
+	}
+	if len(rc.in) < need {
+		if cap(rc.in) < need {
+			grown := make([]byte, len(rc.in), max(need, wire.HeaderSize+64))
+			copy(grown, rc.in)
+			rc.in = grown
+		}
+		n, err := rc.r.Read(rc.in[len(rc.in):need])
+		if err != nil {
+			return wire.Msg{}, false, err
+		}
+		rc.in = rc.in[:len(rc.in)+n]
+		if len(rc.in) == wire.HeaderSize && need == wire.HeaderSize {
+			return s.readMessage(rc) // header complete: learn the length
+		}
+	}
+	if len(rc.in) < need {
+		return wire.Msg{}, false, nil
+	}
+	m, err := wire.Decode(rc.in[:need])
+	rc.in = rc.in[:0]
+	return m, err == nil, err
+}
+
+func (s *Server) breakConn(rc *rconn, code uint32, why error) {
+	rc.broken = true
+	rc.r.SetError(code)
+	s.ev.Notify(rc.port)
+	s.e.MarkBroken(rc.conn, why.Error())
+}

@@ -1,0 +1,289 @@
+package fake
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xsstub/xenstored/xen"
+)
+
+// wakeKey is the epoll user datum of the internal wake eventfd; ports start
+// at 1 so it never collides with one.
+const wakeKey = 0
+
+// EventChannel is one handle onto the fake event channels of the xenstore
+// domain, the counterpart of opening /dev/xen/evtchn.
+type EventChannel struct {
+	h    *Hypervisor
+	epfd int
+	wake int // eventfd: soft events (VIRQs, re-delivery after unmask)
+
+	mu     sync.Mutex
+	ports  map[uint32]*portState
+	soft   []uint32
+	closed bool
+	evbuf  []unix.EpollEvent
+}
+
+type portState struct {
+	port    uint32
+	dom     *Domain // interdomain ports
+	virq    uint32  // VIRQ ports (dom == nil)
+	masked  bool
+	pending bool // fired while masked
+}
+
+var _ xen.EventChannel = (*EventChannel)(nil)
+
+// OpenEventChannel opens a new handle.
+func (h *Hypervisor) OpenEventChannel() (*EventChannel, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("fake evtchn: epoll_create1: %w", err)
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("fake evtchn: eventfd: %w", err)
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeKey}); err != nil {
+		unix.Close(epfd)
+		unix.Close(wake)
+		return nil, fmt.Errorf("fake evtchn: epoll_ctl: %w", err)
+	}
+	ec := &EventChannel{h: h, epfd: epfd, wake: wake, ports: make(map[uint32]*portState), evbuf: make([]unix.EpollEvent, 256)}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		unix.Close(epfd)
+		unix.Close(wake)
+		return nil, errors.New("fake evtchn: hypervisor closed")
+	}
+	h.handles[ec] = struct{}{}
+	return ec, nil
+}
+
+// Fd is the epoll descriptor: readable while events may be pending.
+func (ec *EventChannel) Fd() int { return ec.epfd }
+
+// allocPort returns a fresh local port. Caller holds h.mu.
+func (h *Hypervisor) allocPort() uint32 {
+	p := h.nextPort
+	h.nextPort++
+	return p
+}
+
+// BindInterdomain binds a local port to the guest port of remoteDom.
+func (ec *EventChannel) BindInterdomain(remoteDom, remotePort uint32) (uint32, error) {
+	h := ec.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d, err := h.lookup(remoteDom)
+	if err != nil {
+		return 0, fmt.Errorf("fake evtchn: bind interdomain dom%d port %d: %w", remoteDom, remotePort, err)
+	}
+	if remotePort != d.guestPort || d.boundBy != nil {
+		return 0, fmt.Errorf("fake evtchn: bind interdomain dom%d port %d: port not unbound: %w", remoteDom, remotePort, unix.EINVAL)
+	}
+	ec.mu.Lock()
+	defer ec.mu.Unlock()
+	if ec.closed {
+		return 0, errors.New("fake evtchn: bind interdomain: handle closed")
+	}
+	port := h.allocPort()
+	if err := unix.EpollCtl(ec.epfd, unix.EPOLL_CTL_ADD, d.toServer, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(port)}); err != nil {
+		return 0, fmt.Errorf("fake evtchn: bind interdomain dom%d port %d: epoll_ctl: %w", remoteDom, remotePort, err)
+	}
+	d.boundBy = ec
+	ec.ports[port] = &portState{port: port, dom: d}
+	return port, nil
+}
+
+// BindVIRQ binds virq to a new local port.
+func (ec *EventChannel) BindVIRQ(virq uint32) (uint32, error) {
+	h := ec.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ec.mu.Lock()
+	defer ec.mu.Unlock()
+	if ec.closed {
+		return 0, errors.New("fake evtchn: bind virq: handle closed")
+	}
+	for _, ps := range ec.ports {
+		if ps.dom == nil && ps.virq == virq {
+			return 0, fmt.Errorf("fake evtchn: bind virq %d: already bound: %w", virq, unix.EEXIST)
+		}
+	}
+	port := h.allocPort()
+	ec.ports[port] = &portState{port: port, virq: virq}
+	return port, nil
+}
+
+// raiseVIRQ delivers virq if bound here. Caller holds h.mu.
+func (ec *EventChannel) raiseVIRQ(virq uint32) {
+	ec.mu.Lock()
+	defer ec.mu.Unlock()
+	if ec.closed {
+		return
+	}
+	for _, ps := range ec.ports {
+		if ps.dom == nil && ps.virq == virq {
+			ec.soft = append(ec.soft, ps.port)
+			signalFD(ec.wake)
+		}
+	}
+}
+
+// Notify signals the guest at the other end of an interdomain port.
+func (ec *EventChannel) Notify(port uint32) error {
+	ec.mu.Lock()
+	defer ec.mu.Unlock()
+	ps, ok := ec.ports[port]
+	if !ok || ps.dom == nil {
+		return fmt.Errorf("fake evtchn: notify port %d: not an interdomain port: %w", port, unix.EINVAL)
+	}
+	if err := signalFD(ps.dom.toGuest); err != nil {
+		return fmt.Errorf("fake evtchn: notify port %d (dom%d): %w", port, ps.dom.id, err)
+	}
+	return nil
+}
+
+// Unmask re-enables a port and re-delivers an event that arrived while it
+// was masked.
+func (ec *EventChannel) Unmask(port uint32) error {
+	ec.mu.Lock()
+	defer ec.mu.Unlock()
+	ps, ok := ec.ports[port]
+	if !ok {
+		return fmt.Errorf("fake evtchn: unmask port %d: %w", port, unix.EINVAL)
+	}
+	ps.masked = false
+	if ps.pending {
+		ps.pending = false
+		ec.soft = append(ec.soft, port)
+		if err := signalFD(ec.wake); err != nil {
+			return fmt.Errorf("fake evtchn: unmask port %d: %w", port, err)
+		}
+	}
+	return nil
+}
+
+// Unbind closes port. Unbinding the last port of a destroyed domain frees
+// its descriptors.
+func (ec *EventChannel) Unbind(port uint32) error {
+	h := ec.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ec.mu.Lock()
+	defer ec.mu.Unlock()
+	ps, ok := ec.ports[port]
+	if !ok {
+		return fmt.Errorf("fake evtchn: unbind port %d: %w", port, unix.EINVAL)
+	}
+	delete(ec.ports, port)
+	return ec.releaseLocked(ps)
+}
+
+// releaseLocked detaches an interdomain port from its domain. Caller holds
+// h.mu and ec.mu.
+func (ec *EventChannel) releaseLocked(ps *portState) error {
+	d := ps.dom
+	if d == nil {
+		return nil
+	}
+	var err error
+	if !d.fdsClosed {
+		if e := unix.EpollCtl(ec.epfd, unix.EPOLL_CTL_DEL, d.toServer, nil); e != nil {
+			err = fmt.Errorf("fake evtchn: unbind port %d: epoll_ctl: %w", ps.port, e)
+		}
+	}
+	d.boundBy = nil
+	if d.destroyed && !d.fdsClosed {
+		d.closeFDs()
+	}
+	return err
+}
+
+// Pending returns the ports that fired since the last call, without
+// blocking, and masks them.
+func (ec *EventChannel) Pending() ([]uint32, error) {
+	ec.mu.Lock()
+	defer ec.mu.Unlock()
+	if ec.closed {
+		return nil, errors.New("fake evtchn: pending: handle closed")
+	}
+	var n int
+	var err error
+	for {
+		n, err = unix.EpollWait(ec.epfd, ec.evbuf, 0)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fake evtchn: pending: epoll_wait: %w", err)
+	}
+	var out []uint32
+	fire := func(ps *portState) {
+		if ps.masked {
+			ps.pending = true
+			return
+		}
+		ps.masked = true
+		out = append(out, ps.port)
+	}
+	for _, ev := range ec.evbuf[:n] {
+		key := uint32(ev.Fd)
+		if key == wakeKey {
+			if err := drainFD(ec.wake); err != nil {
+				return nil, fmt.Errorf("fake evtchn: pending: %w", err)
+			}
+			continue
+		}
+		ps, ok := ec.ports[key]
+		if !ok {
+			continue
+		}
+		if err := drainFD(ps.dom.toServer); err != nil {
+			return nil, fmt.Errorf("fake evtchn: pending: port %d: %w", key, err)
+		}
+		fire(ps)
+	}
+	soft := ec.soft
+	ec.soft = nil
+	for _, p := range soft {
+		if ps, ok := ec.ports[p]; ok {
+			fire(ps)
+		}
+	}
+	return out, nil
+}
+
+// Close unbinds every port and releases the handle.
+func (ec *EventChannel) Close() error {
+	h := ec.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ec.mu.Lock()
+	defer ec.mu.Unlock()
+	if ec.closed {
+		return nil
+	}
+	var errs []error
+	for port, ps := range ec.ports {
+		errs = append(errs, ec.releaseLocked(ps))
+		delete(ec.ports, port)
+	}
+	ec.closed = true
+	delete(h.handles, ec)
+	if err := unix.Close(ec.wake); err != nil {
+		errs = append(errs, fmt.Errorf("fake evtchn: close: %w", err))
+	}
+	if err := unix.Close(ec.epfd); err != nil {
+		errs = append(errs, fmt.Errorf("fake evtchn: close: %w", err))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,84 @@
+package privcmd
+
+import (
+	"fmt"
+	"testing"
+	"unsafe"
+
+	"github.com/xsstub/xenstored/xen/internal/ctest"
+)
+
+// Hand-derived from xen/include/public/domctl.h at RELEASE-4.17.0 and
+// xen/privcmd.h: every offset below is the running sum of the C field
+// sizes with natural alignment (uint64_aligned_t is 8-aligned).
+var layout = []struct {
+	name string
+	got  uintptr
+	want uintptr
+	c    string
+}{
+	{"IOCTL_PRIVCMD_HYPERCALL", ioctlHypercall, 0x00305000, "IOCTL_PRIVCMD_HYPERCALL"},
+	{"sizeof privcmd_hypercall", unsafe.Sizeof(hypercall{}), sizeHypercall, "sizeof(struct privcmd_hypercall)"},
+	{"sizeof privcmd_hypercall (hand)", sizeHypercall, 48, "sizeof(struct privcmd_hypercall)"},
+	{"hypercall.op", unsafe.Offsetof(hypercall{}.Op), 0, "offsetof(struct privcmd_hypercall, op)"},
+	{"hypercall.arg", unsafe.Offsetof(hypercall{}.Arg), 8, "offsetof(struct privcmd_hypercall, arg)"},
+
+	{"sizeof xen_domctl", unsafe.Sizeof(domctl{}), sizeDomctl, "sizeof(struct xen_domctl)"},
+	{"sizeof xen_domctl (hand)", sizeDomctl, 144, "sizeof(struct xen_domctl)"},
+	{"domctl.cmd", unsafe.Offsetof(domctl{}.Cmd), 0, "offsetof(struct xen_domctl, cmd)"},
+	{"domctl.interface_version", unsafe.Offsetof(domctl{}.InterfaceVersion), 4, "offsetof(struct xen_domctl, interface_version)"},
+	{"domctl.domain", unsafe.Offsetof(domctl{}.Domain), 8, "offsetof(struct xen_domctl, domain)"},
+	{"domctl.u", unsafe.Offsetof(domctl{}.Info), 16, "offsetof(struct xen_domctl, u)"},
+
+	{"getdomaininfo.domain", unsafe.Offsetof(getDomainInfo{}.Domain), 0, "offsetof(struct xen_domctl_getdomaininfo, domain)"},
+	{"getdomaininfo.flags", unsafe.Offsetof(getDomainInfo{}.Flags), 4, "offsetof(struct xen_domctl_getdomaininfo, flags)"},
+	{"getdomaininfo.tot_pages", unsafe.Offsetof(getDomainInfo{}.TotPages), 8, "offsetof(struct xen_domctl_getdomaininfo, tot_pages)"},
+	{"getdomaininfo.cpu_time", unsafe.Offsetof(getDomainInfo{}.CPUTime), 56, "offsetof(struct xen_domctl_getdomaininfo, cpu_time)"},
+	{"getdomaininfo.nr_online_vcpus", unsafe.Offsetof(getDomainInfo{}.NrOnlineVCPUs), 64, "offsetof(struct xen_domctl_getdomaininfo, nr_online_vcpus)"},
+	{"getdomaininfo.ssidref", unsafe.Offsetof(getDomainInfo{}.SSIDRef), 72, "offsetof(struct xen_domctl_getdomaininfo, ssidref)"},
+	{"getdomaininfo.handle", unsafe.Offsetof(getDomainInfo{}.Handle), 76, "offsetof(struct xen_domctl_getdomaininfo, handle)"},
+	{"getdomaininfo.cpupool", unsafe.Offsetof(getDomainInfo{}.CPUPool), 92, "offsetof(struct xen_domctl_getdomaininfo, cpupool)"},
+	{"getdomaininfo.gpaddr_bits", unsafe.Offsetof(getDomainInfo{}.GPAddrBits), 96, "offsetof(struct xen_domctl_getdomaininfo, gpaddr_bits)"},
+	{"getdomaininfo.arch_config", unsafe.Sizeof(getDomainInfo{}), 104, "offsetof(struct xen_domctl_getdomaininfo, arch_config)"},
+
+	{"XEN_DOMINF_dying", dominfDying, 1, "XEN_DOMINF_dying"},
+	{"XEN_DOMINF_hvm_guest", dominfHVM, 2, "XEN_DOMINF_hvm_guest"},
+	{"XEN_DOMINF_shutdown", dominfShutdown, 4, "XEN_DOMINF_shutdown"},
+	{"XEN_DOMINF_paused", dominfPaused, 8, "XEN_DOMINF_paused"},
+	{"XEN_DOMINF_xs_domain", dominfXSDomain, 0x80, "XEN_DOMINF_xs_domain"},
+	{"XEN_DOMINF_shutdownshift", dominfShutdownShift, 16, "XEN_DOMINF_shutdownshift"},
+	{"XEN_DOMINF_shutdownmask", dominfShutdownMask, 255, "XEN_DOMINF_shutdownmask"},
+	{"__HYPERVISOR_domctl", HypervisorDomctl, 36, "__HYPERVISOR_domctl"},
+	{"XEN_DOMCTL_getdomaininfo", DomctlGetDomainInfo, 5, "XEN_DOMCTL_getdomaininfo"},
+	{"XEN_DOMCTL_INTERFACE_VERSION", DomctlInterfaceVersion, 0x15, "XEN_DOMCTL_INTERFACE_VERSION"},
+}
+
+func TestLayout(t *testing.T) {
+	for _, tt := range layout {
+		if tt.got != tt.want {
+			t.Errorf("%s = %#x, want %#x", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+// TestAgainstC compares with libxen-dev's headers when they are installed
+// and are the 4.17 ones (other versions have other layouts by design).
+func TestAgainstC(t *testing.T) {
+	exprs := map[string]string{}
+	for i, tt := range layout {
+		exprs[fmt.Sprintf("v%d", i)] = tt.c
+	}
+	v := ctest.Values(t, []string{"xen/domctl.h", "xen/sys/privcmd.h", "xen/xen.h"},
+		"#define __XEN_TOOLS__ 1\n#include <stdint.h>\n#include <linux/ioctl.h>\n#include <xen/xen.h>\n#include <xen/domctl.h>\n#include <xen/sys/privcmd.h>\n",
+		exprs)
+	for i, tt := range layout {
+		if tt.c == "XEN_DOMCTL_INTERFACE_VERSION" && v[fmt.Sprintf("v%d", i)] != DomctlInterfaceVersion {
+			t.Skipf("installed domctl.h has interface version %#x, not 4.17's", v[fmt.Sprintf("v%d", i)])
+		}
+	}
+	for i, tt := range layout {
+		if c := v[fmt.Sprintf("v%d", i)]; uint64(tt.got) != c {
+			t.Errorf("%s (%s): Go %#x, C %#x", tt.name, tt.c, tt.got, c)
+		}
+	}
+}
