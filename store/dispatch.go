@@ -78,20 +78,13 @@ func (e *Engine) dispatch(c *Conn, m *wire.Msg) ([]byte, error) {
 		if !good {
 			return nil, syscall.EINVAL
 		}
-		domid, err := parseDomid(arg)
-		if err != nil {
-			return nil, err
-		}
-		return append([]byte(domainPath(domid)), 0), nil
+		return append([]byte(domainPath(looseDomid(arg))), 0), nil
 	case wire.IsDomainIntroduced:
 		arg, good := oneArg(p)
 		if !good {
 			return nil, syscall.EINVAL
 		}
-		domid, err := parseDomid(arg)
-		if err != nil {
-			return nil, err
-		}
+		domid := looseDomid(arg)
 		if d := e.domains[domid]; domid == DomidSelf || (d != nil && d.Introduced) {
 			return []byte("T\x00"), nil
 		}
@@ -143,14 +136,7 @@ func (e *Engine) setTarget(p []byte) ([]byte, error) {
 	if len(args) < 2 {
 		return nil, syscall.EINVAL
 	}
-	domid, err := parseDomid(args[0])
-	if err != nil {
-		return nil, err
-	}
-	tdomid, err := parseDomid(args[1])
-	if err != nil {
-		return nil, err
-	}
+	domid, tdomid := looseDomid(args[0]), looseDomid(args[1])
 	d, td := e.domains[domid], e.domains[tdomid]
 	if d == nil || td == nil {
 		return nil, syscall.ENOENT

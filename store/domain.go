@@ -63,6 +63,9 @@ func (e *Engine) domainExists(domid uint32) bool {
 	if domid == e.cfg.PrivDomid || domid == e.cfg.StoreDomid {
 		return true
 	}
+	if domid >= 0x7ff0 { // DOMID_FIRST_RESERVED and above never exist
+		return false
+	}
 	if e.cfg.Platform == nil {
 		return true
 	}
@@ -128,10 +131,7 @@ func (e *Engine) introduce(c *Conn, args []string) ([]byte, error) {
 	if len(args) < 3 {
 		return nil, syscall.EINVAL
 	}
-	domid, err := parseDomid(args[0])
-	if err != nil {
-		return nil, err
-	}
+	domid := looseDomid(args[0])
 	gfn, _ := strconv.ParseInt(args[1], 10, 64)
 	port, _ := strconv.Atoi(args[2])
 	if port <= 0 || domid == DomidInvalid || domid >= 0x7ff0 {
@@ -190,11 +190,8 @@ func (e *Engine) introducedDomain(args []string, oneArg bool) (*Domain, error) {
 	if len(args) != 1 || !oneArg {
 		return nil, syscall.EINVAL
 	}
-	domid, err := parseDomid(args[0])
-	if err != nil {
-		return nil, err
-	}
-	if domid == e.cfg.PrivDomid || domid == e.cfg.StoreDomid {
+	domid := looseDomid(args[0])
+	if domid == 0 || domid == e.cfg.PrivDomid || domid == e.cfg.StoreDomid {
 		return nil, syscall.EINVAL
 	}
 	d := e.domains[domid]

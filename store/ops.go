@@ -253,8 +253,29 @@ func oneArg(p []byte) (string, bool) {
 }
 
 func (e *Engine) path(c *Conn, p string, allowSpecial bool) (string, error) {
-	abs, _, err := canonicalPath(p, domainPath(c.domid), allowSpecial, e.quota(c, QPathMax))
+	abs, _, err := canonicalPath(p, domainPath(c.domid), allowSpecial, e.pathMax(c))
 	return abs, err
+}
+
+// specialOrPath accepts a path or one of the special nodes
+// (@introduceDomain, @releaseDomain); other @ names are EINVAL, as in C.
+func (e *Engine) specialOrPath(c *Conn, p string) (string, error) {
+	if isSpecial(p) {
+		if e.nodes[p] == nil {
+			return "", syscall.EINVAL
+		}
+		return p, nil
+	}
+	return e.path(c, p, false)
+}
+
+// pathMax is the path-max limit for c. As in C xenstored 4.17 it applies to
+// every connection (the global value for privileged ones).
+func (e *Engine) pathMax(c *Conn) int {
+	if c == nil || !c.unprivileged() {
+		return e.quotas.Hard[QPathMax]
+	}
+	return e.quota(c, QPathMax)
 }
 
 func (e *Engine) doRead(c *Conn, tx *txn, payload []byte) ([]byte, error) {
@@ -450,7 +471,7 @@ func (e *Engine) doGetPerms(c *Conn, tx *txn, payload []byte) ([]byte, error) {
 	if !good {
 		return nil, syscall.EINVAL
 	}
-	p, err := e.path(c, arg, true)
+	p, err := e.specialOrPath(c, arg)
 	if err != nil {
 		return nil, err
 	}
@@ -481,7 +502,7 @@ func (e *Engine) doSetPerms(c *Conn, tx *txn, payload []byte) ([]byte, error) {
 	if perms[0].Ignore {
 		return nil, syscall.ENOENT
 	}
-	p, err := e.path(c, strs[0], true)
+	p, err := e.specialOrPath(c, strs[0])
 	if err != nil {
 		return nil, err
 	}

@@ -113,3 +113,8 @@ func parseDomid(s string) (uint32, error) {
 	}
 	return uint32(v), nil
 }
+
+// looseDomid parses a domid as C xenstored 4.17 does for the domain
+// management messages: with atoi, so garbage reads as 0 ("parsing errors
+// and values out of range generally go undetected", xenstore.txt).
+func looseDomid(s string) uint32 { return uint32(atoi(s)) }

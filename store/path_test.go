@@ -65,7 +65,7 @@ func TestParsePerm(t *testing.T) {
 		{in: "", bad: true},
 		{in: "r1a", bad: true},
 		{in: "r-1", bad: true},
-		{in: "r70000", bad: true},
+		{in: "r70000", want: Perm{ID: 70000, Access: PermRead}}, // parsed, then ignored as unknown
 		{in: "r 1", bad: true},
 	}
 	for _, tt := range tests {

@@ -89,7 +89,9 @@ func ParsePerm(s string) (Perm, error) {
 	case len(num) > 1 && num[0] == '0':
 		num, base = num[1:], 8
 	}
-	v, err := strconv.ParseUint(num, base, 16)
+	// Any unsigned value parses (C uses strtol); domids that cannot exist
+	// are then ignored as entries of unknown domains.
+	v, err := strconv.ParseUint(num, base, 32)
 	if err != nil || num == "" {
 		return Perm{}, syscall.EINVAL
 	}

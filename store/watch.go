@@ -274,7 +274,7 @@ func (e *Engine) doWatch(c *Conn, m *wire.Msg) ([]byte, error) {
 	case len(args) != 2:
 		return nil, syscall.EINVAL
 	}
-	p, rel, err := canonicalPath(args[0], domainPath(c.domid), true, e.quota(c, QPathMax))
+	p, rel, err := canonicalPath(args[0], domainPath(c.domid), true, e.pathMax(c))
 	if err != nil {
 		return nil, err
 	}
@@ -307,9 +307,9 @@ func (e *Engine) doUnwatch(c *Conn, payload []byte) ([]byte, error) {
 	if len(args) != 2 {
 		return nil, syscall.EINVAL
 	}
-	p, _, err := canonicalPath(args[0], domainPath(c.domid), true, e.quota(c, QPathMax))
+	p, _, err := canonicalPath(args[0], domainPath(c.domid), true, e.pathMax(c))
 	if err != nil {
-		return nil, err
+		return nil, syscall.ENOENT // C: an invalid path names no watch
 	}
 	for _, w := range c.watches {
 		if w.path == p && w.token == args[1] {
