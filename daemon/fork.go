@@ -31,7 +31,9 @@ func Daemonize(o *Options) (parent bool, err error) {
 	defer devnull.Close()
 	cmd := exec.Command(self, os.Args[1:]...)
 	cmd.Env = append(os.Environ(), daemonEnv+"=1")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, os.Stderr
+	// Like C xenstored's finish_daemonize: no descriptor of the caller is
+	// kept, so a caller reading our output through a pipe is not held up.
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return false, fmt.Errorf("daemonize: %w", err)

@@ -26,6 +26,7 @@ type Options struct {
 	KeepOrphans bool
 	Quotas      store.Quotas
 	MasterDomid uint32 // the domain this store runs in (-m)
+	MasterSet   bool   // -m was given
 	PrivDomid   uint32 // the control domain (-p)
 	Event       int    // dom0's event channel when running as a stub domain (-e/--event)
 	StubDomain  bool   // serve dom0 through its ring (implied by --event)
@@ -150,6 +151,9 @@ func Parse(args []string, stderr io.Writer) (*Options, error) {
 			return nil, fmt.Errorf("--%s: bad domid %q", d.nm, d.s)
 		}
 		*d.dst = uint32(v)
+		if d.nm == "master-domid" {
+			o.MasterSet = true
+		}
 	}
 	if event != "" {
 		v, err := strconv.ParseUint(event, 10, 31)

@@ -26,12 +26,37 @@ func NewLogger(w io.Writer, verbose bool) *slog.Logger {
 // Run serves the store until ctx is cancelled. It expects to run in the
 // foreground (see Daemonize for the forking behaviour of C xenstored).
 func Run(ctx context.Context, o *Options, log *slog.Logger) error {
+	rings, err := openXen(log)
+	if err != nil {
+		if o.StubDomain {
+			return fmt.Errorf("stub-domain mode needs the Xen devices: %w", err)
+		}
+		log.Warn("cannot use the Xen devices: serving the Unix socket only", "err", err)
+	}
+	if rings == nil && o.StubDomain {
+		return fmt.Errorf("stub-domain mode (--event %d) needs /dev/xen", o.Event)
+	}
+	var platform store.Platform
+	if rings != nil {
+		platform = rings
+	}
+	storeDomid := o.MasterDomid
+	if o.StubDomain && !o.MasterSet {
+		storeDomid = store.DomidInvalid
+		if rings != nil {
+			if id, ok := ownDomid(rings.Info); ok {
+				storeDomid = id
+			}
+		}
+		log.Info("running as the xenstore domain", "domid", storeDomid)
+	}
 	qs := o.Quotas
 	e := store.New(store.Config{
 		Quotas:      &qs,
 		Logger:      log,
+		Platform:    platform,
 		PrivDomid:   o.PrivDomid,
-		StoreDomid:  o.MasterDomid,
+		StoreDomid:  storeDomid,
 		KeepOrphans: o.KeepOrphans,
 	})
 	if o.TraceFile != "" {
@@ -47,13 +72,30 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 			mu.Unlock()
 		}, true)
 	}
-	if o.StubDomain {
-		return fmt.Errorf("stub-domain mode (--event %d): this build has no Xen ring transport yet", o.Event)
-	}
-	if _, err := os.Stat("/dev/xen"); err != nil {
+	if rings == nil {
 		log.Info("no /dev/xen: serving the Unix socket only")
 	} else {
-		log.Warn("/dev/xen present but the ring transport is not built in: serving the Unix socket only")
+		rings.SetEngine(e)
+		if err := rings.WatchDomains(); err != nil {
+			log.Error("domain deaths will not be noticed", "err", err)
+		}
+		go func() {
+			if err := rings.Serve(ctx.Done()); err != nil {
+				log.Error("ring transport stopped", "err", err)
+			}
+		}()
+		if o.StubDomain {
+			// dom0's kernel granted us its ring (grant ref 1) and an
+			// event channel, passed as --event.
+			if err := e.IntroduceDomain(o.PrivDomid, uint32(o.Event), 0); err != nil {
+				return fmt.Errorf("connecting dom%d's ring (event %d): %w", o.PrivDomid, o.Event, err)
+			}
+			log.Info("serving the control domain's ring", "domid", o.PrivDomid, "event", o.Event)
+		} else if port, err := dom0LocalRing(rings); err != nil {
+			log.Warn("dom0's kernel ring not served", "err", err)
+		} else if err := e.IntroduceDomain(0, port, 0); err != nil {
+			log.Warn("dom0's kernel ring not served", "err", err)
+		}
 	}
 	ln, err := unixsock.Listen(o.Socket)
 	if err != nil {

@@ -138,22 +138,23 @@ func (e *Engine) introduce(c *Conn, args []string) ([]byte, error) {
 		return nil, syscall.EINVAL
 	}
 	d := e.domainLocked(domid)
-	if d.Introduced && (d.conn != nil || e.cfg.Platform == nil || domid == e.cfg.StoreDomid) {
+	if d.conn != nil {
 		// Re-introduction rebinds the event channel (used after resume).
 		d.Port = uint32(port)
-		if d.conn != nil {
-			e.cfg.Platform.DetachRing(d.conn)
-			wake, err := e.cfg.Platform.AttachRing(d.conn, d.Port, d.GFN)
-			if err != nil {
-				e.log.Error("re-introduce: attach ring failed", "domid", domid, "err", err)
-				return nil, syscall.EINVAL
-			}
-			d.conn.wake = wake
+		e.cfg.Platform.DetachRing(d.conn)
+		wake, err := e.cfg.Platform.AttachRing(d.conn, d.Port, d.GFN)
+		if err != nil {
+			e.log.Error("re-introduce: attach ring failed", "domid", domid, "err", err)
+			return nil, syscall.EINVAL
 		}
+		d.conn.wake = wake
 		return ok()
 	}
 	d.Port, d.GFN = uint32(port), uint64(gfn)
-	if e.cfg.Platform != nil && domid != e.cfg.StoreDomid {
+	// The store's own domain has no ring to serve (unless it is also the
+	// control domain, as for a daemon in dom0).
+	own := domid == e.cfg.StoreDomid && domid != e.cfg.PrivDomid
+	if e.cfg.Platform != nil && !own {
 		dc := e.newConnLocked(domid, domid == e.cfg.PrivDomid, nil)
 		dc.dom = d
 		wake, err := e.cfg.Platform.AttachRing(dc, d.Port, d.GFN)

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/xsstub/xenstored/store"
 	"github.com/xsstub/xenstored/store/wire"
@@ -105,12 +106,26 @@ func serveConn(e *store.Engine, nc *net.UnixConn, log *slog.Logger) {
 		}
 	})
 	writerDone := make(chan struct{})
+	draining := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		writeLoop(c, nc, outWake, done)
+		writeLoop(c, nc, outWake, done, draining)
 	}()
 	err := readLoop(c, nc, inWake, done)
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// The client half-closed after whole requests: send what is
+		// queued for them before closing, as C xenstored does, but
+		// do not wait for a client that reads nothing.
+		close(draining)
+		select {
+		case outWake <- struct{}{}:
+		default:
+		}
+		select {
+		case <-writerDone:
+		case <-time.After(drainTimeout):
+		}
+	} else if err != nil && !errors.Is(err, net.ErrClosed) {
 		log.Warn("closing socket client", "conn", c.ID(), "err", err)
 	}
 	c.Close()
@@ -145,7 +160,10 @@ func readLoop(c *store.Conn, nc *net.UnixConn, wake <-chan struct{}, done <-chan
 	}
 }
 
-func writeLoop(c *store.Conn, nc *net.UnixConn, wake <-chan struct{}, done <-chan struct{}) {
+// drainTimeout bounds how long replies are sent after a client half-closed.
+const drainTimeout = 5 * time.Second
+
+func writeLoop(c *store.Conn, nc *net.UnixConn, wake, done, draining <-chan struct{}) {
 	w := bufio.NewWriterSize(nc, 16384)
 	for {
 		msg, ok := c.NextOutput()
@@ -159,6 +177,14 @@ func writeLoop(c *store.Conn, nc *net.UnixConn, wake <-chan struct{}, done <-cha
 		if err := w.Flush(); err != nil {
 			nc.Close()
 			return
+		}
+		select {
+		case <-draining:
+			if c.PendingOutput() == 0 {
+				return
+			}
+			continue
+		default:
 		}
 		select {
 		case <-wake:

@@ -44,12 +44,17 @@ type Server struct {
 	di  xen.DomainInfo // may be nil: deaths are then never detected
 	log *slog.Logger
 
+	// Info is the domain information source given to New (nil if none),
+	// for callers that need it too.
+	Info xen.DomainInfo
+
 	mu       sync.Mutex // guards the maps and dirty; taken inside the engine lock
 	byPort   map[uint32]*rconn
 	byConn   map[*store.Conn]*rconn
 	dirty    map[*rconn]struct{}
 	virqPort uint32
-	wakeR    int // pipe: the engine's wake signals for the loop
+	local    map[uint32]xen.Mapping // rings not reached by grant mapping
+	wakeR    int                    // pipe: the engine's wake signals for the loop
 	wakeW    int
 	wakeSent bool
 }
@@ -77,6 +82,7 @@ func New(ev xen.EventChannel, gm xen.GrantMapper, di xen.DomainInfo, log *slog.L
 	return &Server{
 		ev: ev, gm: gm, di: di, log: log,
 		byPort: map[uint32]*rconn{}, byConn: map[*store.Conn]*rconn{}, dirty: map[*rconn]struct{}{},
+		local: map[uint32]xen.Mapping{},
 		wakeR: p[0], wakeW: p[1],
 	}, nil
 }
@@ -84,6 +90,14 @@ func New(ev xen.EventChannel, gm xen.GrantMapper, di xen.DomainInfo, log *slog.L
 // SetEngine tells the transport which engine it serves (the engine needs
 // the transport as its Platform first, hence two steps).
 func (s *Server) SetEngine(e *store.Engine) { s.e = e }
+
+// SetLocalRing supplies the ring page of domid when it cannot be grant
+// mapped: dom0's own kernel ring (/proc/xen/xsd_kva) for a daemon in dom0.
+func (s *Server) SetLocalRing(domid uint32, m xen.Mapping) {
+	s.mu.Lock()
+	s.local[domid] = m
+	s.mu.Unlock()
+}
 
 // DomainExists implements store.Platform. A failed query answers true:
 // failure is never evidence of death.
@@ -106,9 +120,14 @@ func (s *Server) DomainExists(domid uint32) bool {
 // AttachRing implements store.Platform: map the domain's ring, bind its
 // event channel and start serving. Called with the engine locked.
 func (s *Server) AttachRing(c *store.Conn, port uint32, gfn uint64) (func(), error) {
-	m, err := s.gm.MapForeign(c.Domid(), xen.GrantRefXenstore)
-	if err != nil {
-		return nil, fmt.Errorf("map ring of domain %d: %w", c.Domid(), err)
+	s.mu.Lock()
+	m := s.local[c.Domid()]
+	s.mu.Unlock()
+	if m == nil {
+		var err error
+		if m, err = s.gm.MapForeign(c.Domid(), xen.GrantRefXenstore); err != nil {
+			return nil, fmt.Errorf("map ring of domain %d: %w", c.Domid(), err)
+		}
 	}
 	r, err := ring.NewServer(m.Page())
 	if err != nil {
