@@ -1,0 +1,11 @@
+# The stub domain's initramfs: images/xenstore-stubdom.cpio.gz holding /init
+# (./stubdom/init) and /bin/xenstored (./stubdom/xenstored), built with u-root.
+# XENSTORED_BIN=path uses a prebuilt xenstored instead.
+.PHONY: image smoke-qemu
+image:
+	@bash build/image.sh
+
+# Boot images/xenstore-stubdom.kernel + the image under QEMU (no Xen, no KVM)
+# and check that init starts and execs xenstored.
+smoke-qemu:
+	@bash build/smoke-qemu.sh
