@@ -40,6 +40,9 @@ func (e *Engine) control(c *Conn, p []byte) ([]byte, error) {
 		}
 		return text(b.String())
 	case "check":
+		if len(args) != 0 {
+			return nil, syscall.EINVAL
+		}
 		if errs := e.checkLocked(); len(errs) > 0 {
 			for _, s := range errs {
 				e.log.Error("store check failed", "problem", s)
@@ -75,6 +78,9 @@ func (e *Engine) control(c *Conn, p []byte) ([]byte, error) {
 		}
 		return ok()
 	case "memreport":
+		if len(args) > 1 {
+			return nil, syscall.EINVAL
+		}
 		return text(e.memReport())
 	case "quota", "quota-soft":
 		soft := cmd == "quota-soft"
@@ -115,6 +121,9 @@ func (e *Engine) control(c *Conn, p []byte) ([]byte, error) {
 		}
 		return nil, syscall.EINVAL
 	case "connections":
+		if len(args) != 0 {
+			return nil, syscall.EINVAL
+		}
 		var b strings.Builder
 		for _, x := range e.sortedConns() {
 			b.WriteString(e.connSummary(x))

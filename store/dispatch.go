@@ -138,11 +138,8 @@ func (e *Engine) setTarget(p []byte) ([]byte, error) {
 	}
 	domid, tdomid := looseDomid(args[0]), looseDomid(args[1])
 	d, td := e.domains[domid], e.domains[tdomid]
-	if d == nil || td == nil {
+	if d == nil || td == nil || !d.Introduced || !td.Introduced {
 		return nil, syscall.ENOENT
-	}
-	if !d.Introduced || !td.Introduced {
-		return nil, syscall.EINVAL
 	}
 	t := tdomid
 	d.target = &t

@@ -133,14 +133,14 @@ func (e *Engine) introduce(c *Conn, args []string) ([]byte, error) {
 	}
 	domid := looseDomid(args[0])
 	gfn, _ := strconv.ParseInt(args[1], 10, 64)
-	port, _ := strconv.Atoi(args[2])
-	if port <= 0 || domid == DomidInvalid || domid >= 0x7ff0 {
+	port := looseDomid(args[2]) // C: atoi into an unsigned port
+	if port == 0 || domid >= 0x7ff0 {
 		return nil, syscall.EINVAL
 	}
 	d := e.domainLocked(domid)
 	if d.conn != nil {
 		// Re-introduction rebinds the event channel (used after resume).
-		d.Port = uint32(port)
+		d.Port = port
 		e.cfg.Platform.DetachRing(d.conn)
 		wake, err := e.cfg.Platform.AttachRing(d.conn, d.Port, d.GFN)
 		if err != nil {
@@ -150,7 +150,7 @@ func (e *Engine) introduce(c *Conn, args []string) ([]byte, error) {
 		d.conn.wake = wake
 		return ok()
 	}
-	d.Port, d.GFN = uint32(port), uint64(gfn)
+	d.Port, d.GFN = port, uint64(gfn)
 	// The store's own domain has no ring to serve (unless it is also the
 	// control domain, as for a daemon in dom0).
 	own := domid == e.cfg.StoreDomid && domid != e.cfg.PrivDomid
@@ -196,11 +196,8 @@ func (e *Engine) introducedDomain(args []string, oneArg bool) (*Domain, error) {
 		return nil, syscall.EINVAL
 	}
 	d := e.domains[domid]
-	if d == nil {
+	if d == nil || !d.Introduced {
 		return nil, syscall.ENOENT
-	}
-	if !d.Introduced {
-		return nil, syscall.EINVAL
 	}
 	return d, nil
 }
@@ -349,8 +346,7 @@ func (e *Engine) MarkBroken(c *Conn, why string) {
 	e.log.Warn("ignoring misbehaving connection", "domid", c.domid, "conn", c.id, "reason", why)
 	e.resetWatchesLocked(c)
 	c.txns = nil
-	c.out = nil
-	c.replies = 0
+	c.dropOutput()
 	c.closed = true
 	delete(e.conns, c)
 }
@@ -363,9 +359,5 @@ func (e *Engine) ResetConn(c *Conn) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.resetWatchesLocked(c)
-	for i := range c.out {
-		c.out[i] = outItem{}
-	}
-	c.out = nil
-	c.replies = 0
+	c.dropOutput()
 }

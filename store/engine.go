@@ -190,6 +190,9 @@ type Conn struct {
 
 	out     []outItem // FIFO of replies and events
 	replies int       // replies in out
+	// queuedEvents counts identical queued events (by payload): like C
+	// xenstored, an event identical to one not yet sent is dropped.
+	queuedEvents map[string]int
 
 	watches []*watch
 	txns    map[uint32]*txn
@@ -277,6 +280,7 @@ func (c *Conn) NextOutput() ([]byte, bool) {
 		}
 	} else {
 		it.watch.queued--
+		c.forgetEvent(it.msg)
 		e.unpark(it.watch)
 	}
 	return it.msg, true
@@ -306,8 +310,7 @@ func (e *Engine) closeConnLocked(c *Conn) {
 	c.closed = true
 	e.resetWatchesLocked(c)
 	c.txns = nil
-	c.out = nil
-	c.replies = 0
+	c.dropOutput()
 	delete(e.conns, c)
 	if c.dom != nil && c.dom.conn == c {
 		c.dom.conn = nil
@@ -342,6 +345,24 @@ func (c *Conn) Handle(m wire.Msg) {
 		return
 	}
 	c.queueReply(wire.Msg{Type: m.Type, ReqID: m.ReqID, TxID: m.TxID, Payload: payload})
+}
+
+// dropOutput discards everything queued (the watches' counts must already
+// be reset).
+func (c *Conn) dropOutput() {
+	for i := range c.out {
+		c.out[i] = outItem{}
+	}
+	c.out = nil
+	c.replies = 0
+	c.queuedEvents = nil
+}
+
+func (c *Conn) forgetEvent(msg []byte) {
+	k := string(msg[wire.HeaderSize:])
+	if c.queuedEvents[k]--; c.queuedEvents[k] <= 0 {
+		delete(c.queuedEvents, k)
+	}
 }
 
 func (c *Conn) queueReply(m wire.Msg) {

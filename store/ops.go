@@ -64,6 +64,10 @@ func (e *Engine) store(c *Conn, tx *txn, path string, n *node) error {
 	}
 	if n != nil {
 		tx.nodeDelta[n.perms.Owner()]++
+		// A fresh generation, so DIRECTORY_PART inside the transaction
+		// sees the change; the commit hands out the final one.
+		e.gen++
+		n.gen = e.gen
 	}
 	ent.node = n
 	ent.modified = true
@@ -446,25 +450,72 @@ func (e *Engine) doDirectoryPart(c *Conn, tx *txn, payload []byte) ([]byte, erro
 	return out, nil
 }
 
-// atoi parses a leading decimal number as C's atoi does (0 on garbage).
+// atoi parses a leading decimal number as C's atoi does: leading white
+// space, an optional sign, digits; 0 on garbage.
 func atoi(s string) int {
-	i, neg := 0, false
-	if i < len(s) && (s[i] == '-' || s[i] == '+') {
+	v, _, _ := strtol(s, 10)
+	if v > 1<<31-1 {
+		return 1<<31 - 1
+	}
+	if v < -1<<31 {
+		return -1 << 31
+	}
+	return int(v)
+}
+
+// strtol mimics C's strtol: white space, sign, and for base 0 a 0x or 0
+// prefix choosing hex or octal. It returns the value, the number of bytes
+// used, and whether any digit was seen. Values saturate.
+func strtol(s string, base int) (int64, int, bool) {
+	i := 0
+	for i < len(s) && (s[i] == ' ' || (s[i] >= '\t' && s[i] <= '\r')) {
+		i++
+	}
+	neg := false
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
 		neg = s[i] == '-'
 		i++
 	}
-	v := 0
-	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
-		v = v*10 + int(s[i]-'0')
-		if v > 1<<31 {
-			v = 1 << 31
+	if base == 0 {
+		base = 10
+		if i < len(s) && s[i] == '0' {
+			base = 8
+			if i+2 < len(s) && (s[i+1] == 'x' || s[i+1] == 'X') && isDigit(s[i+2], 16) {
+				base = 16
+				i += 2
+			}
 		}
 	}
-	if neg {
-		return -v
+	var v int64
+	start := i
+	for ; i < len(s) && isDigit(s[i], base); i++ {
+		d := int64(digitVal(s[i]))
+		if v < (1<<62)/int64(base) {
+			v = v*int64(base) + d
+		}
 	}
-	return v
+	if i == start {
+		return 0, 0, false
+	}
+	if neg {
+		v = -v
+	}
+	return v, i, true
 }
+
+func digitVal(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'z':
+		return int(c-'a') + 10
+	case c >= 'A' && c <= 'Z':
+		return int(c-'A') + 10
+	}
+	return 99
+}
+
+func isDigit(c byte, base int) bool { return digitVal(c) < base }
 
 func (e *Engine) doGetPerms(c *Conn, tx *txn, payload []byte) ([]byte, error) {
 	arg, good := oneArg(payload)

@@ -117,4 +117,7 @@ func parseDomid(s string) (uint32, error) {
 // looseDomid parses a domid as C xenstored 4.17 does for the domain
 // management messages: with atoi, so garbage reads as 0 ("parsing errors
 // and values out of range generally go undetected", xenstore.txt).
-func looseDomid(s string) uint32 { return uint32(atoi(s)) }
+func looseDomid(s string) uint32 {
+	v, _, _ := strtol(s, 10)
+	return uint32(v) // C: long to int to unsigned, i.e. the low 32 bits
+}

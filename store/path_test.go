@@ -64,9 +64,12 @@ func TestParsePerm(t *testing.T) {
 		{in: "r", bad: true},
 		{in: "", bad: true},
 		{in: "r1a", bad: true},
-		{in: "r-1", bad: true},
+		{in: "r-1", want: Perm{ID: 0xffffffff, Access: PermRead}}, // C strtol, then unsigned
+		{in: "b+1", want: Perm{ID: 1, Access: PermBoth}},
 		{in: "r70000", want: Perm{ID: 70000, Access: PermRead}}, // parsed, then ignored as unknown
-		{in: "r 1", bad: true},
+		{in: "r 1", want: Perm{ID: 1, Access: PermRead}},        // strtol skips white space
+		{in: "r1 ", bad: true},
+		{in: "r0x", bad: true},
 	}
 	for _, tt := range tests {
 		got, err := ParsePerm(tt.in)

@@ -2,7 +2,6 @@ package store
 
 import (
 	"strconv"
-	"strings"
 	"syscall"
 )
 
@@ -81,18 +80,10 @@ func ParsePerm(s string) (Perm, error) {
 	default:
 		return Perm{}, syscall.EINVAL
 	}
-	num := s[1:]
-	base := 10
-	switch {
-	case strings.HasPrefix(num, "0x") || strings.HasPrefix(num, "0X"):
-		num, base = num[2:], 16
-	case len(num) > 1 && num[0] == '0':
-		num, base = num[1:], 8
-	}
-	// Any unsigned value parses (C uses strtol); domids that cannot exist
-	// are then ignored as entries of unknown domains.
-	v, err := strconv.ParseUint(num, base, 32)
-	if err != nil || num == "" {
+	// The domid takes C strtol syntax (base 0) and must use the whole
+	// string; what cannot name a domain is later ignored as unknown.
+	v, used, any := strtol(s[1:], 0)
+	if !any || used != len(s)-1 {
 		return Perm{}, syscall.EINVAL
 	}
 	p.ID = uint32(v)

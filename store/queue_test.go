@@ -97,8 +97,10 @@ func TestUnwatchReleasesParkedSource(t *testing.T) {
 	watcher, writer := dom0(t, e), dom0(t, e)
 	watcher.must(wire.Watch, 0, "/w", "T")
 	watcher.takeEvents()
-	for writer.c.WantsInput() {
-		writer.write("/w/x", "")
+	n := 0
+	for writer.c.WantsInput() && n < 100 {
+		writer.write("/w/"+strconv.Itoa(n), "") // distinct: identical events merge
+		n++
 	}
 	watcher.c.Handle(wire.Msg{Type: wire.ResetWatches, ReqID: 1, Payload: []byte{0}})
 	if !writer.c.WantsInput() {
@@ -110,8 +112,9 @@ func TestUnwatchReleasesParkedSource(t *testing.T) {
 	watcher.c.NextOutput()
 	// Closing a connection with parked events elsewhere is fine too.
 	watcher.must(wire.Watch, 0, "/w", "T")
-	for writer.c.WantsInput() {
-		writer.write("/w/x", "")
+	for writer.c.WantsInput() && n < 200 {
+		writer.write("/w/"+strconv.Itoa(n), "")
+		n++
 	}
 	watcher.c.Close()
 	if !writer.c.WantsInput() {

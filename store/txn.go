@@ -1,6 +1,7 @@
 package store
 
 import (
+	"sort"
 	"strconv"
 	"syscall"
 
@@ -113,7 +114,17 @@ func (e *Engine) txnEnd(c *Conn, tx *txn, payload []byte) ([]byte, error) {
 			e.setLive(p, ent.node)
 		}
 	}
+	// Events go out in the order the transaction first touched the nodes
+	// (as C xenstored does), and not for nodes it created and deleted.
+	pos := make(map[string]int, len(tx.order))
+	for i, p := range tx.order {
+		pos[p] = i
+	}
+	sort.SliceStable(tx.fires, func(i, j int) bool { return pos[tx.fires[i].path] < pos[tx.fires[j].path] })
 	for _, f := range tx.fires {
+		if ent := tx.entries[f.path]; ent != nil && ent.gen == 0 && ent.node == nil {
+			continue
+		}
 		e.fireNow(c, f.path, f.perms, f.oldPerms, f.match)
 	}
 	return ok()

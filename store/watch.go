@@ -164,7 +164,11 @@ func (e *Engine) queueEvent(w *watch, path string, source *Conn) {
 		e.log.Debug("dropping oversized watch event", "conn", w.c.id, "len", len(path)+len(w.token)+2)
 		return
 	}
-	msg := (&wire.Msg{Type: wire.WatchEvent, Payload: wire.JoinStrings(path, w.token)}).Encode()
+	payload := wire.JoinStrings(path, w.token)
+	if path[0] != '@' && w.c.queuedEvents[string(payload)] > 0 {
+		return // identical to an event not yet sent (C does the same)
+	}
+	msg := (&wire.Msg{Type: wire.WatchEvent, Payload: payload}).Encode()
 	max := e.quotas.Hard[QMaxWatchEvents]
 	if len(w.overflow) > 0 || (max > 0 && w.queued >= max) {
 		w.overflow = append(w.overflow, parked{msg: msg, source: source})
@@ -173,9 +177,17 @@ func (e *Engine) queueEvent(w *watch, path string, source *Conn) {
 		}
 		return
 	}
-	w.queued++
-	w.c.out = append(w.c.out, outItem{msg: msg, watch: w})
+	w.c.enqueueEvent(w, msg)
 	w.c.wake()
+}
+
+func (c *Conn) enqueueEvent(w *watch, msg []byte) {
+	w.queued++
+	c.out = append(c.out, outItem{msg: msg, watch: w})
+	if c.queuedEvents == nil {
+		c.queuedEvents = make(map[string]int)
+	}
+	c.queuedEvents[string(msg[wire.HeaderSize:])]++
 }
 
 // unpark moves parked events into w's queue as room appears, releasing the
@@ -187,8 +199,7 @@ func (e *Engine) unpark(w *watch) {
 		p := w.overflow[0]
 		w.overflow[0] = parked{}
 		w.overflow = w.overflow[1:]
-		w.queued++
-		w.c.out = append(w.c.out, outItem{msg: p.msg, watch: w})
+		w.c.enqueueEvent(w, p.msg)
 		moved = true
 		e.releaseParked(p.source)
 	}
@@ -236,6 +247,8 @@ func (e *Engine) removeWatch(w *watch) {
 		for _, it := range c.out {
 			if it.watch != w {
 				kept = append(kept, it)
+			} else {
+				c.forgetEvent(it.msg)
 			}
 		}
 		for i := len(kept); i < len(c.out); i++ {

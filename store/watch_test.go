@@ -2,6 +2,7 @@ package store
 
 import (
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -151,8 +152,9 @@ func TestRemovedWatchDropsQueue(t *testing.T) {
 	w.takeEvents()
 	// Events queue up while w does not read (we call Handle directly).
 	for i := 0; i < 10; i++ {
-		d.write("/q/n", "x")
+		d.write("/q/n"+strconv.Itoa(i), "x")
 	}
+	d.write("/q/n0", "again") // identical to a queued event: merged, as in C
 	if n := w.c.PendingOutput(); n != 10 {
 		t.Fatalf("%d queued", n)
 	}
