@@ -1,0 +1,140 @@
+// Command xsload is a load generator for xenstore servers on a local Unix
+// socket (package bench).
+//
+// One run:
+//
+//	xsload -socket PATH [-conns 4] [-depth 16] [-mix read=1,write=1]
+//	       [-size 16] [-duration 5s | -ops N] ...
+//
+// prints ops/s and latency percentiles; with -progress (default for runs
+// over 3 s) a line per second goes to stderr. It exits 1 on any
+// unexpected error reply.
+//
+// The benchmark suite of `make bench`:
+//
+//	xsload -suite -target go=SOCK -target c=SOCK ... [-baseline c]
+//	       [-duration 2s] [-repeat 2] [-png images/bench.png]
+//
+// runs every scenario of bench.Suite against every target and prints a
+// table with ratios against the baseline.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/xsstub/xenstored/bench"
+)
+
+type targets []bench.Target
+
+func (t *targets) String() string { return fmt.Sprint(*t) }
+func (t *targets) Set(s string) error {
+	name, sock, ok := strings.Cut(s, "=")
+	if !ok || name == "" || sock == "" {
+		return fmt.Errorf("want NAME=SOCKET, got %q", s)
+	}
+	*t = append(*t, bench.Target{Name: name, Socket: sock})
+	return nil
+}
+
+func main() {
+	var (
+		cfg      bench.Config
+		mix      = flag.String("mix", "read=1,write=1", "operation weights: read, write, dir, txn, watch (watch alone)")
+		progress = flag.Bool("progress", false, "print a progress line per second on stderr (default: on for runs over 3s)")
+		suite    = flag.Bool("suite", false, "run the benchmark suite against -target servers")
+		tgts     targets
+		baseline = flag.String("baseline", "c", "suite: the target ratios are computed against")
+		repeat   = flag.Int("repeat", 2, "suite: runs per scenario and target (the best is reported)")
+		png      = flag.String("png", "", "suite: write a chart to this PNG file")
+		md       = flag.String("markdown", "", "suite: also write the table as Markdown to this file")
+	)
+	flag.StringVar(&cfg.Socket, "socket", "", "Unix socket of the server")
+	flag.IntVar(&cfg.Conns, "conns", 1, "connections (1-1000)")
+	flag.IntVar(&cfg.Depth, "depth", 1, "requests in flight per connection (1-256)")
+	flag.IntVar(&cfg.ValueSize, "size", 16, "value size in bytes")
+	flag.IntVar(&cfg.Keys, "keys", 128, "distinct keys")
+	flag.IntVar(&cfg.DirEntries, "dir-entries", 16, "children of the listed directory")
+	flag.IntVar(&cfg.Watchers, "watchers", 10, "watcher connections for -mix watch")
+	flag.DurationVar(&cfg.Duration, "duration", 0, "measured duration (default 5s, or 2s per run with -suite; 0 with -ops: until done)")
+	flag.DurationVar(&cfg.Warmup, "warmup", 300*time.Millisecond, "unmeasured time before the measurement (default 0 with -ops)")
+	flag.Int64Var(&cfg.Ops, "ops", 0, "stop after this many operations")
+	flag.StringVar(&cfg.Prefix, "prefix", "/bench", "base path of the nodes used")
+	flag.Var(&tgts, "target", "suite: NAME=SOCKET (repeatable)")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if *suite {
+		if len(tgts) == 0 {
+			fail(fmt.Errorf("-suite needs -target NAME=SOCKET"))
+		}
+		d := cfg.Duration
+		if d == 0 {
+			d = 2 * time.Second
+		}
+		rep, err := bench.RunSuite(bench.SuiteOptions{
+			Targets: tgts, Baseline: *baseline, Duration: d, Warmup: cfg.Warmup,
+			Repeat: *repeat, Log: os.Stderr,
+		})
+		if err != nil {
+			fail(err)
+		}
+		fmt.Print(rep.Table())
+		if *md != "" {
+			if err := os.WriteFile(*md, []byte(rep.Markdown()), 0o644); err != nil {
+				fail(err)
+			}
+		}
+		if *png != "" {
+			if err := rep.WritePNG(*png); err != nil {
+				fail(err)
+			}
+			fmt.Fprintln(os.Stderr, "xsload: wrote", *png)
+		}
+		return
+	}
+
+	if cfg.Socket == "" {
+		fail(fmt.Errorf("-socket is required"))
+	}
+	m, err := bench.ParseMix(*mix)
+	if err != nil {
+		fail(err)
+	}
+	cfg.Mix = m
+	if cfg.Duration == 0 && cfg.Ops == 0 {
+		cfg.Duration = 5 * time.Second
+	}
+	if cfg.Ops > 0 && !flagSet("warmup") {
+		cfg.Warmup = 0 // count every operation asked for
+	}
+	if *progress || cfg.Duration+cfg.Warmup > 3*time.Second && cfg.Ops == 0 {
+		cfg.Progress = os.Stderr
+	}
+	r, err := bench.Run(cfg)
+	if err != nil {
+		fail(err)
+	}
+	fmt.Printf("%s %d conns x %d in flight, %d-byte values: %s\n", cfg.Mix, cfg.Conns, cfg.Depth, cfg.ValueSize, r)
+	if r.Errors > 0 {
+		fmt.Fprintf(os.Stderr, "xsload: %d errors, first: %s\n", r.Errors, r.FirstErr)
+		os.Exit(1)
+	}
+}
+
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "xsload:", err)
+	os.Exit(1)
+}

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# make bench: the same load scenarios against our xenstored, Debian's C
+# xenstored 4.17 and oxenstored 4.17 (run without Xen through LD_PRELOAD
+# shims) and a do-nothing server, in one invocation on this machine.
+# Prints a table with ratios against C and writes a chart.
+#   build/bench.sh OUR_XENSTORED [PNG]
+# Environment: BENCH_DURATION (per run, default 2s), BENCH_REPEAT (runs per
+# scenario and server, best reported, default 2), BENCH_TARGETS (subset of
+# "go c ox null"), BENCH_MD (also write the table as Markdown there),
+# XSSTUB_CACHE (where build/test-deps.sh unpacked xen-utils-4.17).
+set -euo pipefail
+ours=$(realpath "$1"); png=${2:-images/bench.png}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${XSSTUB_CACHE:-/var/cache/xsstub}
+xen=$cache/xen-utils
+dur=${BENCH_DURATION:-2s}; repeat=${BENCH_REPEAT:-2}
+want=${BENCH_TARGETS:-go c ox null}
+
+tmp=$(mktemp -d /tmp/xsbench.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+echo "== building the load generator, the do-nothing server and the shims in $tmp"
+(cd "$root" && go build -o "$tmp/" ./bench/cmd/xsload ./bench/cmd/nullstored)
+has() { [[ " $want " == *" $1 "* ]]; }
+if has c || has ox; then
+  [ -x "$xen/usr/lib/xen-4.17/bin/xenstored" ] || { echo "no C xenstored in $xen: run bash build/test-deps.sh" >&2; exit 1; }
+  gcc -O2 -Wall -fPIC -shared -o "$tmp/xsshim.so" "$root/difftest/shim/xsshim.c" -ldl
+  gcc -O2 -Wall -fPIC -shared -o "$tmp/oxshim.so" "$root/bench/shim/oxshim.c" -ldl
+fi
+
+wait_socket() { # name socket pid log
+  for _ in $(seq 100); do
+    [ -S "$2" ] && return 0
+    kill -0 "$3" 2>/dev/null || { echo "$1 exited at start:" >&2; cat "$4" >&2; exit 1; }
+    sleep 0.05
+  done
+  echo "$1: no socket $2 after 5s" >&2; cat "$4" >&2; exit 1
+}
+
+targets=()
+start() { # name socket log cmd...
+  local name=$1 sock=$2 log=$3; shift 3
+  "$@" >"$log" 2>&1 &
+  pids+=($!)
+  wait_socket "$name" "$sock" "$!" "$log"
+  targets+=(-target "$name=$sock")
+}
+
+if has go; then
+  mkdir -p "$tmp/go"
+  start go "$tmp/go/socket" "$tmp/go.log" "$ours" -N --socket "$tmp/go/socket"
+fi
+if has c; then
+  mkdir -p "$tmp/c"
+  start c "$tmp/c/socket" "$tmp/c.log" env XENSTORED_RUNDIR="$tmp/c" LD_PRELOAD="$tmp/xsshim.so" \
+    "$xen/usr/lib/xen-4.17/bin/xenstored" -N
+fi
+if has ox; then
+  mkdir -p "$tmp/ox"
+  # Debian's settings, with pid and log files in the scratch directory and
+  # no access log (C xenstored -N keeps none either).
+  sed -e "s|^pid-file = .*|pid-file = $tmp/ox/pid|" -e 's|^# xenstored-log-level = .*|xenstored-log-level = warn|' \
+    "$xen/etc/xen/oxenstored.conf" >"$tmp/ox/oxenstored.conf"
+  echo "xenstored-log-file = $tmp/ox/xenstored.log" >>"$tmp/ox/oxenstored.conf"
+  start ox "$tmp/ox/socket" "$tmp/ox.log" env XSBENCH_SOCKET="$tmp/ox/socket" \
+    LD_PRELOAD="$tmp/xsshim.so $tmp/oxshim.so" \
+    "$xen/usr/lib/xen-4.17/bin/oxenstored" --no-fork --no-access-log --config-file "$tmp/ox/oxenstored.conf"
+fi
+if has null; then
+  start null "$tmp/null.sock" "$tmp/null.log" "$tmp/nullstored" --socket "$tmp/null.sock"
+fi
+
+baseline=c; has c || baseline=${targets[1]%%=*}
+echo "== $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $dur per run, best of $repeat"
+args=(-suite "${targets[@]}" -baseline "$baseline" -duration "$dur" -repeat "$repeat" -png "$png")
+[ -n "${BENCH_MD:-}" ] && args+=(-markdown "$BENCH_MD")
+"$tmp/xsload" "${args[@]}"
+for i in "${!pids[@]}"; do
+  kill -0 "${pids[$i]}" 2>/dev/null || echo "warning: server ${targets[$((2*i+1))]} died during the run" >&2
+done
