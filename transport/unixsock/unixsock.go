@@ -72,7 +72,7 @@ func Serve(ctx context.Context, e *store.Engine, ln *net.UnixListener, log *slog
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			serveConn(e, nc, log)
+			serveConn(ctx, e, nc, log)
 			mu.Lock()
 			delete(open, nc)
 			mu.Unlock()
@@ -91,7 +91,7 @@ func Serve(ctx context.Context, e *store.Engine, ln *net.UnixListener, log *slog
 }
 
 // serveConn runs one client until it disconnects or misbehaves.
-func serveConn(e *store.Engine, nc *net.UnixConn, log *slog.Logger) {
+func serveConn(ctx context.Context, e *store.Engine, nc *net.UnixConn, log *slog.Logger) {
 	inWake := make(chan struct{}, 1)
 	outWake := make(chan struct{}, 1)
 	done := make(chan struct{})
@@ -111,7 +111,7 @@ func serveConn(e *store.Engine, nc *net.UnixConn, log *slog.Logger) {
 		defer close(writerDone)
 		writeLoop(c, nc, outWake, done, draining)
 	}()
-	err := readLoop(c, nc, inWake, done)
+	err := readLoop(c, nc, inWake, ctx.Done())
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		// The client half-closed after whole requests: send what is
 		// queued for them before closing, as C xenstored does, but
@@ -134,6 +134,8 @@ func serveConn(e *store.Engine, nc *net.UnixConn, log *slog.Logger) {
 	<-writerDone
 }
 
+// readLoop reads requests until an error or shutdown. done is the server's
+// shutdown signal: it ends a reader waiting for the engine to let it read.
 func readLoop(c *store.Conn, nc *net.UnixConn, wake <-chan struct{}, done <-chan struct{}) error {
 	r := bufio.NewReaderSize(nc, 8192)
 	var hdr [wire.HeaderSize]byte
