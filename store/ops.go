@@ -248,6 +248,16 @@ func (e *Engine) removeTree(c *Conn, tx *txn, path string) error {
 	return nil
 }
 
+// argPath is the canonical path of a request whose payload is exactly one
+// NUL-terminated path (READ, MKDIR, RM, DIRECTORY).
+func (e *Engine) argPath(c *Conn, payload []byte) (string, error) {
+	arg, good := oneArg(payload)
+	if !good {
+		return "", syscall.EINVAL
+	}
+	return e.path(c, arg, false)
+}
+
 // oneArg returns the single NUL-terminated string a payload must consist of.
 func oneArg(p []byte) (string, bool) {
 	if len(p) == 0 || bytes.IndexByte(p, 0) != len(p)-1 {
@@ -283,11 +293,7 @@ func (e *Engine) pathMax(c *Conn) int {
 }
 
 func (e *Engine) doRead(c *Conn, tx *txn, payload []byte) ([]byte, error) {
-	arg, good := oneArg(payload)
-	if !good {
-		return nil, syscall.EINVAL
-	}
-	p, err := e.path(c, arg, false)
+	p, err := e.argPath(c, payload)
 	if err != nil {
 		return nil, err
 	}
@@ -328,11 +334,7 @@ func (e *Engine) doWrite(c *Conn, tx *txn, payload []byte) ([]byte, error) {
 }
 
 func (e *Engine) doMkdir(c *Conn, tx *txn, payload []byte) ([]byte, error) {
-	arg, good := oneArg(payload)
-	if !good {
-		return nil, syscall.EINVAL
-	}
-	p, err := e.path(c, arg, false)
+	p, err := e.argPath(c, payload)
 	if err != nil {
 		return nil, err
 	}
@@ -351,11 +353,7 @@ func (e *Engine) doMkdir(c *Conn, tx *txn, payload []byte) ([]byte, error) {
 }
 
 func (e *Engine) doRm(c *Conn, tx *txn, payload []byte) ([]byte, error) {
-	arg, good := oneArg(payload)
-	if !good {
-		return nil, syscall.EINVAL
-	}
-	p, err := e.path(c, arg, false)
+	p, err := e.argPath(c, payload)
 	if err != nil {
 		return nil, err
 	}
@@ -383,11 +381,7 @@ func (e *Engine) doRm(c *Conn, tx *txn, payload []byte) ([]byte, error) {
 }
 
 func (e *Engine) doDirectory(c *Conn, tx *txn, payload []byte) ([]byte, error) {
-	arg, good := oneArg(payload)
-	if !good {
-		return nil, syscall.EINVAL
-	}
-	p, err := e.path(c, arg, false)
+	p, err := e.argPath(c, payload)
 	if err != nil {
 		return nil, err
 	}
