@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/xsstub/xenstored/store"
@@ -95,32 +96,46 @@ func serveConn(ctx context.Context, e *store.Engine, nc *net.UnixConn, log *slog
 	inWake := make(chan struct{}, 1)
 	outWake := make(chan struct{}, 1)
 	done := make(chan struct{})
-	c := e.NewConn(0, true, func() {
+	signal := func(ch chan struct{}) {
 		select {
-		case inWake <- struct{}{}:
+		case ch <- struct{}{}:
 		default:
 		}
-		select {
-		case outWake <- struct{}{}:
-		default:
+	}
+	// While the reader runs a request it sends the reply itself afterwards,
+	// so the engine's wake need not hand the reply to the writer goroutine:
+	// one request in flight then costs no thread switch.
+	var inHandle atomic.Bool
+	c := e.NewConn(0, true, func() {
+		signal(inWake)
+		if !inHandle.Load() {
+			signal(outWake)
 		}
 	})
+	out := &sender{c: c, nc: nc, w: bufio.NewWriterSize(nc, 16384)}
 	writerDone := make(chan struct{})
 	draining := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		writeLoop(c, nc, outWake, done, draining)
+		writeLoop(out, outWake, done, draining)
 	}()
-	err := readLoop(c, nc, inWake, ctx.Done())
+	handle := func(m wire.Msg, more bool) {
+		inHandle.Store(true)
+		c.Handle(m)
+		inHandle.Store(false)
+		if more {
+			signal(outWake) // more requests are buffered: let the writer batch
+		} else {
+			out.send()
+		}
+	}
+	err := readLoop(c, nc, inWake, ctx.Done(), handle)
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		// The client half-closed after whole requests: send what is
 		// queued for them before closing, as C xenstored does, but
 		// do not wait for a client that reads nothing.
 		close(draining)
-		select {
-		case outWake <- struct{}{}:
-		default:
-		}
+		signal(outWake)
 		select {
 		case <-writerDone:
 		case <-time.After(drainTimeout):
@@ -134,9 +149,11 @@ func serveConn(ctx context.Context, e *store.Engine, nc *net.UnixConn, log *slog
 	<-writerDone
 }
 
-// readLoop reads requests until an error or shutdown. done is the server's
-// shutdown signal: it ends a reader waiting for the engine to let it read.
-func readLoop(c *store.Conn, nc *net.UnixConn, wake <-chan struct{}, done <-chan struct{}) error {
+// readLoop reads requests until an error or shutdown and passes each to
+// handle, telling it whether more input is already buffered. done is the
+// server's shutdown signal: it ends a reader waiting for the engine to let
+// it read.
+func readLoop(c *store.Conn, nc *net.UnixConn, wake <-chan struct{}, done <-chan struct{}, handle func(wire.Msg, bool)) error {
 	r := bufio.NewReaderSize(nc, 8192)
 	var hdr [wire.HeaderSize]byte
 	for {
@@ -158,31 +175,59 @@ func readLoop(c *store.Conn, nc *net.UnixConn, wake <-chan struct{}, done <-chan
 		if _, err := io.ReadFull(r, payload); err != nil {
 			return fmt.Errorf("reading %d-byte payload: %w", h.Len, err)
 		}
-		c.Handle(wire.Msg{Type: h.Type, ReqID: h.ReqID, TxID: h.TxID, Payload: payload})
+		handle(wire.Msg{Type: h.Type, ReqID: h.ReqID, TxID: h.TxID, Payload: payload}, r.Buffered() > 0)
 	}
+}
+
+// sender writes a connection's queued output. The reader and the writer
+// goroutine share it; the mutex keeps messages whole and in queue order.
+type sender struct {
+	mu  sync.Mutex
+	c   *store.Conn
+	nc  *net.UnixConn
+	w   *bufio.Writer
+	err error // sticky: the socket is closed after a write error
+}
+
+// send writes everything queued and flushes it.
+func (s *sender) send() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	for {
+		msg, ok := s.c.NextOutput()
+		if !ok {
+			break
+		}
+		if _, err := s.w.Write(msg); err != nil {
+			return s.fail(err)
+		}
+	}
+	if err := s.w.Flush(); err != nil {
+		return s.fail(err)
+	}
+	return nil
+}
+
+func (s *sender) fail(err error) error {
+	s.err = err
+	s.nc.Close()
+	return err
 }
 
 // drainTimeout bounds how long replies are sent after a client half-closed.
 const drainTimeout = 5 * time.Second
 
-func writeLoop(c *store.Conn, nc *net.UnixConn, wake, done, draining <-chan struct{}) {
-	w := bufio.NewWriterSize(nc, 16384)
+func writeLoop(out *sender, wake, done, draining <-chan struct{}) {
 	for {
-		msg, ok := c.NextOutput()
-		if ok {
-			if _, err := w.Write(msg); err != nil {
-				nc.Close()
-				return
-			}
-			continue
-		}
-		if err := w.Flush(); err != nil {
-			nc.Close()
+		if out.send() != nil {
 			return
 		}
 		select {
 		case <-draining:
-			if c.PendingOutput() == 0 {
+			if out.c.PendingOutput() == 0 {
 				return
 			}
 			continue
