@@ -29,7 +29,9 @@ type Options struct {
 	MasterSet   bool   // -m was given
 	PrivDomid   uint32 // the control domain (-p)
 	Event       int    // dom0's event channel when running as a stub domain (-e/--event)
-	StubDomain  bool   // serve dom0 through its ring (implied by --event)
+	WriteRate   int    // changes per second per unprivileged domain (XSA-206); <0 disables
+	WriteBurst  int
+	StubDomain  bool // serve dom0 through its ring (implied by --event)
 }
 
 // DefaultSocket is $XENSTORED_RUNDIR/socket, /run/xenstored/socket by default.
@@ -92,7 +94,8 @@ var ErrHelp = flag.ErrHelp
 // Parse parses args (without the program name). Errors carry a message fit
 // for the user; the caller exits with status 2.
 func Parse(args []string, stderr io.Writer) (*Options, error) {
-	o := &Options{Quotas: store.DefaultQuotas(), Socket: DefaultSocket(), Event: -1}
+	o := &Options{Quotas: store.DefaultQuotas(), Socket: DefaultSocket(), Event: -1,
+		WriteRate: store.DefaultWriteRate, WriteBurst: store.DefaultWriteBurst}
 	fs := flag.NewFlagSet("xenstored", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	boolVar := func(p *bool, short, long, usage string) {
@@ -115,6 +118,8 @@ func Parse(args []string, stderr io.Writer) (*Options, error) {
 	boolVar(&o.Verbose, "V", "verbose", "log more")
 	boolVar(&o.KeepOrphans, "K", "keep-orphans", "keep nodes of dead domains (a security risk)")
 	fs.StringVar(&o.Socket, "socket", o.Socket, "Unix socket `path` ($XENSTORED_RUNDIR/socket)")
+	fs.IntVar(&o.WriteRate, "write-rate", o.WriteRate, "changes per second an unprivileged domain may make (-1: unlimited)")
+	fs.IntVar(&o.WriteBurst, "write-burst", o.WriteBurst, "burst of changes allowed above the write rate")
 	valVar(oneQuota{&o.Quotas, "nodes"}, "E", "entry-nb", "nodes per domain")
 	valVar(oneQuota{&o.Quotas, "node-size"}, "S", "entry-size", "max. node size in bytes")
 	valVar(oneQuota{&o.Quotas, "watches"}, "W", "watch-nb", "watches per domain")

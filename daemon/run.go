@@ -58,6 +58,8 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 		PrivDomid:   o.PrivDomid,
 		StoreDomid:  storeDomid,
 		KeepOrphans: o.KeepOrphans,
+		WriteRate:   o.WriteRate,
+		WriteBurst:  o.WriteBurst,
 	})
 	if o.TraceFile != "" {
 		f, err := os.OpenFile(o.TraceFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)

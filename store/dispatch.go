@@ -44,6 +44,14 @@ func (e *Engine) dispatch(c *Conn, m *wire.Msg) ([]byte, error) {
 			return nil, syscall.ENOENT
 		}
 	}
+	switch m.Type {
+	case wire.Write, wire.Mkdir, wire.Rm, wire.SetPerms:
+		if tx == nil {
+			e.chargeWrite(c)
+		}
+	case wire.TransactionEnd:
+		e.chargeWrite(c)
+	}
 	p := m.Payload
 	switch m.Type {
 	case wire.Read:

@@ -29,6 +29,8 @@ type Domain struct {
 	quotas     Quotas
 	conn       *Conn // the ring connection, when a Platform serves one
 
+	credit writeCredit // XSA-206 write rate limit
+
 	// Usage, as the quotas count it.
 	nodes   int // nodes owned
 	watches int

@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/xsstub/xenstored/store/wire"
 )
@@ -60,6 +61,13 @@ type Config struct {
 	PrivDomid   uint32 // the control domain, 0 unless told otherwise
 	StoreDomid  uint32 // the domain the store runs in (0 for a dom0 daemon)
 	KeepOrphans bool   // keep a dead domain's nodes (C xenstored -K)
+
+	// WriteRate and WriteBurst limit the changes an unprivileged domain
+	// makes (XSA-206; see ratelimit.go). Both zero: the defaults; a
+	// negative WriteRate disables the limit.
+	WriteRate, WriteBurst int
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
 }
 
 // Engine is the store. Create it with New; it is safe for concurrent use.
@@ -130,6 +138,12 @@ func New(cfg Config) *Engine {
 	}
 	if e.log == nil {
 		e.log = slog.Default()
+	}
+	if cfg.WriteRate == 0 && cfg.WriteBurst == 0 {
+		e.cfg.WriteRate, e.cfg.WriteBurst = DefaultWriteRate, DefaultWriteBurst
+	}
+	if e.cfg.WriteRate < 0 {
+		e.cfg.WriteRate = 0
 	}
 	if cfg.Quotas != nil {
 		e.quotas = *cfg.Quotas
@@ -251,7 +265,7 @@ func (c *Conn) WantsInput() bool {
 }
 
 func (c *Conn) wantsInputLocked() bool {
-	if c.closed || c.parked > 0 {
+	if c.closed || c.parked > 0 || c.e.inDebt(c) {
 		return false
 	}
 	max := c.e.quotas.Hard[QMaxOutstanding]

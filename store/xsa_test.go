@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xsstub/xenstored/store/wire"
 )
@@ -314,4 +315,41 @@ func TestXSA484ResetWatchesInTransaction(t *testing.T) {
 	g.fails("ENOENT", wire.ResetWatches, tx, "") // the transaction is gone
 	g.must(wire.ResetWatches, 0, "")
 	bystander(t, e)
+}
+
+// XSA-206: a guest that rewrites a node as fast as it is served cannot
+// starve the toolstack's transactions that read it: its writes are rate
+// limited (the transport only reads it while WantsInput).
+func TestXSA206WriteFloodCannotStarveDom0(t *testing.T) {
+	for _, limited := range []bool{true, false} {
+		clock := time.Unix(1000, 0)
+		e := newTestEngine(t, func(c *Config) {
+			c.Now = func() time.Time { return clock }
+			if !limited {
+				c.WriteRate = -1
+			}
+		})
+		d, g := setupGuest(t, e, 5)
+		g.write("x", "0")
+		commits := 0
+		for i := 0; i < 200; i++ {
+			tx := startTx(t, d)
+			d.must(wire.Read, tx, "/local/domain/5/x")
+			// The guest writes whenever it is served, as a flood does.
+			for j := 0; j < 5 && g.c.WantsInput(); j++ {
+				g.write("x", strconv.Itoa(i))
+			}
+			clock = clock.Add(time.Millisecond)
+			txWrite(t, d, tx, "/tool/state", strconv.Itoa(i))
+			if _, errName := d.call(wire.TransactionEnd, tx, "T"); errName == "" {
+				commits++
+			}
+		}
+		if limited && commits < 150 {
+			t.Fatalf("dom0 committed %d of 200 transactions under a write flood", commits)
+		}
+		if !limited && commits != 0 {
+			t.Fatalf("without the limit the flood should starve dom0 (%d commits): the test shows nothing", commits)
+		}
+	}
 }
