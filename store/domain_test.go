@@ -43,6 +43,11 @@ func TestQuotas(t *testing.T) {
 			g.write("0123456789", "")
 			return g.writeErr("0123456789a", "")
 		}},
+		{"memory", QMemory, 3000, func(g *tconn) string {
+			g.write("a", strings.Repeat("v", 1000))
+			g.write("b", strings.Repeat("v", 1000))
+			return g.writeErr("c", strings.Repeat("v", 1000))
+		}},
 		{"watches", QWatches, 2, func(g *tconn) string {
 			g.must(wire.Watch, 0, "a", "1")
 			g.must(wire.Watch, 0, "a", "2")
@@ -50,7 +55,7 @@ func TestQuotas(t *testing.T) {
 			return e
 		}},
 	}
-	want := map[Quota]string{QPathMax: "EINVAL"}
+	want := map[Quota]string{QPathMax: "EINVAL", QMemory: "ENOMEM"}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newTestEngine(t, nil)

@@ -151,15 +151,16 @@ func New(cfg Config) *Engine {
 		e.quotas = DefaultQuotas()
 	}
 	owner := Perms{{ID: cfg.PrivDomid, Access: PermNone}}
-	root := &node{path: "/", perms: owner, children: []string{"tool"}}
-	e.putLive(root)
-	e.putLive(&node{path: "/tool", perms: owner, children: []string{"xenstored"}})
-	e.putLive(&node{path: "/tool/xenstored", perms: owner})
-	e.putLive(&node{path: "@introduceDomain", perms: owner})
-	e.putLive(&node{path: "@releaseDomain", perms: owner})
-	priv := e.domainLocked(cfg.PrivDomid)
-	priv.nodes = len(e.nodes)
-	priv.Introduced = true
+	for _, n := range []*node{
+		{path: "/", perms: owner, children: []string{"tool"}},
+		{path: "/tool", perms: owner, children: []string{"xenstored"}},
+		{path: "/tool/xenstored", perms: owner},
+		{path: "@introduceDomain", perms: owner},
+		{path: "@releaseDomain", perms: owner},
+	} {
+		e.setLive(n.path, n)
+	}
+	e.domainLocked(cfg.PrivDomid).Introduced = true
 	return e
 }
 

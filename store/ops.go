@@ -29,6 +29,25 @@ func (e *Engine) setLive(path string, n *node) {
 	}
 }
 
+// checkMemory applies the memory quota to a node c's domain will own: the
+// domain's nodes, counted as path plus record, may not pass the hard limit
+// (ENOMEM, as C xenstored).
+func (e *Engine) checkMemory(c *Conn, path string, n *node) error {
+	limit := e.quota(c, QMemory)
+	if limit <= 0 || n.perms.Owner() != c.domid {
+		return nil
+	}
+	d := e.domainLocked(c.domid)
+	use := d.memory + len(path) + n.size()
+	if old := e.nodes[path]; old != nil && old.perms.Owner() == c.domid {
+		use -= len(path) + old.size()
+	}
+	if use > limit {
+		return e.quotaExceeded(c, QMemory, use, limit, syscall.ENOMEM)
+	}
+	return nil
+}
+
 // lookup reads path as c sees it: through tx when there is one (recording
 // the access for the commit-time conflict check), else the live tree.
 func (e *Engine) lookup(c *Conn, tx *txn, path string) (*node, error) {
@@ -49,6 +68,9 @@ func (e *Engine) store(c *Conn, tx *txn, path string, n *node) error {
 		// C xenstored refuses a record of node-size bytes or more.
 		if limit := e.quota(c, QNodeSize); limit > 0 && n.size() >= limit {
 			return e.quotaExceeded(c, QNodeSize, n.size(), limit, syscall.ENOSPC)
+		}
+		if err := e.checkMemory(c, path, n); err != nil {
+			return err
 		}
 	}
 	if tx == nil {
@@ -170,13 +192,25 @@ func (e *Engine) createNode(c *Conn, tx *txn, path string, value []byte) (*node,
 			return nil, e.quotaExceeded(c, QNodeSize, n.size(), limit, syscall.ENOSPC)
 		}
 	}
+	if limit := e.quota(c, QMemory); limit > 0 {
+		use := e.domainLocked(c.domid).memory
+		for _, n := range built {
+			use += len(n.path) + n.size()
+		}
+		if use > limit {
+			return nil, e.quotaExceeded(c, QMemory, use, limit, syscall.ENOMEM)
+		}
+	}
 	if err := e.store(c, tx, newParent.path, newParent); err != nil {
 		return nil, err
 	}
 	for i := len(built) - 1; i >= 0; i-- {
 		if err := e.store(c, tx, built[i].path, built[i]); err != nil {
-			// Only a transaction's node quota can fail here; the
-			// transaction is unusable now (XSA-415).
+			// Undo, so no half-made path remains (XSA-414/415).
+			for _, n := range built[i+1:] {
+				e.store(nil, tx, n.path, nil)
+			}
+			e.store(nil, tx, parent.path, parent.clone())
 			if tx != nil {
 				tx.failed = true
 			}
