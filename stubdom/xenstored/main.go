@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -29,7 +30,11 @@ func main() {
 		}
 		os.Exit(0)
 	}
-	log := daemon.NewLogger(os.Stderr, o.Verbose)
+	logTo := io.Writer(os.Stderr)
+	if o.StubDomain {
+		logTo = daemon.ConsoleLog() // nobody may drain the console yet
+	}
+	log := daemon.NewLogger(logTo, o.Verbose)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := daemon.Run(ctx, o, log); err != nil {
