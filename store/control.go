@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/xsstub/xenstored/store/wire"
 )
 
 var controlHelp = []struct{ cmd, pars string }{
@@ -124,9 +126,16 @@ func (e *Engine) control(c *Conn, p []byte) ([]byte, error) {
 		if len(args) != 0 {
 			return nil, syscall.EINVAL
 		}
+		// One line per connection, as many as fit a reply.
 		var b strings.Builder
-		for _, x := range e.sortedConns() {
-			b.WriteString(e.connSummary(x))
+		conns := e.sortedConns()
+		for i, x := range conns {
+			line := e.connSummary(x)
+			if b.Len()+len(line) > wire.PayloadMax-64 {
+				fmt.Fprintf(&b, "... %d more (queues <domid> shows one domain)\n", len(conns)-i)
+				break
+			}
+			b.WriteString(line)
 		}
 		return text(b.String())
 	case "queues":

@@ -112,7 +112,7 @@ func serveConn(ctx context.Context, e *store.Engine, nc *net.UnixConn, log *slog
 			signal(outWake)
 		}
 	})
-	out := &sender{c: c, nc: nc, w: bufio.NewWriterSize(nc, 16384)}
+	out := &sender{c: c, nc: nc, w: bufio.NewWriterSize(nc, 16384), failed: make(chan struct{})}
 	writerDone := make(chan struct{})
 	draining := make(chan struct{})
 	go func() {
@@ -129,7 +129,7 @@ func serveConn(ctx context.Context, e *store.Engine, nc *net.UnixConn, log *slog
 			out.send()
 		}
 	}
-	err := readLoop(c, nc, inWake, ctx.Done(), handle)
+	err := readLoop(c, nc, inWake, ctx.Done(), out.failed, handle)
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		// The client half-closed after whole requests: send what is
 		// queued for them before closing, as C xenstored does, but
@@ -153,7 +153,10 @@ func serveConn(ctx context.Context, e *store.Engine, nc *net.UnixConn, log *slog
 // handle, telling it whether more input is already buffered. done is the
 // server's shutdown signal: it ends a reader waiting for the engine to let
 // it read.
-func readLoop(c *store.Conn, nc *net.UnixConn, wake <-chan struct{}, done <-chan struct{}, handle func(wire.Msg, bool)) error {
+//
+// A reader stopped by back-pressure never sees the client hang up; failed
+// (closed when a write fails) ends it then.
+func readLoop(c *store.Conn, nc *net.UnixConn, wake, done, failed <-chan struct{}, handle func(wire.Msg, bool)) error {
 	r := bufio.NewReaderSize(nc, 8192)
 	var hdr [wire.HeaderSize]byte
 	for {
@@ -162,6 +165,8 @@ func readLoop(c *store.Conn, nc *net.UnixConn, wake <-chan struct{}, done <-chan
 			case <-wake:
 			case <-done:
 				return nil
+			case <-failed:
+				return net.ErrClosed
 			}
 		}
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -187,6 +192,8 @@ type sender struct {
 	nc  *net.UnixConn
 	w   *bufio.Writer
 	err error // sticky: the socket is closed after a write error
+	// failed is closed with the first write error.
+	failed chan struct{}
 }
 
 // send writes everything queued and flushes it.
@@ -214,6 +221,7 @@ func (s *sender) send() error {
 func (s *sender) fail(err error) error {
 	s.err = err
 	s.nc.Close()
+	close(s.failed)
 	return err
 }
 

@@ -54,7 +54,11 @@ type Server struct {
 	dirty    map[*rconn]struct{}
 	virqPort uint32
 	local    map[uint32]xen.Mapping // rings not reached by grant mapping
-	wakeR    int                    // pipe: the engine's wake signals for the loop
+	// released rings wait here until the loop goroutine, the only one that
+	// touches ring pages, unbinds and unmaps them (XSA-425: a RELEASE may
+	// come while the loop is serving that very ring).
+	released []*rconn
+	wakeR    int // pipe: the engine's wake signals for the loop
 	wakeW    int
 	wakeSent bool
 }
@@ -159,7 +163,8 @@ func (s *Server) AttachRing(c *store.Conn, port uint32, gfn uint64) (func(), err
 	return wake, nil
 }
 
-// DetachRing implements store.Platform. Called with the engine locked.
+// DetachRing implements store.Platform. Called with the engine locked. The
+// ring is unbound and unmapped by the loop goroutine, never under it.
 func (s *Server) DetachRing(c *store.Conn) {
 	s.mu.Lock()
 	rc := s.byConn[c]
@@ -168,16 +173,31 @@ func (s *Server) DetachRing(c *store.Conn) {
 		delete(s.byPort, rc.port)
 		delete(s.dirty, rc)
 		rc.closed = true
+		s.released = append(s.released, rc)
+	}
+	send := rc != nil && !s.wakeSent
+	if send {
+		s.wakeSent = true
 	}
 	s.mu.Unlock()
-	if rc == nil {
-		return
+	if send {
+		unix.Write(s.wakeW, []byte{1})
 	}
-	if err := s.ev.Unbind(rc.port); err != nil {
-		s.log.Warn("unbind failed", "domid", rc.domid, "port", rc.port, "err", err)
-	}
-	if err := rc.mapping.Unmap(); err != nil {
-		s.log.Warn("unmap failed", "domid", rc.domid, "err", err)
+}
+
+// releaseDetached unbinds and unmaps detached rings; loop goroutine only.
+func (s *Server) releaseDetached() {
+	s.mu.Lock()
+	list := s.released
+	s.released = nil
+	s.mu.Unlock()
+	for _, rc := range list {
+		if err := s.ev.Unbind(rc.port); err != nil {
+			s.log.Warn("unbind failed", "domid", rc.domid, "port", rc.port, "err", err)
+		}
+		if err := rc.mapping.Unmap(); err != nil {
+			s.log.Warn("unmap failed", "domid", rc.domid, "err", err)
+		}
 	}
 }
 
@@ -233,6 +253,7 @@ func (s *Server) Serve(stop <-chan struct{}) error {
 			return fmt.Errorf("xenring: poll: %w", err)
 		}
 		if len(fds) > 2 && fds[2].Revents != 0 {
+			s.releaseDetached()
 			return nil
 		}
 		if fds[1].Revents != 0 {
@@ -249,6 +270,7 @@ func (s *Server) Serve(stop <-chan struct{}) error {
 			s.handleEvents()
 		}
 		s.serviceDirty()
+		s.releaseDetached()
 	}
 }
 
@@ -330,7 +352,10 @@ func (s *Server) serviceDirty() {
 
 // service moves output to the ring and requests from it, within bounds.
 func (s *Server) service(rc *rconn) {
-	if rc.broken || rc.closed {
+	s.mu.Lock()
+	closed := rc.closed
+	s.mu.Unlock()
+	if rc.broken || closed {
 		return
 	}
 	moved := false
@@ -373,7 +398,13 @@ func (s *Server) service(rc *rconn) {
 		if !rc.conn.WantsInput() {
 			break
 		}
+		before := len(rc.in)
 		msg, got, err := s.readMessage(rc)
+		if len(rc.in) != before || got {
+			// Ring space was freed: the guest may be waiting to write
+			// the rest of a message longer than the ring.
+			progress, moved = true, true
+		}
 		if err != nil {
 			code := uint32(ring.ErrorRingIdx)
 			if errors.Is(err, wire.ErrTooLong) {
@@ -384,7 +415,6 @@ func (s *Server) service(rc *rconn) {
 		}
 		if got {
 			rc.conn.Handle(msg)
-			progress, moved = true, true
 		}
 		if !progress {
 			break
