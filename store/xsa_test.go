@@ -353,3 +353,32 @@ func TestXSA206WriteFloodCannotStarveDom0(t *testing.T) {
 		}
 	}
 }
+
+// XSA-418 beyond the protocol's path limits: a 10 000-deep chain built
+// inside the engine is checked, cleaned up on domain death and removed
+// without recursion (a recursive walk would need 10 000 frames).
+func TestXSA418TenThousandDeep(t *testing.T) {
+	e := newTestEngine(t, nil)
+	d, _ := setupGuest(t, e, 5)
+	e.mu.Lock()
+	p := "/local/domain/5"
+	owner := Perms{{ID: 5}}
+	for i := 0; i < 10000; i++ {
+		parent := e.nodes[p].clone()
+		parent.children = append(parent.children, "d")
+		e.setLive(p, parent)
+		p += "/d"
+		e.setLive(p, &node{path: p, perms: owner})
+	}
+	e.mu.Unlock()
+	checkConsistent(t, e)
+	e.DomainGone(5, true) // removes the guest's nodes: the whole chain
+	e.mu.Lock()
+	left := len(e.nodes)
+	e.mu.Unlock()
+	if left > 10 {
+		t.Fatalf("%d nodes left after the chain's owner died", left)
+	}
+	d.must(wire.Directory, 0, "/local/domain")
+	bystander(t, e)
+}
