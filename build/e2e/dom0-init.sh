@@ -1,0 +1,237 @@
+#!/bin/busybox sh
+# /init of dom0 in the e2e boot (build/e2e/pv.sh). Starts our stub domain
+# with Xen's init-xenstore-domain, then checks xenstore from dom0 step by
+# step. Lines for the host script:
+#   @@E2E MARK <name> t=<dom0 uptime>
+#   @@E2E PASS <check> [detail] / @@E2E FAIL <check> [detail]
+#   @@E2E DONE pass=<n> fail=<n>
+#   [stub] <line>       the stub's console (drained via its grant ref 0)
+#   [watch] <line>      xenstore-watch @releaseDomain output
+# Settings come from /e2e/config (written by the host script).
+/bin/busybox --install -s /bin
+export PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts /dev/shm /run /tmp
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+mkdir -p /run/xen /var/run/xen /var/lib/xen /var/log/xen /run/xenstored
+
+STUB_MEM=64
+STUB_PARAM="xen_privcmd.unrestricted=1 console=hvc0"
+IXD_TIMEOUT=120
+DOMU=1
+. /e2e/config
+
+up() { cut -d' ' -f1 /proc/uptime; }
+mark() { echo "@@E2E MARK $1 t=$(up)"; }
+NPASS=0
+NFAIL=0
+pass() { NPASS=$((NPASS + 1)); echo "@@E2E PASS $*"; }
+fail() { NFAIL=$((NFAIL + 1)); echo "@@E2E FAIL $*"; }
+T() { timeout 20 "$@"; }
+finish() {
+	[ -n "$CONS_PID" ] && kill "$CONS_PID" 2>/dev/null
+	if [ -f /var/log/xen/guest-Xenstore.log ]; then
+		sed 's/^/[stub] /' /var/log/xen/guest-Xenstore.log
+	fi
+	echo "@@E2E DONE pass=$NPASS fail=$NFAIL"
+	sleep 1
+	echo o >/proc/sysrq-trigger
+	sleep 5
+	poweroff -f
+}
+
+mark DOM0-UP
+for m in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc; do
+	insmod /modules/$m.ko* || echo "insmod $m failed"
+done
+mount -t xenfs xenfs /proc/xen
+echo "dom0: /dev/xen: $(ls /dev/xen | tr '\n' ' ')"
+mark MODULES
+
+# The stub's console, until xenconsoled can take over. CONS_PID is xstool's
+# own pid: killing it stops the draining (the reader ends at EOF).
+mkfifo /tmp/stubcons
+(while IFS= read -r l; do echo "[stub] $l"; done </tmp/stubcons) &
+xstool console 100000 >/tmp/stubcons 2>&1 &
+CONS_PID=$!
+
+# --- 1. start our stub domain
+ls -l /stub/
+mark IXD-START
+T0=$(up)
+timeout $IXD_TIMEOUT init-xenstore-domain --kernel /stub/kernel --ramdisk /stub/image.cpio.gz \
+	--memory $STUB_MEM --param "$STUB_PARAM" >/tmp/ixd.log 2>&1 &
+IXD_PID=$!
+# It returns only once the stub serves; a stub that crashed (its kernel
+# panicked, say) would keep it waiting until the timeout: give up early.
+# A panicked PV Linux stops its vcpus: neither running nor blocked.
+down=0
+while [ -d /proc/$IXD_PID ]; do
+	st=$(xstool doms | grep '^dom=[1-9][0-9]* xenstore=1 ')
+	case "$st" in
+	*" shutdown=1/"*) down=9 ;;
+	*" running=0 blocked=0 paused=0 "*) down=$((down + 1)) ;;
+	*) down=0 ;;
+	esac
+	if [ $down -ge 5 ]; then
+		echo "the stub domain shut down, crashed or stopped: $st"
+		sleep 2
+		kill $IXD_PID
+		break
+	fi
+	sleep 1
+done
+wait $IXD_PID
+rc=$?
+T1=$(up)
+mark IXD-END
+grep -v -E 'xc: detail|xencall|domainbuilder' /tmp/ixd.log | tail -15
+xstool doms
+if [ $rc = 0 ]; then
+	pass init-xenstore-domain "rc=0 serving_after=$(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s"
+else
+	fail init-xenstore-domain "rc=$rc after $(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s"
+	sleep 3
+	finish
+fi
+
+# --- 2. basic xenstore operations from dom0 (through dom0's ring)
+out=$(T xenstore-ls / 2>&1)
+rc=$?
+echo "$out" | head -40
+if [ $rc = 0 ] && echo "$out" | grep -q '^tool'; then pass xenstore-ls; else fail xenstore-ls "rc=$rc"; fi
+
+T xenstore-write /e2e/x y
+rc=$?
+v=$(T xenstore-read /e2e/x 2>&1)
+if [ $rc = 0 ] && [ "$v" = y ]; then pass write-read; else fail write-read "write rc=$rc read='$v'"; fi
+
+out=$(T xenstore-control help 2>&1)
+rc=$?
+echo "$out" | head -20
+if [ $rc = 0 ]; then pass xenstore-control-help; else fail xenstore-control-help "rc=$rc"; fi
+
+STUBID=$(T xenstore-read /tool/xenstored/domid 2>&1)
+echo "/tool/xenstored/domid = $STUBID"
+if xstool doms | grep -q "^dom=$STUBID xenstore=1 "; then
+	pass tool-xenstored-domid "dom$STUBID is the xenstore domain"
+else
+	fail tool-xenstored-domid "'$STUBID'"
+fi
+
+T xen-init-dom0
+echo "xen-init-dom0 rc=$?"
+out=$(T xl list 2>&1)
+rc=$?
+echo "$out"
+if [ $rc = 0 ] && echo "$out" | grep -q '^Xenstore '; then
+	pass xl-list "$(echo "$out" | grep '^Xenstore ' | tr -s ' ')"
+else
+	fail xl-list "rc=$rc"
+fi
+mark BASIC-DONE
+
+# --- 3. a PV domU: introduce, watches, release
+if [ "$DOMU" = 1 ]; then
+	# The stub's console moves to xenconsoled (which needs xenstore).
+	kill $CONS_PID 2>/dev/null
+	wait $CONS_PID 2>/dev/null
+	CONS_PID=
+	xenconsoled --pid-file=/run/xen/xenconsoled.pid --log=guest --log-dir=/var/log/xen
+	echo "xenconsoled rc=$?"
+	for w in @releaseDomain @introduceDomain; do
+		(xenstore-watch $w 2>&1 | while IFS= read -r l; do
+			echo "[watch] $l t=$(up)"
+			echo "$l" >>/tmp/watch.log
+		done) &
+	done
+	sleep 2
+	rel0=$(grep -c '^@releaseDomain' /tmp/watch.log)
+	int0=$(grep -c '^@introduceDomain' /tmp/watch.log)
+	mark CREATE-START
+	T0=$(up)
+	# xl's debug log, each line stamped with dom0's uptime, shows where a
+	# slow create spends its time.
+	(timeout 120 xl -vvv create /etc/xen/domu.cfg 2>&1
+		echo "xl-rc=$?") | while IFS= read -r l; do echo "$(up) $l"; done >/tmp/xl-create.log
+	rc=$(sed -n 's/^[0-9.]* xl-rc=//p' /tmp/xl-create.log)
+	T1=$(up)
+	mark CREATE-END
+	grep -v 'xl-rc=' /tmp/xl-create.log | grep -E -v 'debug|detail' | tail -5
+	echo "xl create: the 6 longest gaps between debug lines (seconds, line after the gap):"
+	awk '{ if (NR > 1) printf "%.2f %s\n", $1 - p, $0; p = $1 }' /tmp/xl-create.log | sort -rn | head -6 | cut -c1-200
+	ID=$(xl domid domu 2>/dev/null)
+	if [ $rc = 0 ] && [ -n "$ID" ]; then
+		pass xl-create "domid=$ID took=$(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s"
+	else
+		fail xl-create "rc=$rc after $(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s"
+	fi
+	xl list
+	sleep 1
+	int1=$(grep -c '^@introduceDomain' /tmp/watch.log)
+	if [ "$int1" -gt "$int0" ]; then pass watch-introduceDomain "fired $((int1 - int0))x"; else fail watch-introduceDomain "$int0 -> $int1"; fi
+	if [ -n "$ID" ] && T xenstore-list /local/domain | grep -qx "$ID"; then
+		pass local-domain-appears "/local/domain/$ID"
+		T xenstore-ls /local/domain/$ID | head -30
+	else
+		fail local-domain-appears "/local/domain: $(T xenstore-list /local/domain | tr '\n' ' ')"
+	fi
+	i=0
+	while [ $i -lt 90 ] && ! grep -q DOMU-DONE /var/log/xen/guest-domu.log 2>/dev/null; do sleep 1; i=$((i + 1)); done
+	if grep -q DOMU-DONE /var/log/xen/guest-domu.log 2>/dev/null; then
+		pass domu-userspace "after ${i}s"
+	else
+		fail domu-userspace "no DOMU-DONE in 90s"
+	fi
+	grep -a DOMU /var/log/xen/guest-domu.log
+	mark DESTROY-START
+	T0=$(up)
+	timeout 60 xl destroy domu
+	rc=$?
+	T1=$(up)
+	mark DESTROY-END
+	if [ $rc = 0 ]; then pass xl-destroy "took=$(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s"; else fail xl-destroy "rc=$rc"; fi
+	sleep 3
+	rel1=$(grep -c '^@releaseDomain' /tmp/watch.log)
+	if [ "$rel1" -gt "$rel0" ]; then pass watch-releaseDomain "fired $((rel1 - rel0))x"; else fail watch-releaseDomain "$rel0 -> $rel1"; fi
+	echo "/local/domain after destroy: $(T xenstore-list /local/domain | tr '\n' ' ')"
+	if [ -n "$ID" ] && ! T xenstore-list /local/domain | grep -qx "$ID"; then
+		pass local-domain-gone
+	else
+		fail local-domain-gone
+	fi
+	# A domU that powers itself off: the stub sees it shut down
+	# (VIRQ_DOM_EXC), fires @releaseDomain, and xl's monitor destroys it.
+	rel0=$(grep -c '^@releaseDomain' /tmp/watch.log)
+	mark CREATE2-START
+	timeout 120 xl create /etc/xen/domuoff.cfg
+	rc=$?
+	mark CREATE2-END
+	ID=$(xl domid domuoff 2>/dev/null)
+	echo "domuoff: rc=$rc domid=$ID"
+	i=0
+	while [ $i -lt 90 ] && xl domid domuoff >/dev/null 2>&1; do sleep 1; i=$((i + 1)); done
+	grep -a DOMU /var/log/xen/guest-domuoff.log
+	if xl domid domuoff >/dev/null 2>&1; then
+		fail selfoff-gone "domuoff still there after 90s"
+		xl list
+	else
+		pass selfoff-gone "domuoff (dom$ID) gone ${i}s after create returned"
+	fi
+	sleep 2
+	rel1=$(grep -c '^@releaseDomain' /tmp/watch.log)
+	if [ "$rel1" -gt "$rel0" ]; then pass selfoff-releaseDomain "fired $((rel1 - rel0))x"; else fail selfoff-releaseDomain "$rel0 -> $rel1"; fi
+	if [ -n "$ID" ] && ! T xenstore-list /local/domain | grep -qx "$ID"; then
+		pass selfoff-local-domain-gone
+	else
+		fail selfoff-local-domain-gone "/local/domain: $(T xenstore-list /local/domain | tr '\n' ' ')"
+	fi
+	xl list
+	xstool doms
+fi
+mark ALL-DONE
+finish
