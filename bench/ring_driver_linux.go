@@ -1,0 +1,150 @@
+package bench
+
+import (
+	"fmt"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/xen/fake"
+	"github.com/xsstub/xenstored/xen/ring"
+)
+
+// driveRings is the guest side of RingThroughput without ring clients: one
+// goroutine (one thread) drives every guest's ring directly, keeping depth
+// requests in flight on each, waiting for the server's notifications on
+// one epoll set. It is what lets a 2-core machine measure the transport
+// with 1000 guests: ringclient's goroutine per guest blocks a thread in
+// poll(2) each, and 1000 threads would measure the scheduler instead.
+//
+// The server answers a ring's requests in order, so replies are matched
+// first-in first-out. stop is checked between wake-ups; after it is set no
+// new requests are issued and the call returns once every ring drained.
+func driveRings(guests []*fake.Guest, depth int, mix string, stop func(done uint64) bool) (*Histogram, error) {
+	type dg struct {
+		g     *fake.Guest
+		r     *ring.Guest
+		reqs  [2][]byte
+		next  int
+		out   []byte
+		in    []byte
+		sent  []time.Time // FIFO of in-flight send times
+		ready bool
+	}
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(epfd)
+	ds := make([]*dg, len(guests))
+	read := (&wire.Msg{Type: wire.Read, ReqID: 1, Payload: wire.JoinStrings("data/counter")}).Encode()
+	write := (&wire.Msg{Type: wire.Write, ReqID: 2, Payload: append(wire.JoinStrings("data/counter"), value16...)}).Encode()
+	for i, g := range guests {
+		r, err := ring.NewGuest(g.Page())
+		if err != nil {
+			return nil, err
+		}
+		d := &dg{g: g, r: r}
+		switch mix {
+		case "write":
+			d.reqs = [2][]byte{write, write}
+		case "rw":
+			d.reqs = [2][]byte{read, write}
+		default:
+			d.reqs = [2][]byte{read, read}
+		}
+		ds[i] = d
+		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, g.Fd(), &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(i)}); err != nil {
+			return nil, err
+		}
+	}
+	lat := &Histogram{}
+	stopping := false
+	// push queues one request and writes what fits.
+	push := func(d *dg) {
+		d.out = append(d.out, d.reqs[d.next&1]...)
+		d.next++
+		d.sent = append(d.sent, time.Now())
+	}
+	flush := func(d *dg) error {
+		if len(d.out) > 0 {
+			n, err := d.r.Write(d.out)
+			if err != nil {
+				return err
+			}
+			d.out = d.out[:copy(d.out, d.out[n:])]
+		}
+		return d.g.Notify()
+	}
+	for _, d := range ds {
+		for k := 0; k < depth; k++ {
+			push(d)
+		}
+		if err := flush(d); err != nil {
+			return nil, err
+		}
+	}
+	inflight := len(ds) * depth
+	evs := make([]unix.EpollEvent, 256)
+	buf := make([]byte, 4096)
+	for inflight > 0 {
+		if !stopping && stop(lat.Count()) {
+			stopping = true
+		}
+		n, err := unix.EpollWait(epfd, evs, 1000)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return lat, fmt.Errorf("ring driver: no reply for 1s with %d requests in flight", inflight)
+		}
+		for _, ev := range evs[:n] {
+			d := ds[ev.Fd]
+			if err := d.g.Ack(); err != nil {
+				return nil, err
+			}
+			for {
+				m, err := d.r.Read(buf)
+				if err != nil {
+					return nil, err
+				}
+				if m == 0 {
+					break
+				}
+				d.in = append(d.in, buf[:m]...)
+			}
+			for len(d.in) >= wire.HeaderSize {
+				h, err := wire.ParseHeader(d.in)
+				if err != nil {
+					return nil, err
+				}
+				end := wire.HeaderSize + int(h.Len)
+				if len(d.in) < end {
+					break
+				}
+				if h.Type == wire.Error {
+					return nil, fmt.Errorf("ring driver: dom%d: error reply %q", d.g.DomID, d.in[wire.HeaderSize:end])
+				}
+				d.in = d.in[:copy(d.in, d.in[end:])]
+				if h.Type == wire.WatchEvent {
+					continue
+				}
+				lat.Record(time.Since(d.sent[0]))
+				d.sent = d.sent[:copy(d.sent, d.sent[1:])]
+				inflight--
+				if !stopping {
+					push(d)
+					inflight++
+				}
+			}
+			if err := flush(d); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return lat, nil
+}

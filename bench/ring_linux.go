@@ -1,0 +1,356 @@
+package bench
+
+// Ring benchmarks: the real ring transport (transport/xenring) over the
+// fake hypervisor (xen/fake), driven by guest-side ring clients
+// (xen/ringclient), all in this process. A round trip is: the guest's
+// client goroutine copies the request into the shared page and signals an
+// eventfd; the transport's single event loop wakes from poll, reads the
+// ring, runs the engine, copies the reply back and signals the guest's
+// eventfd; the client goroutine wakes and hands the reply to the caller.
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/transport/xenring"
+	"github.com/xsstub/xenstored/xen/fake"
+	"github.com/xsstub/xenstored/xen/ringclient"
+)
+
+// RingRig is an engine served over fake rings: dom0 talks to it
+// in-process (Dom0, privileged), guests through their ring page.
+type RingRig struct {
+	H    *fake.Hypervisor
+	E    *store.Engine
+	Srv  *xenring.Server
+	Dom0 *EngineConn // use from one goroutine at a time
+
+	mu     sync.Mutex
+	guests map[uint32]*fake.Guest
+	cache  *cachedPlatform
+	stop   chan struct{}
+	done   chan error
+}
+
+// RingRigConfig configures NewRingRig.
+type RingRigConfig struct {
+	// WriteRate is the engine's per-domain write rate limit (XSA-206);
+	// 0 keeps the engine's default (200 changes/s, burst 10), negative
+	// disables it. The benchmarks disable it: with it a guest's sustained
+	// writes are capped at the rate, by design.
+	WriteRate int
+	// CacheDomains answers the engine's "does domain N exist" from the
+	// set of domains the rig created instead of asking the transport,
+	// which lists every domain of the hypervisor for each question (see
+	// DomainExistsCost).
+	CacheDomains bool
+}
+
+// cachedPlatform is the transport with DomainExists answered by the rig.
+type cachedPlatform struct {
+	*xenring.Server
+	mu   sync.Mutex
+	live map[uint32]bool
+}
+
+func (p *cachedPlatform) DomainExists(id uint32) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.live[id]
+}
+
+// NewRingRig starts the transport's event loop on a fresh fake hypervisor.
+func NewRingRig(cfg RingRigConfig) (*RingRig, error) {
+	h := fake.New()
+	ev, err := h.OpenEventChannel()
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	log := discardLogger()
+	srv, err := xenring.New(ev, h.GrantMapper(), h, log)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	var plat store.Platform = srv
+	var cache *cachedPlatform
+	if cfg.CacheDomains {
+		cache = &cachedPlatform{Server: srv, live: map[uint32]bool{}}
+		plat = cache
+	}
+	e := store.New(store.Config{Platform: plat, Logger: log, WriteRate: cfg.WriteRate})
+	srv.SetEngine(e)
+	if err := srv.WatchDomains(); err != nil {
+		h.Close()
+		return nil, err
+	}
+	r := &RingRig{H: h, E: e, Srv: srv, Dom0: NewEngineConn(e, 0, true), guests: map[uint32]*fake.Guest{}, cache: cache,
+		stop: make(chan struct{}), done: make(chan error, 1)}
+	go func() { r.done <- srv.Serve(r.stop) }()
+	return r, nil
+}
+
+// FDsPerGuest is what one guest costs in file descriptors: the fake's
+// memfd and two eventfds (the guest side uses the same ones). An open ring
+// client adds one more (its wake eventfd).
+const FDsPerGuest = 3
+
+// AddGuest creates fake domain id, writes its GuestTree through dom0 when
+// populate (else only /local/domain/ID/data/counter), introduces it (the
+// transport maps its ring and binds its event channel) and attaches the
+// guest end. Watches are added separately (GuestWatch).
+func (r *RingRig) AddGuest(id uint32, populate bool) error {
+	d, err := r.H.NewDomain(id)
+	if err != nil {
+		return err
+	}
+	if r.cache != nil {
+		r.cache.mu.Lock()
+		r.cache.live[id] = true
+		r.cache.mu.Unlock()
+	}
+	if populate {
+		err = CreateGuest(r.Dom0, id)
+	} else {
+		home := "/local/domain/" + strconv.FormatUint(uint64(id), 10)
+		if _, err = r.Dom0.Call(wire.Write, 0, append(wire.JoinStrings(home+"/data/counter"), '0')); err == nil {
+			_, err = r.Dom0.Call(wire.SetPerms, 0, wire.JoinStrings(home, "n"+strconv.FormatUint(uint64(id), 10)))
+		}
+		if err == nil {
+			_, err = r.Dom0.Call(wire.SetPerms, 0, wire.JoinStrings(home+"/data", "n"+strconv.FormatUint(uint64(id), 10)))
+		}
+		if err == nil {
+			_, err = r.Dom0.Call(wire.SetPerms, 0, wire.JoinStrings(home+"/data/counter", "n"+strconv.FormatUint(uint64(id), 10)))
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.E.IntroduceDomain(id, d.GuestPort(), 0); err != nil {
+		return err
+	}
+	// The guest end shares the hypervisor's descriptors (no duplicates:
+	// three descriptors per domain in all); the rig unmaps the page and
+	// the hypervisor closes the descriptors.
+	g, err := fake.AttachGuest(d.Spec())
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.guests[id] = g
+	r.mu.Unlock()
+	return nil
+}
+
+// Client opens a ring client on guest id's ring. Close it before opening
+// another on the same ring, and only when no call is in flight.
+func (r *RingRig) Client(id uint32) (*ringclient.Client, error) {
+	r.mu.Lock()
+	g := r.guests[id]
+	r.mu.Unlock()
+	if g == nil {
+		return nil, fmt.Errorf("ring rig: no guest %d", id)
+	}
+	return ringclient.New(g.Page(), g)
+}
+
+// GuestWatch registers GuestWatches(id) from the guest's own ring and
+// dom0's BackendWatches(id), then ends with a read so that every event
+// the watches fired has been taken off the ring before the client closes.
+func (r *RingRig) GuestWatch(id uint32) error {
+	c, err := r.Client(id)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, w := range GuestWatches(id) {
+		if err := c.Watch(ctx, w, "tok"); err != nil {
+			return fmt.Errorf("guest %d: watch %s: %w", id, w, err)
+		}
+	}
+	if _, err := c.Read(ctx, "name"); err != nil {
+		return fmt.Errorf("guest %d: read: %w", id, err)
+	}
+	for _, w := range BackendWatches(id) {
+		if _, err := r.Dom0.Call(wire.Watch, 0, wire.JoinStrings(w, "be")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close stops the event loop and tears the fake down.
+func (r *RingRig) Close() error {
+	close(r.stop)
+	err := <-r.done
+	r.mu.Lock()
+	for id, g := range r.guests {
+		unix.Munmap(g.Page()) // the descriptors are the hypervisor's
+		delete(r.guests, id)
+	}
+	r.mu.Unlock()
+	if e := r.H.Close(); err == nil {
+		err = e
+	}
+	return err
+}
+
+// RingResult is one ring throughput run.
+type RingResult struct {
+	Domains, Depth int
+	Ops            uint64
+	Elapsed        time.Duration
+	Lat            *Histogram // per request, client call to reply
+}
+
+// Rate is requests per second over all domains.
+func (r *RingResult) Rate() float64 { return float64(r.Ops) / r.Elapsed.Seconds() }
+
+// RingOptions configures RingThroughput.
+type RingOptions struct {
+	Domains  int           // fake domains, each with its own ring and client
+	Depth    int           // requests in flight per domain (goroutines calling), default 1
+	Duration time.Duration // default 1s
+	Ops      int           // if > 0: stop after this many requests instead
+	Mix      string        // "read" (default), "write" or "rw" (alternating)
+	Populate bool          // give each guest its ~100 nodes and watches
+	// Clients: drive each guest through its own ringclient.Client (a
+	// goroutine and a thread blocked in poll per guest, plus one goroutine
+	// per request in flight) instead of one driver thread for all rings.
+	Clients bool
+}
+
+// RingThroughput starts a rig with o.Domains guests and has every guest
+// issue requests on its ring (o.Depth at a time) for o.Duration: READ of
+// its data/counter, WRITE of it, or both alternately.
+func RingThroughput(o RingOptions) (*RingResult, error) {
+	if o.Depth <= 0 {
+		o.Depth = 1
+	}
+	if o.Duration <= 0 && o.Ops <= 0 {
+		o.Duration = time.Second
+	}
+	if lim, err := RaiseFDLimit(uint64(o.Domains*(FDsPerGuest+1) + 256)); err == nil && int(lim) < o.Domains*(FDsPerGuest+1)+OpenFDs()+64 {
+		return nil, fmt.Errorf("%w: %d domains need %d descriptors, the limit is %d", ErrSkipped, o.Domains, o.Domains*(FDsPerGuest+1), lim)
+	}
+	r, err := NewRingRig(RingRigConfig{WriteRate: -1, CacheDomains: true})
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	guests := make([]*fake.Guest, o.Domains)
+	for i := range guests {
+		id := uint32(i + 1)
+		if err := r.AddGuest(id, o.Populate); err != nil {
+			return nil, err
+		}
+		if o.Populate {
+			if err := r.GuestWatch(id); err != nil {
+				return nil, err
+			}
+		}
+		r.mu.Lock()
+		guests[i] = r.guests[id]
+		r.mu.Unlock()
+	}
+	if !o.Clients {
+		start := time.Now()
+		deadline := start.Add(o.Duration)
+		lat, err := driveRings(guests, o.Depth, o.Mix, func(done uint64) bool {
+			if o.Ops > 0 {
+				return done >= uint64(o.Ops)
+			}
+			return time.Now().After(deadline)
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &RingResult{Domains: o.Domains, Depth: o.Depth, Ops: lat.Count(), Elapsed: time.Since(start), Lat: lat}, nil
+	}
+	clients := make([]*ringclient.Client, o.Domains)
+	defer func() {
+		for _, c := range clients {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	for i := range clients {
+		if clients[i], err = r.Client(uint32(i + 1)); err != nil {
+			return nil, err
+		}
+	}
+	var (
+		total   atomic.Int64
+		stopped atomic.Bool
+		wg      sync.WaitGroup
+		hmu     sync.Mutex
+		lat     = &Histogram{}
+		errOnce sync.Once
+		runErr  error
+	)
+	budget := int64(o.Ops)
+	readP := wire.JoinStrings("data/counter")
+	writeP := append(wire.JoinStrings("data/counter"), value16...)
+	start := time.Now()
+	for _, c := range clients {
+		for k := 0; k < o.Depth; k++ {
+			wg.Add(1)
+			go func(c *ringclient.Client, k int) {
+				defer wg.Done()
+				h := &Histogram{}
+				ctx := context.Background()
+				for i := k; !stopped.Load(); i++ {
+					if budget > 0 && total.Add(1) > budget {
+						break
+					}
+					typ, p := wire.Read, readP
+					if o.Mix == "write" || (o.Mix == "rw" && i%2 == 1) {
+						typ, p = wire.Write, writeP
+					}
+					t0 := time.Now()
+					if _, err := c.Call(ctx, typ, 0, p); err != nil {
+						errOnce.Do(func() { runErr = err })
+						stopped.Store(true)
+						break
+					}
+					h.Record(time.Since(t0))
+				}
+				hmu.Lock()
+				lat.Merge(h)
+				hmu.Unlock()
+			}(c, k)
+		}
+	}
+	if o.Duration > 0 {
+		go func() {
+			time.Sleep(o.Duration)
+			stopped.Store(true)
+		}()
+	}
+	wg.Wait()
+	res := &RingResult{Domains: o.Domains, Depth: o.Depth, Ops: lat.Count(), Elapsed: time.Since(start), Lat: lat}
+	return res, runErr
+}
+
+// RingTable renders ring throughput results.
+func RingTable(rs []*RingResult, md bool) string {
+	h := []string{"domains", "in flight/domain", "ops/s", "p50", "p99", "p99.9"}
+	var out [][]string
+	for _, r := range rs {
+		out = append(out, []string{strconv.Itoa(r.Domains), strconv.Itoa(r.Depth), fmt.Sprintf("%.0f", r.Rate()),
+			fmtNs(r.Lat.Quantile(0.5)), fmtNs(r.Lat.Quantile(0.99)), fmtNs(r.Lat.Quantile(0.999))})
+	}
+	return table(md, h, out)
+}
