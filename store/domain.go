@@ -68,6 +68,9 @@ func (e *Engine) domainExists(domid uint32) bool {
 	if domid >= 0x7ff0 { // DOMID_FIRST_RESERVED and above never exist
 		return false
 	}
+	if d := e.domains[domid]; d != nil && d.Introduced {
+		return true // introduced domains exist until released
+	}
 	if e.cfg.Platform == nil {
 		return true
 	}

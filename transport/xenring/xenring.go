@@ -48,6 +48,15 @@ type Server struct {
 	// for callers that need it too.
 	Info xen.DomainInfo
 
+	// known caches which domains were alive at the last scan:
+	// DomainExists is asked once per permission entry, and listing every
+	// domain costs a hypercall proportional to the host. Only positive
+	// answers are cached (a domain created since must not be missed: the
+	// toolstack names it in permissions before it introduces it); a
+	// domain that died is dropped by the scan its death triggers.
+	knownMu sync.Mutex
+	known   map[uint32]bool
+
 	mu       sync.Mutex // guards the maps and dirty; taken inside the engine lock
 	byPort   map[uint32]*rconn
 	byConn   map[*store.Conn]*rconn
@@ -109,7 +118,13 @@ func (s *Server) DomainExists(domid uint32) bool {
 	if s.di == nil {
 		return true
 	}
-	doms, err := s.di.Domains()
+	s.knownMu.Lock()
+	alive := s.known[domid]
+	s.knownMu.Unlock()
+	if alive {
+		return true
+	}
+	doms, err := s.scan()
 	if err != nil {
 		return true
 	}
@@ -119,6 +134,22 @@ func (s *Server) DomainExists(domid uint32) bool {
 		}
 	}
 	return false
+}
+
+// scan lists the domains and refreshes the cache.
+func (s *Server) scan() ([]xen.DomInfo, error) {
+	doms, err := s.di.Domains()
+	if err != nil {
+		return nil, err
+	}
+	known := make(map[uint32]bool, len(doms))
+	for _, d := range doms {
+		known[d.ID] = !d.Dying
+	}
+	s.knownMu.Lock()
+	s.known = known
+	s.knownMu.Unlock()
+	return doms, nil
 }
 
 // AttachRing implements store.Platform: map the domain's ring, bind its
@@ -312,7 +343,7 @@ func (s *Server) checkDomains() {
 	if s.di == nil {
 		return
 	}
-	doms, err := s.di.Domains()
+	doms, err := s.scan()
 	if err != nil {
 		s.log.Warn("domain scan failed; assuming all alive", "err", err)
 		return
