@@ -215,11 +215,29 @@ func (e *Engine) checkLocked() []string {
 			stack = append(stack, childPath(p, ch))
 		}
 	}
+	indexed := 0
+	for _, set := range e.mentions {
+		indexed += len(set)
+	}
+	want := 0
 	for p, n := range e.nodes {
+		seenIDs := map[uint32]bool{}
+		for _, pm := range n.perms {
+			if pm.ID != e.cfg.PrivDomid && !seenIDs[pm.ID] {
+				seenIDs[pm.ID] = true
+				want++
+				if _, ok := e.mentions[pm.ID][p]; !ok {
+					errs = append(errs, fmt.Sprintf("node %s names domain %d but is not indexed", p, pm.ID))
+				}
+			}
+		}
 		owned[n.perms.Owner()]++
 		if !seen[p] && !isSpecial(p) {
 			errs = append(errs, "unreachable node "+p)
 		}
+	}
+	if indexed != want {
+		errs = append(errs, fmt.Sprintf("permission index has %d entries, want %d", indexed, want))
 	}
 	for id, d := range e.domains {
 		if d.nodes != owned[id] {

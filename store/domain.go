@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"syscall"
 )
@@ -243,35 +244,29 @@ func (e *Engine) removeDomainNodes(domid uint32) {
 	if domid == e.cfg.PrivDomid {
 		return
 	}
-	var toRemove []string
-	for _, start := range []string{"/", "@releaseDomain", "@introduceDomain"} {
-		stack := []string{start}
-		for len(stack) > 0 {
-			p := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			n := e.nodes[p]
-			if n == nil {
-				continue
-			}
-			if n.perms.Owner() == domid && p != "/" && !isSpecial(p) {
-				if !e.cfg.KeepOrphans {
-					toRemove = append(toRemove, p)
-					continue // children go with it
-				}
-			}
-			if changed, ok := dropDomainPerms(n, domid, e.cfg.PrivDomid); ok {
-				e.setLive(p, changed)
-			}
-			for _, ch := range n.children {
-				stack = append(stack, childPath(p, ch))
-			}
-		}
+	// Only nodes whose permissions name the domain matter: the index
+	// keeps this proportional to the domain, not to the store. Parents
+	// sort before their children, so a removed subtree is skipped.
+	paths := make([]string, 0, len(e.mentions[domid]))
+	for p := range e.mentions[domid] {
+		paths = append(paths, p)
 	}
-	for _, p := range toRemove {
-		if e.nodes[p] != nil {
+	sort.Slice(paths, func(i, j int) bool {
+		return len(paths[i]) < len(paths[j]) || len(paths[i]) == len(paths[j]) && paths[i] < paths[j]
+	})
+	for _, p := range paths {
+		n := e.nodes[p]
+		if n == nil {
+			continue
+		}
+		if n.perms.Owner() == domid && p != "/" && !isSpecial(p) && !e.cfg.KeepOrphans {
 			if err := e.removeTree(nil, nil, p); err != nil {
 				e.log.Error("cannot remove orphaned node", "path", p, "err", err)
 			}
+			continue
+		}
+		if changed, ok := dropDomainPerms(n, domid, e.cfg.PrivDomid); ok {
+			e.setLive(p, changed)
 		}
 	}
 }

@@ -90,6 +90,9 @@ type Engine struct {
 	watchSeq uint64
 
 	domains map[uint32]*Domain
+	// mentions indexes, per domain other than the control domain, the
+	// paths whose permissions name it (see indexPerms).
+	mentions map[uint32]map[string]struct{}
 
 	traceOn bool
 	trace   func(string) // CONTROL print / log sink, may be nil
@@ -135,6 +138,7 @@ func New(cfg Config) *Engine {
 		conns:    make(map[*Conn]struct{}),
 		watchIdx: make(map[string][]*watch),
 		domains:  make(map[uint32]*Domain),
+		mentions: make(map[uint32]map[string]struct{}),
 	}
 	if e.log == nil {
 		e.log = slog.Default()

@@ -15,17 +15,43 @@ func (e *Engine) setLive(path string, n *node) {
 		d := e.domainLocked(old.perms.Owner())
 		d.nodes--
 		d.memory -= len(path) + old.size()
+		e.indexPerms(path, old.perms, false)
 	}
 	if n == nil {
 		delete(e.nodes, path)
 		return
 	}
+	e.indexPerms(path, n.perms, true)
 	e.putLive(n)
 	d := e.domainLocked(n.perms.Owner())
 	d.nodes++
 	d.memory += len(path) + n.size()
 	if soft := d.quotas.Soft[QMemory]; soft > 0 && d.memory > soft && n.perms.Owner() != e.cfg.PrivDomid {
 		e.log.Warn("soft quota exceeded", "domid", d.ID, "quota", "memory", "value", d.memory, "limit", soft)
+	}
+}
+
+// indexPerms adds (or removes) path to the index of nodes whose
+// permissions name each domain other than the control domain, so that a
+// domain's death touches only its own nodes.
+func (e *Engine) indexPerms(path string, ps Perms, add bool) {
+	for i, p := range ps {
+		if p.ID == e.cfg.PrivDomid || (i > 0 && p.ID == ps[0].ID) {
+			continue
+		}
+		set := e.mentions[p.ID]
+		if add {
+			if set == nil {
+				set = make(map[string]struct{})
+				e.mentions[p.ID] = set
+			}
+			set[path] = struct{}{}
+		} else if set != nil {
+			delete(set, path)
+			if len(set) == 0 {
+				delete(e.mentions, p.ID)
+			}
+		}
 	}
 }
 
