@@ -1,0 +1,118 @@
+#!/bin/busybox sh
+# dom0's /init for build/e2e/launcher-pvh.sh: starts the stub domain with
+# xenstore-stubdom-launch (our launcher) and checks xenstore from dom0.
+#   @@E2E MARK/PASS/FAIL/DONE lines for the host script; [stub] console lines.
+/bin/busybox --install -s /bin
+export PATH=/usr/local/bin:/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts /run /tmp
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+mkdir -p /run/xen /var/run/xen /var/lib/xen /var/log/xen /run/xenstored
+STUB_MEM=64
+STUB_PARAM=
+LFLAGS=
+DOMU=1
+. /e2e/config
+up() { cut -d' ' -f1 /proc/uptime; }
+mark() { echo "@@E2E MARK $1 t=$(up)"; }
+NPASS=0
+NFAIL=0
+pass() { NPASS=$((NPASS + 1)); echo "@@E2E PASS $*"; }
+fail() { NFAIL=$((NFAIL + 1)); echo "@@E2E FAIL $*"; }
+T() { timeout 20 "$@"; }
+CONS=/var/log/xen/xenstore-domain-console.log
+finish() {
+	[ -f $CONS ] && sed 's/^/[stub] /' $CONS
+	[ -f /var/log/xen/guest-Xenstore.log ] && sed 's/^/[stub-xc] /' /var/log/xen/guest-Xenstore.log
+	echo "@@E2E DONE pass=$NPASS fail=$NFAIL"
+	sleep 1
+	echo o >/proc/sysrq-trigger
+	sleep 5
+	poweroff -f
+}
+mark DOM0-UP
+for m in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc; do
+	insmod /modules/$m.ko* || echo "insmod $m failed"
+done
+mount -t xenfs xenfs /proc/xen
+
+# --- error paths that need no stub
+xenstore-stubdom-launch --memory 8 >/tmp/e.log 2>&1
+rc=$?
+if [ $rc = 2 ] && grep -q -- '--kernel missing' /tmp/e.log; then pass usage-error; else fail usage-error "rc=$rc $(head -1 /tmp/e.log)"; fi
+if [ -z "$LFLAGS" ]; then
+	xenstore-stubdom-launch --kernel /stub/image.cpio.gz --memory 64 >/tmp/e.log 2>&1
+	rc=$?
+	if [ $rc = 1 ] && grep -q 'no PVH entry note' /tmp/e.log; then pass no-pvh-note-error; else fail no-pvh-note-error "rc=$rc $(cat /tmp/e.log | head -3)"; fi
+fi
+
+mark LAUNCH-START
+T0=$(up)
+timeout 200 xenstore-stubdom-launch $LFLAGS --kernel /stub/kernel --ramdisk /stub/image.cpio.gz \
+	--memory $STUB_MEM --param "$STUB_PARAM" --timeout 180s >/tmp/launch.out 2>/tmp/launch.log
+rc=$?
+T1=$(up)
+mark LAUNCH-END
+grep -v -E 'xc: detail|xencall|domainbuilder' /tmp/launch.log | tail -30
+xstool doms
+if [ $rc = 0 ]; then
+	pass launcher "rc=$rc serving_after=$(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s domid=$(cat /tmp/launch.out)"
+else
+	fail launcher "rc=$rc after $(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s"
+	sleep 3
+	finish
+fi
+STUBID=$(cat /tmp/launch.out)
+if [ "$(cat /var/run/xen/xenstored.pid)" = "domid:$STUBID" ]; then pass pid-file; else fail pid-file "'$(cat /var/run/xen/xenstored.pid)'"; fi
+if xstool doms | grep -q "^dom=$STUBID xenstore=1 hvm=$([ -z "$LFLAGS" ] && echo 1 || echo 0) "; then pass domain-type "$(xstool doms | grep "^dom=$STUBID ")"; else fail domain-type; fi
+
+out=$(T xenstore-ls / 2>&1)
+rc=$?
+echo "$out" | head -40
+if [ $rc = 0 ] && echo "$out" | grep -q '^tool'; then pass xenstore-ls; else fail xenstore-ls "rc=$rc"; fi
+T xenstore-write /e2e/x y
+v=$(T xenstore-read /e2e/x 2>&1)
+if [ "$v" = y ]; then pass write-read; else fail write-read "read='$v'"; fi
+v=$(T xenstore-read /tool/xenstored/domid)
+if [ "$v" = "$STUBID" ]; then pass tool-xenstored-domid; else fail tool-xenstored-domid "'$v'"; fi
+v=$(T xenstore-read /local/domain/$STUBID/name)
+if [ "$v" = Xenstore ]; then pass stub-name; else fail stub-name "'$v'"; fi
+
+# A second launch must refuse.
+xenstore-stubdom-launch --kernel /stub/kernel --memory 64 $LFLAGS >/tmp/e.log 2>&1
+rc=$?
+if [ $rc = 1 ] && grep -q 'already running' /tmp/e.log; then pass second-launch-refused "$(head -1 /tmp/e.log)"; else fail second-launch-refused "rc=$rc $(head -2 /tmp/e.log)"; fi
+
+T xen-init-dom0
+out=$(T xl list 2>&1)
+echo "$out"
+if echo "$out" | grep -q '^Xenstore '; then pass xl-list "$(echo "$out" | grep '^Xenstore ' | tr -s ' ')"; else fail xl-list; fi
+
+# xenconsoled takes the stub's console over; the drain stops.
+xenconsoled --pid-file=/run/xen/xenconsoled.pid --log=guest --log-dir=/var/log/xen
+sleep 4
+if grep -q 'bound the console' $CONS; then pass console-handover "$(tail -1 $CONS)"; else fail console-handover "$(tail -2 $CONS)"; fi
+
+if [ "$DOMU" = 1 ]; then
+	mark CREATE-START
+	T0=$(up)
+	timeout 150 xl create /etc/xen/domu.cfg >/tmp/xl.log 2>&1
+	rc=$?
+	ID=$(xl domid domu 2>/dev/null)
+	if [ $rc = 0 ] && [ -n "$ID" ]; then pass xl-create "domid=$ID took=$(echo "$(up) $T0" | awk '{printf "%.1f", $1-$2}')s"; else fail xl-create "rc=$rc $(tail -3 /tmp/xl.log)"; fi
+	i=0
+	while [ $i -lt 90 ] && ! grep -q DOMU-DONE /var/log/xen/guest-domu.log 2>/dev/null; do sleep 1; i=$((i + 1)); done
+	if grep -q DOMU-DONE /var/log/xen/guest-domu.log 2>/dev/null; then pass domu-userspace "after ${i}s"; else fail domu-userspace; fi
+	timeout 60 xl destroy domu
+	rc=$?
+	sleep 3
+	if [ $rc = 0 ] && ! T xenstore-list /local/domain | grep -qx "$ID"; then pass xl-destroy-released; else fail xl-destroy-released "rc=$rc $(T xenstore-list /local/domain | tr '\n' ' ')"; fi
+fi
+xl list
+xstool doms
+mark ALL-DONE
+finish
