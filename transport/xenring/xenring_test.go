@@ -24,7 +24,11 @@ type rig struct {
 	srv *Server
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { return newRigQuotas(t, nil) }
+
+// newRigQuotas builds the rig with explicit quotas (nil: defaults).
+func newRigQuotas(t *testing.T, q *store.Quotas) *rig {
+	t.Helper()
 	h := fake.New()
 	ev, err := h.OpenEventChannel()
 	if err != nil {
@@ -35,7 +39,11 @@ func newRig(t *testing.T) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := store.New(store.Config{Platform: srv, Logger: log})
+	// Domain 0 exists, as on any Xen host.
+	if _, err := h.NewDomain(0); err != nil {
+		t.Fatal(err)
+	}
+	e := store.New(store.Config{Platform: srv, Logger: log, Quotas: q})
 	srv.SetEngine(e)
 	if err := srv.WatchDomains(); err != nil {
 		t.Fatal(err)

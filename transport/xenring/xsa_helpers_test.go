@@ -3,8 +3,6 @@ package xenring
 import (
 	"context"
 	"encoding/binary"
-	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,40 +31,7 @@ func get32(p []byte, off int) uint32    { return binary.LittleEndian.Uint32(p[of
 func put32(p []byte, off int, v uint32) { binary.LittleEndian.PutUint32(p[off:], v) }
 
 // newXSARig is newRig with explicit quotas (nil: defaults).
-func newXSARig(t *testing.T, q *store.Quotas) *rig {
-	t.Helper()
-	h := fake.New()
-	ev, err := h.OpenEventChannel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := New(ev, h.GrantMapper(), h, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Domain 0 exists, as on any Xen host (newRig omits it, so its first
-	// VIRQ_DOM_EXC scan "releases" the control domain).
-	if _, err := h.NewDomain(0); err != nil {
-		t.Fatal(err)
-	}
-	e := store.New(store.Config{Platform: srv, Logger: log, Quotas: q})
-	srv.SetEngine(e)
-	if err := srv.WatchDomains(); err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(stop) }()
-	t.Cleanup(func() {
-		close(stop)
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		h.Close()
-	})
-	return &rig{t: t, h: h, e: e, srv: srv}
-}
+func newXSARig(t *testing.T, q *store.Quotas) *rig { return newRigQuotas(t, q) }
 
 // rawGuest creates and introduces domain id without a client: the test
 // plays a hostile guest on the page directly.
