@@ -252,14 +252,6 @@ func (c *Conn) Domid() uint32 { return c.domid }
 // ID is a number unique to this connection in its engine.
 func (c *Conn) ID() uint64 { return c.id }
 
-// SetWake replaces the wake callback (used by ring transports that create
-// the connection before they can serve it).
-func (c *Conn) SetWake(f func()) {
-	c.e.mu.Lock()
-	c.wake = f
-	c.e.mu.Unlock()
-}
-
 // WantsInput reports whether the transport may read and hand over the next
 // request: false while maxoutstanding replies wait to be sent, while events
 // this connection caused are parked, and after Close.
