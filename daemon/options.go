@@ -34,8 +34,13 @@ type Options struct {
 	StubDomain  bool // serve dom0 through its ring (implied by --event)
 }
 
-// DefaultSocket is $XENSTORED_RUNDIR/socket, /run/xenstored/socket by default.
+// DefaultSocket is where C xenstored listens: $XENSTORED_PATH if set, else
+// $XENSTORED_RUNDIR/socket, /run/xenstored/socket by default (the same
+// variables the clients read, so both sides agree).
 func DefaultSocket() string {
+	if p := os.Getenv("XENSTORED_PATH"); p != "" {
+		return p
+	}
 	dir := os.Getenv("XENSTORED_RUNDIR")
 	if dir == "" {
 		dir = "/run/xenstored"
@@ -117,7 +122,7 @@ func Parse(args []string, stderr io.Writer) (*Options, error) {
 	strVar(&o.TraceFile, "T", "trace-file", "log requests and replies to `file`")
 	boolVar(&o.Verbose, "V", "verbose", "log more")
 	boolVar(&o.KeepOrphans, "K", "keep-orphans", "keep nodes of dead domains (a security risk)")
-	fs.StringVar(&o.Socket, "socket", o.Socket, "Unix socket `path` ($XENSTORED_RUNDIR/socket)")
+	fs.StringVar(&o.Socket, "socket", o.Socket, "Unix socket `path` ($XENSTORED_PATH, else $XENSTORED_RUNDIR/socket)")
 	fs.IntVar(&o.WriteRate, "write-rate", o.WriteRate, "changes per second an unprivileged domain may make (-1: unlimited)")
 	fs.IntVar(&o.WriteBurst, "write-burst", o.WriteBurst, "burst of changes allowed above the write rate")
 	valVar(oneQuota{&o.Quotas, "nodes"}, "E", "entry-nb", "nodes per domain")

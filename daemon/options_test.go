@@ -1,0 +1,54 @@
+package daemon
+
+import (
+	"io"
+	"testing"
+)
+
+func TestDefaultSocket(t *testing.T) {
+	tests := []struct{ path, rundir, want string }{
+		{"", "", "/run/xenstored/socket"},
+		{"", "/tmp/rd", "/tmp/rd/socket"},
+		{"/tmp/p/sock", "/tmp/rd", "/tmp/p/sock"}, // as C xenstored: XENSTORED_PATH wins
+	}
+	for _, tt := range tests {
+		t.Setenv("XENSTORED_PATH", tt.path)
+		t.Setenv("XENSTORED_RUNDIR", tt.rundir)
+		if got := DefaultSocket(); got != tt.want {
+			t.Errorf("PATH=%q RUNDIR=%q: %q, want %q", tt.path, tt.rundir, got, tt.want)
+		}
+	}
+}
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		args []string
+		bad  bool
+		chk  func(*Options) bool
+	}{
+		{args: []string{"-N", "-F", "/p", "--socket", "/s"}, chk: func(o *Options) bool { return o.NoFork && o.PidFile == "/p" && o.Socket == "/s" }},
+		{args: []string{"-E", "5", "-S", "100", "-W", "3", "-t", "2", "-A", "4", "-M", "64"}, chk: func(o *Options) bool {
+			return o.Quotas.Hard[0] == 5
+		}},
+		{args: []string{"-Q", "nodes=7", "-q", "memory=100", "-Q", "path-length=10"}, chk: func(o *Options) bool { return o.Quotas.Hard[0] == 7 }},
+		{args: []string{"--event", "5"}, chk: func(o *Options) bool { return o.StubDomain && o.Event == 5 }},
+		{args: []string{"-Q", "bogus=1"}, bad: true},
+		{args: []string{"-Q", "nodes"}, bad: true},
+		{args: []string{"--stubdom"}, bad: true},
+		{args: []string{"--nope"}, bad: true},
+		{args: []string{"stray"}, bad: true},
+		{args: []string{"-E", "x"}, bad: true},
+	}
+	for _, tt := range tests {
+		o, err := Parse(tt.args, io.Discard)
+		if tt.bad {
+			if err == nil {
+				t.Errorf("%q: accepted", tt.args)
+			}
+			continue
+		}
+		if err != nil || !tt.chk(o) {
+			t.Errorf("%q: %+v, %v", tt.args, o, err)
+		}
+	}
+}
