@@ -35,6 +35,7 @@ func main() {
 		logTo = daemon.ConsoleLog() // nobody may drain the console yet
 	}
 	log := daemon.NewLogger(logTo, o.Verbose)
+	signal.Ignore(syscall.SIGHUP) // C xenstored reopens its log on SIGHUP; it must not kill us
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := daemon.Run(ctx, o, log); err != nil {
