@@ -68,6 +68,10 @@ type Config struct {
 	WriteRate, WriteBurst int
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
+	// EventTimeout bounds how long a guest may leave watch events unread
+	// while they hold up the connections that caused them: older ones are
+	// dropped, as C xenstored does after 20 s. Zero: 20 s; negative: never.
+	EventTimeout time.Duration
 }
 
 // Engine is the store. Create it with New; it is safe for concurrent use.
@@ -149,6 +153,9 @@ func New(cfg Config) *Engine {
 	if e.cfg.WriteRate < 0 {
 		e.cfg.WriteRate = 0
 	}
+	if e.cfg.EventTimeout == 0 {
+		e.cfg.EventTimeout = DefaultEventTimeout
+	}
 	if cfg.Quotas != nil {
 		e.quotas = *cfg.Quotas
 	} else {
@@ -193,7 +200,8 @@ func (e *Engine) NodeCount() int {
 // outItem is one queued outgoing message, already encoded.
 type outItem struct {
 	msg   []byte
-	watch *watch // nil for a reply
+	watch *watch    // nil for a reply
+	at    time.Time // when an event was queued for a guest (see expireEvents)
 }
 
 // Conn is one client connection as the engine sees it. Transports create it

@@ -3,6 +3,7 @@ package store
 import (
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/xsstub/xenstored/store/wire"
 )
@@ -120,5 +121,47 @@ func TestUnwatchReleasesParkedSource(t *testing.T) {
 	if !writer.c.WantsInput() {
 		t.Fatal("writer parked on a closed watcher")
 	}
+	checkConsistent(t, e)
+}
+
+// A guest that never reads its watch events holds up the connection whose
+// writes fill its queue only until the events time out (C xenstored drops
+// a guest's events unread for 20 s); then the writer is released.
+func TestGuestUnreadEventsExpire(t *testing.T) {
+	q := DefaultQuotas()
+	q.Hard[QMaxWatchEvents] = 4
+	e := newTestEngine(t, func(c *Config) {
+		c.Quotas = &q
+		c.EventTimeout = 50 * time.Millisecond
+	})
+	d := dom0(t, e)
+	guestHome(t, d, "5")
+	released := make(chan struct{}, 16)
+	writer := &tconn{t: t, c: e.NewConn(0, true, func() {
+		select {
+		case released <- struct{}{}:
+		default:
+		}
+	})}
+	g := guest(t, e, 5)
+	g.must(wire.Watch, 0, "/local/domain/5", "T")
+	g.c.NextOutput() // the initial event
+	n := 0
+	for writer.c.WantsInput() && n < 100 {
+		writer.write("/local/domain/5/n"+strconv.Itoa(n), "")
+		n++
+	}
+	if writer.c.WantsInput() {
+		t.Fatal("writer never parked behind the guest's full queue")
+	}
+	deadline := time.After(5 * time.Second)
+	for !writer.c.WantsInput() {
+		select {
+		case <-released:
+		case <-deadline:
+			t.Fatal("writer still parked long after the guest's events timed out")
+		}
+	}
+	d.write("/elsewhere", "ok")
 	checkConsistent(t, e)
 }

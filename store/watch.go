@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/xsstub/xenstored/store/wire"
 )
@@ -23,6 +24,8 @@ type watch struct {
 
 	queued   int
 	overflow []parked
+	expiry   *time.Timer // pending expireEvents, for a guest's full queue
+	removed  bool
 }
 
 type parked struct {
@@ -175,15 +178,72 @@ func (e *Engine) queueEvent(w *watch, path string, source *Conn) {
 		if source != nil {
 			source.parked++
 		}
+		e.scheduleExpiry(w)
 		return
 	}
 	w.c.enqueueEvent(w, msg)
 	w.c.wake()
 }
 
+// DefaultEventTimeout is C xenstored's watch-event timeout for guests.
+const DefaultEventTimeout = 20 * time.Second
+
+// scheduleExpiry arranges, for a guest's watch whose queue is full, that
+// events it leaves unread past the timeout are dropped, so that the
+// connections parked behind them (dom0's among them) are released: a guest
+// that never reads can hold others up only for a bounded time.
+func (e *Engine) scheduleExpiry(w *watch) {
+	if !w.c.unprivileged() || e.cfg.EventTimeout < 0 || w.expiry != nil {
+		return
+	}
+	w.expiry = time.AfterFunc(e.cfg.EventTimeout, func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		w.expiry = nil
+		e.expireEvents(w)
+	})
+}
+
+// expireEvents drops w's queued events older than the timeout and moves
+// parked ones in; it re-arms itself while events stay parked.
+func (e *Engine) expireEvents(w *watch) {
+	if w.removed {
+		return
+	}
+	c := w.c
+	cutoff := e.now().Add(-e.cfg.EventTimeout)
+	kept := c.out[:0]
+	dropped := 0
+	for _, it := range c.out {
+		if it.watch == w && !it.at.After(cutoff) {
+			c.forgetEvent(it.msg)
+			dropped++
+			continue
+		}
+		kept = append(kept, it)
+	}
+	for i := len(kept); i < len(c.out); i++ {
+		c.out[i] = outItem{}
+	}
+	c.out = kept
+	if dropped > 0 {
+		w.queued -= dropped
+		c.dropped += uint64(dropped)
+		e.log.Warn("dropping unread watch events", "domid", c.domid, "conn", c.id, "watch", w.path, "events", dropped, "timeout", e.cfg.EventTimeout)
+		e.unpark(w)
+	}
+	if len(w.overflow) > 0 {
+		e.scheduleExpiry(w)
+	}
+}
+
 func (c *Conn) enqueueEvent(w *watch, msg []byte) {
 	w.queued++
-	c.out = append(c.out, outItem{msg: msg, watch: w})
+	it := outItem{msg: msg, watch: w}
+	if c.unprivileged() {
+		it.at = c.e.now()
+	}
+	c.out = append(c.out, it)
 	if c.queuedEvents == nil {
 		c.queuedEvents = make(map[string]int)
 	}
@@ -224,6 +284,11 @@ func (e *Engine) releaseParked(src *Conn) {
 // removeWatch unregisters w and drops its queued and parked events.
 func (e *Engine) removeWatch(w *watch) {
 	c := w.c
+	w.removed = true
+	if w.expiry != nil {
+		w.expiry.Stop()
+		w.expiry = nil
+	}
 	for i, x := range c.watches {
 		if x == w {
 			c.watches = append(c.watches[:i], c.watches[i+1:]...)
