@@ -55,7 +55,10 @@ mark MODULES
 # The stub's console, until xenconsoled can take over. CONS_PID is xstool's
 # own pid: killing it stops the draining (the reader ends at EOF).
 mkfifo /tmp/stubcons
-(while IFS= read -r l; do echo "[stub] $l"; done </tmp/stubcons) &
+(while IFS= read -r l; do
+	echo "[stub] $l"
+	echo "$l" >>/tmp/stubcons.log
+done </tmp/stubcons) &
 xstool console 100000 >/tmp/stubcons 2>&1 &
 CONS_PID=$!
 
@@ -232,6 +235,16 @@ if [ "$DOMU" = 1 ]; then
 	fi
 	xl list
 	xstool doms
+fi
+# The stub's console (xstool's drain, then xenconsoled): no panic, no error.
+sleep 1
+cat /tmp/stubcons.log /var/log/xen/guest-Xenstore.log >/tmp/stubcons.all 2>/dev/null
+nl=$(wc -l </tmp/stubcons.all)
+bad=$(grep -i -E 'panic|level=ERROR' /tmp/stubcons.all)
+if [ "$nl" -gt 5 ] && grep -q 'serving the control domain' /tmp/stubcons.all && [ -z "$bad" ]; then
+	pass stub-console-clean "$nl lines, no panic, no level=ERROR; $(grep -c 'level=WARN' /tmp/stubcons.all) WARN lines"
+else
+	fail stub-console-clean "$nl lines; $(echo "$bad" | head -5)"
 fi
 mark ALL-DONE
 finish

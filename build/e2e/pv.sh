@@ -15,6 +15,8 @@
 #   E2E_TIMEOUT    seconds per boot (default 300)
 #   E2E_LOG        serial log (default images/e2e-pv.log)
 #   E2E_NOBUILD=1  skip `make kernel image`
+#   E2E_PREPARE_ONLY=1  stop after steps 1-3 (packages, dom0 base, kernel and
+#                  image); build/e2e/pvh.sh uses this for the PVH boot
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -157,6 +159,10 @@ if [ -z "${E2E_NOBUILD:-}" ]; then
 	make -s -C "$ROOT" kernel image
 fi
 [ -f "$KERNEL" ] && [ -f "$IMAGE" ] || die "no $KERNEL or $IMAGE"
+if [ -n "${E2E_PREPARE_ONLY:-}" ]; then
+	say "prepared: dom0 base $BASE, Xen $CACHE/xen, kernel $PKGROOT/boot/vmlinuz-$KVER"
+	exit 0
+fi
 
 # --- 4. the per-run part of dom0's initramfs: /init, the stub, settings.
 # Linux unpacks concatenated gzip'd cpio archives in order.
@@ -185,7 +191,7 @@ TB=$(date +%s.%N)
 timeout "$TIMEOUT" qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu qemu64,-svm -m 1536 -smp 2 \
 	-display none -monitor none -serial "file:$LOG" -no-reboot \
 	-kernel "$CACHE/xen" -append "$XEN_CMDLINE" \
-	-initrd "$PKGROOT/boot/vmlinuz-$KVER $DOM0_CMDLINE,$W/dom0.cpio.gz" </dev/null &
+	-initrd "$PKGROOT/boot/vmlinuz-$KVER $DOM0_CMDLINE,$W/dom0.cpio.gz" </dev/null 2>"$W/qemu.err" &
 QPID=$!
 seen=0
 host() { awk -v a="$TB" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'; }
@@ -213,6 +219,7 @@ rc=0
 wait $QPID || rc=$?
 progress
 say "qemu exited rc=$rc after $(host)s"
+[ -s "$W/qemu.err" ] && { echo "qemu stderr:"; cat "$W/qemu.err"; }
 
 # --- 6. verdict
 C=$(tr -d '\r' <"$LOG")
@@ -220,7 +227,14 @@ done_line=$(grep -a '^@@E2E DONE' <<<"$C" || true)
 npass=$(grep -ac '^@@E2E PASS' <<<"$C" || true)
 nfail=$(grep -ac '^@@E2E FAIL' <<<"$C" || true)
 ok=1
-[ -n "$done_line" ] || { ok=0; say "no DONE line: boot timed out (${TIMEOUT}s) or crashed"; }
+if [ -z "$done_line" ]; then
+	ok=0
+	if ! grep -aq 'Xen version' <<<"$C"; then
+		say "Xen never printed its banner: QEMU could not boot it (rc=$rc; see qemu stderr above)"
+	else
+		say "no DONE line: boot timed out (${TIMEOUT}s) or crashed (rc=$rc)"
+	fi
+fi
 ((nfail == 0)) || ok=0
 ((npass > 0)) || ok=0
 if ((ok == 0)); then

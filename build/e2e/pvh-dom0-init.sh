@@ -1,0 +1,323 @@
+#!/bin/busybox sh
+# dom0's /init in build/e2e/pvh.sh (Xen with HVM+HAP): starts our stub domain
+# as PVH with our launcher (xenstore-stubdom-launch; there is no xenstored in
+# dom0), then checks step by step. Lines for the host script:
+#   @@E2E MARK <name> t=<dom0 uptime>
+#   @@E2E PASS <check> [detail] / @@E2E FAIL <check> [detail]
+#   @@E2E DONE pass=<n> fail=<n>
+#   [stub] / [stub-xc] the stub's console (launcher's drainer / xenconsoled)
+#   [domu] the PVH domU's console (xenconsoled), [watch] dom0's watcher
+/bin/busybox --install -s /bin
+export PATH=/usr/local/bin:/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts /dev/shm /run /tmp
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+mkdir -p /run/xen /var/run/xen /var/lib/xen /var/log/xen /run/xenstored
+STUB_MEM=32
+STUB_PARAM=
+. /e2e/config
+
+up() { cut -d' ' -f1 /proc/uptime; }
+dt() { echo "$1 $2" | awk '{printf "%.1f", $1-$2}'; }
+mark() { echo "@@E2E MARK $1 t=$(up)"; }
+NPASS=0
+NFAIL=0
+pass() { NPASS=$((NPASS + 1)); echo "@@E2E PASS $*"; }
+fail() { NFAIL=$((NFAIL + 1)); echo "@@E2E FAIL $*"; }
+step() { echo "@@E2E STEP $*"; }
+T() { timeout 20 "$@"; }
+CONS=/var/log/xen/xenstore-domain-console.log
+XCCONS=/var/log/xen/guest-Xenstore.log
+DOMUCONS=/var/log/xen/guest-domupvh.log
+dcons() { tr -d '\r' <$DOMUCONS 2>/dev/null; } # xenconsoled keeps the guest's CRs
+# The stub's console goes to the serial log as it comes (a hung boot still
+# shows it): the launcher's drain, then xenconsoled's log.
+follow() { # follow FILE PREFIX
+	(tail -n +1 -F $1 2>/dev/null | while IFS= read -r l; do echo "$2 $l"; done) &
+}
+finish() {
+	sleep 1
+	echo "@@E2E DONE pass=$NPASS fail=$NFAIL"
+	sleep 1
+	echo o >/proc/sysrq-trigger
+	sleep 5
+	poweroff -f
+}
+
+mark DOM0-UP
+follow $CONS "[stub]"
+follow $XCCONS "[stub-xc]"
+follow $DOMUCONS "[domu]"
+for m in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc; do
+	insmod /modules/$m.ko* || echo "insmod $m failed"
+done
+mount -t xenfs xenfs /proc/xen
+echo "dom0: /dev/xen: $(ls /dev/xen | tr '\n' ' '); xen caps: $(cat /sys/hypervisor/properties/capabilities 2>&1)"
+if ls /run/xenstored/socket /var/run/xenstored/socket 2>/dev/null || pidof xenstored oxenstored; then
+	fail no-dom0-xenstored "a xenstored runs in dom0"
+fi
+
+# --- launch our stub as PVH with our launcher
+step "launch: xenstore-stubdom-launch --memory $STUB_MEM (PVH, default when Xen has HVM)"
+mark LAUNCH-START
+T0=$(up)
+timeout 200 xenstore-stubdom-launch --kernel /stub/kernel --ramdisk /stub/image.cpio.gz \
+	--memory $STUB_MEM --param "$STUB_PARAM" --timeout 180s >/tmp/launch.out 2>/tmp/launch.log
+rc=$?
+T1=$(up)
+mark LAUNCH-END
+grep -v -E 'xc: detail|xencall|domainbuilder' /tmp/launch.log | tail -30
+xstool doms
+STUBID=$(cat /tmp/launch.out)
+if [ $rc = 0 ]; then
+	pass launcher "rc=0 serving_after=$(dt $T1 $T0)s (dom0 time) dom0_uptime_at_serving=${T1}s domid=$STUBID"
+else
+	fail launcher "rc=$rc after $(dt $T1 $T0)s"
+	sleep 3
+	finish
+fi
+if xstool doms | grep -q "^dom=$STUBID xenstore=1 hvm=1 "; then
+	pass stub-is-pvh "$(xstool doms | grep "^dom=$STUBID ")"
+else
+	fail stub-is-pvh "$(xstool doms | grep "^dom=$STUBID ")"
+fi
+
+# --- 1. dom0's tools answered by our store
+step "1: xenstore-ls /, xenstore-write/-read, xenstore-control from dom0"
+out=$(T xenstore-ls / 2>&1)
+rc=$?
+echo "$out" | head -40
+if [ $rc = 0 ] && echo "$out" | grep -q '^tool'; then pass xenstore-ls "$(echo "$out" | wc -l) lines"; else fail xenstore-ls "rc=$rc"; fi
+T xenstore-write /e2e/x y
+rc=$?
+v=$(T xenstore-read /e2e/x 2>&1)
+if [ $rc = 0 ] && [ "$v" = y ]; then pass write-read; else fail write-read "write rc=$rc read='$v'"; fi
+out=$(T xenstore-control help 2>&1)
+rc=$?
+echo "$out" | head -20
+if [ $rc = 0 ] && echo "$out" | grep -q connections; then pass xenstore-control-help "our commands listed (connections, queues)"; else fail xenstore-control-help "rc=$rc"; fi
+out=$(T xenstore-control quota 2>&1)
+rc=$?
+echo "$out"
+if [ $rc = 0 ] && echo "$out" | grep -q node-size; then pass xenstore-control-quota; else fail xenstore-control-quota "rc=$rc"; fi
+
+# --- 2. xl list, /tool/xenstored/domid
+step "2: xl list shows the stub; /tool/xenstored/domid names it"
+v=$(T xenstore-read /tool/xenstored/domid)
+if [ "$v" = "$STUBID" ] && xstool doms | grep -q "^dom=$v xenstore=1 "; then
+	pass tool-xenstored-domid "dom$v is the domain Xen flags as xenstore domain"
+else
+	fail tool-xenstored-domid "'$v' (launcher said $STUBID)"
+fi
+T xen-init-dom0
+out=$(T xl list 2>&1)
+rc=$?
+echo "$out"
+if [ $rc = 0 ] && echo "$out" | grep -q "^Xenstore  *$STUBID "; then
+	pass xl-list "$(echo "$out" | grep '^Xenstore ' | tr -s ' ')"
+else
+	fail xl-list "rc=$rc"
+fi
+echo "@@E2E INFO stub-memory $(echo "$out" | awk '$1 == "Xenstore" {print "Mem=" $3 "MiB"}') (xl list)"
+
+# xenconsoled takes the stub's console over from the launcher's drainer.
+xenconsoled --pid-file=/run/xen/xenconsoled.pid --log=guest --log-dir=/var/log/xen
+(xenstore-watch @releaseDomain 2>&1 | while IFS= read -r l; do
+	echo "[watch] $l t=$(up)"
+	echo "$l" >>/tmp/watch.log
+done) &
+sleep 2
+rel0=$(grep -c '^@releaseDomain' /tmp/watch.log)
+
+# --- 3. a PVH domU; its xenbus; attacks from the guest
+step "3: xl create of a PVH domU (Debian kernel, busybox + xsprobe initramfs)"
+mark CREATE-START
+T0=$(up)
+(timeout 150 xl -vvv create /etc/xen/domupvh.cfg 2>&1
+	echo "xl-rc=$?") | while IFS= read -r l; do echo "$(up) $l"; done >/tmp/xl-create.log
+rc=$(sed -n 's/^[0-9.]* xl-rc=//p' /tmp/xl-create.log)
+T1=$(up)
+mark CREATE-END
+grep -v 'xl-rc=' /tmp/xl-create.log | grep -E -v 'debug|detail' | tail -5
+gwait() { # gwait PATTERN SECS: wait for a line in the domU's console
+	i=0
+	while [ $i -lt $2 ] && ! dcons | grep -q "$1"; do sleep 1; i=$((i + 1)); done
+	dcons | grep -q "$1"
+}
+sort /proc/kallsyms >/tmp/ks.sorted # dom0 runs the same kernel as the domU
+sym() { awk -v A="$1" '$2 ~ /[tT]/ { if ($1 <= A) b = $3; else exit } END { print b }' /tmp/ks.sorted; }
+# The domU's kernel (Debian's, booted PVH under TCG) sometimes triple-faults
+# early in boot (before it uses xenstore); libxl then restarts it under a new
+# domid (on_reboot=restart). Report that (with the symbol) and follow the
+# domain by name, not by the domid xl create first gave it.
+ID0=$(xl domid domupvh 2>/dev/null)
+gwait '^GUEST name=' 150
+ID=$(xl domid domupvh 2>/dev/null)
+[ -n "$ID0" ] && [ "$ID0" != "$ID" ] && echo "@@E2E INFO domu-restarted the domU rebooted: domid $ID0 -> $ID (dom$ID0's nodes: $(T xenstore-list /local/domain/$ID0 >/dev/null 2>&1 && echo still there || echo gone))"
+if xl dmesg | grep -q 'Triple fault'; then
+	xl dmesg | grep -A3 'Triple fault' | head -8
+	rip=$(xl dmesg | sed -n 's/.*RIP: *[0-9a-f]*:\[<\([0-9a-f]*\)>\].*/\1/p' | head -1)
+	echo "@@E2E INFO domu-triple-fault the PVH domU's kernel triple-faulted at $rip ($(sym $rip)); libxl restarted it: domid $ID0 -> $ID"
+fi
+if [ "$rc" = 0 ] && [ -n "$ID" ] && xstool doms | grep -q "^dom=$ID xenstore=0 hvm=1 "; then
+	pass xl-create-pvh "domid=$ID took=$(dt $T1 $T0)s"
+else
+	fail xl-create-pvh "rc=$rc domid='$ID' after $(dt $T1 $T0)s"
+	grep -v 'xl-rc=' /tmp/xl-create.log | tail -30
+fi
+xl list
+H=/local/domain/$ID
+if dcons | grep -q '^GUEST name='; then
+	l=$(dcons | grep '^GUEST name=' | tail -1)
+	echo "domU: $(dcons | grep -E '^(DOMU-UP|GUEST /dev)' | tr '\n' ' ')"
+	if [ "$l" = "GUEST name=domupvh domid=$ID" ]; then
+		pass guest-xenbus-reads-name "the guest read its name through /dev/xen/xenbus: '$l' ($(dt $(up) $T1)s after create returned)"
+	else
+		fail guest-xenbus-reads-name "'$l'"
+	fi
+else
+	fail guest-xenbus-reads-name "no GUEST line in the domU's console in 150s"
+	dcons | tail -30
+fi
+
+step "3a: huge directory built by the guest under $H/data/big"
+ready=$(T xsprobe wait $H/data/ready 120)
+echo "guest (default quota): $(dcons | grep '^GUEST big-default-quota')"
+if [ -n "$ready" ] && [ "$ready" -lt 400 ] && dcons | grep -q 'GUEST big-default-quota.*first_error=ENOSPC'; then
+	pass guest-node-size-quota-default "the default node-size quota (2048 bytes) stopped the guest's directory at $ready children with ENOSPC"
+else
+	fail guest-node-size-quota-default "ready='$ready' $(dcons | grep '^GUEST big-default')"
+fi
+echo "dom0 raises dom$ID's node-size quota to 16384 bytes with SET_QUOTA (xsprobe setquota $ID node-size 16384) before the guest builds its big directory"
+q0=$(T xsprobe getquota $ID node-size)
+T xsprobe setquota $ID node-size 16384
+rc=$?
+q1=$(T xsprobe getquota $ID node-size)
+qg=$(T xenstore-control quota | grep node-size | tr -s ' ')
+if [ $rc = 0 ] && [ "$q1" = 16384 ]; then
+	pass quota-raised "dom$ID node-size $q0 -> $q1 (global default stays: $qg)"
+else
+	fail quota-raised "rc=$rc $q0 -> $q1"
+fi
+T xenstore-write $H/data/go 1
+T xenstore-chmod $H/data/go n$ID
+big=$(T xsprobe wait $H/data/big-done 180)
+echo "guest (raised quota): $(dcons | grep '^GUEST big-raised-quota'); guest's own raw DIRECTORY: $big"
+kids=$(T xsprobe wait $H/data/ready 1)
+n=$(dcons | grep '^GUEST big-raised-quota' | sed -n 's/.*created=\([0-9]*\).*/\1/p')
+total=$(((${kids:-0}) + ${n:-0}))
+if [ "$total" = 400 ]; then pass guest-big-directory "400 children under $H/data/big"; else fail guest-big-directory "total=$total"; fi
+# dom0 lists it: libxenstore (xenstore-list, xenstore-ls) and a raw DIRECTORY.
+out=$(T xenstore-list $H/data/big 2>&1)
+rc=$?
+nl=$(echo "$out" | grep -c '^entry-')
+bytes=$(echo "$out" | grep '^entry-' | awk '{n += length($0) + 1} END {print n}')
+echo "xenstore-list: rc=$rc, $nl children ($bytes bytes as a DIRECTORY payload); $(echo "$out" | grep -v '^entry-' | head -2)"
+if [ $rc = 0 ] && [ "$nl" = 400 ]; then
+	pass dom0-xenstore-list-big "succeeds: libxenstore got E2BIG for DIRECTORY and paged with DIRECTORY_PART: $nl children, $bytes bytes"
+elif echo "$out" | grep -q 'Argument list too long'; then
+	pass dom0-xenstore-list-big "fails with E2BIG (Argument list too long); no paging"
+else
+	fail dom0-xenstore-list-big "rc=$rc children=$nl: $(echo "$out" | head -2)"
+fi
+out=$(T xenstore-ls $H/data 2>&1)
+rc=$?
+nl=$(echo "$out" | grep -c 'entry-')
+echo "xenstore-ls $H/data: rc=$rc, $nl entry lines; $(echo "$out" | grep -v 'entry-' | head -3 | tr '\n' ' ')"
+if [ $rc = 0 ] && [ "$nl" = 400 ]; then
+	pass dom0-xenstore-ls-big "succeeds (DIRECTORY_PART paging): $nl children listed"
+elif echo "$out" | grep -q 'Argument list too long'; then
+	pass dom0-xenstore-ls-big "fails with E2BIG (Argument list too long)"
+else
+	fail dom0-xenstore-ls-big "rc=$rc entries=$nl"
+fi
+out=$(T xsprobe dir $H/data/big 2>&1)
+rc=$?
+echo "raw DIRECTORY $H/data/big from dom0: rc=$rc '$out'"
+if [ $rc = 3 ] && [ "$out" = "ERROR E2BIG" ]; then pass dom0-raw-directory-e2big "DIRECTORY answered ERROR E2BIG"; else fail dom0-raw-directory-e2big "rc=$rc '$out'"; fi
+T xenstore-write /e2e/after-big ok
+v=$(T xenstore-read /e2e/after-big)
+l=$(T xenstore-list /local/domain | tr '\n' ' ')
+if [ "$v" = ok ] && [ -n "$l" ]; then pass dom0-works-after-e2big "write/read ok; /local/domain: $l"; else fail dom0-works-after-e2big "read='$v'"; fi
+
+step "3b: the guest floods requests and reads no reply; dom0's reads are timed"
+base=$(T xsprobe time 10 /tool/xenstored/domid)
+echo "dom0 READ latency before the flood (ms): $base"
+T xenstore-write $H/data/flood-go 1
+T xenstore-chmod $H/data/flood-go n$ID
+T xsprobe wait $H/data/flood-start 120 >/dev/null || fail guest-flood-start "no data/flood-start"
+sleep 1
+lat=""
+okn=0
+i=0
+while [ $i -lt 8 ]; do
+	a=$(up)
+	v=$(timeout 60 xenstore-read /tool/xenstored/domid 2>&1)
+	b=$(up)
+	[ "$v" = "$STUBID" ] && okn=$((okn + 1))
+	lat="$lat $(dt $b $a)"
+	probe=$(timeout 60 xsprobe time 5 /tool/xenstored/domid 2>&1)
+	echo "during flood: xenstore-read took $(dt $b $a)s (uptime $b); xsprobe READs (ms): $probe"
+	sleep 1
+	i=$((i + 1))
+done
+max=$(echo $lat | tr ' ' '\n' | sort -n | tail -1)
+dcons | grep '^GUEST flood'
+if [ $okn = 8 ] && awk -v m="$max" 'BEGIN{exit !(m < 5)}'; then
+	pass dom0-responsive-during-flood "8/8 xenstore-read answered, seconds each (10 ms clock):$lat; max ${max}s"
+else
+	fail dom0-responsive-during-flood "$okn/8 answered, seconds:$lat"
+fi
+gwait '^GUEST-FLOOD-DONE' 60
+dcons | grep '^GUEST flood'
+if dcons | grep -q '^GUEST flood-read sent='; then
+	pass guest-flood "$(dcons | grep '^GUEST flood' | sed 's/^GUEST //' | tr '\n' ';')"
+else
+	fail guest-flood "$(dcons | grep '^GUEST flood' | tr '\n' ';')"
+fi
+T xenstore-control connections 2>&1 | head -10
+
+# --- 4. xl destroy: @releaseDomain in dom0's watcher, the nodes go
+step "4: xl destroy of the domU fires @releaseDomain; its nodes are gone"
+rel0=$(grep -c '^@releaseDomain' /tmp/watch.log)
+mark DESTROY-START
+T0=$(up)
+timeout 60 xl destroy domupvh
+rc=$?
+T1=$(up)
+mark DESTROY-END
+if [ $rc = 0 ]; then pass xl-destroy "took=$(dt $T1 $T0)s"; else fail xl-destroy "rc=$rc"; fi
+i=0
+while [ $i -lt 10 ] && [ "$(grep -c '^@releaseDomain' /tmp/watch.log)" -le "$rel0" ]; do sleep 1; i=$((i + 1)); done
+rel1=$(grep -c '^@releaseDomain' /tmp/watch.log)
+if [ "$rel1" -gt "$rel0" ]; then pass watch-releaseDomain "fired $((rel1 - rel0))x"; else fail watch-releaseDomain "$rel0 -> $rel1"; fi
+sleep 2
+l=$(T xenstore-list /local/domain | tr '\n' ' ')
+v=$(T xenstore-read $H/name 2>&1)
+echo "/local/domain after destroy: $l; read $H/name: $v"
+if ! echo " $l " | grep -q " $ID " && ! T xenstore-list $H/data/big >/dev/null 2>&1; then
+	pass domu-nodes-gone "$H and its 400-child directory are gone"
+else
+	fail domu-nodes-gone "/local/domain: $l"
+fi
+v=$(T xenstore-read /e2e/x)
+if [ "$v" = y ]; then pass dom0-works-after-destroy; else fail dom0-works-after-destroy "'$v'"; fi
+xl list
+
+# --- 5. the stub's console: no panic, no error
+step "5: the stub's console (launcher's drainer, then xenconsoled) has no panic and no level=ERROR"
+sleep 1
+cat $CONS $XCCONS >/tmp/stubcons.all 2>/dev/null
+nl=$(wc -l </tmp/stubcons.all)
+bad=$(grep -i -E 'panic|level=ERROR' /tmp/stubcons.all)
+if [ "$nl" -gt 5 ] && grep -q 'xenstored serving\|serving the control domain' /tmp/stubcons.all && [ -z "$bad" ]; then
+	pass stub-console-clean "$nl lines, no panic, no level=ERROR; $(grep -c 'level=WARN' /tmp/stubcons.all) WARN lines"
+else
+	fail stub-console-clean "$nl lines; $(echo "$bad" | head -5)"
+fi
+mark ALL-DONE
+finish

@@ -1,0 +1,40 @@
+#!/bin/busybox sh
+# /init of the PVH domU in build/e2e/pvh.sh. Its console goes to xenconsoled
+# (dom0's /var/log/xen/guest-domupvh.log); dom0 reads the GUEST lines.
+# Everything here goes through the guest kernel's xenbus (/dev/xen/xenbus)
+# to the stub's xenstored; paths are relative to /local/domain/<id>.
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+P=/bin/xsprobe
+echo "DOMU-UP uptime=$(cut -d' ' -f1 /proc/uptime) type=$(cat /sys/hypervisor/guest_type 2>&1)"
+echo "GUEST /dev/xen: $(ls /dev/xen 2>&1 | tr '\n' ' ')"
+# Test of the test (E2E_DOMU_EXTRA=e2e.rebootonce): the first domain reboots
+# at once, as after an early crash; libxl restarts it under a new domid.
+if grep -q e2e.rebootonce /proc/cmdline && [ "$($P read domid)" = 2 ]; then
+	echo "GUEST rebooting once (e2e.rebootonce)"
+	reboot -f
+fi
+echo "GUEST name=$($P read name 2>&1) domid=$($P read domid 2>&1)"
+
+# Attack 1: a directory whose listing is far larger than 4096 bytes. First
+# under the default node-size quota (2048 bytes: the guest runs out), then,
+# once dom0 has raised this guest's quota, up to 400 children.
+out=$($P mkmany data/big 0 400 2>&1)
+echo "GUEST big-default-quota $out"
+n=$(echo "$out" | sed -n 's/^created=\([0-9]*\).*/\1/p')
+$P write data/ready "${n:-0}"
+echo "GUEST waiting for dom0 to raise the quota: $($P wait data/go 300 2>&1)"
+out=$($P mkmany data/big "${n:-0}" 400 2>&1)
+echo "GUEST big-raised-quota $out"
+$P write data/big-done "$($P dir data/big 2>&1 | tr ' ' ,)"
+
+# Attack 2: flood xenstored with requests and never read a reply (the
+# guest kernel queues replies for this file; it never reads them).
+echo "GUEST waiting for the flood signal: $($P wait data/flood-go 300 2>&1)"
+$P write data/flood-start 1
+echo "GUEST flood-read $($P flood read name 12 300000 2>&1)"
+echo "GUEST flood-write $($P flood write data/fl 8 3000 2>&1)"
+echo "GUEST-FLOOD-DONE uptime=$(cut -d' ' -f1 /proc/uptime)"
+sleep 100000

@@ -1,0 +1,229 @@
+// Command xsprobe speaks the xenstore wire protocol (store/wire) directly
+// over a Linux guest's /dev/xen/xenbus, for the end-to-end boot
+// (build/e2e/pvh.sh). It runs in dom0 and inside the PVH domU, built
+// static (CGO_ENABLED=0). Unlike libxenstore it never pages a directory
+// with DIRECTORY_PART, so it shows what a raw DIRECTORY returns.
+//
+//	xsprobe read PATH               value, or "ERROR <name>" (exit 3)
+//	xsprobe write PATH VALUE
+//	xsprobe dir PATH                raw DIRECTORY: "children=N bytes=B", or "ERROR <name>" (exit 3)
+//	xsprobe wait PATH SECS          poll READ until PATH exists; prints the value
+//	xsprobe mkmany PATH FROM TO     write PATH/entry-NNNN-<pad> for FROM<=N<TO; stops at the first error
+//	xsprobe setquota DOMID NAME VAL SET_QUOTA for one domain
+//	xsprobe getquota DOMID NAME     GET_QUOTA for one domain
+//	xsprobe flood read|write PATH SECS MAX
+//	                                sends up to MAX READ (or WRITE) requests for PATH during
+//	                                SECS seconds and never reads a reply
+//	xsprobe time N PATH             N READs one after another; prints each latency in ms
+//
+// The device is $XSPROBE_DEV or /dev/xen/xenbus.
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/xsstub/xenstored/store/wire"
+)
+
+type conn struct {
+	f     io.ReadWriter
+	reqID uint32
+}
+
+func open() *conn {
+	dev := os.Getenv("XSPROBE_DEV")
+	if dev == "" {
+		dev = "/dev/xen/xenbus"
+	}
+	if sock, ok := strings.CutPrefix(dev, "unix:"); ok { // tests on a host
+		s, err := net.Dial("unix", sock)
+		if err != nil {
+			fatal(err)
+		}
+		return &conn{f: s}
+	}
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	if err != nil {
+		fatal(err)
+	}
+	return &conn{f: f}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "xsprobe:", err)
+	os.Exit(1)
+}
+
+// send writes one whole message in one write(2): Linux's xenbus frontend
+// takes exactly one message per write.
+func (c *conn) send(t wire.Type, payload []byte) error {
+	c.reqID++
+	m := wire.Msg{Type: t, ReqID: c.reqID, Payload: payload}
+	_, err := c.f.Write(m.Encode())
+	return err
+}
+
+// call sends one request and returns the reply's payload, or the wire error
+// name of an ERROR reply as errName. Watch events are skipped.
+func (c *conn) call(t wire.Type, args ...string) (payload []byte, errName string, err error) {
+	if err := c.send(t, wire.JoinStrings(args...)); err != nil {
+		return nil, "", err
+	}
+	for {
+		hb := make([]byte, wire.HeaderSize)
+		if _, err := io.ReadFull(c.f, hb); err != nil {
+			return nil, "", err
+		}
+		h, err := wire.ParseHeader(hb)
+		if err != nil {
+			return nil, "", err
+		}
+		p := make([]byte, h.Len)
+		if _, err := io.ReadFull(c.f, p); err != nil {
+			return nil, "", err
+		}
+		if h.Type == wire.WatchEvent || h.ReqID != c.reqID {
+			continue
+		}
+		if h.Type == wire.Error {
+			return nil, strings.TrimRight(string(p), "\x00"), nil
+		}
+		return p, "", nil
+	}
+}
+
+func (c *conn) must(t wire.Type, args ...string) []byte {
+	p, e, err := c.call(t, args...)
+	if err != nil {
+		fatal(err)
+	}
+	if e != "" {
+		fmt.Println("ERROR", e)
+		os.Exit(3)
+	}
+	return p
+}
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		fatal(err)
+	}
+	return n
+}
+
+func main() {
+	a := os.Args[1:]
+	if len(a) == 0 {
+		fmt.Fprintln(os.Stderr, "usage: xsprobe read|write|dir|wait|mkmany|setquota|getquota|flood|time ...")
+		os.Exit(2)
+	}
+	c := open()
+	switch {
+	case a[0] == "read" && len(a) == 2:
+		fmt.Println(strings.TrimRight(string(c.must(wire.Read, a[1])), "\x00"))
+	case a[0] == "write" && len(a) == 3:
+		p := append([]byte(a[1]), 0)
+		if err := c.send(wire.Write, append(p, a[2]...)); err != nil {
+			fatal(err)
+		}
+		// The reply (or error) is read by a dummy call-free read.
+		hb := make([]byte, wire.HeaderSize)
+		if _, err := io.ReadFull(c.f, hb); err != nil {
+			fatal(err)
+		}
+		h, _ := wire.ParseHeader(hb)
+		pl := make([]byte, h.Len)
+		if _, err := io.ReadFull(c.f, pl); err != nil {
+			fatal(err)
+		}
+		if h.Type == wire.Error {
+			fmt.Println("ERROR", strings.TrimRight(string(pl), "\x00"))
+			os.Exit(3)
+		}
+	case a[0] == "dir" && len(a) == 2:
+		p := c.must(wire.Directory, a[1])
+		kids, _ := wire.SplitStrings(p)
+		fmt.Printf("children=%d bytes=%d\n", len(kids), len(p))
+	case a[0] == "wait" && len(a) == 3:
+		end := time.Now().Add(time.Duration(atoi(a[2])) * time.Second)
+		for {
+			p, e, err := c.call(wire.Read, a[1])
+			if err != nil {
+				fatal(err)
+			}
+			if e == "" {
+				fmt.Println(strings.TrimRight(string(p), "\x00"))
+				return
+			}
+			if time.Now().After(end) {
+				fmt.Println("ERROR", e)
+				os.Exit(3)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	case a[0] == "mkmany" && len(a) == 4:
+		from, to := atoi(a[2]), atoi(a[3])
+		t0 := time.Now()
+		for i := from; i < to; i++ {
+			name := fmt.Sprintf("%s/entry-%04d-%s", a[1], i, strings.Repeat("x", 16))
+			p := append([]byte(name), 0)
+			if err := c.send(wire.Write, append(p, 'v')); err != nil {
+				fatal(err)
+			}
+			hb := make([]byte, wire.HeaderSize)
+			if _, err := io.ReadFull(c.f, hb); err != nil {
+				fatal(err)
+			}
+			h, _ := wire.ParseHeader(hb)
+			pl := make([]byte, h.Len)
+			if _, err := io.ReadFull(c.f, pl); err != nil {
+				fatal(err)
+			}
+			if h.Type == wire.Error {
+				fmt.Printf("created=%d first_error=%s at=entry-%04d took=%.1fs\n", i-from, strings.TrimRight(string(pl), "\x00"), i, time.Since(t0).Seconds())
+				os.Exit(3)
+			}
+		}
+		fmt.Printf("created=%d took=%.1fs\n", to-from, time.Since(t0).Seconds())
+	case a[0] == "setquota" && len(a) == 4:
+		c.must(wire.SetQuota, a[1], a[2], a[3])
+	case a[0] == "getquota" && len(a) == 3:
+		fmt.Println(strings.TrimRight(string(c.must(wire.GetQuota, a[1], a[2])), "\x00"))
+	case a[0] == "flood" && len(a) == 5:
+		secs, max := atoi(a[3]), atoi(a[4])
+		end := time.Now().Add(time.Duration(secs) * time.Second)
+		n := 0
+		for ; n < max && time.Now().Before(end); n++ {
+			var err error
+			if a[1] == "write" {
+				p := append([]byte(fmt.Sprintf("%s/f%d", a[2], n%8)), 0)
+				err = c.send(wire.Write, append(p, "flood"...))
+			} else {
+				err = c.send(wire.Read, wire.JoinStrings(a[2]))
+			}
+			if err != nil {
+				fmt.Printf("sent=%d write error: %v\n", n, err)
+				os.Exit(1)
+			}
+		}
+		fmt.Printf("sent=%d %s requests, read no reply\n", n, a[1])
+	case a[0] == "time" && len(a) == 3:
+		var ms []string
+		for i := 0; i < atoi(a[1]); i++ {
+			t0 := time.Now()
+			c.must(wire.Read, a[2])
+			ms = append(ms, fmt.Sprintf("%.1f", float64(time.Since(t0).Microseconds())/1000))
+		}
+		fmt.Println(strings.Join(ms, " "))
+	default:
+		fmt.Fprintln(os.Stderr, "xsprobe: bad command")
+		os.Exit(2)
+	}
+}
