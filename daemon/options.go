@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/xsstub/xenstored/store"
 )
@@ -32,6 +33,40 @@ type Options struct {
 	WriteRate   int    // changes per second per unprivileged domain (XSA-206); <0 disables
 	WriteBurst  int
 	StubDomain  bool // serve dom0 through its ring (implied by --event)
+
+	// C xenstored options kept for drop-in use.
+	NoDomainInit bool          // -D: do not serve dom0's kernel ring
+	OutputPid    bool          // -P: print the pid on stdout once serving
+	EventTimeout time.Duration // -w watch-event=<s>: 0 default, <0 never
+}
+
+// ignoredFlag accepts a C xenstored option that has no meaning here (-R,
+// -I[off], --trace-control=...), with or without a value.
+type ignoredFlag struct{}
+
+func (ignoredFlag) String() string   { return "" }
+func (ignoredFlag) Set(string) error { return nil }
+func (ignoredFlag) IsBoolFlag() bool { return true }
+
+// timeoutFlag parses -w/--timeout watch-event=<seconds>.
+type timeoutFlag struct{ d *time.Duration }
+
+func (timeoutFlag) String() string { return "" }
+
+func (f timeoutFlag) Set(s string) error {
+	what, val, found := strings.Cut(s, "=")
+	if !found || what != "watch-event" {
+		return fmt.Errorf("want watch-event=<seconds>, got %q", s)
+	}
+	v, err := strconv.Atoi(val)
+	if err != nil || v < 0 {
+		return fmt.Errorf("bad timeout %q", val)
+	}
+	*f.d = time.Duration(v) * time.Second
+	if v == 0 {
+		*f.d = -1 // C: 0 disables the timeout
+	}
+	return nil
 }
 
 // DefaultSocket is where C xenstored listens: $XENSTORED_PATH if set, else
@@ -138,12 +173,24 @@ func Parse(args []string, stderr io.Writer) (*Options, error) {
 	strVar(&priv, "p", "priv-domid", "`domid` of the control domain")
 	strVar(&event, "e", "event", "dom0's event channel `port` (stub-domain mode)")
 	boolVar(&o.StubDomain, "s", "stubdom", "serve dom0 through its ring from inside a stub domain")
+	boolVar(&o.NoDomainInit, "D", "no-domain-init", "do not serve dom0's own kernel ring")
+	boolVar(&o.OutputPid, "P", "output-pid", "print the pid on stdout once serving")
+	valVar(timeoutFlag{&o.EventTimeout}, "w", "timeout", "watch-event=`seconds` a guest may leave events unread (0: forever)")
+	for _, name := range []string{"R", "no-recovery", "I", "internal-db", "trace-control"} {
+		fs.Var(ignoredFlag{}, name, "accepted for compatibility with C xenstored; no effect")
+	}
+	var help bool
+	boolVar(&help, "H", "help", "print this help")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: xenstored [options]\n\nA xenstore daemon. Options:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if help {
+		fs.Usage()
+		return nil, ErrHelp
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))

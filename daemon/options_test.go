@@ -3,6 +3,7 @@ package daemon
 import (
 	"io"
 	"testing"
+	"time"
 )
 
 func TestDefaultSocket(t *testing.T) {
@@ -32,6 +33,11 @@ func TestParse(t *testing.T) {
 		}},
 		{args: []string{"-Q", "nodes=7", "-q", "memory=100", "-Q", "path-length=10"}, chk: func(o *Options) bool { return o.Quotas.Hard[0] == 7 }},
 		{args: []string{"--event", "5"}, chk: func(o *Options) bool { return o.StubDomain && o.Event == 5 }},
+		{args: []string{"-D", "-P", "-R", "-I", "--internal-db=off", "--trace-control=+io", "-w", "watch-event=5"}, chk: func(o *Options) bool {
+			return o.NoDomainInit && o.OutputPid && o.EventTimeout == 5*time.Second
+		}},
+		{args: []string{"--timeout", "watch-event=0"}, chk: func(o *Options) bool { return o.EventTimeout < 0 }},
+		{args: []string{"-w", "other=5"}, bad: true},
 		{args: []string{"-Q", "bogus=1"}, bad: true},
 		{args: []string{"-Q", "nodes"}, bad: true},
 		{args: []string{"--stubdom"}, bad: true},

@@ -52,14 +52,15 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 	}
 	qs := o.Quotas
 	e := store.New(store.Config{
-		Quotas:      &qs,
-		Logger:      log,
-		Platform:    platform,
-		PrivDomid:   o.PrivDomid,
-		StoreDomid:  storeDomid,
-		KeepOrphans: o.KeepOrphans,
-		WriteRate:   o.WriteRate,
-		WriteBurst:  o.WriteBurst,
+		Quotas:       &qs,
+		Logger:       log,
+		Platform:     platform,
+		PrivDomid:    o.PrivDomid,
+		StoreDomid:   storeDomid,
+		KeepOrphans:  o.KeepOrphans,
+		WriteRate:    o.WriteRate,
+		WriteBurst:   o.WriteBurst,
+		EventTimeout: o.EventTimeout,
 	})
 	if o.TraceFile != "" {
 		f, err := os.OpenFile(o.TraceFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
@@ -93,6 +94,8 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 				return fmt.Errorf("connecting dom%d's ring (event %d): %w", o.PrivDomid, o.Event, err)
 			}
 			log.Info("serving the control domain's ring", "domid", o.PrivDomid, "event", o.Event)
+		} else if o.NoDomainInit {
+			log.Info("not serving dom0's kernel ring (-D)")
 		} else if port, err := dom0LocalRing(rings); err != nil {
 			log.Warn("dom0's kernel ring not served", "err", err)
 		} else if err := e.IntroduceDomain(0, port, 0); err != nil {
@@ -119,5 +122,8 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 		defer os.Remove(o.PidFile)
 	}
 	log.Info("xenstored serving", "socket", o.Socket, "pid", os.Getpid())
+	if o.OutputPid {
+		fmt.Println(os.Getpid())
+	}
 	return unixsock.Serve(ctx, e, ln, log)
 }
