@@ -286,6 +286,7 @@ func dropDomainPerms(n *node, domid, priv uint32) (*node, bool) {
 		return nil, false
 	}
 	c := n.clone()
+	c.perms = c.perms.clone()
 	if c.perms[0].ID == domid {
 		c.perms[0].ID = priv
 	}

@@ -111,12 +111,13 @@ type node struct {
 	gen      uint64
 }
 
-// clone returns a modifiable copy; slices are copied so the copy can grow
-// without touching the original's backing arrays.
+// clone returns a modifiable copy; value and children are copied so the
+// copy can grow without touching the original's backing arrays. The
+// permission list is shared: lists are never changed in place, only
+// replaced (clone it first to edit one).
 func (n *node) clone() *node {
 	c := *n
 	c.value = append([]byte(nil), n.value...)
-	c.perms = n.perms.clone()
 	c.children = append([]string(nil), n.children...)
 	return &c
 }

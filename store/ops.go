@@ -198,8 +198,9 @@ func (e *Engine) createNode(c *Conn, tx *txn, path string, value []byte) (*node,
 	built := make([]*node, len(missing))
 	perms := parent.perms
 	for i := len(missing) - 1; i >= 0; i-- {
-		np := perms.clone()
-		if c.unprivileged() {
+		np := perms // permission lists are never changed in place: share
+		if c.unprivileged() && (np[0].ID != c.domid || np[0].Ignore) {
+			np = perms.clone()
 			np[0].ID = c.domid
 			np[0].Ignore = false
 		}
