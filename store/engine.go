@@ -102,9 +102,9 @@ type Engine struct {
 	trace   func(string) // CONTROL print / log sink, may be nil
 }
 
-// node is one stored node; never modified once in Engine.nodes.
+// node is one stored node; never modified once in Engine.nodes. Its path
+// is the map key (not repeated here, to save memory per node).
 type node struct {
-	path     string
 	value    []byte
 	perms    Perms
 	children []string // leaf names, insertion order, as C xenstored lists them
@@ -163,23 +163,19 @@ func New(cfg Config) *Engine {
 		e.quotas = DefaultQuotas()
 	}
 	owner := Perms{{ID: cfg.PrivDomid, Access: PermNone}}
-	for _, n := range []*node{
-		{path: "/", perms: owner, children: []string{"tool"}},
-		{path: "/tool", perms: owner, children: []string{"xenstored"}},
-		{path: "/tool/xenstored", perms: owner},
-		{path: "@introduceDomain", perms: owner},
-		{path: "@releaseDomain", perms: owner},
-	} {
-		e.setLive(n.path, n)
-	}
+	e.setLive("/", &node{perms: owner, children: []string{"tool"}})
+	e.setLive("/tool", &node{perms: owner, children: []string{"xenstored"}})
+	e.setLive("/tool/xenstored", &node{perms: owner})
+	e.setLive("@introduceDomain", &node{perms: owner})
+	e.setLive("@releaseDomain", &node{perms: owner})
 	e.domainLocked(cfg.PrivDomid).Introduced = true
 	return e
 }
 
-func (e *Engine) putLive(n *node) {
+func (e *Engine) putLive(path string, n *node) {
 	e.gen++
 	n.gen = e.gen
-	e.nodes[n.path] = n
+	e.nodes[path] = n
 }
 
 // SetTrace installs a sink for CONTROL print and request tracing; on turns

@@ -22,7 +22,7 @@ func (e *Engine) setLive(path string, n *node) {
 		return
 	}
 	e.indexPerms(path, n.perms, true)
-	e.putLive(n)
+	e.putLive(path, n)
 	d := e.domainLocked(n.perms.Owner())
 	d.nodes++
 	d.memory += len(path) + n.size()
@@ -204,7 +204,7 @@ func (e *Engine) createNode(c *Conn, tx *txn, path string, value []byte) (*node,
 			np[0].ID = c.domid
 			np[0].Ignore = false
 		}
-		n := &node{path: missing[i], perms: np}
+		n := &node{perms: np}
 		if i > 0 {
 			n.children = []string{baseName(missing[i-1])}
 		}
@@ -221,23 +221,23 @@ func (e *Engine) createNode(c *Conn, tx *txn, path string, value []byte) (*node,
 	}
 	if limit := e.quota(c, QMemory); limit > 0 {
 		use := e.domainLocked(c.domid).memory
-		for _, n := range built {
-			use += len(n.path) + n.size()
+		for i, n := range built {
+			use += len(missing[i]) + n.size()
 		}
 		if use > limit {
 			return nil, e.quotaExceeded(c, QMemory, use, limit, syscall.ENOMEM)
 		}
 	}
-	if err := e.store(c, tx, newParent.path, newParent); err != nil {
+	if err := e.store(c, tx, p, newParent); err != nil {
 		return nil, err
 	}
 	for i := len(built) - 1; i >= 0; i-- {
-		if err := e.store(c, tx, built[i].path, built[i]); err != nil {
+		if err := e.store(c, tx, missing[i], built[i]); err != nil {
 			// Undo, so no half-made path remains (XSA-414/415).
-			for _, n := range built[i+1:] {
-				e.store(nil, tx, n.path, nil)
+			for _, done := range missing[i+1:] {
+				e.store(nil, tx, done, nil)
 			}
-			e.store(nil, tx, parent.path, parent.clone())
+			e.store(nil, tx, p, parent.clone())
 			if tx != nil {
 				tx.failed = true
 			}
@@ -252,6 +252,7 @@ func (e *Engine) createNode(c *Conn, tx *txn, path string, value []byte) (*node,
 // subtree match). The walk is iterative (XSA-418).
 func (e *Engine) removeTree(c *Conn, tx *txn, path string) error {
 	type frame struct {
+		path string
 		n    *node
 		next int
 	}
@@ -259,41 +260,41 @@ func (e *Engine) removeTree(c *Conn, tx *txn, path string) error {
 	if err != nil || root == nil {
 		return err
 	}
-	stack := []frame{{n: root}}
-	var order []*node
+	stack := []frame{{path: path, n: root}}
+	var order []frame
 	for len(stack) > 0 {
 		top := &stack[len(stack)-1]
 		if top.next < len(top.n.children) {
-			cp := childPath(top.n.path, top.n.children[top.next])
+			cp := childPath(top.path, top.n.children[top.next])
 			top.next++
 			ch, err := e.lookup(c, tx, cp)
 			if err != nil {
 				return err
 			}
 			if ch != nil {
-				stack = append(stack, frame{n: ch})
+				stack = append(stack, frame{path: cp, n: ch})
 			}
 			continue
 		}
-		order = append(order, top.n)
+		order = append(order, *top)
 		stack = stack[:len(stack)-1]
 	}
 	parent, err := e.lookup(c, tx, parentPath(path))
 	if err != nil {
 		return err
 	}
-	for _, n := range order {
-		if err := e.store(c, tx, n.path, nil); err != nil {
+	for _, f := range order {
+		if err := e.store(c, tx, f.path, nil); err != nil {
 			if tx != nil {
 				tx.failed = true
 			}
 			return err
 		}
 		match := matchExact
-		if n.path == path {
+		if f.path == path {
 			match = matchSubtree
 		}
-		e.fire(c, tx, n.path, n.perms, nil, match)
+		e.fire(c, tx, f.path, f.n.perms, nil, match)
 	}
 	if parent != nil {
 		np := parent.clone()
@@ -304,7 +305,7 @@ func (e *Engine) removeTree(c *Conn, tx *txn, path string) error {
 				break
 			}
 		}
-		return e.store(c, tx, np.path, np)
+		return e.store(c, tx, parentPath(path), np)
 	}
 	return nil
 }

@@ -368,7 +368,7 @@ func TestXSA418TenThousandDeep(t *testing.T) {
 		parent.children = append(parent.children, "d")
 		e.setLive(p, parent)
 		p += "/d"
-		e.setLive(p, &node{path: p, perms: owner})
+		e.setLive(p, &node{perms: owner})
 	}
 	e.mu.Unlock()
 	checkConsistent(t, e)
