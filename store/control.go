@@ -206,14 +206,18 @@ func (e *Engine) checkLocked() []string {
 		if len(n.perms) == 0 {
 			errs = append(errs, "node without permissions "+p)
 		}
+		if len(n.children) > 0 && n.children[len(n.children)-1] != 0 {
+			errs = append(errs, "unterminated child list of "+p)
+			continue
+		}
 		names := map[string]bool{}
-		for _, ch := range n.children {
-			if names[ch] {
-				errs = append(errs, "duplicate child "+ch+" of "+p)
+		eachChild(n.children, func(ch string) {
+			if names[ch] || ch == "" {
+				errs = append(errs, "bad or duplicate child "+ch+" of "+p)
 			}
 			names[ch] = true
 			stack = append(stack, childPath(p, ch))
-		}
+		})
 	}
 	indexed := 0
 	for _, set := range e.mentions {

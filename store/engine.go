@@ -23,6 +23,7 @@
 package store
 
 import (
+	"bytes"
 	"log/slog"
 	"sort"
 	"strconv"
@@ -105,31 +106,27 @@ type Engine struct {
 // node is one stored node; never modified once in Engine.nodes. Its path
 // is the map key (not repeated here, to save memory per node).
 type node struct {
-	value    []byte
-	perms    Perms
-	children []string // leaf names, insertion order, as C xenstored lists them
+	value []byte
+	perms Perms
+	// children holds the leaf names, each NUL-terminated, in insertion
+	// order: exactly DIRECTORY's reply, and as C xenstored keeps them.
+	children []byte
 	gen      uint64
 }
 
-// clone returns a modifiable copy; value and children are copied so the
-// copy can grow without touching the original's backing arrays. The
-// permission list is shared: lists are never changed in place, only
-// replaced (clone it first to edit one).
+// clone returns a copy to build a changed node from. The value, the
+// permission list and the child list are shared: none is ever changed in
+// place, only replaced (withChild, withoutChild and Perms.clone make new
+// ones).
 func (n *node) clone() *node {
 	c := *n
-	c.value = append([]byte(nil), n.value...)
-	c.children = append([]string(nil), n.children...)
 	return &c
 }
 
 // size is a node's size as the node-size quota counts it (C xenstored's
 // record: header, permissions, value, children names).
 func (n *node) size() int {
-	s := 24 + 8*len(n.perms) + len(n.value)
-	for _, c := range n.children {
-		s += len(c) + 1
-	}
-	return s
+	return 24 + 8*len(n.perms) + len(n.value) + len(n.children)
 }
 
 // New creates an engine holding the nodes C xenstored creates at start-up:
@@ -163,8 +160,8 @@ func New(cfg Config) *Engine {
 		e.quotas = DefaultQuotas()
 	}
 	owner := Perms{{ID: cfg.PrivDomid, Access: PermNone}}
-	e.setLive("/", &node{perms: owner, children: []string{"tool"}})
-	e.setLive("/tool", &node{perms: owner, children: []string{"xenstored"}})
+	e.setLive("/", &node{perms: owner, children: []byte("tool\x00")})
+	e.setLive("/tool", &node{perms: owner, children: []byte("xenstored\x00")})
 	e.setLive("/tool/xenstored", &node{perms: owner})
 	e.setLive("@introduceDomain", &node{perms: owner})
 	e.setLive("@releaseDomain", &node{perms: owner})
@@ -176,6 +173,37 @@ func (e *Engine) putLive(path string, n *node) {
 	e.gen++
 	n.gen = e.gen
 	e.nodes[path] = n
+}
+
+// withChild returns a new child list with name appended.
+func withChild(list []byte, name string) []byte {
+	out := make([]byte, 0, len(list)+len(name)+1)
+	out = append(out, list...)
+	out = append(out, name...)
+	return append(out, 0)
+}
+
+// withoutChild returns a new child list without name (unchanged if absent).
+func withoutChild(list []byte, name string) []byte {
+	for off := 0; off < len(list); {
+		end := off + bytes.IndexByte(list[off:], 0)
+		if string(list[off:end]) == name {
+			out := make([]byte, 0, len(list)-(end+1-off))
+			out = append(out, list[:off]...)
+			return append(out, list[end+1:]...)
+		}
+		off = end + 1
+	}
+	return list
+}
+
+// eachChild calls f with each child name in order.
+func eachChild(list []byte, f func(name string)) {
+	for off := 0; off < len(list); {
+		end := off + bytes.IndexByte(list[off:], 0)
+		f(string(list[off:end]))
+		off = end + 1
+	}
 }
 
 // SetTrace installs a sink for CONTROL print and request tracing; on turns

@@ -206,14 +206,14 @@ func (e *Engine) createNode(c *Conn, tx *txn, path string, value []byte) (*node,
 		}
 		n := &node{perms: np}
 		if i > 0 {
-			n.children = []string{baseName(missing[i-1])}
+			n.children = withChild(nil, baseName(missing[i-1]))
 		}
 		built[i] = n
 		perms = np
 	}
 	built[0].value = value
 	newParent := parent.clone()
-	newParent.children = append(newParent.children, baseName(missing[len(missing)-1]))
+	newParent.children = withChild(parent.children, baseName(missing[len(missing)-1]))
 	for _, n := range append(built, newParent) {
 		if limit := e.quota(c, QNodeSize); limit > 0 && n.size() >= limit {
 			return nil, e.quotaExceeded(c, QNodeSize, n.size(), limit, syscall.ENOSPC)
@@ -265,8 +265,9 @@ func (e *Engine) removeTree(c *Conn, tx *txn, path string) error {
 	for len(stack) > 0 {
 		top := &stack[len(stack)-1]
 		if top.next < len(top.n.children) {
-			cp := childPath(top.path, top.n.children[top.next])
-			top.next++
+			end := top.next + bytes.IndexByte(top.n.children[top.next:], 0)
+			cp := childPath(top.path, string(top.n.children[top.next:end]))
+			top.next = end + 1
 			ch, err := e.lookup(c, tx, cp)
 			if err != nil {
 				return err
@@ -298,13 +299,7 @@ func (e *Engine) removeTree(c *Conn, tx *txn, path string) error {
 	}
 	if parent != nil {
 		np := parent.clone()
-		name := baseName(path)
-		for i, ch := range np.children {
-			if ch == name {
-				np.children = append(np.children[:i], np.children[i+1:]...)
-				break
-			}
-		}
+		np.children = withoutChild(parent.children, baseName(path))
 		return e.store(c, tx, parentPath(path), np)
 	}
 	return nil
@@ -454,19 +449,9 @@ func (e *Engine) doDirectory(c *Conn, tx *txn, payload []byte) ([]byte, error) {
 	return childList(n), nil
 }
 
-// childList is a node's children as the wire carries them.
-func childList(n *node) []byte {
-	size := 0
-	for _, ch := range n.children {
-		size += len(ch) + 1
-	}
-	b := make([]byte, 0, size)
-	for _, ch := range n.children {
-		b = append(b, ch...)
-		b = append(b, 0)
-	}
-	return b
-}
+// childList is a node's children as the wire carries them (shared: the
+// caller must not modify it).
+func childList(n *node) []byte { return n.children }
 
 // doDirectoryPart pages a long child list: <gencnt>|<children from byte
 // offset>, ending with an extra NUL once the list is complete.

@@ -365,7 +365,7 @@ func TestXSA418TenThousandDeep(t *testing.T) {
 	owner := Perms{{ID: 5}}
 	for i := 0; i < 10000; i++ {
 		parent := e.nodes[p].clone()
-		parent.children = append(parent.children, "d")
+		parent.children = withChild(parent.children, "d")
 		e.setLive(p, parent)
 		p += "/d"
 		e.setLive(p, &node{perms: owner})
