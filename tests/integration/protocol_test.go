@@ -223,6 +223,11 @@ func TestBoundedInFlight(t *testing.T) {
 	if err := ctl.Write(0, "/flood/val", value); err != nil {
 		t.Fatal(err)
 	}
+	// Read after the flood; it exists even if the flood is throttled before
+	// the probe loop below first writes it.
+	if err := ctl.Write(0, "/flood/ctl", []byte("start")); err != nil {
+		t.Fatal(err)
+	}
 	before := connections(t, ctl)
 	flood := d.Raw(t)
 	// Find the flooding connection's id: the one that appears now.
