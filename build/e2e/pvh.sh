@@ -97,76 +97,12 @@ EOF
 (cd $O && find . | cpio -o -H newc --quiet | gzip -1) >$W/overlay.cpio.gz
 cat "$BASE" $W/overlay.cpio.gz >$W/dom0.cpio.gz
 
-# --- 4. boot
-XEN_CMDLINE="console=com1 com1=115200,8n1 dom0_mem=768M,max:768M dom0_max_vcpus=2 loglvl=all guest_loglvl=all noreboot console_timestamps=boot"
-DOM0_CMDLINE="console=hvc0 earlyprintk=xen loglevel=5"
-mkdir -p "$(dirname "$LOG")"
-: >"$LOG"
-say "booting Xen (qemu64,+svm,+npt: HVM+HAP), stub PVH ${STUB_MEM} MiB via our launcher; log $LOG"
-TB=$(date +%s.%N)
-timeout "$TIMEOUT" qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu qemu64,+svm,+npt -m 1536 -smp 2 \
-	-display none -monitor none -serial "file:$LOG" -no-reboot \
-	-kernel "$CACHE/xen" -append "$XEN_CMDLINE" \
-	-initrd "$PKGROOT/boot/vmlinuz-$KVER $DOM0_CMDLINE,$W/dom0.cpio.gz" </dev/null 2>"$W/qemu.err" &
-QPID=$!
-seen=0
-host() { awk -v a="$TB" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'; }
-HOSTMARKS=$W/hostmarks
-: >"$HOSTMARKS"
-progress() {
-	local lines n
-	lines=$(tr -d '\r' <"$LOG" | grep -a -E '^@@E2E|\(XEN\) Std\. Loglevel|Linux version' || true)
-	n=$(printf '%s' "$lines" | grep -c . || true)
-	if ((n > seen)); then
-		printf '%s\n' "$lines" | tail -n +$((seen + 1)) | while IFS= read -r l; do
-			printf '   [host %6ss] %s\n' "$(host)" "$l"
-			printf '%s %s\n' "$(host)" "$l" >>"$HOSTMARKS"
-		done
-		seen=$n
-	fi
+# --- 4. boot and verdict (build/e2e/boot.sh)
+. "$(dirname "$0")/boot.sh"
+after_boot() {
+	local serving
+	serving=$(awk '/@@E2E PASS launcher / {print $1; exit}' "$HOSTMARKS")
+	[ -n "$serving" ] && say "host seconds from QEMU start to our stub serving (launcher returned): ~${serving}s"
+	return 0
 }
-while kill -0 $QPID 2>/dev/null; do
-	sleep 1
-	progress
-	if grep -aq '^@@E2E DONE' "$LOG"; then
-		sleep 3
-		kill $QPID 2>/dev/null || true
-	fi
-done
-rc=0
-wait $QPID || rc=$?
-progress
-say "qemu exited rc=$rc after $(host)s"
-[ -s "$W/qemu.err" ] && { echo "qemu stderr:"; cat "$W/qemu.err"; }
-
-# --- 5. verdict
-C=$(tr -d '\r' <"$LOG")
-done_line=$(grep -a '^@@E2E DONE' <<<"$C" || true)
-npass=$(grep -ac '^@@E2E PASS' <<<"$C" || true)
-nfail=$(grep -ac '^@@E2E FAIL' <<<"$C" || true)
-ok=1
-if [ -z "$done_line" ]; then
-	ok=0
-	if ! grep -aq 'Xen version' <<<"$C"; then
-		say "Xen never printed its banner: QEMU could not boot it (rc=$rc; see qemu stderr above)"
-	elif ! grep -aq '^@@E2E MARK DOM0-UP' <<<"$C"; then
-		say "dom0 never reached /init (rc=$rc)"
-	else
-		say "no DONE line: boot timed out (${TIMEOUT}s) or crashed (rc=$rc)"
-	fi
-fi
-((nfail == 0)) || ok=0
-((npass > 0)) || ok=0
-serving=$(awk '/@@E2E PASS launcher / {print $1; exit}' "$HOSTMARKS")
-[ -n "$serving" ] && say "host seconds from QEMU start to our stub serving (launcher returned): ~${serving}s"
-if ((ok == 0)); then
-	echo "----- last 100 lines of the Xen/dom0 serial log (without the stub's console) -----"
-	grep -av '^\[stub' <<<"$C" | tail -100
-	echo "----- last 100 lines of the stub's console -----"
-	grep -a '^\[stub' <<<"$C" | tail -100
-	echo "-----"
-	grep -a '^@@E2E \(PASS\|FAIL\)' <<<"$C" || true
-	die "$npass passed, $nfail failed (log $LOG)"
-fi
-grep -a '^@@E2E \(PASS\|FAIL\)' <<<"$C"
-say "passed: $npass checks (log $LOG)"
+boot_and_judge +svm,+npt "HVM+HAP; stub PVH ${STUB_MEM} MiB via our launcher"
