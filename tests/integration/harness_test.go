@@ -8,6 +8,7 @@
 package integration
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -394,3 +395,68 @@ func errName(m wire.Msg) string {
 
 // afterReady fires when a wait has clearly hung.
 func afterReady() <-chan time.Time { return time.After(readyTimeout) }
+
+// lineProc is a started client program whose output is read line by line,
+// each line within readyTimeout (xenstore-watch, a pyxs watcher script).
+type lineProc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	what   string
+	stderr strings.Builder
+	lines  chan string
+	exited chan error
+}
+
+// startLines starts cmd and reads its stdout lines in the background.
+func startLines(t *testing.T, cmd *exec.Cmd, what string) *lineProc {
+	t.Helper()
+	p := &lineProc{t: t, cmd: cmd, what: what, lines: make(chan string, 16), exited: make(chan error, 1)}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = &p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+		close(p.lines)
+		p.exited <- cmd.Wait()
+	}()
+	return p
+}
+
+// next returns the next output line; the test fails if the program ends
+// or prints nothing in time.
+func (p *lineProc) next() string {
+	p.t.Helper()
+	select {
+	case l, ok := <-p.lines:
+		if !ok {
+			p.t.Fatalf("%s ended early: %v\n%s", p.what, <-p.exited, p.stderr.String())
+		}
+		return l
+	case <-afterReady():
+		p.cmd.Process.Kill()
+		p.t.Fatalf("%s printed nothing in time; stderr:\n%s", p.what, p.stderr.String())
+	}
+	return ""
+}
+
+// wait checks that the program exits successfully in time.
+func (p *lineProc) wait() {
+	p.t.Helper()
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			p.t.Errorf("%s: %v\n%s", p.what, err, p.stderr.String())
+		}
+	case <-afterReady():
+		p.cmd.Process.Kill()
+		p.t.Errorf("%s did not exit", p.what)
+	}
+}

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"encoding/hex"
 	"encoding/json"
 	"os"
@@ -208,41 +207,8 @@ m.unwatch(b"/pw", b"tok-1")
 c.close()
 out(got)
 `)
-	cmd := exec.Command(python, script, d.Sock, "3")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 4)
-	exited := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		exited <- cmd.Wait()
-	}()
-	next := func() string {
-		t.Helper()
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("pyxs watcher ended early: %v\n%s", <-exited, stderr.String())
-			}
-			return l
-		case <-afterReady():
-			cmd.Process.Kill()
-			t.Fatalf("pyxs watcher hung; stderr:\n%s", stderr.String())
-		}
-		return ""
-	}
-	if l := next(); l != `["initial", "/pw", "tok-1"]` {
+	w := startLines(t, exec.Command(python, script, d.Sock, "3"), "pyxs watcher")
+	if l := w.next(); l != `["initial", "/pw", "tok-1"]` {
 		t.Fatalf("initial event line %s", l)
 	}
 	if err := c.Write(0, "/pwx", []byte("no event")); err != nil {
@@ -258,16 +224,14 @@ out(got)
 		t.Fatal(err)
 	}
 	var got [][]string
-	if err := json.Unmarshal([]byte(next()), &got); err != nil {
+	if err := json.Unmarshal([]byte(w.next()), &got); err != nil {
 		t.Fatal(err)
 	}
 	want := [][]string{{"/pw/a", "tok-1"}, {"/pw/b/c", "tok-1"}, {"/pw", "tok-1"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("events %q, want %q", got, want)
 	}
-	if err := <-exited; err != nil {
-		t.Errorf("pyxs watcher: %v\n%s", err, stderr.String())
-	}
+	w.wait()
 }
 
 // TestPyxsTransactions: a committed transaction, an aborted one, and a

@@ -243,41 +243,9 @@ func TestXenstoreWatch(t *testing.T) {
 			n := len(tc.want) + 1
 			cmd := exec.Command(watch, "-n", strconv.Itoa(n), tc.watch)
 			cmd.Env = append(os.Environ(), "XENSTORED_PATH="+d.Sock)
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan error, 1)
-			lines := make(chan string, 16)
-			go func() {
-				sc := bufio.NewScanner(stdout)
-				for sc.Scan() {
-					lines <- sc.Text()
-				}
-				close(lines)
-				exited <- cmd.Wait()
-			}()
-			next := func() string {
-				t.Helper()
-				select {
-				case l, ok := <-lines:
-					if !ok {
-						t.Fatalf("xenstore-watch ended early: %s", stderr.String())
-					}
-					return l
-				case <-afterReady():
-					cmd.Process.Kill()
-					t.Fatalf("no event from xenstore-watch; stderr %q", stderr.String())
-				}
-				return ""
-			}
+			w := startLines(t, cmd, "xenstore-watch -n "+strconv.Itoa(n))
 			// The initial event proves the watch is registered.
-			if l := next(); l != tc.watch {
+			if l := w.next(); l != tc.watch {
 				t.Fatalf("initial event %q, want %q", l, tc.watch)
 			}
 			for _, o := range tc.ops {
@@ -296,20 +264,12 @@ func TestXenstoreWatch(t *testing.T) {
 			}
 			var got []string
 			for range tc.want {
-				got = append(got, next())
+				got = append(got, w.next())
 			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("events %q, want %q", got, tc.want)
 			}
-			select {
-			case err := <-exited:
-				if err != nil {
-					t.Errorf("xenstore-watch -n %d: %v (%s)", n, err, stderr.String())
-				}
-			case <-afterReady():
-				cmd.Process.Kill()
-				t.Errorf("xenstore-watch -n %d did not exit after %d events", n, n)
-			}
+			w.wait()
 		})
 	}
 }
