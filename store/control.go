@@ -25,7 +25,7 @@ var controlHelp = []struct{ cmd, pars string }{
 
 // control handles CONTROL <command>|[<parameters>|]*.
 func (e *Engine) control(c *Conn, p []byte) ([]byte, error) {
-	args, _ := splitArgs(p)
+	args := splitArgs(p)
 	if len(args) == 0 {
 		return nil, syscall.EINVAL
 	}

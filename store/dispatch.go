@@ -98,7 +98,7 @@ func (e *Engine) dispatch(c *Conn, m *wire.Msg) ([]byte, error) {
 		}
 		return []byte("F\x00"), nil
 	case wire.Introduce:
-		args, _ := splitArgs(p)
+		args := splitArgs(p)
 		return e.introduce(c, args)
 	case wire.Release:
 		arg, good := oneArg(p)
@@ -140,7 +140,7 @@ func (e *Engine) features(c *Conn) uint32 {
 }
 
 func (e *Engine) setTarget(p []byte) ([]byte, error) {
-	args, _ := splitArgs(p)
+	args := splitArgs(p)
 	if len(args) < 2 {
 		return nil, syscall.EINVAL
 	}
@@ -155,7 +155,7 @@ func (e *Engine) setTarget(p []byte) ([]byte, error) {
 }
 
 func (e *Engine) getFeature(c *Conn, p []byte) ([]byte, error) {
-	args, _ := splitArgs(p)
+	args := splitArgs(p)
 	var f uint32
 	switch len(args) {
 	case 0:
@@ -183,7 +183,7 @@ func (e *Engine) getFeature(c *Conn, p []byte) ([]byte, error) {
 }
 
 func (e *Engine) setFeature(p []byte) ([]byte, error) {
-	args, _ := splitArgs(p)
+	args := splitArgs(p)
 	if len(args) != 2 {
 		return nil, syscall.EINVAL
 	}
@@ -223,7 +223,7 @@ func (e *Engine) quotaTarget(domArg *string) (*Quotas, error) {
 }
 
 func (e *Engine) getQuota(p []byte) ([]byte, error) {
-	args, _ := splitArgs(p)
+	args := splitArgs(p)
 	switch len(args) {
 	case 0:
 		var names []string
@@ -258,7 +258,7 @@ func (e *Engine) getQuota(p []byte) ([]byte, error) {
 }
 
 func (e *Engine) setQuota(p []byte) ([]byte, error) {
-	args, _ := splitArgs(p)
+	args := splitArgs(p)
 	var dom *string
 	switch len(args) {
 	case 2:

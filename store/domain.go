@@ -1,7 +1,6 @@
 package store
 
 import (
-	"fmt"
 	"sort"
 	"strconv"
 	"syscall"
@@ -354,8 +353,6 @@ func (e *Engine) MarkBroken(c *Conn, why string) {
 	c.closed = true
 	delete(e.conns, c)
 }
-
-func (d *Domain) String() string { return fmt.Sprintf("domain %d", d.ID) }
 
 // ResetConn drops all of c's state — watches, transactions, queued output —
 // for a ring reconnection (docs/misc/xenstore-ring.txt).

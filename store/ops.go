@@ -575,7 +575,7 @@ func (e *Engine) doGetPerms(c *Conn, tx *txn, payload []byte) ([]byte, error) {
 }
 
 func (e *Engine) doSetPerms(c *Conn, tx *txn, payload []byte) ([]byte, error) {
-	strs, _ := splitArgs(payload)
+	strs := splitArgs(payload)
 	if len(strs) < 2 {
 		return nil, syscall.EINVAL
 	}
@@ -616,14 +616,10 @@ func (e *Engine) doSetPerms(c *Conn, tx *txn, payload []byte) ([]byte, error) {
 
 // splitArgs splits a payload into its NUL-terminated strings, ignoring an
 // unterminated tail (as C xenstored's get_strings does).
-func splitArgs(p []byte) ([]string, int) {
-	var out []string
-	start := 0
-	for i, b := range p {
-		if b == 0 {
-			out = append(out, string(p[start:i]))
-			start = i + 1
-		}
+func splitArgs(p []byte) []string {
+	parts, terminated := wire.SplitStrings(p)
+	if !terminated {
+		parts = parts[:len(parts)-1]
 	}
-	return out, start
+	return parts
 }

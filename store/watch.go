@@ -341,7 +341,7 @@ func (e *Engine) resetWatchesLocked(c *Conn) {
 }
 
 func (e *Engine) doWatch(c *Conn, m *wire.Msg) ([]byte, error) {
-	args, _ := splitArgs(m.Payload)
+	args := splitArgs(m.Payload)
 	depth := -1
 	switch {
 	case len(args) == 3 && e.features(c)&FeatureWatchDepth != 0:
@@ -381,7 +381,7 @@ func (e *Engine) doWatch(c *Conn, m *wire.Msg) ([]byte, error) {
 }
 
 func (e *Engine) doUnwatch(c *Conn, payload []byte) ([]byte, error) {
-	args, _ := splitArgs(payload)
+	args := splitArgs(payload)
 	if len(args) != 2 {
 		return nil, syscall.EINVAL
 	}

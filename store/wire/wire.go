@@ -73,12 +73,11 @@ func (t Type) String() string {
 
 // Protocol limits from xs_wire.h.
 const (
-	HeaderSize    = 16
-	PayloadMax    = 4096 // XENSTORE_PAYLOAD_MAX, both directions
-	AbsPathMax    = 3072 // XENSTORE_ABS_PATH_MAX
-	RelPathMax    = 2048 // XENSTORE_REL_PATH_MAX
-	RingSize      = 1024 // XENSTORE_RING_SIZE
-	PayloadMaxStr = "4096"
+	HeaderSize = 16
+	PayloadMax = 4096 // XENSTORE_PAYLOAD_MAX, both directions
+	AbsPathMax = 3072 // XENSTORE_ABS_PATH_MAX
+	RelPathMax = 2048 // XENSTORE_REL_PATH_MAX
+	RingSize   = 1024 // XENSTORE_RING_SIZE
 )
 
 // Header is struct xsd_sockmsg, little-endian on every Xen architecture.
