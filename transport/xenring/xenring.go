@@ -199,21 +199,16 @@ func (s *Server) AttachRing(c *store.Conn, port uint32, gfn uint64) (func(), err
 func (s *Server) DetachRing(c *store.Conn) {
 	s.mu.Lock()
 	rc := s.byConn[c]
-	if rc != nil {
-		delete(s.byConn, c)
-		delete(s.byPort, rc.port)
-		delete(s.dirty, rc)
-		rc.closed = true
-		s.released = append(s.released, rc)
+	if rc == nil {
+		s.mu.Unlock()
+		return
 	}
-	send := rc != nil && !s.wakeSent
-	if send {
-		s.wakeSent = true
-	}
-	s.mu.Unlock()
-	if send {
-		unix.Write(s.wakeW, []byte{1})
-	}
+	delete(s.byConn, c)
+	delete(s.byPort, rc.port)
+	delete(s.dirty, rc)
+	rc.closed = true
+	s.released = append(s.released, rc)
+	s.wakeLoopUnlock()
 }
 
 // releaseDetached unbinds and unmaps detached rings; loop goroutine only.
@@ -238,6 +233,12 @@ func (s *Server) markDirty(rc *rconn) {
 	if !rc.closed {
 		s.dirty[rc] = struct{}{}
 	}
+	s.wakeLoopUnlock()
+}
+
+// wakeLoopUnlock wakes the loop goroutine (once until it runs) and
+// releases s.mu, which the caller holds.
+func (s *Server) wakeLoopUnlock() {
 	send := !s.wakeSent
 	s.wakeSent = true
 	s.mu.Unlock()
