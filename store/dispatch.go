@@ -226,14 +226,7 @@ func (e *Engine) getQuota(p []byte) ([]byte, error) {
 	args := splitArgs(p)
 	switch len(args) {
 	case 0:
-		var names []string
-		for _, info := range quotaInfo {
-			names = append(names, info.name)
-			if info.soft != 0 {
-				names = append(names, "soft-"+info.name)
-			}
-		}
-		return append([]byte(strings.Join(names, " ")), 0), nil
+		return append([]byte(strings.Join(QuotaNames(), " ")), 0), nil
 	case 1, 2:
 		var dom *string
 		name := args[0]

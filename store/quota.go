@@ -2,7 +2,6 @@ package store
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"syscall"
 )
@@ -95,7 +94,8 @@ func (qs *Quotas) Set(name string, v int, soft bool) error {
 	return nil
 }
 
-// Names lists the supported quota names (soft ones with the prefix).
+// QuotaNames lists the supported quota names in table order, each soft
+// one (prefixed) after its hard one, as GET_QUOTA with no argument does.
 func QuotaNames() []string {
 	var n []string
 	for _, info := range quotaInfo {
@@ -104,7 +104,6 @@ func QuotaNames() []string {
 			n = append(n, "soft-"+info.name)
 		}
 	}
-	sort.Strings(n)
 	return n
 }
 
