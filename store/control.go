@@ -171,16 +171,13 @@ func (e *Engine) connSummary(c *Conn) string {
 func (e *Engine) memReport() string {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	bytesInNodes := 0
-	for p, n := range e.nodes {
-		bytesInNodes += len(p) + n.size()
-	}
+	records, held := e.nodes.stats()
 	watches := 0
 	for _, l := range e.watchIdx {
 		watches += len(l)
 	}
-	return fmt.Sprintf("nodes: %d (%d bytes of paths and records)\nconnections: %d\nwatches: %d\ndomains: %d\ngo heap in use: %d bytes\ngo sys: %d bytes\n",
-		len(e.nodes), bytesInNodes, len(e.conns), watches, len(e.domains), ms.HeapInuse, ms.Sys)
+	return fmt.Sprintf("nodes: %d (%d bytes of records, %d bytes held with the index)\nconnections: %d\nwatches: %d\ndomains: %d\ngo heap in use: %d bytes\ngo sys: %d bytes\n",
+		e.nodes.len(), records, held, len(e.conns), watches, len(e.domains), ms.HeapInuse, ms.Sys)
 }
 
 // checkLocked verifies the tree and the accounting; it returns the
@@ -193,7 +190,7 @@ func (e *Engine) checkLocked() []string {
 	for len(stack) > 0 {
 		p := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		n := e.nodes[p]
+		n := e.nodes.get(p)
 		if n == nil {
 			errs = append(errs, "missing node "+p)
 			continue
@@ -224,7 +221,7 @@ func (e *Engine) checkLocked() []string {
 		indexed += len(set)
 	}
 	want := 0
-	for p, n := range e.nodes {
+	e.nodes.each(func(p string, n *node) bool {
 		seenIDs := map[uint32]bool{}
 		for _, pm := range n.perms {
 			if pm.ID != e.cfg.PrivDomid && !seenIDs[pm.ID] {
@@ -239,7 +236,8 @@ func (e *Engine) checkLocked() []string {
 		if !seen[p] && !isSpecial(p) {
 			errs = append(errs, "unreachable node "+p)
 		}
-	}
+		return true
+	})
 	if indexed != want {
 		errs = append(errs, fmt.Sprintf("permission index has %d entries, want %d", indexed, want))
 	}

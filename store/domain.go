@@ -254,7 +254,7 @@ func (e *Engine) removeDomainNodes(domid uint32) {
 		return len(paths[i]) < len(paths[j]) || len(paths[i]) == len(paths[j]) && paths[i] < paths[j]
 	})
 	for _, p := range paths {
-		n := e.nodes[p]
+		n := e.nodes.get(p)
 		if n == nil {
 			continue
 		}

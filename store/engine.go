@@ -83,10 +83,10 @@ type Engine struct {
 
 	quotas Quotas
 
-	// nodes maps canonical paths to nodes. Stored nodes are immutable:
-	// every change stores a new node, so a transaction's snapshot is a
-	// pointer.
-	nodes map[string]*node
+	// nodes holds the live tree by canonical path. Stored records are
+	// immutable: every change stores a new one, so a node read from it
+	// (a transaction's snapshot) stays valid.
+	nodes *nodeTable
 	gen   uint64 // last generation handed out; node.gen 0 means "absent"
 
 	conns    map[*Conn]struct{}
@@ -103,8 +103,8 @@ type Engine struct {
 	trace   func(string) // CONTROL print / log sink, may be nil
 }
 
-// node is one stored node; never modified once in Engine.nodes. Its path
-// is the map key (not repeated here, to save memory per node).
+// node is one node as the engine works on it: read from Engine.nodes (a
+// copy whose slices are shared and never modified) or built for a change.
 type node struct {
 	value []byte
 	perms Perms
@@ -136,7 +136,7 @@ func New(cfg Config) *Engine {
 	e := &Engine{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		nodes:    make(map[string]*node),
+		nodes:    newNodeTable(),
 		conns:    make(map[*Conn]struct{}),
 		watchIdx: make(map[string][]*watch),
 		domains:  make(map[uint32]*Domain),
@@ -172,7 +172,7 @@ func New(cfg Config) *Engine {
 func (e *Engine) putLive(path string, n *node) {
 	e.gen++
 	n.gen = e.gen
-	e.nodes[path] = n
+	e.nodes.put(path, n)
 }
 
 // withChild returns a new child list with name appended.
@@ -219,7 +219,7 @@ func (e *Engine) SetTrace(f func(string), on bool) {
 func (e *Engine) NodeCount() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return len(e.nodes)
+	return e.nodes.len()
 }
 
 // outItem is one queued outgoing message, already encoded.

@@ -11,14 +11,14 @@ import (
 // setLive stores n at path (nil deletes) in the live tree, keeping each
 // owner's node count and memory use and handing out a generation.
 func (e *Engine) setLive(path string, n *node) {
-	if old := e.nodes[path]; old != nil {
+	if old := e.nodes.get(path); old != nil {
 		d := e.domainLocked(old.perms.Owner())
 		d.nodes--
 		d.memory -= len(path) + old.size()
 		e.indexPerms(path, old.perms, false)
 	}
 	if n == nil {
-		delete(e.nodes, path)
+		e.nodes.delete(path)
 		return
 	}
 	e.indexPerms(path, n.perms, true)
@@ -65,7 +65,7 @@ func (e *Engine) checkMemory(c *Conn, path string, n *node) error {
 	}
 	d := e.domainLocked(c.domid)
 	use := d.memory + len(path) + n.size()
-	if old := e.nodes[path]; old != nil && old.perms.Owner() == c.domid {
+	if old := e.nodes.get(path); old != nil && old.perms.Owner() == c.domid {
 		use -= len(path) + old.size()
 	}
 	if use > limit {
@@ -78,7 +78,7 @@ func (e *Engine) checkMemory(c *Conn, path string, n *node) error {
 // the access for the commit-time conflict check), else the live tree.
 func (e *Engine) lookup(c *Conn, tx *txn, path string) (*node, error) {
 	if tx == nil {
-		return e.nodes[path], nil
+		return e.nodes.get(path), nil
 	}
 	ent, err := tx.access(e, c, path)
 	if err != nil {
@@ -332,7 +332,7 @@ func (e *Engine) path(c *Conn, p string, allowSpecial bool) (string, error) {
 // (@introduceDomain, @releaseDomain); other @ names are EINVAL, as in C.
 func (e *Engine) specialOrPath(c *Conn, p string) (string, error) {
 	if isSpecial(p) {
-		if e.nodes[p] == nil {
+		if e.nodes.get(p) == nil {
 			return "", syscall.EINVAL
 		}
 		return p, nil

@@ -46,7 +46,7 @@ func (tx *txn) access(e *Engine, c *Conn, path string) (*txEntry, error) {
 		return nil, err
 	}
 	ent := &txEntry{}
-	if n := e.nodes[path]; n != nil {
+	if n := e.nodes.get(path); n != nil {
 		ent.gen, ent.node = n.gen, n
 	}
 	tx.entries[path] = ent
@@ -93,11 +93,7 @@ func (e *Engine) txnEnd(c *Conn, tx *txn, payload []byte) ([]byte, error) {
 	}
 	for _, p := range tx.order {
 		ent := tx.entries[p]
-		var live uint64
-		if n := e.nodes[p]; n != nil {
-			live = n.gen
-		}
-		if live != ent.gen {
+		if e.nodes.generation(p) != ent.gen {
 			return nil, syscall.EAGAIN
 		}
 	}

@@ -142,7 +142,7 @@ func (e *Engine) watchPermitted(c *Conn, path string, perms, oldPerms Perms) boo
 		return true
 	}
 	if perms == nil {
-		n := e.nodes[path]
+		n := e.nodes.get(path)
 		if n == nil {
 			return false
 		}
@@ -154,7 +154,7 @@ func (e *Engine) watchPermitted(c *Conn, path string, perms, oldPerms Perms) boo
 	if isSpecial(path) {
 		return false // special events need explicit permission (XSA-115)
 	}
-	parent := e.nodes[parentPath(path)]
+	parent := e.nodes.get(parentPath(path))
 	return parent != nil && e.permFor(c, parent.perms)&PermRead != 0
 }
 
@@ -401,7 +401,7 @@ func (e *Engine) doUnwatch(c *Conn, payload []byte) ([]byte, error) {
 // fireSpecial fires @introduceDomain or @releaseDomain: without a domid
 // for plain watches, with "/<domid>" for depth-1 and per-domain watches.
 func (e *Engine) fireSpecial(name string, domid uint32, plain, withDomid bool) {
-	n := e.nodes[name]
+	n := e.nodes.get(name)
 	if n == nil {
 		return
 	}

@@ -364,7 +364,7 @@ func TestXSA418TenThousandDeep(t *testing.T) {
 	p := "/local/domain/5"
 	owner := Perms{{ID: 5}}
 	for i := 0; i < 10000; i++ {
-		parent := e.nodes[p].clone()
+		parent := e.nodes.get(p).clone()
 		parent.children = withChild(parent.children, "d")
 		e.setLive(p, parent)
 		p += "/d"
@@ -374,7 +374,7 @@ func TestXSA418TenThousandDeep(t *testing.T) {
 	checkConsistent(t, e)
 	e.DomainGone(5, true) // removes the guest's nodes: the whole chain
 	e.mu.Lock()
-	left := len(e.nodes)
+	left := e.nodes.len()
 	e.mu.Unlock()
 	if left > 10 {
 		t.Fatalf("%d nodes left after the chain's owner died", left)
