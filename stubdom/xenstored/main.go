@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/xsstub/xenstored/daemon"
+	"github.com/xsstub/xenstored/internal/gctune"
 )
 
 func main() {
@@ -35,6 +36,9 @@ func main() {
 		logTo = daemon.ConsoleLog() // nobody may drain the console yet
 	}
 	log := daemon.NewLogger(logTo, o.Verbose)
+	if !gctune.Start(gctune.Default) {
+		log.Info("GOGC set: collector headroom not tuned")
+	}
 	signal.Ignore(syscall.SIGHUP) // C xenstored reopens its log on SIGHUP; it must not kill us
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
