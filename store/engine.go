@@ -123,6 +123,21 @@ func (n *node) clone() *node {
 	return &c
 }
 
+// detached returns n with its own copies of the value and child list, for
+// keeping across requests: a node read from Engine.nodes aliases a whole
+// chunk of the table, and a transaction holding many such nodes would pin
+// many chunks after compaction (a guest could hold 64 KiB per node read).
+// A nil n stays nil.
+func (n *node) detached() *node {
+	if n == nil {
+		return nil
+	}
+	c := *n
+	c.value = bytes.Clone(n.value)
+	c.children = bytes.Clone(n.children)
+	return &c
+}
+
 // size is a node's size as the node-size quota counts it (C xenstored's
 // record: header, permissions, value, children names).
 func (n *node) size() int {

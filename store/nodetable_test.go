@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"github.com/xsstub/xenstored/store/wire"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -204,5 +205,22 @@ func TestNodeTableFootprint(t *testing.T) {
 	t.Logf("%d nodes: %.1f bytes of record, %.1f held per node", n, float64(records)/float64(n), float64(held)/float64(n))
 	if perNode := held / n; perNode > 80 {
 		t.Errorf("%d bytes held per node, want at most 80", perNode)
+	}
+}
+
+// TestTransactionSnapshotsOwnTheirBytes: a node a transaction keeps must
+// not alias the table's chunk, or a guest's transactions could pin a 64 KiB
+// chunk per node read once compaction has dropped it.
+func TestTransactionSnapshotsOwnTheirBytes(t *testing.T) {
+	e := newTestEngine(t, nil)
+	c := dom0(t, e)
+	c.write("/a", "value")
+	c.write("/b", "other")
+	tx := startTx(t, c)
+	c.must(wire.Read, tx, "/a")
+	txWrite(t, c, tx, "/b", "changed")
+	snap := c.c.txns[tx].entries["/a"].node.value
+	if live := e.nodes.get("/a").value; string(snap) != "value" || &snap[0] == &live[0] {
+		t.Errorf("snapshot of /a %q shares the table's bytes", snap)
 	}
 }

@@ -117,7 +117,7 @@ func (e *Engine) store(c *Conn, tx *txn, path string, n *node) error {
 		e.gen++
 		n.gen = e.gen
 	}
-	ent.node = n
+	ent.node = n.detached()
 	ent.modified = true
 	return nil
 }

@@ -47,7 +47,7 @@ func (tx *txn) access(e *Engine, c *Conn, path string) (*txEntry, error) {
 	}
 	ent := &txEntry{}
 	if n := e.nodes.get(path); n != nil {
-		ent.gen, ent.node = n.gen, n
+		ent.gen, ent.node = n.gen, n.detached()
 	}
 	tx.entries[path] = ent
 	tx.order = append(tx.order, path)
