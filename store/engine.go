@@ -184,12 +184,6 @@ func New(cfg Config) *Engine {
 	return e
 }
 
-func (e *Engine) putLive(path string, n *node) {
-	e.gen++
-	n.gen = e.gen
-	e.nodes.put(path, n)
-}
-
 // withChild returns a new child list with name appended.
 func withChild(list []byte, name string) []byte {
 	out := make([]byte, 0, len(list)+len(name)+1)

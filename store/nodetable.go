@@ -129,9 +129,9 @@ func (t *nodeTable) generation(path string) uint64 {
 	return binary.LittleEndian.Uint64(t.record(uint32(t.slots[i])))
 }
 
-// put stores n at path, replacing any node there. n is copied (n.gen
-// included); the caller may go on using it.
-func (t *nodeTable) put(path string, n *node) {
+// put stores n at path and returns the node it replaced, if any. n is
+// copied (n.gen included); the caller may go on using it.
+func (t *nodeTable) put(path string, n *node) (node, bool) {
 	if (t.count+1)*5 > len(t.slots)*4 {
 		t.resize(len(t.slots) * 3 / 2)
 	}
@@ -143,24 +143,24 @@ func (t *nodeTable) put(path string, n *node) {
 	t.slots[i] = uint64(tag)<<32 | uint64(ref)
 	if old == 0 {
 		t.count++
-		return
+		return node{}, false
 	}
-	t.release(uint32(old))
+	return t.release(uint32(old)), true
 }
 
-// delete removes the node at path, if any.
-func (t *nodeTable) delete(path string) {
+// delete removes the node at path and returns it, if there was one.
+func (t *nodeTable) delete(path string) (node, bool) {
 	i, _ := t.find(path)
 	old := t.slots[i]
 	if old == 0 {
-		return
+		return node{}, false
 	}
 	t.removeSlot(i)
 	t.count--
 	if t.count*10 < len(t.slots)*3 && len(t.slots) > minSlots {
 		t.resize(max(len(t.slots)*2/3, minSlots))
 	}
-	t.release(uint32(old))
+	return t.release(uint32(old)), true
 }
 
 // each calls f for every node, in no particular order, until f returns
@@ -255,9 +255,14 @@ func recPath(rec []byte) []byte {
 // decode builds a node from rec; value and children alias rec. Empty ones
 // are nil, as the engine builds them.
 func (t *nodeTable) decode(rec []byte) *node {
+	n := t.decodeValue(rec)
+	return &n
+}
+
+func (t *nodeTable) decodeValue(rec []byte) node {
 	h := readHeader(rec)
 	valLen, childLen := h.valueLen, h.childrenLen
-	n := &node{
+	n := node{
 		gen:   binary.LittleEndian.Uint64(rec),
 		perms: t.perms.sets[h.permsID],
 	}
@@ -329,15 +334,19 @@ func (t *nodeTable) newChunk(size int) uint32 {
 	return k
 }
 
-// release accounts for the record at ref no longer being in the index.
-func (t *nodeTable) release(ref uint32) {
+// release accounts for the record at ref no longer being in the index and
+// returns its node (which stays valid: it keeps the chunk alive).
+func (t *nodeTable) release(ref uint32) node {
 	rec := t.record(ref)
-	size := readHeader(rec).size()
-	t.perms.release(readHeader(rec).permsID)
+	old := t.decodeValue(rec)
+	h := readHeader(rec)
+	size := h.size()
+	t.perms.release(h.permsID)
 	t.recordBytes -= size
 	k := ref >> offBits
 	t.chunks[k].live -= size
 	t.reclaim(k)
+	return old
 }
 
 // reclaim drops chunk k when nothing in it is live, and compacts it when

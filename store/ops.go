@@ -11,18 +11,25 @@ import (
 // setLive stores n at path (nil deletes) in the live tree, keeping each
 // owner's node count and memory use and handing out a generation.
 func (e *Engine) setLive(path string, n *node) {
-	if old := e.nodes.get(path); old != nil {
+	var old node
+	var had bool
+	if n == nil {
+		old, had = e.nodes.delete(path)
+	} else {
+		e.gen++
+		n.gen = e.gen
+		old, had = e.nodes.put(path, n)
+	}
+	if had {
 		d := e.domainLocked(old.perms.Owner())
 		d.nodes--
 		d.memory -= len(path) + old.size()
 		e.indexPerms(path, old.perms, false)
 	}
 	if n == nil {
-		e.nodes.delete(path)
 		return
 	}
 	e.indexPerms(path, n.perms, true)
-	e.putLive(path, n)
 	d := e.domainLocked(n.perms.Owner())
 	d.nodes++
 	d.memory += len(path) + n.size()
