@@ -15,15 +15,16 @@ import (
 const wakeKey = 0
 
 // EventChannel is one handle onto the fake event channels of the xenstore
-// domain, the counterpart of opening /dev/xen/evtchn.
+// domain, the counterpart of opening /dev/xen/evtchn: one descriptor for
+// any number of ports.
 type EventChannel struct {
 	h    *Hypervisor
 	epfd int
-	wake int // eventfd: soft events (VIRQs, re-delivery after unmask)
+	wake int // eventfd: ports queued in soft
 
 	mu     sync.Mutex
 	ports  map[uint32]*portState
-	soft   []uint32
+	soft   []*portState // raised ports, each once (portState.queued)
 	closed bool
 	evbuf  []unix.EpollEvent
 }
@@ -34,6 +35,7 @@ type portState struct {
 	virq    uint32  // VIRQ ports (dom == nil)
 	masked  bool
 	pending bool // fired while masked
+	queued  bool // in EventChannel.soft
 }
 
 var _ xen.EventChannel = (*EventChannel)(nil)
@@ -76,6 +78,19 @@ func (h *Hypervisor) allocPort() uint32 {
 	return p
 }
 
+// watchFD adds a separate-process guest's toServer eventfd to the epoll
+// set under port. A notification the guest sent while its port was
+// unbound is dropped first, as Xen drops it.
+func (ec *EventChannel) watchFD(fd int, port uint32) error {
+	if err := drainFD(fd); err != nil {
+		return fmt.Errorf("fake evtchn: %w", err)
+	}
+	if err := unix.EpollCtl(ec.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(port)}); err != nil {
+		return fmt.Errorf("fake evtchn: epoll_ctl: %w", err)
+	}
+	return nil
+}
+
 // BindInterdomain binds a local port to the guest port of remoteDom.
 func (ec *EventChannel) BindInterdomain(remoteDom, remotePort uint32) (uint32, error) {
 	h := ec.h
@@ -85,19 +100,23 @@ func (ec *EventChannel) BindInterdomain(remoteDom, remotePort uint32) (uint32, e
 	if err != nil {
 		return 0, fmt.Errorf("fake evtchn: bind interdomain dom%d port %d: %w", remoteDom, remotePort, err)
 	}
-	if remotePort != d.guestPort || d.boundBy != nil {
-		return 0, fmt.Errorf("fake evtchn: bind interdomain dom%d port %d: port not unbound: %w", remoteDom, remotePort, unix.EINVAL)
-	}
 	ec.mu.Lock()
 	defer ec.mu.Unlock()
 	if ec.closed {
 		return 0, errors.New("fake evtchn: bind interdomain: handle closed")
 	}
-	port := h.allocPort()
-	if err := unix.EpollCtl(ec.epfd, unix.EPOLL_CTL_ADD, d.toServer, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(port)}); err != nil {
-		return 0, fmt.Errorf("fake evtchn: bind interdomain dom%d port %d: epoll_ctl: %w", remoteDom, remotePort, err)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if remotePort != d.guestPort || d.boundBy != nil {
+		return 0, fmt.Errorf("fake evtchn: bind interdomain dom%d port %d: port not unbound: %w", remoteDom, remotePort, unix.EINVAL)
 	}
-	d.boundBy = ec
+	port := h.allocPort()
+	if d.toServer >= 0 {
+		if err := ec.watchFD(d.toServer, port); err != nil {
+			return 0, fmt.Errorf("bind interdomain dom%d port %d: %w", remoteDom, remotePort, err)
+		}
+	}
+	d.boundBy, d.boundPort = ec, port
 	ec.ports[port] = &portState{port: port, dom: d}
 	return port, nil
 }
@@ -122,6 +141,28 @@ func (ec *EventChannel) BindVIRQ(virq uint32) (uint32, error) {
 	return port, nil
 }
 
+// queueLocked puts ps on the pending list (once) and wakes the handle's
+// descriptor. Caller holds ec.mu.
+func (ec *EventChannel) queueLocked(ps *portState) {
+	if ps.queued {
+		return
+	}
+	ps.queued = true
+	ec.soft = append(ec.soft, ps)
+	if len(ec.soft) == 1 {
+		signalFD(ec.wake)
+	}
+}
+
+// raise delivers an in-process guest's notification on port.
+func (ec *EventChannel) raise(port uint32) {
+	ec.mu.Lock()
+	defer ec.mu.Unlock()
+	if ps, ok := ec.ports[port]; ok && !ec.closed {
+		ec.queueLocked(ps)
+	}
+}
+
 // raiseVIRQ delivers virq if bound here. Caller holds h.mu.
 func (ec *EventChannel) raiseVIRQ(virq uint32) {
 	ec.mu.Lock()
@@ -131,8 +172,7 @@ func (ec *EventChannel) raiseVIRQ(virq uint32) {
 	}
 	for _, ps := range ec.ports {
 		if ps.dom == nil && ps.virq == virq {
-			ec.soft = append(ec.soft, ps.port)
-			signalFD(ec.wake)
+			ec.queueLocked(ps)
 		}
 	}
 }
@@ -145,7 +185,7 @@ func (ec *EventChannel) Notify(port uint32) error {
 	if !ok || ps.dom == nil {
 		return fmt.Errorf("fake evtchn: notify port %d: not an interdomain port: %w", port, unix.EINVAL)
 	}
-	if err := signalFD(ps.dom.toGuest); err != nil {
+	if err := ps.dom.notifyGuests(); err != nil {
 		return fmt.Errorf("fake evtchn: notify port %d (dom%d): %w", port, ps.dom.id, err)
 	}
 	return nil
@@ -163,16 +203,13 @@ func (ec *EventChannel) Unmask(port uint32) error {
 	ps.masked = false
 	if ps.pending {
 		ps.pending = false
-		ec.soft = append(ec.soft, port)
-		if err := signalFD(ec.wake); err != nil {
-			return fmt.Errorf("fake evtchn: unmask port %d: %w", port, err)
-		}
+		ec.queueLocked(ps)
 	}
 	return nil
 }
 
-// Unbind closes port. Unbinding the last port of a destroyed domain frees
-// its descriptors.
+// Unbind closes port. Unbinding the last port of a destroyed domain lets
+// go of its page and eventfds.
 func (ec *EventChannel) Unbind(port uint32) error {
 	h := ec.h
 	h.mu.Lock()
@@ -195,14 +232,16 @@ func (ec *EventChannel) releaseLocked(ps *portState) error {
 		return nil
 	}
 	var err error
-	if !d.fdsClosed {
+	d.mu.Lock()
+	if d.toServer >= 0 {
 		if e := unix.EpollCtl(ec.epfd, unix.EPOLL_CTL_DEL, d.toServer, nil); e != nil {
 			err = fmt.Errorf("fake evtchn: unbind port %d: epoll_ctl: %w", ps.port, e)
 		}
 	}
-	d.boundBy = nil
-	if d.destroyed && !d.fdsClosed {
-		d.closeFDs()
+	d.boundBy, d.boundPort = nil, 0
+	d.mu.Unlock()
+	if d.destroyed {
+		d.release()
 	}
 	return err
 }
@@ -215,6 +254,15 @@ func (ec *EventChannel) Pending() ([]uint32, error) {
 	if ec.closed {
 		return nil, errors.New("fake evtchn: pending: handle closed")
 	}
+	var out []uint32
+	fire := func(ps *portState) {
+		if ps.masked {
+			ps.pending = true
+			return
+		}
+		ps.masked = true
+		out = append(out, ps.port)
+	}
 	var n int
 	var err error
 	for {
@@ -226,15 +274,7 @@ func (ec *EventChannel) Pending() ([]uint32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fake evtchn: pending: epoll_wait: %w", err)
 	}
-	var out []uint32
-	fire := func(ps *portState) {
-		if ps.masked {
-			ps.pending = true
-			return
-		}
-		ps.masked = true
-		out = append(out, ps.port)
-	}
+	// Descriptors beyond evbuf stay readable and are reported next time.
 	for _, ev := range ec.evbuf[:n] {
 		key := uint32(ev.Fd)
 		if key == wakeKey {
@@ -247,18 +287,24 @@ func (ec *EventChannel) Pending() ([]uint32, error) {
 		if !ok {
 			continue
 		}
-		if err := drainFD(ps.dom.toServer); err != nil {
-			return nil, fmt.Errorf("fake evtchn: pending: port %d: %w", key, err)
+		ps.dom.mu.Lock()
+		fd := ps.dom.toServer
+		ps.dom.mu.Unlock()
+		if fd >= 0 {
+			if err := drainFD(fd); err != nil {
+				return nil, fmt.Errorf("fake evtchn: pending: port %d: %w", key, err)
+			}
 		}
 		fire(ps)
 	}
-	soft := ec.soft
-	ec.soft = nil
-	for _, p := range soft {
-		if ps, ok := ec.ports[p]; ok {
+	for i, ps := range ec.soft {
+		ps.queued = false
+		ec.soft[i] = nil
+		if ec.ports[ps.port] == ps {
 			fire(ps)
 		}
 	}
+	ec.soft = ec.soft[:0]
 	return out, nil
 }
 
@@ -278,6 +324,7 @@ func (ec *EventChannel) Close() error {
 		delete(ec.ports, port)
 	}
 	ec.closed = true
+	ec.soft = nil
 	delete(h.handles, ec)
 	if err := unix.Close(ec.wake); err != nil {
 		errs = append(errs, fmt.Errorf("fake evtchn: close: %w", err))
