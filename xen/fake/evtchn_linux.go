@@ -17,25 +17,35 @@ const wakeKey = 0
 // EventChannel is one handle onto the fake event channels of the xenstore
 // domain, the counterpart of opening /dev/xen/evtchn: one descriptor for
 // any number of ports.
+//
+// Guests raise ports without taking mu (which the server holds across
+// system calls): only softMu, around the list of raised ports.
 type EventChannel struct {
 	h    *Hypervisor
 	epfd int
-	wake int // eventfd: ports queued in soft
+	wake int // eventfd: signalled when soft becomes non-empty
 
 	mu     sync.Mutex
 	ports  map[uint32]*portState
-	soft   []*portState // raised ports, each once (portState.queued)
 	closed bool
 	evbuf  []unix.EpollEvent
+
+	// wakeMu is held shared while signalling wake, exclusively to close
+	// it (closing set).
+	wakeMu     sync.RWMutex
+	wakeClosed bool
+	softMu     sync.Mutex
+	soft       []*portState // raised ports, each once (portState.queued)
 }
 
 type portState struct {
+	ec      *EventChannel
 	port    uint32
 	dom     *Domain // interdomain ports
 	virq    uint32  // VIRQ ports (dom == nil)
-	masked  bool
-	pending bool // fired while masked
-	queued  bool // in EventChannel.soft
+	masked  bool    // guarded by ec.mu
+	pending bool    // fired while masked; guarded by ec.mu
+	queued  bool    // in ec.soft; guarded by ec.softMu
 }
 
 var _ xen.EventChannel = (*EventChannel)(nil)
@@ -105,19 +115,20 @@ func (ec *EventChannel) BindInterdomain(remoteDom, remotePort uint32) (uint32, e
 	if ec.closed {
 		return 0, errors.New("fake evtchn: bind interdomain: handle closed")
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if remotePort != d.guestPort || d.boundBy != nil {
+	if remotePort != d.guestPort || d.bound.Load() != nil {
 		return 0, fmt.Errorf("fake evtchn: bind interdomain dom%d port %d: port not unbound: %w", remoteDom, remotePort, unix.EINVAL)
 	}
 	port := h.allocPort()
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.toServer >= 0 {
 		if err := ec.watchFD(d.toServer, port); err != nil {
 			return 0, fmt.Errorf("bind interdomain dom%d port %d: %w", remoteDom, remotePort, err)
 		}
 	}
-	d.boundBy, d.boundPort = ec, port
-	ec.ports[port] = &portState{port: port, dom: d}
+	ps := &portState{ec: ec, port: port, dom: d}
+	ec.ports[port] = ps
+	d.bound.Store(ps)
 	return port, nil
 }
 
@@ -137,29 +148,31 @@ func (ec *EventChannel) BindVIRQ(virq uint32) (uint32, error) {
 		}
 	}
 	port := h.allocPort()
-	ec.ports[port] = &portState{port: port, virq: virq}
+	ec.ports[port] = &portState{ec: ec, port: port, virq: virq}
 	return port, nil
 }
 
-// queueLocked puts ps on the pending list (once) and wakes the handle's
-// descriptor. Caller holds ec.mu.
-func (ec *EventChannel) queueLocked(ps *portState) {
+// raise puts ps on the list of raised ports (once) and, if the list was
+// empty, wakes the handle's descriptor. The signal is sent after softMu is
+// released; Pending drains the descriptor before it takes the list, so a
+// wake-up is never lost, at worst spurious.
+func (ec *EventChannel) raise(ps *portState) {
+	ec.wakeMu.RLock()
+	defer ec.wakeMu.RUnlock()
+	if ec.wakeClosed {
+		return
+	}
+	ec.softMu.Lock()
 	if ps.queued {
+		ec.softMu.Unlock()
 		return
 	}
 	ps.queued = true
 	ec.soft = append(ec.soft, ps)
-	if len(ec.soft) == 1 {
+	first := len(ec.soft) == 1
+	ec.softMu.Unlock()
+	if first {
 		signalFD(ec.wake)
-	}
-}
-
-// raise delivers an in-process guest's notification on port.
-func (ec *EventChannel) raise(port uint32) {
-	ec.mu.Lock()
-	defer ec.mu.Unlock()
-	if ps, ok := ec.ports[port]; ok && !ec.closed {
-		ec.queueLocked(ps)
 	}
 }
 
@@ -172,7 +185,7 @@ func (ec *EventChannel) raiseVIRQ(virq uint32) {
 	}
 	for _, ps := range ec.ports {
 		if ps.dom == nil && ps.virq == virq {
-			ec.queueLocked(ps)
+			ec.raise(ps)
 		}
 	}
 }
@@ -180,8 +193,8 @@ func (ec *EventChannel) raiseVIRQ(virq uint32) {
 // Notify signals the guest at the other end of an interdomain port.
 func (ec *EventChannel) Notify(port uint32) error {
 	ec.mu.Lock()
-	defer ec.mu.Unlock()
 	ps, ok := ec.ports[port]
+	ec.mu.Unlock()
 	if !ok || ps.dom == nil {
 		return fmt.Errorf("fake evtchn: notify port %d: not an interdomain port: %w", port, unix.EINVAL)
 	}
@@ -203,7 +216,7 @@ func (ec *EventChannel) Unmask(port uint32) error {
 	ps.masked = false
 	if ps.pending {
 		ps.pending = false
-		ec.queueLocked(ps)
+		ec.raise(ps)
 	}
 	return nil
 }
@@ -238,7 +251,7 @@ func (ec *EventChannel) releaseLocked(ps *portState) error {
 			err = fmt.Errorf("fake evtchn: unbind port %d: epoll_ctl: %w", ps.port, e)
 		}
 	}
-	d.boundBy, d.boundPort = nil, 0
+	d.bound.Store(nil)
 	d.mu.Unlock()
 	if d.destroyed {
 		d.release()
@@ -297,14 +310,18 @@ func (ec *EventChannel) Pending() ([]uint32, error) {
 		}
 		fire(ps)
 	}
-	for i, ps := range ec.soft {
+	ec.softMu.Lock()
+	soft := ec.soft
+	ec.soft = nil
+	for _, ps := range soft {
 		ps.queued = false
-		ec.soft[i] = nil
+	}
+	ec.softMu.Unlock()
+	for _, ps := range soft {
 		if ec.ports[ps.port] == ps {
 			fire(ps)
 		}
 	}
-	ec.soft = ec.soft[:0]
 	return out, nil
 }
 
@@ -324,11 +341,14 @@ func (ec *EventChannel) Close() error {
 		delete(ec.ports, port)
 	}
 	ec.closed = true
-	ec.soft = nil
 	delete(h.handles, ec)
+	ec.wakeMu.Lock()
+	ec.wakeClosed = true
+	ec.soft = nil
 	if err := unix.Close(ec.wake); err != nil {
 		errs = append(errs, fmt.Errorf("fake evtchn: close: %w", err))
 	}
+	ec.wakeMu.Unlock()
 	if err := unix.Close(ec.epfd); err != nil {
 		errs = append(errs, fmt.Errorf("fake evtchn: close: %w", err))
 	}

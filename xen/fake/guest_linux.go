@@ -201,11 +201,15 @@ func (g *Guest) Close() error {
 // like an eventfd's counter.
 type GuestEvents struct {
 	h    *Hypervisor
-	wake int // eventfd: readable while pending is not empty
+	wake int // eventfd: signalled when pending becomes non-empty
 
+	// wakeMu is held shared while signalling wake, exclusively to close
+	// it (closed set). mu guards the list only, never across a system
+	// call a guest's driver would wait on.
+	wakeMu  sync.RWMutex
+	closed  bool
 	mu      sync.Mutex
 	pending []*Guest // notified since the last Pending, each once
-	closed  bool
 }
 
 // OpenGuestEvents opens a guest-side event handle.
@@ -236,25 +240,29 @@ func (ge *GuestEvents) Fd() int { return ge.wake }
 // Pending returns the guests notified since the last call, each once,
 // without blocking.
 func (ge *GuestEvents) Pending() ([]*Guest, error) {
-	ge.mu.Lock()
-	defer ge.mu.Unlock()
+	ge.wakeMu.RLock()
+	defer ge.wakeMu.RUnlock()
 	if ge.closed {
 		return nil, errors.New("fake guest events: pending: handle closed")
 	}
+	// Drain first, then take the list: a guest raised in between is
+	// taken now, and one raised after signals again.
 	if err := drainFD(ge.wake); err != nil {
 		return nil, fmt.Errorf("fake guest events: pending: %w", err)
 	}
+	ge.mu.Lock()
 	out := ge.pending
 	ge.pending = nil
 	for _, g := range out {
 		g.queued = false
 	}
+	ge.mu.Unlock()
 	return out, nil
 }
 
 func (ge *GuestEvents) add() bool {
-	ge.mu.Lock()
-	defer ge.mu.Unlock()
+	ge.wakeMu.RLock()
+	defer ge.wakeMu.RUnlock()
 	return !ge.closed
 }
 
@@ -273,16 +281,24 @@ func (ge *GuestEvents) remove(g *Guest) {
 	}
 }
 
-// raise records a server notification for g.
+// raise records a server notification for g. The signal is sent after mu
+// is released (see Pending).
 func (ge *GuestEvents) raise(g *Guest) {
+	ge.wakeMu.RLock()
+	defer ge.wakeMu.RUnlock()
+	if ge.closed || g.closed.Load() {
+		return
+	}
 	ge.mu.Lock()
-	defer ge.mu.Unlock()
-	if ge.closed || g.queued || g.closed.Load() {
+	if g.queued {
+		ge.mu.Unlock()
 		return
 	}
 	g.queued = true
 	ge.pending = append(ge.pending, g)
-	if len(ge.pending) == 1 {
+	first := len(ge.pending) == 1
+	ge.mu.Unlock()
+	if first {
 		signalFD(ge.wake)
 	}
 }
@@ -293,16 +309,18 @@ func (ge *GuestEvents) Close() error {
 	ge.h.mu.Lock()
 	delete(ge.h.guestEvs, ge)
 	ge.h.mu.Unlock()
-	ge.mu.Lock()
-	defer ge.mu.Unlock()
+	ge.wakeMu.Lock()
+	defer ge.wakeMu.Unlock()
 	if ge.closed {
 		return nil
 	}
 	ge.closed = true
+	ge.mu.Lock()
 	for _, g := range ge.pending {
 		g.queued = false
 	}
 	ge.pending = nil
+	ge.mu.Unlock()
 	if err := unix.Close(ge.wake); err != nil {
 		return fmt.Errorf("fake guest events: close: %w", err)
 	}

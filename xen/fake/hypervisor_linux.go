@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -55,12 +56,15 @@ type Domain struct {
 	destroyed                 bool
 	released                  bool // destroyed and unbound: page and eventfds let go
 
-	mu        sync.Mutex // guards what follows; written with h.mu held too
-	boundBy   *EventChannel
-	boundPort uint32   // local port on boundBy
-	toServer  int      // separate-process guest -> server eventfd, or -1
-	toGuest   int      // server -> separate-process guest eventfd, or -1
-	guests    []*Guest // in-process guests, notified by the server
+	// bound is the server port bound to the guest's, or nil; it changes
+	// with h.mu held, and an in-process guest's Notify reads it without a
+	// lock.
+	bound atomic.Pointer[portState]
+
+	mu       sync.Mutex // guards what follows; written with h.mu held too
+	toServer int        // separate-process guest -> server eventfd, or -1
+	toGuest  int        // server -> separate-process guest eventfd, or -1
+	guests   []*Guest   // in-process guests, notified by the server
 }
 
 // NewDomain creates domain domid with a zeroed ring page and its event
@@ -181,11 +185,8 @@ func (d *Domain) notifyGuests() error {
 // notifyServer raises the server's port bound to the domain, if any: what
 // an in-process guest's Notify does.
 func (d *Domain) notifyServer() {
-	d.mu.Lock()
-	ec, port := d.boundBy, d.boundPort
-	d.mu.Unlock()
-	if ec != nil {
-		ec.raise(port)
+	if ps := d.bound.Load(); ps != nil {
+		ps.ec.raise(ps)
 	}
 }
 
@@ -254,8 +255,8 @@ func (d *Domain) makeEventFDs() error {
 		unix.Close(ts)
 		return fmt.Errorf("eventfd: %w", err)
 	}
-	if ec := d.boundBy; ec != nil {
-		if err := ec.watchFD(ts, d.boundPort); err != nil {
+	if ps := d.bound.Load(); ps != nil {
+		if err := ps.ec.watchFD(ts, ps.port); err != nil {
 			unix.Close(ts)
 			unix.Close(tg)
 			return err
@@ -336,10 +337,7 @@ func (h *Hypervisor) Destroy(domid uint32) error {
 	return h.change(domid, func(d *Domain) {
 		d.destroyed = true
 		delete(h.domains, domid)
-		d.mu.Lock()
-		bound := d.boundBy != nil
-		d.mu.Unlock()
-		if !bound {
+		if d.bound.Load() == nil {
 			d.release()
 		}
 	})
