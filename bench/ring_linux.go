@@ -3,10 +3,13 @@ package bench
 // Ring benchmarks: the real ring transport (transport/xenring) over the
 // fake hypervisor (xen/fake), driven by guest-side ring clients
 // (xen/ringclient), all in this process. A round trip is: the guest's
-// client goroutine copies the request into the shared page and signals an
-// eventfd; the transport's single event loop wakes from poll, reads the
-// ring, runs the engine, copies the reply back and signals the guest's
-// eventfd; the client goroutine wakes and hands the reply to the caller.
+// client goroutine copies the request into the shared page and notifies
+// (the fake queues the port on the transport's event channel handle and
+// signals its eventfd); the transport's single event loop wakes from poll,
+// reads the ring, runs the engine, copies the reply back and notifies the
+// guest (an eventfd of the guest's own, or the one of the driver's
+// GuestEvents handle); the client goroutine wakes and hands the reply to
+// the caller.
 
 import (
 	"context"
@@ -15,8 +18,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/xsstub/xenstored/store"
 	"github.com/xsstub/xenstored/store/wire"
@@ -33,8 +34,10 @@ type RingRig struct {
 	Srv  *xenring.Server
 	Dom0 *EngineConn // use from one goroutine at a time
 
+	ge     *fake.GuestEvents // every guest's events, for the ring driver
 	mu     sync.Mutex
-	guests map[uint32]*fake.Guest
+	doms   map[uint32]*fake.Domain
+	guests map[uint32]*fake.Guest // attached through ge
 	cache  *cachedPlatform
 	stop   chan struct{}
 	done   chan error
@@ -93,16 +96,31 @@ func NewRingRig(cfg RingRigConfig) (*RingRig, error) {
 		h.Close()
 		return nil, err
 	}
-	r := &RingRig{H: h, E: e, Srv: srv, Dom0: NewEngineConn(e, 0, true), guests: map[uint32]*fake.Guest{}, cache: cache,
+	ge, err := h.OpenGuestEvents()
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	r := &RingRig{H: h, E: e, Srv: srv, Dom0: NewEngineConn(e, 0, true), ge: ge,
+		doms: map[uint32]*fake.Domain{}, guests: map[uint32]*fake.Guest{}, cache: cache,
 		stop: make(chan struct{}), done: make(chan error, 1)}
 	go func() { r.done <- srv.Serve(r.stop) }()
 	return r, nil
 }
 
-// FDsPerGuest is what one guest costs in file descriptors: the fake's
-// memfd and two eventfds (the guest side uses the same ones). An open ring
-// client adds one more (its wake eventfd).
-const FDsPerGuest = 3
+// Descriptors the rig takes. A guest costs none: its ring page is a slot of
+// the fake hypervisor's one memfd, and its events go through the
+// transport's event channel handle and the rig's GuestEvents handle. A
+// ring client open on a guest (Client) costs FDsPerClient: the eventfd of
+// the guest end it attaches and the client's own wake eventfd. The rig
+// itself holds RigFDs: the memfd, the event channel's epoll set and wake
+// eventfd, the GuestEvents eventfd, the transport's wake pipe and the
+// engine's few.
+const (
+	FDsPerGuest  = 0
+	FDsPerClient = 2
+	RigFDs       = 16
+)
 
 // AddGuest creates fake domain id, writes its GuestTree through dom0 when
 // populate (else only /local/domain/ID/data/counter), introduces it (the
@@ -138,29 +156,55 @@ func (r *RingRig) AddGuest(id uint32, populate bool) error {
 	if err := r.E.IntroduceDomain(id, d.GuestPort(), 0); err != nil {
 		return err
 	}
-	// The guest end shares the hypervisor's descriptors (no duplicates:
-	// three descriptors per domain in all); the rig unmaps the page and
-	// the hypervisor closes the descriptors.
-	g, err := fake.AttachGuest(d.Spec())
+	// The guest end takes no descriptor: it maps its slot of the
+	// hypervisor's memfd and gets its events through r.ge.
+	g, err := r.ge.Attach(d)
 	if err != nil {
 		return err
 	}
 	r.mu.Lock()
+	r.doms[id] = d
 	r.guests[id] = g
 	r.mu.Unlock()
 	return nil
 }
 
+// RigClient is a ring client on one guest's ring, over a guest end of its
+// own (an eventfd, as ringclient polls one per guest).
+type RigClient struct {
+	*ringclient.Client
+	g *fake.Guest
+}
+
+// Close closes the client and its guest end.
+func (c *RigClient) Close() error {
+	err := c.Client.Close()
+	if e := c.g.Close(); err == nil {
+		err = e
+	}
+	return err
+}
+
 // Client opens a ring client on guest id's ring. Close it before opening
-// another on the same ring, and only when no call is in flight.
-func (r *RingRig) Client(id uint32) (*ringclient.Client, error) {
+// another on the same ring, and only when no call is in flight. It costs
+// FDsPerClient descriptors until closed.
+func (r *RingRig) Client(id uint32) (*RigClient, error) {
 	r.mu.Lock()
-	g := r.guests[id]
+	d := r.doms[id]
 	r.mu.Unlock()
-	if g == nil {
+	if d == nil {
 		return nil, fmt.Errorf("ring rig: no guest %d", id)
 	}
-	return ringclient.New(g.Page(), g)
+	g, err := d.Attach()
+	if err != nil {
+		return nil, err
+	}
+	c, err := ringclient.New(g.Page(), g)
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+	return &RigClient{Client: c, g: g}, nil
 }
 
 // GuestWatch registers GuestWatches(id) from the guest's own ring and
@@ -196,10 +240,11 @@ func (r *RingRig) Close() error {
 	err := <-r.done
 	r.mu.Lock()
 	for id, g := range r.guests {
-		unix.Munmap(g.Page()) // the descriptors are the hypervisor's
+		g.Close()
 		delete(r.guests, id)
 	}
 	r.mu.Unlock()
+	r.ge.Close()
 	if e := r.H.Close(); err == nil {
 		err = e
 	}
@@ -241,8 +286,13 @@ func RingThroughput(o RingOptions) (*RingResult, error) {
 	if o.Duration <= 0 && o.Ops <= 0 {
 		o.Duration = time.Second
 	}
-	if lim, err := RaiseFDLimit(uint64(o.Domains*(FDsPerGuest+1) + 256)); err == nil && int(lim) < o.Domains*(FDsPerGuest+1)+OpenFDs()+64 {
-		return nil, fmt.Errorf("%w: %d domains need %d descriptors, the limit is %d", ErrSkipped, o.Domains, o.Domains*(FDsPerGuest+1), lim)
+	perDomain := FDsPerGuest
+	if o.Clients {
+		perDomain += FDsPerClient
+	}
+	need := RigFDs + o.Domains*perDomain + FDsPerClient // Populate: one client at a time
+	if lim, err := RaiseFDLimit(uint64(need + OpenFDs() + 64)); err == nil && int(lim) < need+OpenFDs()+64 {
+		return nil, fmt.Errorf("%w: %d domains need %d descriptors, the limit is %d", ErrSkipped, o.Domains, need, lim)
 	}
 	r, err := NewRingRig(RingRigConfig{WriteRate: -1, CacheDomains: true})
 	if err != nil {
@@ -267,7 +317,7 @@ func RingThroughput(o RingOptions) (*RingResult, error) {
 	if !o.Clients {
 		start := time.Now()
 		deadline := start.Add(o.Duration)
-		lat, err := driveRings(guests, o.Depth, o.Mix, func(done uint64) bool {
+		lat, err := driveRings(r.ge, guests, o.Depth, o.Mix, func(done uint64) bool {
 			if o.Ops > 0 {
 				return done >= uint64(o.Ops)
 			}
@@ -278,7 +328,7 @@ func RingThroughput(o RingOptions) (*RingResult, error) {
 		}
 		return &RingResult{Domains: o.Domains, Depth: o.Depth, Ops: lat.Count(), Elapsed: time.Since(start), Lat: lat}, nil
 	}
-	clients := make([]*ringclient.Client, o.Domains)
+	clients := make([]*RigClient, o.Domains)
 	defer func() {
 		for _, c := range clients {
 			if c != nil {
@@ -307,7 +357,7 @@ func RingThroughput(o RingOptions) (*RingResult, error) {
 	for _, c := range clients {
 		for k := 0; k < o.Depth; k++ {
 			wg.Add(1)
-			go func(c *ringclient.Client, k int) {
+			go func(c *RigClient, k int) {
 				defer wg.Done()
 				h := &Histogram{}
 				ctx := context.Background()

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -40,6 +41,7 @@ type DomainRow struct {
 	// (asked by the engine for every SET_PERMS entry naming a domain):
 	// it lists every domain of the (fake) hypervisor.
 	DomainExists time.Duration
+	FDs          int // descriptors open in the process, all guests idle
 }
 
 // DomainScaleResult is DomainScale's output.
@@ -50,7 +52,7 @@ type DomainScaleResult struct {
 	// the cost of an idle connection.
 	NodesOnlyHeap float64
 	FDLimit       uint64
-	Note          string // e.g. the domain count was reduced to fit the descriptor limit
+	Note          string // e.g. domain counts left out to fit the descriptor limit
 }
 
 // DomainScale grows one ring rig through o.Counts guests, each with
@@ -77,24 +79,32 @@ func DomainScale(o DomainScaleOptions) (*DomainScaleResult, error) {
 	res := &DomainScaleResult{}
 	res.NodesOnlyHeap = nodesOnlyHeap(200)
 
+	// Descriptors: the rig's, one ring client's at a time, FDsPerGuest per
+	// guest (none: pages share one memfd and events two handles). A
+	// count that does not fit under RLIMIT_NOFILE is left out, and the
+	// note says so.
+	const slack = 128
+	base := OpenFDs() + RigFDs + FDsPerClient + slack
 	maxCount := 0
 	for _, n := range o.Counts {
 		maxCount = max(maxCount, n)
 	}
-	const slack = 128
-	lim, err := RaiseFDLimit(uint64(maxCount*FDsPerGuest + OpenFDs() + slack))
+	lim, err := RaiseFDLimit(uint64(base + maxCount*FDsPerGuest))
 	res.FDLimit = lim
-	if fit := (int(lim) - OpenFDs() - slack) / FDsPerGuest; fit < maxCount {
-		res.Note = fmt.Sprintf("RLIMIT_NOFILE is %d (raising it: %v): %d domains need %d descriptors; measured up to %d domains instead",
-			lim, err, maxCount, maxCount*FDsPerGuest, fit)
-		say(res.Note)
+	if need := base + maxCount*FDsPerGuest; int(lim) < need {
 		var counts []int
 		for _, n := range o.Counts {
-			if n < fit {
+			if base+n*FDsPerGuest <= int(lim) {
 				counts = append(counts, n)
 			}
 		}
-		o.Counts = append(counts, fit)
+		res.Note = fmt.Sprintf("RLIMIT_NOFILE is %d (raising it: %v): %d domains need %d descriptors (%d per domain, %d for the rig and this process); measured %v only",
+			lim, err, maxCount, need, FDsPerGuest, base, counts)
+		say(res.Note)
+		if len(counts) == 0 {
+			return res, errors.New("domain scale: " + res.Note)
+		}
+		o.Counts = counts
 	}
 
 	r, err := NewRingRig(RingRigConfig{WriteRate: -1, CacheDomains: true})
@@ -107,7 +117,7 @@ func DomainScale(o DomainScaleOptions) (*DomainScaleResult, error) {
 			return nil, err
 		}
 	}
-	base := ReadMem()
+	mem0 := ReadMem()
 	have := 0
 	for _, count := range o.Counts {
 		start := time.Now()
@@ -131,8 +141,9 @@ func DomainScale(o DomainScaleOptions) (*DomainScaleResult, error) {
 		// Events for dom0's watches waiting since the last call.
 		r.Dom0.Call(wire.Read, 0, wire.JoinStrings("/local/domain/1/name"))
 		m := ReadMem()
-		row.HeapPerDomain = float64(int64(m.HeapInuse)-int64(base.HeapInuse)) / float64(have)
-		row.RSSPerDomain = float64(int64(m.RSSAnon)-int64(base.RSSAnon)) / float64(have)
+		row.HeapPerDomain = float64(int64(m.HeapInuse)-int64(mem0.HeapInuse)) / float64(have)
+		row.RSSPerDomain = float64(int64(m.RSSAnon)-int64(mem0.RSSAnon)) / float64(have)
+		row.FDs = OpenFDs()
 		row.IdleCPU = idleCPU(500 * time.Millisecond)
 		row.DomainExists, _ = timeOps(max(10, 20000/have), 1, func(i int) error {
 			r.Srv.DomainExists(uint32(1 + i%have))
@@ -247,7 +258,7 @@ func measureDomainRingOps(r *RingRig, domains int, o DomainScaleOptions, row *Do
 					return err
 				}
 				t3 := time.Now()
-				if err := ringTxn(ctx, c); err != nil {
+				if err := ringTxn(ctx, c.Client); err != nil {
 					return err
 				}
 				t4 := time.Now()
@@ -272,12 +283,12 @@ func measureDomainRingOps(r *RingRig, domains int, o DomainScaleOptions, row *Do
 // DomainTables renders DomainScale's result: engine costs and memory, and
 // ring round trips.
 func DomainTables(res *DomainScaleResult, md bool) string {
-	h := []string{"domains", "nodes", "watches", "read", "write", "dir", "txn RMW", "setup/domain", "heap/domain", "RSS/domain", "idle CPU", "DomainExists"}
+	h := []string{"domains", "nodes", "watches", "read", "write", "dir", "txn RMW", "setup/domain", "heap/domain", "RSS/domain", "idle CPU", "DomainExists", "fds"}
 	var out [][]string
 	for _, r := range res.Rows {
 		out = append(out, []string{strconv.Itoa(r.Domains), strconv.Itoa(r.Nodes), strconv.Itoa(r.Watches),
 			fmtNs(r.Read), fmtNs(r.Write), fmtNs(r.Dir), fmtNs(r.Txn), fmtNs(r.Setup),
-			fmtBytes(r.HeapPerDomain), fmtBytes(r.RSSPerDomain), fmt.Sprintf("%.2f%%", float64(r.IdleCPU)/float64(time.Second)*100), fmtNs(r.DomainExists)})
+			fmtBytes(r.HeapPerDomain), fmtBytes(r.RSSPerDomain), fmt.Sprintf("%.2f%%", float64(r.IdleCPU)/float64(time.Second)*100), fmtNs(r.DomainExists), strconv.Itoa(r.FDs)})
 	}
 	s := table(md, h, out)
 	h2 := []string{"domains", "ring read p50/p99", "ring write p50/p99", "ring dir p50/p99", "ring txn RMW p50/p99"}
@@ -288,6 +299,7 @@ func DomainTables(res *DomainScaleResult, md bool) string {
 	}
 	s += "\n" + table(md, h2, out)
 	s += fmt.Sprintf("\nnodes of one guest without a domain (no connection, ring, watches): %s of heap\n", fmtBytes(res.NodesOnlyHeap))
+	s += fmt.Sprintf("fds: descriptors open in the process (RLIMIT_NOFILE %d)\n", res.FDLimit)
 	if res.Note != "" {
 		s += "note: " + res.Note + "\n"
 	}

@@ -15,25 +15,37 @@ import (
 const wakeKey = 0
 
 // EventChannel is one handle onto the fake event channels of the xenstore
-// domain, the counterpart of opening /dev/xen/evtchn.
+// domain, the counterpart of opening /dev/xen/evtchn: one descriptor for
+// any number of ports.
+//
+// Guests raise ports without taking mu (which the server holds across
+// system calls): only softMu, around the list of raised ports.
 type EventChannel struct {
 	h    *Hypervisor
 	epfd int
-	wake int // eventfd: soft events (VIRQs, re-delivery after unmask)
+	wake int // eventfd: signalled when soft becomes non-empty
 
 	mu     sync.Mutex
 	ports  map[uint32]*portState
-	soft   []uint32
 	closed bool
 	evbuf  []unix.EpollEvent
+
+	// wakeMu is held shared while signalling wake, exclusively to close
+	// it (closing set).
+	wakeMu     sync.RWMutex
+	wakeClosed bool
+	softMu     sync.Mutex
+	soft       []*portState // raised ports, each once (portState.queued)
 }
 
 type portState struct {
+	ec      *EventChannel
 	port    uint32
 	dom     *Domain // interdomain ports
 	virq    uint32  // VIRQ ports (dom == nil)
-	masked  bool
-	pending bool // fired while masked
+	masked  bool    // guarded by ec.mu
+	pending bool    // fired while masked; guarded by ec.mu
+	queued  bool    // in ec.soft; guarded by ec.softMu
 }
 
 var _ xen.EventChannel = (*EventChannel)(nil)
@@ -76,6 +88,19 @@ func (h *Hypervisor) allocPort() uint32 {
 	return p
 }
 
+// watchFD adds a separate-process guest's toServer eventfd to the epoll
+// set under port. A notification the guest sent while its port was
+// unbound is dropped first, as Xen drops it.
+func (ec *EventChannel) watchFD(fd int, port uint32) error {
+	if err := drainFD(fd); err != nil {
+		return fmt.Errorf("fake evtchn: %w", err)
+	}
+	if err := unix.EpollCtl(ec.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(port)}); err != nil {
+		return fmt.Errorf("fake evtchn: epoll_ctl: %w", err)
+	}
+	return nil
+}
+
 // BindInterdomain binds a local port to the guest port of remoteDom.
 func (ec *EventChannel) BindInterdomain(remoteDom, remotePort uint32) (uint32, error) {
 	h := ec.h
@@ -85,20 +110,25 @@ func (ec *EventChannel) BindInterdomain(remoteDom, remotePort uint32) (uint32, e
 	if err != nil {
 		return 0, fmt.Errorf("fake evtchn: bind interdomain dom%d port %d: %w", remoteDom, remotePort, err)
 	}
-	if remotePort != d.guestPort || d.boundBy != nil {
-		return 0, fmt.Errorf("fake evtchn: bind interdomain dom%d port %d: port not unbound: %w", remoteDom, remotePort, unix.EINVAL)
-	}
 	ec.mu.Lock()
 	defer ec.mu.Unlock()
 	if ec.closed {
 		return 0, errors.New("fake evtchn: bind interdomain: handle closed")
 	}
-	port := h.allocPort()
-	if err := unix.EpollCtl(ec.epfd, unix.EPOLL_CTL_ADD, d.toServer, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(port)}); err != nil {
-		return 0, fmt.Errorf("fake evtchn: bind interdomain dom%d port %d: epoll_ctl: %w", remoteDom, remotePort, err)
+	if remotePort != d.guestPort || d.bound.Load() != nil {
+		return 0, fmt.Errorf("fake evtchn: bind interdomain dom%d port %d: port not unbound: %w", remoteDom, remotePort, unix.EINVAL)
 	}
-	d.boundBy = ec
-	ec.ports[port] = &portState{port: port, dom: d}
+	port := h.allocPort()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.toServer >= 0 {
+		if err := ec.watchFD(d.toServer, port); err != nil {
+			return 0, fmt.Errorf("bind interdomain dom%d port %d: %w", remoteDom, remotePort, err)
+		}
+	}
+	ps := &portState{ec: ec, port: port, dom: d}
+	ec.ports[port] = ps
+	d.bound.Store(ps)
 	return port, nil
 }
 
@@ -118,8 +148,32 @@ func (ec *EventChannel) BindVIRQ(virq uint32) (uint32, error) {
 		}
 	}
 	port := h.allocPort()
-	ec.ports[port] = &portState{port: port, virq: virq}
+	ec.ports[port] = &portState{ec: ec, port: port, virq: virq}
 	return port, nil
+}
+
+// raise puts ps on the list of raised ports (once) and, if the list was
+// empty, wakes the handle's descriptor. The signal is sent after softMu is
+// released; Pending drains the descriptor before it takes the list, so a
+// wake-up is never lost, at worst spurious.
+func (ec *EventChannel) raise(ps *portState) {
+	ec.wakeMu.RLock()
+	defer ec.wakeMu.RUnlock()
+	if ec.wakeClosed {
+		return
+	}
+	ec.softMu.Lock()
+	if ps.queued {
+		ec.softMu.Unlock()
+		return
+	}
+	ps.queued = true
+	ec.soft = append(ec.soft, ps)
+	first := len(ec.soft) == 1
+	ec.softMu.Unlock()
+	if first {
+		signalFD(ec.wake)
+	}
 }
 
 // raiseVIRQ delivers virq if bound here. Caller holds h.mu.
@@ -131,8 +185,7 @@ func (ec *EventChannel) raiseVIRQ(virq uint32) {
 	}
 	for _, ps := range ec.ports {
 		if ps.dom == nil && ps.virq == virq {
-			ec.soft = append(ec.soft, ps.port)
-			signalFD(ec.wake)
+			ec.raise(ps)
 		}
 	}
 }
@@ -140,12 +193,12 @@ func (ec *EventChannel) raiseVIRQ(virq uint32) {
 // Notify signals the guest at the other end of an interdomain port.
 func (ec *EventChannel) Notify(port uint32) error {
 	ec.mu.Lock()
-	defer ec.mu.Unlock()
 	ps, ok := ec.ports[port]
+	ec.mu.Unlock()
 	if !ok || ps.dom == nil {
 		return fmt.Errorf("fake evtchn: notify port %d: not an interdomain port: %w", port, unix.EINVAL)
 	}
-	if err := signalFD(ps.dom.toGuest); err != nil {
+	if err := ps.dom.notifyGuests(); err != nil {
 		return fmt.Errorf("fake evtchn: notify port %d (dom%d): %w", port, ps.dom.id, err)
 	}
 	return nil
@@ -163,16 +216,13 @@ func (ec *EventChannel) Unmask(port uint32) error {
 	ps.masked = false
 	if ps.pending {
 		ps.pending = false
-		ec.soft = append(ec.soft, port)
-		if err := signalFD(ec.wake); err != nil {
-			return fmt.Errorf("fake evtchn: unmask port %d: %w", port, err)
-		}
+		ec.raise(ps)
 	}
 	return nil
 }
 
-// Unbind closes port. Unbinding the last port of a destroyed domain frees
-// its descriptors.
+// Unbind closes port. Unbinding the last port of a destroyed domain lets
+// go of its page and eventfds.
 func (ec *EventChannel) Unbind(port uint32) error {
 	h := ec.h
 	h.mu.Lock()
@@ -195,14 +245,16 @@ func (ec *EventChannel) releaseLocked(ps *portState) error {
 		return nil
 	}
 	var err error
-	if !d.fdsClosed {
+	d.mu.Lock()
+	if d.toServer >= 0 {
 		if e := unix.EpollCtl(ec.epfd, unix.EPOLL_CTL_DEL, d.toServer, nil); e != nil {
 			err = fmt.Errorf("fake evtchn: unbind port %d: epoll_ctl: %w", ps.port, e)
 		}
 	}
-	d.boundBy = nil
-	if d.destroyed && !d.fdsClosed {
-		d.closeFDs()
+	d.bound.Store(nil)
+	d.mu.Unlock()
+	if d.destroyed {
+		d.release()
 	}
 	return err
 }
@@ -215,6 +267,15 @@ func (ec *EventChannel) Pending() ([]uint32, error) {
 	if ec.closed {
 		return nil, errors.New("fake evtchn: pending: handle closed")
 	}
+	var out []uint32
+	fire := func(ps *portState) {
+		if ps.masked {
+			ps.pending = true
+			return
+		}
+		ps.masked = true
+		out = append(out, ps.port)
+	}
 	var n int
 	var err error
 	for {
@@ -226,15 +287,7 @@ func (ec *EventChannel) Pending() ([]uint32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fake evtchn: pending: epoll_wait: %w", err)
 	}
-	var out []uint32
-	fire := func(ps *portState) {
-		if ps.masked {
-			ps.pending = true
-			return
-		}
-		ps.masked = true
-		out = append(out, ps.port)
-	}
+	// Descriptors beyond evbuf stay readable and are reported next time.
 	for _, ev := range ec.evbuf[:n] {
 		key := uint32(ev.Fd)
 		if key == wakeKey {
@@ -247,15 +300,25 @@ func (ec *EventChannel) Pending() ([]uint32, error) {
 		if !ok {
 			continue
 		}
-		if err := drainFD(ps.dom.toServer); err != nil {
-			return nil, fmt.Errorf("fake evtchn: pending: port %d: %w", key, err)
+		ps.dom.mu.Lock()
+		fd := ps.dom.toServer
+		ps.dom.mu.Unlock()
+		if fd >= 0 {
+			if err := drainFD(fd); err != nil {
+				return nil, fmt.Errorf("fake evtchn: pending: port %d: %w", key, err)
+			}
 		}
 		fire(ps)
 	}
+	ec.softMu.Lock()
 	soft := ec.soft
 	ec.soft = nil
-	for _, p := range soft {
-		if ps, ok := ec.ports[p]; ok {
+	for _, ps := range soft {
+		ps.queued = false
+	}
+	ec.softMu.Unlock()
+	for _, ps := range soft {
+		if ec.ports[ps.port] == ps {
 			fire(ps)
 		}
 	}
@@ -279,9 +342,13 @@ func (ec *EventChannel) Close() error {
 	}
 	ec.closed = true
 	delete(h.handles, ec)
+	ec.wakeMu.Lock()
+	ec.wakeClosed = true
+	ec.soft = nil
 	if err := unix.Close(ec.wake); err != nil {
 		errs = append(errs, fmt.Errorf("fake evtchn: close: %w", err))
 	}
+	ec.wakeMu.Unlock()
 	if err := unix.Close(ec.epfd); err != nil {
 		errs = append(errs, fmt.Errorf("fake evtchn: close: %w", err))
 	}

@@ -304,20 +304,31 @@ func TestDestroyWhileBound(t *testing.T) {
 	}
 }
 
-// TestManyDomains: 1500 domains on one handle, one epoll fd, no
-// goroutines. Every guest writes into its ring and notifies; the server
-// drains Pending until every port was seen once, then checks each ring.
-func TestManyDomains(t *testing.T) {
-	const n = 1500
-	// Six descriptors per domain here: three hypervisor-side, three for the
-	// in-process guest. Go raises the soft limit to the hard one at start.
-	var lim unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < 6*n+256 {
-		t.Skipf("RLIMIT_NOFILE %d too low for %d domains", lim.Cur, n)
+// openFDs counts this process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip(err)
 	}
+	return len(ents)
+}
+
+// TestManyDomains: 5000 domains on one event channel handle, their guests
+// on one GuestEvents handle: a few descriptors in all, no goroutines.
+// Every guest writes into its ring and notifies; the server drains Pending
+// until every port was seen once, checks each ring and answers; the guest
+// side drains its Pending until every guest was seen once.
+func TestManyDomains(t *testing.T) {
+	const n = 5000
 	h, ec := setup(t)
 	gm := h.GrantMapper()
-	before := runtime.NumGoroutine()
+	ge, err := h.OpenGuestEvents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	beforeG := runtime.NumGoroutine()
+	beforeFDs := openFDs(t)
 	type dom struct {
 		g    *Guest
 		port uint32
@@ -325,12 +336,13 @@ func TestManyDomains(t *testing.T) {
 		m    xen.Mapping
 	}
 	doms := make(map[uint32]*dom, n)
+	byGuest := make(map[*Guest]*dom, n)
 	for i := range uint32(n) {
 		d, err := h.NewDomain(i + 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		g, err := d.Attach()
+		g, err := ge.Attach(d)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -344,6 +356,7 @@ func TestManyDomains(t *testing.T) {
 			t.Fatal(err)
 		}
 		doms[port] = &dom{g: g, port: port, srv: srv, m: m}
+		byGuest[g] = doms[port]
 	}
 	t.Cleanup(func() {
 		for _, d := range doms {
@@ -351,10 +364,15 @@ func TestManyDomains(t *testing.T) {
 			d.m.Unmap()
 		}
 	})
+	// The page memfd is the only descriptor that may have appeared.
+	if grown := openFDs(t) - beforeFDs; grown > 1 {
+		t.Errorf("%d domains opened %d descriptors", n, grown)
+	}
 	for _, d := range doms {
 		gr, _ := ring.NewGuest(d.g.Page())
 		gr.Write([]byte(fmt.Sprintf("dom%d", d.g.DomID)))
 		d.g.Notify()
+		d.g.Notify() // coalesced with the first
 	}
 	seen := map[uint32]bool{}
 	fds := []unix.PollFd{{Fd: int32(ec.Fd()), Events: unix.POLLIN}}
@@ -376,14 +394,245 @@ func TestManyDomains(t *testing.T) {
 			if err != nil || string(buf[:k]) != fmt.Sprintf("dom%d", d.g.DomID) {
 				t.Fatalf("port %d: read %q, %v", p, buf[:k], err)
 			}
+			d.srv.Write([]byte("ok"))
+			if err := ec.Notify(p); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	if len(seen) != n {
 		t.Fatalf("saw %d of %d ports", len(seen), n)
 	}
-	if g := runtime.NumGoroutine(); g > before {
-		t.Errorf("goroutines grew from %d to %d", before, g)
+	answered := map[*Guest]bool{}
+	fds[0].Fd = int32(ge.Fd())
+	for len(answered) < n && time.Now().Before(deadline) {
+		unix.Poll(fds, 100)
+		gs, err := ge.Pending()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range gs {
+			if answered[g] {
+				t.Fatalf("dom%d reported twice for one notification", g.DomID)
+			}
+			answered[g] = true
+			gr, _ := ring.NewGuest(g.Page())
+			buf := make([]byte, 8)
+			if k, _ := gr.Read(buf); string(buf[:k]) != "ok" {
+				t.Fatalf("dom%d read %q", g.DomID, buf[:k])
+			}
+			if byGuest[g] == nil {
+				t.Fatalf("unknown guest %p", g)
+			}
+		}
 	}
+	if len(answered) != n {
+		t.Fatalf("%d of %d guests notified", len(answered), n)
+	}
+	if gs, _ := ge.Pending(); len(gs) != 0 {
+		t.Fatalf("spurious guest events %d", len(gs))
+	}
+	if g := runtime.NumGoroutine(); g > beforeG {
+		t.Errorf("goroutines grew from %d to %d", beforeG, g)
+	}
+}
+
+// TestGuestEvents: a GuestEvents guest has no descriptor of its own; a
+// closed guest leaves the handle's list; a closed handle reports errors.
+func TestGuestEvents(t *testing.T) {
+	h, ec := setup(t)
+	ge, err := h.OpenGuestEvents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gs []*Guest
+	var ports []uint32
+	for id := uint32(1); id <= 3; id++ {
+		d, _ := h.NewDomain(id)
+		g, err := ge.Attach(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := ec.BindInterdomain(id, g.Port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gs, ports = append(gs, g), append(ports, p)
+	}
+	if gs[0].Fd() != -1 || gs[0].Ack() != nil {
+		t.Errorf("GuestEvents guest: Fd %d", gs[0].Fd())
+	}
+	if _, err := gs[0].Wait(0); err == nil {
+		t.Error("Wait on a GuestEvents guest succeeded")
+	}
+	readable := func() bool {
+		fds := []unix.PollFd{{Fd: int32(ge.Fd()), Events: unix.POLLIN}}
+		n, _ := unix.Poll(fds, 0)
+		return n > 0
+	}
+	if readable() {
+		t.Fatal("readable before any Notify")
+	}
+	ec.Notify(ports[2])
+	ec.Notify(ports[0])
+	ec.Notify(ports[2])
+	if !readable() {
+		t.Fatal("not readable after Notify")
+	}
+	got, err := ge.Pending()
+	if err != nil || !slices.Equal(got, []*Guest{gs[2], gs[0]}) {
+		t.Fatalf("Pending = %v, %v", got, err)
+	}
+	if readable() {
+		t.Fatal("still readable after Pending")
+	}
+	// A guest closed while pending is not reported.
+	ec.Notify(ports[1])
+	ec.Notify(ports[0])
+	gs[1].Close()
+	if got, _ := ge.Pending(); !slices.Equal(got, []*Guest{gs[0]}) {
+		t.Fatalf("after close Pending = %v", got)
+	}
+	if err := ec.Notify(ports[1]); err != nil {
+		t.Fatalf("Notify with the guest gone: %v", err)
+	}
+	if got, _ := ge.Pending(); len(got) != 0 {
+		t.Fatalf("closed guest notified: %v", got)
+	}
+	// Two guests on one domain are both notified.
+	d3, _ := h.NewDomain(9)
+	own, err := d3.Attach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	shared, _ := ge.Attach(d3)
+	p3, _ := ec.BindInterdomain(9, own.Port)
+	ec.Notify(p3)
+	if ok, _ := own.Wait(time.Second); !ok {
+		t.Error("own-descriptor guest not notified")
+	}
+	if got, _ := ge.Pending(); !slices.Equal(got, []*Guest{shared}) {
+		t.Errorf("GuestEvents guest of the same domain: %v", got)
+	}
+	if err := ge.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ec.Notify(ports[0]) // no longer delivered, no error
+	if _, err := ge.Pending(); err == nil {
+		t.Error("Pending on a closed handle succeeded")
+	}
+	if _, err := ge.Attach(d3); err == nil {
+		t.Error("Attach on a closed handle succeeded")
+	}
+}
+
+// TestUnboundNotifyDropped: as on Xen, a guest's notification while its
+// port is not bound is lost, and a later bind starts with nothing pending.
+func TestUnboundNotifyDropped(t *testing.T) {
+	h, ec := setup(t)
+	d, _ := h.NewDomain(4)
+	g, err := d.Attach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := g.Notify(); err != nil {
+		t.Fatal(err)
+	}
+	port, err := ec.BindInterdomain(4, g.Port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := pendingNow(t, ec); len(p) != 0 {
+		t.Fatalf("notification sent while unbound delivered: %v", p)
+	}
+	ec.Unbind(port)
+	g.Notify()
+	if p := pendingNow(t, ec); len(p) != 0 {
+		t.Fatalf("notification after unbind delivered: %v", p)
+	}
+	g.Close()
+	if err := g.Notify(); err == nil {
+		t.Error("Notify on a closed guest succeeded")
+	}
+}
+
+// TestPagesShareOneMemfd: each domain has its own page; a page is zeroed
+// and reused only once its domain is gone and nothing maps it.
+func TestPagesShareOneMemfd(t *testing.T) {
+	h, _ := setup(t)
+	gm := h.GrantMapper()
+	before := openFDs(t)
+	var ms []xen.Mapping
+	for id := uint32(1); id <= 3; id++ {
+		if _, err := h.NewDomain(id); err != nil {
+			t.Fatal(err)
+		}
+		m, err := gm.MapForeign(id, xen.GrantRefXenstore)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Page()[0] = byte(id)
+		ms = append(ms, m)
+	}
+	if grown := openFDs(t) - before; grown != 1 {
+		t.Errorf("three domains opened %d descriptors, want 1 (the memfd)", grown)
+	}
+	for i, m := range ms {
+		if m.Page()[0] != byte(i+1) {
+			t.Fatalf("dom%d's page holds %d", i+1, m.Page()[0])
+		}
+	}
+	d2, _ := h.NewDomain(20)
+	g, _ := d2.Attach()
+	g.Page()[1] = 7
+	if err := h.Destroy(2); err != nil {
+		t.Fatal(err)
+	}
+	// Still mapped: a new domain must not get dom2's page.
+	d4, _ := h.NewDomain(4)
+	g4, err := d4.Attach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g4.Page()[0] != 0 {
+		t.Fatalf("new domain's page not zero: %d", g4.Page()[0])
+	}
+	g4.Page()[0] = 44
+	if ms[1].Page()[0] != 2 {
+		t.Fatalf("destroyed domain's mapping changed to %d", ms[1].Page()[0])
+	}
+	if err := ms[1].Unmap(); err != nil {
+		t.Fatal(err)
+	}
+	// Now dom2's page is free: the next domain gets it, zeroed.
+	d5, _ := h.NewDomain(5)
+	g5, err := d5.Attach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.ContainsFunc(g5.Page(), func(b byte) bool { return b != 0 }) {
+		t.Fatal("reused page not zeroed")
+	}
+	// A destroyed domain's guest keeps its page too.
+	h.Destroy(20)
+	d6, _ := h.NewDomain(6)
+	m6, _ := gm.MapForeign(6, xen.GrantRefXenstore)
+	if g.Page()[1] != 7 || m6.Page()[1] != 0 {
+		t.Fatal("a page still mapped by a guest was handed out again")
+	}
+	for _, x := range []interface{ Close() error }{g, g4, g5} {
+		if err := x.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := d6.Attach(); err != nil {
+		t.Fatal(err)
+	}
+	ms[0].Unmap()
+	ms[2].Unmap()
+	m6.Unmap()
 }
 
 // The cross-process test re-executes the test binary as the guest.
@@ -435,6 +684,10 @@ func childMain() int {
 
 func TestSeparateProcess(t *testing.T) {
 	h, ec := setup(t)
+	// Other domains first, so that the guest's page is not at offset 0.
+	for id := uint32(1); id <= 3; id++ {
+		h.NewDomain(id)
+	}
 	d, err := h.NewDomain(12)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -16,10 +17,15 @@ import (
 
 // Hypervisor is the fake Xen of one test. Its methods are safe for
 // concurrent use.
+//
+// Lock order: Hypervisor.mu, EventChannel.mu, Domain.mu, GuestEvents.mu,
+// pagePool.mu.
 type Hypervisor struct {
 	mu       sync.Mutex
 	domains  map[uint32]*Domain
 	handles  map[*EventChannel]struct{}
+	guestEvs map[*GuestEvents]struct{}
+	pages    *pagePool
 	nextPort uint32
 	closed   bool
 }
@@ -31,6 +37,8 @@ func New() *Hypervisor {
 	return &Hypervisor{
 		domains:  make(map[uint32]*Domain),
 		handles:  make(map[*EventChannel]struct{}),
+		guestEvs: make(map[*GuestEvents]struct{}),
+		pages:    newPagePool(),
 		nextPort: 1,
 	}
 }
@@ -40,17 +48,23 @@ type Domain struct {
 	h         *Hypervisor
 	id        uint32
 	guestPort uint32
-
-	memfd    int
-	toServer int // guest -> server eventfd
-	toGuest  int // server -> guest eventfd
+	slot      int // its ring page in h.pages
 
 	// Guarded by h.mu.
 	dying, shutdown, xsDomain bool
 	reason                    uint32
 	destroyed                 bool
-	fdsClosed                 bool
-	boundBy                   *EventChannel
+	released                  bool // destroyed and unbound: page and eventfds let go
+
+	// bound is the server port bound to the guest's, or nil; it changes
+	// with h.mu held, and an in-process guest's Notify reads it without a
+	// lock.
+	bound atomic.Pointer[portState]
+
+	mu       sync.Mutex // guards what follows; written with h.mu held too
+	toServer int        // separate-process guest -> server eventfd, or -1
+	toGuest  int        // server -> separate-process guest eventfd, or -1
+	guests   []*Guest   // in-process guests, notified by the server
 }
 
 // NewDomain creates domain domid with a zeroed ring page and its event
@@ -67,38 +81,33 @@ func (h *Hypervisor) NewDomain(domid uint32) (*Domain, error) {
 	if _, ok := h.domains[domid]; ok {
 		return nil, fmt.Errorf("fake: new domain %d: %w", domid, unix.EEXIST)
 	}
-	d := &Domain{h: h, id: domid, memfd: -1, toServer: -1, toGuest: -1}
-	var err error
-	if d.memfd, err = unix.MemfdCreate(fmt.Sprintf("xsfake-dom%d", domid), unix.MFD_CLOEXEC); err != nil {
-		return nil, fmt.Errorf("fake: new domain %d: memfd_create: %w", domid, err)
-	}
-	if err = unix.Ftruncate(d.memfd, xen.PageSize); err != nil {
-		d.closeFDs()
-		return nil, fmt.Errorf("fake: new domain %d: ftruncate: %w", domid, err)
-	}
-	if d.toServer, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
-		d.closeFDs()
-		return nil, fmt.Errorf("fake: new domain %d: eventfd: %w", domid, err)
-	}
-	if d.toGuest, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
-		d.closeFDs()
-		return nil, fmt.Errorf("fake: new domain %d: eventfd: %w", domid, err)
+	slot, err := h.pages.alloc()
+	if err != nil {
+		return nil, fmt.Errorf("fake: new domain %d: ring page: %w", domid, err)
 	}
 	// The guest's own port number. Real guests pick theirs; any stable
 	// value the daemon learns "from XS_INTRODUCE" does.
-	d.guestPort = 1 + domid%1000
+	d := &Domain{h: h, id: domid, guestPort: 1 + domid%1000, slot: slot, toServer: -1, toGuest: -1}
 	h.domains[domid] = d
 	return d, nil
 }
 
-func (d *Domain) closeFDs() {
-	for _, fd := range []*int{&d.memfd, &d.toServer, &d.toGuest} {
+// release lets go of a destroyed, unbound domain's page and eventfds.
+// Caller holds h.mu.
+func (d *Domain) release() {
+	if d.released {
+		return
+	}
+	d.released = true
+	d.mu.Lock()
+	for _, fd := range []*int{&d.toServer, &d.toGuest} {
 		if *fd >= 0 {
 			unix.Close(*fd)
 			*fd = -1
 		}
 	}
-	d.fdsClosed = true
+	d.mu.Unlock()
+	d.h.pages.unref(d.slot)
 }
 
 // ID is the domain id.
@@ -108,48 +117,94 @@ func (d *Domain) ID() uint32 { return d.id }
 // BindInterdomain, as the toolstack would in XS_INTRODUCE.
 func (d *Domain) GuestPort() uint32 { return d.guestPort }
 
-// Spec describes the domain's guest-side file descriptors as numbered in
-// this process.
-func (d *Domain) Spec() GuestSpec {
-	return GuestSpec{DomID: d.id, Port: d.guestPort, PageFD: d.memfd, NotifyFD: d.toServer, EventFD: d.toGuest}
-}
-
 // Attach attaches an in-process guest (e.g. a goroutine-driven client) to
-// the domain, on duplicates of the domain's descriptors.
-func (d *Domain) Attach() (*Guest, error) {
-	d.h.mu.Lock()
-	if d.fdsClosed {
-		d.h.mu.Unlock()
+// the domain: it maps the ring page, and the server's notifications go to
+// an eventfd of the guest's own (Guest.Fd). Close the guest when done.
+func (d *Domain) Attach() (*Guest, error) { return d.attach(nil) }
+
+// attach makes an in-process guest whose server notifications go to ge,
+// or to an eventfd of its own if ge is nil.
+func (d *Domain) attach(ge *GuestEvents) (*Guest, error) {
+	h := d.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if d.released || h.closed {
 		return nil, fmt.Errorf("fake: attach dom%d: domain destroyed", d.id)
 	}
-	spec := d.Spec()
-	var dups []int
-	for _, fd := range []int{spec.PageFD, spec.NotifyFD, spec.EventFD} {
-		nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	g := &Guest{DomID: d.id, Port: d.guestPort, d: d, ge: ge, notifyFD: -1, eventFD: -1}
+	if ge == nil {
+		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 		if err != nil {
-			d.h.mu.Unlock()
-			for _, x := range dups {
-				unix.Close(x)
-			}
-			return nil, fmt.Errorf("fake: attach dom%d: dup: %w", d.id, err)
+			return nil, fmt.Errorf("fake: attach dom%d: eventfd: %w", d.id, err)
 		}
-		dups = append(dups, nfd)
+		g.eventFD = fd
+	} else if !ge.add() {
+		return nil, fmt.Errorf("fake: attach dom%d: guest event handle closed", d.id)
 	}
-	d.h.mu.Unlock()
-	spec.PageFD, spec.NotifyFD, spec.EventFD = dups[0], dups[1], dups[2]
-	return AttachGuest(spec)
+	page, err := h.pages.mmap(d.slot)
+	if err != nil {
+		g.dropEvents()
+		return nil, fmt.Errorf("fake: attach dom%d: %w", d.id, err)
+	}
+	g.page = page
+	d.mu.Lock()
+	d.guests = append(d.guests, g)
+	d.mu.Unlock()
+	return g, nil
+}
+
+// detach removes an in-process guest from the domain's notification list.
+func (d *Domain) detach(g *Guest) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i, x := range d.guests {
+		if x == g {
+			d.guests = append(d.guests[:i], d.guests[i+1:]...)
+			return
+		}
+	}
+}
+
+// notifyGuests delivers a server notification to every guest of the
+// domain.
+func (d *Domain) notifyGuests() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var err error
+	if d.toGuest >= 0 {
+		err = signalFD(d.toGuest)
+	}
+	for _, g := range d.guests {
+		if e := g.deliver(); err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// notifyServer raises the server's port bound to the domain, if any: what
+// an in-process guest's Notify does.
+func (d *Domain) notifyServer() {
+	if ps := d.bound.Load(); ps != nil {
+		ps.ec.raise(ps)
+	}
 }
 
 // ConfigureCmd prepares cmd to run as this domain's guest: it appends the
-// three guest descriptors to cmd.ExtraFiles and sets GuestEnv in cmd.Env
+// guest's three descriptors (the page memfd and two eventfds, created for
+// the domain on first use) to cmd.ExtraFiles and sets GuestEnv in cmd.Env
 // (starting from os.Environ if cmd.Env is nil). The child calls
 // AttachGuestFromEnv. Call done after cmd.Start to close this process's
 // copies of the passed descriptors.
 func (d *Domain) ConfigureCmd(cmd *exec.Cmd) (done func(), err error) {
-	d.h.mu.Lock()
-	defer d.h.mu.Unlock()
-	if d.fdsClosed {
+	h := d.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if d.released || h.closed {
 		return nil, fmt.Errorf("fake: configure guest of dom%d: domain destroyed", d.id)
+	}
+	if err := d.makeEventFDs(); err != nil {
+		return nil, fmt.Errorf("fake: configure guest of dom%d: %w", d.id, err)
 	}
 	var files []*os.File
 	closeAll := func() {
@@ -157,8 +212,14 @@ func (d *Domain) ConfigureCmd(cmd *exec.Cmd) (done func(), err error) {
 			f.Close()
 		}
 	}
-	for _, fd := range []int{d.memfd, d.toServer, d.toGuest} {
-		f, err := passableFile(fd, fmt.Sprintf("xsfake-dom%d", d.id))
+	name := fmt.Sprintf("xsfake-dom%d", d.id)
+	pfd, err := h.pages.dupFD()
+	if err != nil {
+		return nil, fmt.Errorf("fake: configure guest of dom%d: %w", d.id, err)
+	}
+	files = append(files, os.NewFile(uintptr(pfd), name+"-page"))
+	for _, fd := range []int{d.toServer, d.toGuest} {
+		f, err := passableFile(fd, name)
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("fake: configure guest of dom%d: %w", d.id, err)
@@ -167,12 +228,42 @@ func (d *Domain) ConfigureCmd(cmd *exec.Cmd) (done func(), err error) {
 	}
 	first := 3 + len(cmd.ExtraFiles)
 	cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
-	spec := GuestSpec{DomID: d.id, Port: d.guestPort, PageFD: first, NotifyFD: first + 1, EventFD: first + 2}
+	spec := GuestSpec{DomID: d.id, Port: d.guestPort, PageFD: first, Offset: uint64(h.pages.offset(d.slot)),
+		NotifyFD: first + 1, EventFD: first + 2}
 	if cmd.Env == nil {
 		cmd.Env = os.Environ()
 	}
 	cmd.Env = append(cmd.Env, GuestEnv+"="+spec.String())
 	return closeAll, nil
+}
+
+// makeEventFDs creates the eventfds of a separate-process guest if the
+// domain has none yet, and registers toServer with the handle the port is
+// bound on. Caller holds h.mu.
+func (d *Domain) makeEventFDs() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.toServer >= 0 {
+		return nil
+	}
+	ts, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return fmt.Errorf("eventfd: %w", err)
+	}
+	tg, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(ts)
+		return fmt.Errorf("eventfd: %w", err)
+	}
+	if ps := d.bound.Load(); ps != nil {
+		if err := ps.ec.watchFD(ts, ps.port); err != nil {
+			unix.Close(ts)
+			unix.Close(tg)
+			return err
+		}
+	}
+	d.toServer, d.toGuest = ts, tg
+	return nil
 }
 
 // passableFile wraps a duplicate of fd in an *os.File for ExtraFiles. The
@@ -240,14 +331,14 @@ func (h *Hypervisor) SetXenstoreDomain(domid uint32, on bool) error {
 }
 
 // Destroy removes domid: it disappears from Domains, VIRQ_DOM_EXC is
-// raised, and its descriptors are closed once no port is bound to it.
-// Mappings already made stay valid.
+// raised, and its page and eventfds are let go once no port is bound to
+// it. Mappings already made stay valid.
 func (h *Hypervisor) Destroy(domid uint32) error {
 	return h.change(domid, func(d *Domain) {
 		d.destroyed = true
 		delete(h.domains, domid)
-		if d.boundBy == nil {
-			d.closeFDs()
+		if d.bound.Load() == nil {
+			d.release()
 		}
 	})
 }
@@ -303,7 +394,11 @@ type grantMapper struct {
 	closed bool
 }
 
-type mapping struct{ page []byte }
+type mapping struct {
+	pages *pagePool
+	slot  int
+	page  []byte
+}
 
 func (m *mapping) Page() []byte { return m.page }
 
@@ -311,10 +406,11 @@ func (m *mapping) Unmap() error {
 	if m.page == nil {
 		return nil
 	}
-	if err := unix.Munmap(m.page); err != nil {
-		return fmt.Errorf("fake: munmap: %w", err)
-	}
+	err := m.pages.unmap(m.slot, m.page)
 	m.page = nil
+	if err != nil {
+		return fmt.Errorf("fake: %w", err)
+	}
 	return nil
 }
 
@@ -336,11 +432,11 @@ func (g *grantMapper) MapForeign(domid, ref uint32) (xen.Mapping, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fake: map dom%d ref %d: %w", domid, ref, err)
 	}
-	p, err := unix.Mmap(d.memfd, 0, xen.PageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	p, err := g.h.pages.mmap(d.slot)
 	if err != nil {
-		return nil, fmt.Errorf("fake: map dom%d ref %d: mmap: %w", domid, ref, err)
+		return nil, fmt.Errorf("fake: map dom%d ref %d: %w", domid, ref, err)
 	}
-	return &mapping{page: p}, nil
+	return &mapping{pages: g.h.pages, slot: d.slot, page: p}, nil
 }
 
 func (g *grantMapper) Close() error {
@@ -350,26 +446,36 @@ func (g *grantMapper) Close() error {
 	return nil
 }
 
-// Close destroys every domain and closes every event channel handle.
+// Close destroys every domain, closes every event channel and guest event
+// handle, and closes the page memfd. Mappings and guests stay usable until
+// unmapped or closed.
 func (h *Hypervisor) Close() error {
 	h.mu.Lock()
 	handles := make([]*EventChannel, 0, len(h.handles))
 	for ec := range h.handles {
 		handles = append(handles, ec)
 	}
+	ges := make([]*GuestEvents, 0, len(h.guestEvs))
+	for ge := range h.guestEvs {
+		ges = append(ges, ge)
+	}
 	h.mu.Unlock()
 	var errs []error
 	for _, ec := range handles {
 		errs = append(errs, ec.Close())
 	}
+	for _, ge := range ges {
+		errs = append(errs, ge.Close())
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for id, d := range h.domains {
 		d.destroyed = true
-		d.closeFDs()
+		d.release()
 		delete(h.domains, id)
 	}
 	h.closed = true
+	errs = append(errs, h.pages.close())
 	return errors.Join(errs...)
 }
 
