@@ -48,6 +48,28 @@ func BenchmarkWrite(b *testing.B) {
 	}
 }
 
+// BenchmarkWriteRandom rewrites random existing nodes of a large store:
+// every write leaves garbage in some chunk of the node table, so this is
+// the cost of compaction and of cache misses at scale.
+func BenchmarkWriteRandom(b *testing.B) {
+	for _, n := range []int{1000, 1000000} {
+		b.Run(strconv.Itoa(n)+"nodes", func(b *testing.B) {
+			_, c := benchEngine(b, n)
+			reqs := make([][]byte, 4096)
+			for i := range reqs {
+				k := (i * 7919) % n
+				reqs[i] = []byte("/local/domain/" + strconv.Itoa(k%100) + "/device/vif/" + strconv.Itoa(k) + "\x00new-value-16byte")
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				benchReq(c, wire.Write, 0, reqs[i%len(reqs)])
+				i++
+			}
+		})
+	}
+}
+
 func BenchmarkDirectory(b *testing.B) {
 	_, c := benchEngine(b, 1000)
 	p := []byte("/local/domain/7/device/vif\x00")

@@ -15,7 +15,9 @@ import (
 // 4-byte aligned) plus 10-15 bytes of index, and the chunks hold no
 // pointers, so the collector never scans them.
 //
-// Records are immutable once written. get returns a node whose value and
+// Records are immutable once written, except that a record leaving the
+// index has its generation zeroed, so compaction skips it without a
+// lookup; nodes already read from it copied the generation. get returns a node whose value and
 // child list alias the chunk: a replaced or deleted record is garbage in
 // its chunk, and a reader holding an old node keeps the chunk alive through
 // the Go collector, so a snapshot (a transaction's) stays valid. A chunk
@@ -40,7 +42,16 @@ type nodeTable struct {
 	// shifted over the record's offset in recAlign units.
 	chunks     []chunk
 	freeChunks []uint32 // indexes of dropped chunks, for reuse
-	cur        uint32   // chunk being filled; 0 before the first record
+	// New records and the records compaction moves are appended to
+	// different chunks (0 before the first), so that long-lived records
+	// settle together instead of being moved again each time the
+	// short-lived ones written beside them die.
+	cur, survivors uint32
+	// young lists the last chunks t.cur filled, oldest first. Their
+	// records are compacted only once youngChunks more have filled (or
+	// when nearly all are dead): short-lived records get time to die
+	// before anything is copied.
+	young []uint32
 
 	recordBytes int // bytes of live records
 	perms       permSets
@@ -48,36 +59,42 @@ type nodeTable struct {
 
 // chunk is one block of records, appended from offset 0.
 type chunk struct {
-	buf  []byte // nil once dropped
-	used int    // bytes appended
-	live int    // bytes of records the index still points at
+	buf   []byte // nil once dropped
+	used  int    // bytes appended
+	live  int    // bytes of records the index still points at
+	young bool   // in nodeTable.young
 }
 
 const (
 	chunkSize   = 64 << 10
 	largeRecord = chunkSize / 4 // bigger records get a chunk of their own
+	youngChunks = 8
 	recAlign    = 4
 	offBits     = 14 // chunkSize / recAlign == 1 << offBits
 	maxChunks   = 1 << (32 - offBits)
 	minSlots    = 64
 
-	// A record is its generation (8 bytes, little-endian), then as
-	// uvarints the permissions id and the lengths of the path, the value
-	// and the child list, then those three.
+	// A record is its generation (8 bytes, little-endian), the path's
+	// length (2 bytes) and the path, so that probing the index reads a
+	// fixed place; then as uvarints the permissions id and the lengths of
+	// the value and the child list, then those two. Paths are bounded by
+	// the wire's 4096-byte payload.
 	genBytes = 8
+	pathAt   = genBytes + 2
 )
 
-// recHeader is a record's layout, read from its first bytes.
+// recHeader is a record's layout past its path.
 type recHeader struct {
-	permsID                        uint32
-	body                           int // offset of the path
-	pathLen, valueLen, childrenLen int
+	permsID               uint32
+	pathLen               int
+	body                  int // offset of the value
+	valueLen, childrenLen int
 }
 
 func readHeader(rec []byte) recHeader {
-	var h recHeader
-	var v [4]int
-	off := genBytes
+	h := recHeader{pathLen: int(binary.LittleEndian.Uint16(rec[genBytes:]))}
+	var v [3]int
+	off := pathAt + h.pathLen
 	for i := range v {
 		// Most fields are under 128: one byte, no call.
 		if b := rec[off]; b < 0x80 {
@@ -90,13 +107,13 @@ func readHeader(rec []byte) recHeader {
 		off += n
 	}
 	h.permsID = uint32(v[0])
-	h.pathLen, h.valueLen, h.childrenLen = v[1], v[2], v[3]
+	h.valueLen, h.childrenLen = v[1], v[2]
 	h.body = off
 	return h
 }
 
 // size is the record's length, padding included.
-func (h recHeader) size() int { return alignRecord(h.body + h.pathLen + h.valueLen + h.childrenLen) }
+func (h recHeader) size() int { return alignRecord(h.body + h.valueLen + h.childrenLen) }
 
 func newNodeTable() *nodeTable {
 	return &nodeTable{
@@ -130,8 +147,12 @@ func (t *nodeTable) generation(path string) uint64 {
 }
 
 // put stores n at path and returns the node it replaced, if any. n is
-// copied (n.gen included); the caller may go on using it.
+// copied (n.gen included; it must not be 0, which marks dead records);
+// the caller may go on using it.
 func (t *nodeTable) put(path string, n *node) (node, bool) {
+	if n.gen == 0 {
+		panic("store: node table: a stored node needs a generation")
+	}
 	if (t.count+1)*5 > len(t.slots)*4 {
 		t.resize(len(t.slots) * 3 / 2)
 	}
@@ -248,25 +269,24 @@ func (t *nodeTable) record(ref uint32) []byte {
 func alignRecord(n int) int { return (n + recAlign - 1) &^ (recAlign - 1) }
 
 func recPath(rec []byte) []byte {
-	h := readHeader(rec)
-	return rec[h.body : h.body+h.pathLen]
+	return rec[pathAt : pathAt+int(binary.LittleEndian.Uint16(rec[genBytes:]))]
 }
 
 // decode builds a node from rec; value and children alias rec. Empty ones
 // are nil, as the engine builds them.
 func (t *nodeTable) decode(rec []byte) *node {
-	n := t.decodeValue(rec)
+	n, _ := t.decodeValue(rec)
 	return &n
 }
 
-func (t *nodeTable) decodeValue(rec []byte) node {
+func (t *nodeTable) decodeValue(rec []byte) (node, recHeader) {
 	h := readHeader(rec)
 	valLen, childLen := h.valueLen, h.childrenLen
 	n := node{
 		gen:   binary.LittleEndian.Uint64(rec),
 		perms: t.perms.sets[h.permsID],
 	}
-	off := h.body + h.pathLen
+	off := h.body
 	if valLen > 0 {
 		n.value = rec[off : off+valLen : off+valLen]
 	}
@@ -274,47 +294,66 @@ func (t *nodeTable) decodeValue(rec []byte) node {
 	if childLen > 0 {
 		n.children = rec[off : off+childLen : off+childLen]
 	}
-	return n
+	return n, h
 }
 
 // write appends n's record and returns its ref.
 func (t *nodeTable) write(path string, n *node, permsID uint32) uint32 {
-	var hdr [genBytes + 4*binary.MaxVarintLen32]byte
-	binary.LittleEndian.PutUint64(hdr[:], n.gen)
-	h := binary.AppendUvarint(hdr[:genBytes], uint64(permsID))
-	h = binary.AppendUvarint(h, uint64(len(path)))
-	h = binary.AppendUvarint(h, uint64(len(n.value)))
-	h = binary.AppendUvarint(h, uint64(len(n.children)))
-	size := alignRecord(len(h) + len(path) + len(n.value) + len(n.children))
-	ref, rec := t.alloc(size)
-	off := copy(rec, h)
-	off += copy(rec[off:], path)
+	if len(path) > 0xffff {
+		panic("store: node table: path too long") // the wire allows 4096 bytes
+	}
+	var lens [3 * binary.MaxVarintLen32]byte
+	l := binary.AppendUvarint(lens[:0], uint64(permsID))
+	l = binary.AppendUvarint(l, uint64(len(n.value)))
+	l = binary.AppendUvarint(l, uint64(len(n.children)))
+	size := alignRecord(pathAt + len(path) + len(l) + len(n.value) + len(n.children))
+	ref, rec := t.alloc(size, &t.cur)
+	binary.LittleEndian.PutUint64(rec, n.gen)
+	binary.LittleEndian.PutUint16(rec[genBytes:], uint16(len(path)))
+	off := pathAt + copy(rec[pathAt:], path)
+	off += copy(rec[off:], l)
 	off += copy(rec[off:], n.value)
 	copy(rec[off:], n.children)
 	t.recordBytes += size
 	return ref
 }
 
-// alloc reserves size bytes (a multiple of recAlign) for a new record and
-// counts them live.
-func (t *nodeTable) alloc(size int) (uint32, []byte) {
+// alloc reserves size bytes (a multiple of recAlign) at the end of the
+// chunk *cursor (t.cur or t.survivors) and counts them live.
+func (t *nodeTable) alloc(size int, cursor *uint32) (uint32, []byte) {
 	if size > largeRecord {
 		k := t.newChunk(size)
 		t.chunks[k].used, t.chunks[k].live = size, size
 		return k << offBits, t.chunks[k].buf
 	}
-	for t.cur == 0 || t.chunks[t.cur].used+size > len(t.chunks[t.cur].buf) {
-		full := t.cur
-		t.cur = t.newChunk(chunkSize)
-		if full != 0 {
-			t.reclaim(full)
+	for *cursor == 0 || t.chunks[*cursor].used+size > len(t.chunks[*cursor].buf) {
+		full := *cursor
+		*cursor = t.newChunk(chunkSize)
+		if full == 0 {
+			continue
 		}
+		if cursor == &t.cur {
+			t.chunks[full].young = true
+			t.young = append(t.young, full)
+			if len(t.young) > youngChunks {
+				old := t.young[0]
+				t.young = append(t.young[:0], t.young[1:]...)
+				// The index may have been reused by a chunk
+				// that is not young (dropped meanwhile).
+				if t.chunks[old].young {
+					t.chunks[old].young = false
+					t.reclaim(old)
+				}
+			}
+		}
+		t.reclaim(full)
 	}
-	c := &t.chunks[t.cur]
+	k := *cursor
+	c := &t.chunks[k]
 	off := c.used
 	c.used += size
 	c.live += size
-	return t.cur<<offBits | uint32(off/recAlign), c.buf[off : off+size]
+	return k<<offBits | uint32(off/recAlign), c.buf[off : off+size]
 }
 
 func (t *nodeTable) newChunk(size int) uint32 {
@@ -338,10 +377,10 @@ func (t *nodeTable) newChunk(size int) uint32 {
 // returns its node (which stays valid: it keeps the chunk alive).
 func (t *nodeTable) release(ref uint32) node {
 	rec := t.record(ref)
-	old := t.decodeValue(rec)
-	h := readHeader(rec)
+	old, h := t.decodeValue(rec)
 	size := h.size()
 	t.perms.release(h.permsID)
+	clear(rec[:genBytes]) // dead: compaction skips it
 	t.recordBytes -= size
 	k := ref >> offBits
 	t.chunks[k].live -= size
@@ -350,36 +389,43 @@ func (t *nodeTable) release(ref uint32) node {
 }
 
 // reclaim drops chunk k when nothing in it is live, and compacts it when
-// less than three quarters is. The chunk being filled is left alone.
+// less than three quarters is (a quarter while young). The chunks being
+// filled are left alone.
 func (t *nodeTable) reclaim(k uint32) {
 	c := t.chunks[k]
 	switch {
-	case k == t.cur:
+	case c.buf == nil:
+		// Dropped already: the young list can name a chunk twice
+		// (indexes are reused), and reclaiming one twice would free
+		// its index twice.
+	case k == t.cur || k == t.survivors:
 	case c.live == 0:
 		t.chunks[k] = chunk{}
 		t.freeChunks = append(t.freeChunks, k)
-	case len(c.buf) == chunkSize && c.live*4 < c.used*3:
+	case c.young && c.live*4 < c.used:
+		t.compact(k)
+	case !c.young && len(c.buf) == chunkSize && c.live*4 < c.used*3:
 		t.compact(k)
 	}
 }
 
-// compact moves chunk k's live records to the chunk being filled and drops
-// k. A record is live when the index still points at it.
+// compact moves chunk k's live records to the survivors' chunk and drops
+// k. Live records are those with a generation; the index slot of each is
+// found by its path.
 func (t *nodeTable) compact(k uint32) {
 	buf := t.chunks[k].buf
 	used := t.chunks[k].used
 	for off := 0; off < used; {
 		rec := buf[off:]
 		rec = rec[:readHeader(rec).size()]
-		ref := k<<offBits | uint32(off/recAlign)
 		off += len(rec)
-		i, _ := t.find(string(recPath(rec)))
-		if uint32(t.slots[i]) != ref {
+		if binary.LittleEndian.Uint64(rec) == 0 {
 			continue
 		}
-		// The tag does not change; t.cur != k, so this never writes
-		// into the chunk being read.
-		to, dst := t.alloc(len(rec))
+		i, _ := t.find(string(recPath(rec)))
+		// The tag does not change; k is not a cursor, so this never
+		// writes into the chunk being read.
+		to, dst := t.alloc(len(rec), &t.survivors)
 		copy(dst, rec)
 		t.slots[i] = t.slots[i]&^0xffffffff | uint64(to)
 	}

@@ -2,10 +2,12 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"github.com/xsstub/xenstored/store/wire"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -68,6 +70,36 @@ func checkTable(t *testing.T, tab *nodeTable, model map[string]*node) {
 	}
 }
 
+// checkChunks checks what every operation must keep: each slot points at
+// a live record of its own path in a chunk that is not dropped, and the
+// free list names dropped chunks once each.
+func checkChunks(t *testing.T, tab *nodeTable) {
+	t.Helper()
+	for i, s := range tab.slots {
+		if s == 0 {
+			continue
+		}
+		k := uint32(s) >> offBits
+		if tab.chunks[k].buf == nil {
+			t.Fatalf("slot %d points into dropped chunk %d", i, k)
+		}
+		rec := tab.record(uint32(s))
+		if binary.LittleEndian.Uint64(rec) == 0 {
+			t.Fatalf("slot %d points at a dead record %q", i, recPath(rec))
+		}
+		if tag, _ := tab.find(string(recPath(rec))); tab.slots[tag] != s {
+			t.Fatalf("slot %d: its record's path %q leads elsewhere", i, recPath(rec))
+		}
+	}
+	free := map[uint32]bool{}
+	for _, k := range tab.freeChunks {
+		if free[k] || tab.chunks[k].buf != nil || k == tab.cur || k == tab.survivors {
+			t.Fatalf("free list %v: chunk %d listed twice, or in use", tab.freeChunks, k)
+		}
+		free[k] = true
+	}
+}
+
 func sameNode(a, b *node) bool {
 	return a.gen == b.gen && bytes.Equal(a.value, b.value) && bytes.Equal(a.children, b.children) && slices.Equal(a.perms, b.perms)
 }
@@ -100,6 +132,7 @@ func TestNodeTableBasics(t *testing.T) {
 				delete(model, tc.path)
 			}
 			checkTable(t, tab, model)
+			checkChunks(t, tab)
 		})
 	}
 	if tab.get("/a") != nil || tab.generation("/a") != 0 {
@@ -150,10 +183,13 @@ func TestNodeTableChurn(t *testing.T) {
 		if step%20000 == 0 {
 			checkTable(t, tab, model)
 		}
+		if step%97 == 0 {
+			checkChunks(t, tab)
+		}
 		records, held := tab.stats()
 		// Index plus chunks: at most 4/3 of the live records, plus the
-		// chunk being filled and the index.
-		if limit := records*4/3 + 2*chunkSize + 8*len(tab.slots); held > limit {
+		// chunks being filled, the young ones and the index.
+		if limit := records*4/3 + (2+youngChunks)*chunkSize + 8*len(tab.slots); held > limit {
 			t.Fatalf("step %d: %d bytes held for %d bytes of records (limit %d)", step, held, records, limit)
 		}
 		maxHeld = max(maxHeld, held)
@@ -168,10 +204,35 @@ func TestNodeTableChurn(t *testing.T) {
 		tab.delete(p)
 	}
 	checkTable(t, tab, map[string]*node{})
-	if records, held := tab.stats(); records != 0 || held > chunkSize+8*minSlots {
+	if records, held := tab.stats(); records != 0 || held > 2*chunkSize+8*minSlots {
 		t.Errorf("empty table: %d record bytes, %d held", records, held)
 	}
 	t.Logf("max held %d bytes", maxHeld)
+}
+
+// TestNodeTableHotChurn rewrites a few nodes many times, so whole chunks
+// die young and their indexes are reused at once (the young list then
+// names a chunk twice), with a large record now and then.
+func TestNodeTableHotChurn(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	tab := newNodeTable()
+	model := map[string]*node{}
+	for step := 1; step <= 100000; step++ {
+		p := "/hot/" + strconv.Itoa(rnd.IntN(50))
+		n := &node{gen: uint64(step), perms: Perms{{ID: 0}}, value: bytes.Repeat([]byte("v"), 1+rnd.IntN(200))}
+		if rnd.IntN(1000) == 0 {
+			n.children = bytes.Repeat([]byte("c\x00"), 9000)
+		}
+		if rnd.IntN(20) == 0 {
+			tab.delete(p)
+			delete(model, p)
+		} else {
+			tab.put(p, n)
+			model[p] = n
+		}
+		checkChunks(t, tab)
+	}
+	checkTable(t, tab, model)
 }
 
 func BenchmarkNodeTableGet(b *testing.B) {

@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -54,11 +55,22 @@ func main() {
 		mdPath   = flag.String("markdown", "", "also write the tables as Markdown to this file")
 		opsN     = flag.Int("ops", 20000, "engine operations per timed batch")
 		progress = flag.Bool("progress", true, "progress lines on stderr")
+		cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the whole run (go tool pprof)")
 	)
 	flag.Parse()
 	fail := func(err error) {
 		fmt.Fprintln(os.Stderr, "xsscale:", err)
 		os.Exit(1)
+	}
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			fail(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fail(err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	say := func(s string) {
 		if *progress {
