@@ -157,7 +157,15 @@ func (t *nodeTable) put(path string, n *node) (node, bool) {
 		t.resize(len(t.slots) * 3 / 2)
 	}
 	i, tag := t.find(path)
-	ref := t.write(path, n, t.perms.acquire(n.perms))
+	var permsID uint32
+	if s := t.slots[i]; s != 0 && sameList(t.perms.sets[readHeader(t.record(uint32(s))).permsID], n.perms) {
+		// The common write: the node keeps the list it was read with.
+		permsID = readHeader(t.record(uint32(s))).permsID
+		t.perms.refs[permsID]++
+	} else {
+		permsID = t.perms.acquire(n.perms)
+	}
+	ref := t.write(path, n, permsID)
 	// Read the old entry only now: writing may have compacted the chunk
 	// holding the old record, moving it (slots keep their places).
 	old := t.slots[i]
@@ -485,6 +493,12 @@ func (p *permSets) release(id uint32) {
 	delete(p.byKey, string(p.key))
 	p.sets[id] = nil
 	p.free = append(p.free, id)
+}
+
+// sameList reports whether a and b are the same slice (not merely equal):
+// a node read from the table carries its interned list.
+func sameList(a, b Perms) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // setKey encodes ps into p.key, the interning map's key.

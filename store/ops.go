@@ -20,16 +20,21 @@ func (e *Engine) setLive(path string, n *node) {
 		n.gen = e.gen
 		old, had = e.nodes.put(path, n)
 	}
+	samePerms := had && n != nil && sameList(old.perms, n.perms)
 	if had {
 		d := e.domainLocked(old.perms.Owner())
 		d.nodes--
 		d.memory -= len(path) + old.size()
-		e.indexPerms(path, old.perms, false)
+		if !samePerms {
+			e.indexPerms(path, old.perms, false)
+		}
 	}
 	if n == nil {
 		return
 	}
-	e.indexPerms(path, n.perms, true)
+	if !samePerms {
+		e.indexPerms(path, n.perms, true)
+	}
 	d := e.domainLocked(n.perms.Owner())
 	d.nodes++
 	d.memory += len(path) + n.size()
