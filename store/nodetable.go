@@ -137,6 +137,16 @@ func (t *nodeTable) get(path string) *node {
 	return t.decode(t.record(uint32(t.slots[i])))
 }
 
+// permsOf returns the node's (shared) permission list, or nil if path is
+// absent; unlike get it allocates nothing (watch checks run per watcher).
+func (t *nodeTable) permsOf(path string) Perms {
+	i, _ := t.find(path)
+	if t.slots[i] == 0 {
+		return nil
+	}
+	return t.perms.sets[readHeader(t.record(uint32(t.slots[i]))).permsID]
+}
+
 // generation returns the node's generation, or 0 if path is absent.
 func (t *nodeTable) generation(path string) uint64 {
 	i, _ := t.find(path)

@@ -344,7 +344,7 @@ func (e *Engine) path(c *Conn, p string, allowSpecial bool) (string, error) {
 // (@introduceDomain, @releaseDomain); other @ names are EINVAL, as in C.
 func (e *Engine) specialOrPath(c *Conn, p string) (string, error) {
 	if isSpecial(p) {
-		if e.nodes.get(p) == nil {
+		if e.nodes.permsOf(p) == nil {
 			return "", syscall.EINVAL
 		}
 		return p, nil

@@ -142,11 +142,9 @@ func (e *Engine) watchPermitted(c *Conn, path string, perms, oldPerms Perms) boo
 		return true
 	}
 	if perms == nil {
-		n := e.nodes.get(path)
-		if n == nil {
+		if perms = e.nodes.permsOf(path); perms == nil {
 			return false
 		}
-		perms = n.perms
 	}
 	if e.permFor(c, perms)&PermRead != 0 {
 		return true
@@ -154,8 +152,8 @@ func (e *Engine) watchPermitted(c *Conn, path string, perms, oldPerms Perms) boo
 	if isSpecial(path) {
 		return false // special events need explicit permission (XSA-115)
 	}
-	parent := e.nodes.get(parentPath(path))
-	return parent != nil && e.permFor(c, parent.perms)&PermRead != 0
+	parent := e.nodes.permsOf(parentPath(path))
+	return parent != nil && e.permFor(c, parent)&PermRead != 0
 }
 
 // queueEvent puts one event for w on its connection, or parks it when the
