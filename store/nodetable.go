@@ -11,7 +11,7 @@ import (
 // costs about three times what C xenstored spends per node, because of the
 // separate allocations (key, struct, value, permissions) and the garbage
 // collector's headroom over them. Here a node costs its record (a header
-// of 12 bytes for most nodes, the path, the value and the child list,
+// of 13 bytes for most nodes, the path, the value and the child list,
 // 4-byte aligned) plus 10-15 bytes of index, and the chunks hold no
 // pointers, so the collector never scans them.
 //
