@@ -34,8 +34,7 @@ type EventChannel struct {
 	// it (closing set).
 	wakeMu     sync.RWMutex
 	wakeClosed bool
-	softMu     sync.Mutex
-	soft       []*portState // raised ports, each once (portState.queued)
+	soft       raisedSet[*portState]
 }
 
 type portState struct {
@@ -45,7 +44,6 @@ type portState struct {
 	virq    uint32  // VIRQ ports (dom == nil)
 	masked  bool    // guarded by ec.mu
 	pending bool    // fired while masked; guarded by ec.mu
-	queued  bool    // in ec.soft; guarded by ec.softMu
 }
 
 var _ xen.EventChannel = (*EventChannel)(nil)
@@ -153,25 +151,15 @@ func (ec *EventChannel) BindVIRQ(virq uint32) (uint32, error) {
 }
 
 // raise puts ps on the list of raised ports (once) and, if the list was
-// empty, wakes the handle's descriptor. The signal is sent after softMu is
-// released; Pending drains the descriptor before it takes the list, so a
-// wake-up is never lost, at worst spurious.
+// empty, wakes the handle's descriptor. Pending drains the descriptor before
+// it takes the list, so a wake-up is never lost, at worst spurious.
 func (ec *EventChannel) raise(ps *portState) {
 	ec.wakeMu.RLock()
 	defer ec.wakeMu.RUnlock()
 	if ec.wakeClosed {
 		return
 	}
-	ec.softMu.Lock()
-	if ps.queued {
-		ec.softMu.Unlock()
-		return
-	}
-	ps.queued = true
-	ec.soft = append(ec.soft, ps)
-	first := len(ec.soft) == 1
-	ec.softMu.Unlock()
-	if first {
+	if ec.soft.add(ps) {
 		signalFD(ec.wake)
 	}
 }
@@ -310,14 +298,7 @@ func (ec *EventChannel) Pending() ([]uint32, error) {
 		}
 		fire(ps)
 	}
-	ec.softMu.Lock()
-	soft := ec.soft
-	ec.soft = nil
-	for _, ps := range soft {
-		ps.queued = false
-	}
-	ec.softMu.Unlock()
-	for _, ps := range soft {
+	for _, ps := range ec.soft.take() {
 		if ec.ports[ps.port] == ps {
 			fire(ps)
 		}
@@ -344,7 +325,7 @@ func (ec *EventChannel) Close() error {
 	delete(h.handles, ec)
 	ec.wakeMu.Lock()
 	ec.wakeClosed = true
-	ec.soft = nil
+	ec.soft.take()
 	if err := unix.Close(ec.wake); err != nil {
 		errs = append(errs, fmt.Errorf("fake evtchn: close: %w", err))
 	}

@@ -32,7 +32,6 @@ type Guest struct {
 	// notifications arrive on (-1 on a GuestEvents handle).
 	notifyFD, eventFD int
 
-	queued bool // in ge.pending; guarded by ge.mu
 	closed atomic.Bool
 }
 
@@ -204,12 +203,10 @@ type GuestEvents struct {
 	wake int // eventfd: signalled when pending becomes non-empty
 
 	// wakeMu is held shared while signalling wake, exclusively to close
-	// it (closed set). mu guards the list only, never across a system
-	// call a guest's driver would wait on.
+	// it (closed set).
 	wakeMu  sync.RWMutex
 	closed  bool
-	mu      sync.Mutex
-	pending []*Guest // notified since the last Pending, each once
+	pending raisedSet[*Guest] // notified since the last Pending, each once
 }
 
 // OpenGuestEvents opens a guest-side event handle.
@@ -250,14 +247,7 @@ func (ge *GuestEvents) Pending() ([]*Guest, error) {
 	if err := drainFD(ge.wake); err != nil {
 		return nil, fmt.Errorf("fake guest events: pending: %w", err)
 	}
-	ge.mu.Lock()
-	out := ge.pending
-	ge.pending = nil
-	for _, g := range out {
-		g.queued = false
-	}
-	ge.mu.Unlock()
-	return out, nil
+	return ge.pending.take(), nil
 }
 
 func (ge *GuestEvents) add() bool {
@@ -266,39 +256,16 @@ func (ge *GuestEvents) add() bool {
 	return !ge.closed
 }
 
-func (ge *GuestEvents) remove(g *Guest) {
-	ge.mu.Lock()
-	defer ge.mu.Unlock()
-	if !g.queued {
-		return
-	}
-	g.queued = false
-	for i, x := range ge.pending {
-		if x == g {
-			ge.pending = append(ge.pending[:i], ge.pending[i+1:]...)
-			break
-		}
-	}
-}
+func (ge *GuestEvents) remove(g *Guest) { ge.pending.remove(g) }
 
-// raise records a server notification for g. The signal is sent after mu
-// is released (see Pending).
+// raise records a server notification for g (see Pending).
 func (ge *GuestEvents) raise(g *Guest) {
 	ge.wakeMu.RLock()
 	defer ge.wakeMu.RUnlock()
 	if ge.closed || g.closed.Load() {
 		return
 	}
-	ge.mu.Lock()
-	if g.queued {
-		ge.mu.Unlock()
-		return
-	}
-	g.queued = true
-	ge.pending = append(ge.pending, g)
-	first := len(ge.pending) == 1
-	ge.mu.Unlock()
-	if first {
+	if ge.pending.add(g) {
 		signalFD(ge.wake)
 	}
 }
@@ -315,12 +282,7 @@ func (ge *GuestEvents) Close() error {
 		return nil
 	}
 	ge.closed = true
-	ge.mu.Lock()
-	for _, g := range ge.pending {
-		g.queued = false
-	}
-	ge.pending = nil
-	ge.mu.Unlock()
+	ge.pending.take()
 	if err := unix.Close(ge.wake); err != nil {
 		return fmt.Errorf("fake guest events: close: %w", err)
 	}
