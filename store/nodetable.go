@@ -16,17 +16,20 @@ import (
 // pointers, so the collector never scans them.
 //
 // Records are immutable once written, except that a record leaving the
-// index has its generation zeroed, so compaction skips it without a
-// lookup; nodes already read from it copied the generation. get returns a node whose value and
-// child list alias the chunk: a replaced or deleted record is garbage in
-// its chunk, and a reader holding an old node keeps the chunk alive through
-// the Go collector, so a snapshot (a transaction's) stays valid. A chunk
-// whose live records fall under three quarters of its bytes is compacted
-// (its live records are copied to the chunk being filled and the chunk
-// dropped), so the chunks hold at most 4/3 of the live records however the
-// store is churned, at a copying cost of at most three bytes per byte
-// freed. (Filling a tree rewrites each parent as its children arrive, so
-// without compaction a third or more of the chunks would be old parents.)
+// index has its generation zeroed so that compaction skips it without a
+// lookup (nodes already read from it copied the generation). get returns a
+// node whose value and child list alias the chunk: a replaced or deleted
+// record is garbage in its chunk, and a reader holding an old node keeps
+// the chunk alive through the Go collector, so it stays valid (the engine
+// still copies what it keeps across requests: see node.detached).
+//
+// Compaction: a chunk whose live records fall under three quarters of its
+// bytes has them copied to a chunk of survivors and is dropped, so the
+// chunks hold at most 4/3 of the live records however the store is
+// churned, at a copying cost of at most three bytes per byte freed. The
+// last youngChunks chunks of new records are spared until they age (unless
+// nearly empty), so that records which die young (a counter rewritten, a
+// parent rewritten as its children arrive) are never copied.
 //
 // Permission lists are interned (permSets): nodes share identical lists,
 // which is the common case (a guest's nodes all say "b<domid>" or
