@@ -170,12 +170,15 @@ func (t *nodeTable) put(path string, n *node) (node, bool) {
 		t.resize(len(t.slots) * 3 / 2)
 	}
 	i, tag := t.find(path)
-	var permsID uint32
-	if s := t.slots[i]; s != 0 && sameList(t.perms.sets[readHeader(t.record(uint32(s))).permsID], n.perms) {
+	permsID, kept := uint32(0), false
+	if s := t.slots[i]; s != 0 {
 		// The common write: the node keeps the list it was read with.
 		permsID = readHeader(t.record(uint32(s))).permsID
-		t.perms.refs[permsID]++
-	} else {
+		if kept = sameList(t.perms.sets[permsID], n.perms); kept {
+			t.perms.refs[permsID]++
+		}
+	}
+	if !kept {
 		permsID = t.perms.acquire(n.perms)
 	}
 	ref := t.write(path, n, permsID)
