@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -54,10 +55,33 @@ func openConsole() func([]byte) {
 }
 
 func execXenstored(log *logger, cfg initcfg.Config) {
+	setMemoryLimit(log)
 	argv := cfg.Argv()
 	log.printf("uptime %ss: exec %q", uptime(), argv)
 	err := syscall.Exec(cfg.Path, argv, os.Environ())
 	log.printf("error: exec %s: %v", cfg.Path, err)
+}
+
+// setMemoryLimit gives xenstored a GOMEMLIMIT from the domain's memory,
+// unless one is set already (a GOMEMLIMIT=... word on the kernel command
+// line reaches init's environment).
+func setMemoryLimit(log *logger) {
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		log.printf("GOMEMLIMIT=%s (from the command line)", v)
+		return
+	}
+	meminfo, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		log.printf("no /proc/meminfo (%v): xenstored runs without a memory limit", err)
+		return
+	}
+	limit, ok := initcfg.MemoryLimit(string(meminfo))
+	if !ok {
+		log.printf("no MemTotal in /proc/meminfo: xenstored runs without a memory limit")
+		return
+	}
+	os.Setenv("GOMEMLIMIT", strconv.FormatInt(limit, 10))
+	log.printf("GOMEMLIMIT=%d (3/4 of MemTotal)", limit)
 }
 
 func uptime() string {

@@ -259,3 +259,23 @@ func Mounts() []Mount {
 		{Source: "xenfs", Target: "/proc/xen", FSType: "xenfs"},
 	}
 }
+
+// MemoryLimit is the GOMEMLIMIT init gives xenstored: three quarters of
+// MemTotal from /proc/meminfo, so that the Go collector works harder as
+// the store nears the stub domain's small memory (32 MiB is the launcher's
+// default) instead of the kernel killing PID 1. ok is false when meminfo
+// has no usable MemTotal.
+func MemoryLimit(meminfo string) (limit int64, ok bool) {
+	for _, line := range strings.Split(meminfo, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 || f[0] != "MemTotal:" || f[2] != "kB" {
+			continue
+		}
+		kb, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil || kb <= 0 || kb > 1<<40 {
+			return 0, false
+		}
+		return kb * 1024 * 3 / 4, true
+	}
+	return 0, false
+}

@@ -200,3 +200,28 @@ func TestMounts(t *testing.T) {
 		}
 	}
 }
+
+func TestMemoryLimit(t *testing.T) {
+	tests := []struct {
+		name    string
+		meminfo string
+		want    int64
+		ok      bool
+	}{
+		{"stub", "MemTotal:          24576 kB\nMemFree:           10000 kB\n", 24576 * 1024 * 3 / 4, true},
+		{"not first line", "MemFree: 1 kB\nMemTotal: 4000 kB\n", 4000 * 1024 * 3 / 4, true},
+		{"missing", "MemFree: 1 kB\n", 0, false},
+		{"empty", "", 0, false},
+		{"bad number", "MemTotal: lots kB\n", 0, false},
+		{"zero", "MemTotal: 0 kB\n", 0, false},
+		{"other unit", "MemTotal: 4000 MB\n", 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := MemoryLimit(tc.meminfo)
+			if got != tc.want || ok != tc.ok {
+				t.Errorf("MemoryLimit(%q) = %d, %v; want %d, %v", tc.meminfo, got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
