@@ -223,8 +223,9 @@ func (e *Engine) checkLocked() []string {
 	want := 0
 	e.nodes.each(func(p string, n *node) bool {
 		seenIDs := map[uint32]bool{}
+		home, inHome := homeOf(p)
 		for _, pm := range n.perms {
-			if pm.ID != e.cfg.PrivDomid && !seenIDs[pm.ID] {
+			if pm.ID != e.cfg.PrivDomid && !seenIDs[pm.ID] && !(inHome && pm.ID == home) {
 				seenIDs[pm.ID] = true
 				want++
 				if _, ok := e.mentions[pm.ID][p]; !ok {

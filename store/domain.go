@@ -243,12 +243,25 @@ func (e *Engine) removeDomainNodes(domid uint32) {
 	if domid == e.cfg.PrivDomid {
 		return
 	}
-	// Only nodes whose permissions name the domain matter: the index
+	// Only nodes whose permissions name the domain matter: those in its
+	// home directory (walked) and those the index lists elsewhere, which
 	// keeps this proportional to the domain, not to the store. Parents
 	// sort before their children, so a removed subtree is skipped.
 	paths := make([]string, 0, len(e.mentions[domid]))
 	for p := range e.mentions[domid] {
 		paths = append(paths, p)
+	}
+	for stack := []string{domainPath(domid)}; len(stack) > 0; {
+		p := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		n := e.nodes.get(p)
+		if n == nil {
+			continue
+		}
+		if n.perms.names(domid) {
+			paths = append(paths, p)
+		}
+		eachChild(n.children, func(ch string) { stack = append(stack, childPath(p, ch)) })
 	}
 	sort.Slice(paths, func(i, j int) bool {
 		return len(paths[i]) < len(paths[j]) || len(paths[i]) == len(paths[j]) && paths[i] < paths[j]
@@ -274,14 +287,7 @@ func (e *Engine) removeDomainNodes(domid uint32) {
 // with the control domain as owner if domid owned it), or ok=false if n does
 // not mention domid.
 func dropDomainPerms(n *node, domid, priv uint32) (*node, bool) {
-	mentions := false
-	for _, p := range n.perms {
-		if p.ID == domid {
-			mentions = true
-			break
-		}
-	}
-	if !mentions {
+	if !n.perms.names(domid) {
 		return nil, false
 	}
 	c := n.clone()

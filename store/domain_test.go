@@ -149,6 +149,44 @@ func TestDomainDeathCleansUp(t *testing.T) {
 	checkConsistent(t, e)
 }
 
+// TestDomainDeathInDom0OwnedHome: libxl makes a guest's home owned by
+// dom0 ("n0,r<domid>"). Nodes there are found at death by walking the home
+// (the permission index leaves them out): the guest's own go, dom0's keep
+// their place without entries naming the dead guest.
+func TestDomainDeathInDom0OwnedHome(t *testing.T) {
+	e := newTestEngine(t, nil)
+	d := dom0(t, e)
+	d.must(wire.Introduce, 0, "7", "1", "1")
+	d.write("/local/domain/7/control/shutdown", "")
+	d.must(wire.SetPerms, 0, "/local/domain/7", "n0", "r7")
+	d.must(wire.SetPerms, 0, "/local/domain/7/control", "n0", "r7")
+	d.must(wire.SetPerms, 0, "/local/domain/7/control/shutdown", "n0", "b7")
+	d.write("/local/domain/7/data", "")
+	d.must(wire.SetPerms, 0, "/local/domain/7/data", "b7")
+	g := guest(t, e, 7)
+	g.write("data/deep/er", "x") // owned by 7, in a dom0-owned home
+	d.write("/local/domain/70/x", "")
+	d.must(wire.SetPerms, 0, "/local/domain/70/x", "n0", "r7") // not 7's home: indexed
+	checkConsistent(t, e)
+	if n := len(e.mentions[7]); n != 1 {
+		t.Errorf("index holds %d paths for domain 7, want 1 (/local/domain/70/x)", n)
+	}
+	g.c.Close()
+	e.DomainGone(7, true)
+	d.fails("ENOENT", wire.Read, 0, "/local/domain/7/data")
+	for path, want := range map[string]string{
+		"/local/domain/7":                  "n0\x00",
+		"/local/domain/7/control":          "n0\x00",
+		"/local/domain/7/control/shutdown": "n0\x00",
+		"/local/domain/70/x":               "n0\x00",
+	} {
+		if got := d.must(wire.GetPerms, 0, path); got != want {
+			t.Errorf("%s: perms %q after the death, want %q", path, got, want)
+		}
+	}
+	checkConsistent(t, e)
+}
+
 func TestShutdownFiresOnceUntilResume(t *testing.T) {
 	e := newTestEngine(t, nil)
 	d, w := dom0(t, e), dom0(t, e)

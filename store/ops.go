@@ -45,10 +45,13 @@ func (e *Engine) setLive(path string, n *node) {
 
 // indexPerms adds (or removes) path to the index of nodes whose
 // permissions name each domain other than the control domain, so that a
-// domain's death touches only its own nodes.
+// domain's death touches only its own nodes. Nodes in the domain's own
+// home directory are left out (most of a guest's nodes, and most of the
+// index's memory): its death walks that subtree instead.
 func (e *Engine) indexPerms(path string, ps Perms, add bool) {
+	home, inHome := homeOf(path)
 	for i, p := range ps {
-		if p.ID == e.cfg.PrivDomid || (i > 0 && p.ID == ps[0].ID) {
+		if p.ID == e.cfg.PrivDomid || (i > 0 && p.ID == ps[0].ID) || (inHome && p.ID == home) {
 			continue
 		}
 		set := e.mentions[p.ID]

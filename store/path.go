@@ -28,6 +28,24 @@ func domainPath(domid uint32) string {
 	return "/local/domain/" + strconv.FormatUint(uint64(domid), 10)
 }
 
+// homeOf reports the domain whose home directory (/local/domain/<domid>)
+// is p or holds p.
+func homeOf(p string) (uint32, bool) {
+	const pre = "/local/domain/"
+	if !strings.HasPrefix(p, pre) {
+		return 0, false
+	}
+	j := len(pre)
+	for j < len(p) && p[j] != '/' {
+		j++
+	}
+	id, err := strconv.ParseUint(p[len(pre):j], 10, 32)
+	if err != nil || strconv.FormatUint(id, 10) != p[len(pre):j] {
+		return 0, false // not the canonical spelling of a domid
+	}
+	return uint32(id), true
+}
+
 // localPrefixLen is the length of a leading "/local/domain/<digits>/", the
 // part C xenstored leaves out when it applies the path-max quota (so a
 // guest's relative limit means the same whatever its domid).

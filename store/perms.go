@@ -58,6 +58,16 @@ func (ps Perms) Strings() []string {
 	return s
 }
 
+// names reports whether any entry of ps is for domid.
+func (ps Perms) names(domid uint32) bool {
+	for _, p := range ps {
+		if p.ID == domid {
+			return true
+		}
+	}
+	return false
+}
+
 func (ps Perms) clone() Perms { return append(Perms(nil), ps...) }
 
 // ParsePerm parses one "<r|w|b|n><domid>" entry. Like C xenstored's
