@@ -345,7 +345,7 @@ func Run(cfg Config) (*Result, error) {
 	defer timer.Stop()
 	progressDone := make(chan struct{})
 	if cfg.Progress != nil {
-		go progress(s, begin, progressDone)
+		go progress(s.cfg.Progress, &s.completed, begin, progressDone)
 	}
 
 	stats := make([]connStats, cfg.Conns)
@@ -401,7 +401,9 @@ func Run(cfg Config) (*Result, error) {
 	return r, nil
 }
 
-func progress(s *runState, begin time.Time, done <-chan struct{}) {
+// progress writes a line per second to w with the rate and total of
+// completed, until done is closed.
+func progress(w io.Writer, completed *atomic.Int64, begin time.Time, done <-chan struct{}) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	prev := int64(0)
@@ -410,8 +412,8 @@ func progress(s *runState, begin time.Time, done <-chan struct{}) {
 		case <-done:
 			return
 		case now := <-t.C:
-			n := s.completed.Load()
-			fmt.Fprintf(s.cfg.Progress, "xsload: %4.0fs %9d ops/s %11d ops\n", now.Sub(begin).Seconds(), n-prev, n)
+			n := completed.Load()
+			fmt.Fprintf(w, "xsload: %4.0fs %9d ops/s %11d ops\n", now.Sub(begin).Seconds(), n-prev, n)
 			prev = n
 		}
 	}

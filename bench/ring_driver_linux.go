@@ -22,11 +22,10 @@ import (
 // The server answers a ring's requests in order, so replies are matched
 // first-in first-out. stop is checked between wake-ups; after it is set no
 // new requests are issued and the call returns once every ring drained.
-func driveRings(ge *fake.GuestEvents, guests []*fake.Guest, depth int, mix string, stop func(done uint64) bool) (*Histogram, error) {
+func driveRings(ge *fake.GuestEvents, guests []*fake.Guest, depth int, cycle []ringRequest, stop func(done uint64) bool) (*Histogram, error) {
 	type dg struct {
 		g     *fake.Guest
 		r     *ring.Guest
-		reqs  [2][]byte
 		next  int
 		out   []byte
 		in    []byte
@@ -39,22 +38,16 @@ func driveRings(ge *fake.GuestEvents, guests []*fake.Guest, depth int, mix strin
 	}
 	ds := make([]*dg, len(guests))
 	byGuest := make(map[*fake.Guest]*dg, len(guests))
-	read := (&wire.Msg{Type: wire.Read, ReqID: 1, Payload: wire.JoinStrings("data/counter")}).Encode()
-	write := (&wire.Msg{Type: wire.Write, ReqID: 2, Payload: append(wire.JoinStrings("data/counter"), value16...)}).Encode()
+	reqs := make([][]byte, len(cycle))
+	for i, c := range cycle {
+		reqs[i] = (&wire.Msg{Type: c.typ, ReqID: uint32(i + 1), Payload: c.payload}).Encode()
+	}
 	for i, g := range guests {
 		r, err := ring.NewGuest(g.Page())
 		if err != nil {
 			return nil, err
 		}
 		d := &dg{g: g, r: r}
-		switch mix {
-		case "write":
-			d.reqs = [2][]byte{write, write}
-		case "rw":
-			d.reqs = [2][]byte{read, write}
-		default:
-			d.reqs = [2][]byte{read, read}
-		}
 		ds[i] = d
 		byGuest[g] = d
 	}
@@ -62,7 +55,7 @@ func driveRings(ge *fake.GuestEvents, guests []*fake.Guest, depth int, mix strin
 	stopping := false
 	// push queues one request and writes what fits.
 	push := func(d *dg) {
-		d.out = append(d.out, d.reqs[d.next&1]...)
+		d.out = append(d.out, reqs[d.next%len(reqs)]...)
 		d.next++
 		d.sent = append(d.sent, time.Now())
 	}

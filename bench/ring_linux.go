@@ -12,8 +12,10 @@ package bench
 // the caller.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -259,6 +261,12 @@ type RingResult struct {
 	Lat            *Histogram // per request, client call to reply
 }
 
+func (r *RingResult) String() string {
+	return fmt.Sprintf("%d requests in %.2fs: %.0f requests/s, p50 %s p99 %s p99.9 %s max %s",
+		r.Ops, r.Elapsed.Seconds(), r.Rate(), fmtDur(r.Lat.Quantile(0.5)), fmtDur(r.Lat.Quantile(0.99)),
+		fmtDur(r.Lat.Quantile(0.999)), fmtDur(r.Lat.Max()))
+}
+
 // Rate is requests per second over all domains.
 func (r *RingResult) Rate() float64 { return float64(r.Ops) / r.Elapsed.Seconds() }
 
@@ -268,18 +276,67 @@ type RingOptions struct {
 	Depth    int           // requests in flight per domain (goroutines calling), default 1
 	Duration time.Duration // default 1s
 	Ops      int           // if > 0: stop after this many requests instead
-	Mix      string        // "read" (default), "write" or "rw" (alternating)
-	Populate bool          // give each guest its ~100 nodes and watches
+	// Mix weighs READ of the guest's data/counter, WRITE of it and
+	// DIRECTORY of data (the socket load's weights; transactions and
+	// watches are not driven over rings). Requests follow the weights in
+	// a fixed cycle: read=1,write=1 alternates. Zero: read only.
+	Mix       Mix
+	ValueSize int  // bytes written (default 16)
+	Populate  bool // give each guest its ~100 nodes and watches
+	// Progress, if set, gets a line per second (driver side only, not
+	// with Clients).
+	Progress io.Writer
 	// Clients: drive each guest through its own ringclient.Client (a
 	// goroutine and a thread blocked in poll per guest, plus one goroutine
 	// per request in flight) instead of one driver thread for all rings.
 	Clients bool
 }
 
+// ringRequest is one request of a ring load's cycle.
+type ringRequest struct {
+	typ     wire.Type
+	payload []byte
+}
+
+// ringCycle expands o.Mix into the fixed cycle of requests every guest
+// issues.
+func ringCycle(o RingOptions) ([]ringRequest, error) {
+	value := value16
+	if o.ValueSize > 0 {
+		value = bytes.Repeat([]byte{'v'}, o.ValueSize)
+	}
+	m := o.Mix
+	if m == (Mix{}) {
+		m[OpRead] = 1
+	}
+	if m[OpTxn] > 0 || m[OpWatch] > 0 {
+		return nil, fmt.Errorf("ring load: mix %s: only read, write and dir are driven over rings", m)
+	}
+	kinds := []ringRequest{
+		OpRead:      {wire.Read, wire.JoinStrings("data/counter")},
+		OpWrite:     {wire.Write, append(wire.JoinStrings("data/counter"), value...)},
+		OpDirectory: {wire.Directory, wire.JoinStrings("data")},
+	}
+	var cycle []ringRequest
+	for left := m; left != (Mix{}); {
+		for op := range kinds {
+			if left[op] > 0 {
+				cycle = append(cycle, kinds[op])
+				left[op]--
+			}
+		}
+	}
+	return cycle, nil
+}
+
 // RingThroughput starts a rig with o.Domains guests and has every guest
-// issue requests on its ring (o.Depth at a time) for o.Duration: READ of
-// its data/counter, WRITE of it, or both alternately.
+// issue requests on its ring (o.Depth at a time) for o.Duration or until
+// o.Ops, following o.Mix.
 func RingThroughput(o RingOptions) (*RingResult, error) {
+	cycle, err := ringCycle(o)
+	if err != nil {
+		return nil, err
+	}
 	if o.Depth <= 0 {
 		o.Depth = 1
 	}
@@ -317,7 +374,14 @@ func RingThroughput(o RingOptions) (*RingResult, error) {
 	if !o.Clients {
 		start := time.Now()
 		deadline := start.Add(o.Duration)
-		lat, err := driveRings(r.ge, guests, o.Depth, o.Mix, func(done uint64) bool {
+		var completed atomic.Int64
+		if o.Progress != nil {
+			stopProgress := make(chan struct{})
+			defer close(stopProgress)
+			go progress(o.Progress, &completed, start, stopProgress)
+		}
+		lat, err := driveRings(r.ge, guests, o.Depth, cycle, func(done uint64) bool {
+			completed.Store(int64(done))
 			if o.Ops > 0 {
 				return done >= uint64(o.Ops)
 			}
@@ -351,8 +415,6 @@ func RingThroughput(o RingOptions) (*RingResult, error) {
 		runErr  error
 	)
 	budget := int64(o.Ops)
-	readP := wire.JoinStrings("data/counter")
-	writeP := append(wire.JoinStrings("data/counter"), value16...)
 	start := time.Now()
 	for _, c := range clients {
 		for k := 0; k < o.Depth; k++ {
@@ -365,12 +427,9 @@ func RingThroughput(o RingOptions) (*RingResult, error) {
 					if budget > 0 && total.Add(1) > budget {
 						break
 					}
-					typ, p := wire.Read, readP
-					if o.Mix == "write" || (o.Mix == "rw" && i%2 == 1) {
-						typ, p = wire.Write, writeP
-					}
+					req := cycle[i%len(cycle)]
 					t0 := time.Now()
-					if _, err := c.Call(ctx, typ, 0, p); err != nil {
+					if _, err := c.Call(ctx, req.typ, 0, req.payload); err != nil {
 						errOnce.Do(func() { runErr = err })
 						stopped.Store(true)
 						break

@@ -1,15 +1,18 @@
 package bench
 
 import (
+	"slices"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/xsstub/xenstored/store/wire"
 )
 
 // BenchmarkRingRoundTrip: one guest, one request in flight, READ and WRITE
 // alternating, driven directly on the ring (no ringclient).
 func BenchmarkRingRoundTrip(b *testing.B) {
-	r, err := RingThroughput(RingOptions{Domains: 1, Depth: 1, Ops: max(b.N, 1), Mix: "rw"})
+	r, err := RingThroughput(RingOptions{Domains: 1, Depth: 1, Ops: max(b.N, 1), Mix: Mix{OpRead: 1, OpWrite: 1}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -19,7 +22,7 @@ func BenchmarkRingRoundTrip(b *testing.B) {
 
 // BenchmarkRingClientRoundTrip is the same through xen/ringclient.
 func BenchmarkRingClientRoundTrip(b *testing.B) {
-	r, err := RingThroughput(RingOptions{Domains: 1, Depth: 1, Ops: max(b.N, 1), Mix: "rw", Clients: true})
+	r, err := RingThroughput(RingOptions{Domains: 1, Depth: 1, Ops: max(b.N, 1), Mix: Mix{OpRead: 1, OpWrite: 1}, Clients: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -32,7 +35,7 @@ func BenchmarkRingClientRoundTrip(b *testing.B) {
 func BenchmarkRingThroughput(b *testing.B) {
 	for _, n := range []int{1, 100, 1000} {
 		b.Run(strconv.Itoa(n)+"domains", func(b *testing.B) {
-			r, err := RingThroughput(RingOptions{Domains: n, Depth: 1, Ops: max(b.N, n), Mix: "rw"})
+			r, err := RingThroughput(RingOptions{Domains: n, Depth: 1, Ops: max(b.N, n), Mix: Mix{OpRead: 1, OpWrite: 1}})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -44,12 +47,68 @@ func BenchmarkRingThroughput(b *testing.B) {
 
 func TestRingThroughputSmall(t *testing.T) {
 	for _, clients := range []bool{false, true} {
-		r, err := RingThroughput(RingOptions{Domains: 20, Depth: 2, Duration: 100 * time.Millisecond, Mix: "rw", Populate: true, Clients: clients})
+		r, err := RingThroughput(RingOptions{Domains: 20, Depth: 2, Duration: 100 * time.Millisecond, Mix: Mix{OpRead: 1, OpWrite: 1}, Populate: true, Clients: clients})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if r.Ops == 0 || r.Lat.Quantile(0.5) <= 0 {
 			t.Errorf("clients=%v: no requests measured: %+v", clients, r)
+		}
+	}
+}
+
+func TestRingCycle(t *testing.T) {
+	tests := []struct {
+		mix  string
+		want []wire.Type // nil: an error
+	}{
+		{"", []wire.Type{wire.Read}},
+		{"read=1,write=1", []wire.Type{wire.Read, wire.Write}},
+		{"read=2,write=1", []wire.Type{wire.Read, wire.Write, wire.Read}},
+		{"dir", []wire.Type{wire.Directory}},
+		{"write=1,dir=2", []wire.Type{wire.Write, wire.Directory, wire.Directory}},
+		{"txn", nil},
+		{"read,watch", nil},
+	}
+	for _, tc := range tests {
+		m, err := ParseMix(tc.mix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cycle, err := ringCycle(RingOptions{Mix: m})
+		if tc.want == nil {
+			if err == nil {
+				t.Errorf("mix %q: no error", tc.mix)
+			}
+			continue
+		}
+		var got []wire.Type
+		for _, r := range cycle {
+			got = append(got, r.typ)
+		}
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("mix %q: cycle %v, %v; want %v", tc.mix, got, err, tc.want)
+		}
+	}
+}
+
+// TestRingMixes drives every ring mix on both guest sides; the driver fails
+// on any error reply (values stay under a guest's 2048-byte node-size
+// quota, which answers ENOSPC).
+func TestRingMixes(t *testing.T) {
+	for _, tc := range []struct {
+		mix  string
+		size int
+	}{{"read", 0}, {"write", 1000}, {"dir", 0}, {"read=3,write=1,dir=1", 100}} {
+		for _, clients := range []bool{false, true} {
+			m, _ := ParseMix(tc.mix)
+			r, err := RingThroughput(RingOptions{Domains: 3, Depth: 2, Ops: 300, Mix: m, ValueSize: tc.size, Clients: clients})
+			if err != nil {
+				t.Fatalf("%s (clients %v): %v", tc.mix, clients, err)
+			}
+			if r.Ops < 300 {
+				t.Errorf("%s (clients %v): %d requests measured, want 300", tc.mix, clients, r.Ops)
+			}
 		}
 	}
 }

@@ -120,7 +120,7 @@ func main() {
 		for _, n := range rings {
 			for _, depth := range []int{1, 4} {
 				say(fmt.Sprintf("ring throughput: %d domains x %d in flight", n, depth))
-				r, err := bench.RingThroughput(bench.RingOptions{Domains: n, Depth: depth, Duration: *ringDur, Mix: "rw"})
+				r, err := bench.RingThroughput(bench.RingOptions{Domains: n, Depth: depth, Duration: *ringDur, Mix: bench.Mix{bench.OpRead: 1, bench.OpWrite: 1}})
 				if errors.Is(err, bench.ErrSkipped) {
 					say(err.Error())
 					continue
@@ -132,7 +132,7 @@ func main() {
 			}
 		}
 		say("ring round trip through ringclient (1 domain)")
-		rc, err := bench.RingThroughput(bench.RingOptions{Domains: 1, Depth: 1, Duration: *ringDur, Mix: "rw", Clients: true})
+		rc, err := bench.RingThroughput(bench.RingOptions{Domains: 1, Depth: 1, Duration: *ringDur, Mix: bench.Mix{bench.OpRead: 1, bench.OpWrite: 1}, Clients: true})
 		if err != nil {
 			fail(err)
 		}
