@@ -385,6 +385,9 @@ func runSeqAll(ops []Op, all bool) ([]*mismatch, error) {
 			if fixup != nil {
 				gs.exec(*fixup)
 			}
+			if diverges[why] {
+				break // the two stores differ from here on: nothing left to compare
+			}
 			continue
 		}
 		m := &mismatch{index: i, what: what, c: co, g: gso, masked: masked}
