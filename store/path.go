@@ -39,9 +39,13 @@ func homeOf(p string) (uint32, bool) {
 	for j < len(p) && p[j] != '/' {
 		j++
 	}
-	id, err := strconv.ParseUint(p[len(pre):j], 10, 32)
-	if err != nil || strconv.FormatUint(id, 10) != p[len(pre):j] {
+	digits := p[len(pre):j]
+	if len(digits) > 1 && digits[0] == '0' {
 		return 0, false // not the canonical spelling of a domid
+	}
+	id, err := strconv.ParseUint(digits, 10, 32)
+	if err != nil {
+		return 0, false
 	}
 	return uint32(id), true
 }

@@ -111,3 +111,32 @@ func TestIsChild(t *testing.T) {
 		}
 	}
 }
+
+func TestHomeOf(t *testing.T) {
+	tests := []struct {
+		path string
+		id   uint32
+		ok   bool
+	}{
+		{"/local/domain/5", 5, true},
+		{"/local/domain/5/data/x", 5, true},
+		{"/local/domain/0", 0, true},
+		{"/local/domain/0/backend/vif/5/0", 0, true},
+		{"/local/domain/4294967295/x", 4294967295, true},
+		{"/local/domain/4294967296/x", 0, false}, // not a uint32
+		{"/local/domain/05/x", 0, false},         // not canonical
+		{"/local/domain/+5", 0, false},
+		{"/local/domain/", 0, false},
+		{"/local/domain", 0, false},
+		{"/local/domain/x5", 0, false},
+		{"/local/domainx/5", 0, false},
+		{"/vm/5", 0, false},
+		{"@releaseDomain", 0, false},
+	}
+	for _, tc := range tests {
+		id, ok := homeOf(tc.path)
+		if id != tc.id || ok != tc.ok {
+			t.Errorf("homeOf(%q) = %d, %v; want %d, %v", tc.path, id, ok, tc.id, tc.ok)
+		}
+	}
+}
