@@ -224,8 +224,8 @@ func (e *Engine) checkLocked() []string {
 	e.nodes.each(func(p string, n *node) bool {
 		seenIDs := map[uint32]bool{}
 		home, inHome := homeOf(p)
-		for _, pm := range n.perms {
-			if pm.ID != e.cfg.PrivDomid && !seenIDs[pm.ID] && !(inHome && pm.ID == home) {
+		for i, pm := range n.perms {
+			if pm.ID != e.cfg.PrivDomid && !seenIDs[pm.ID] && !(inHome && pm.ID == home) && !(i > 0 && pm.Ignore) {
 				seenIDs[pm.ID] = true
 				want++
 				if _, ok := e.mentions[pm.ID][p]; !ok {

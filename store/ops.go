@@ -47,11 +47,12 @@ func (e *Engine) setLive(path string, n *node) {
 // permissions name each domain other than the control domain, so that a
 // domain's death touches only its own nodes. Nodes in the domain's own
 // home directory are left out (most of a guest's nodes, and most of the
-// index's memory): its death walks that subtree instead.
+// index's memory): its death walks that subtree instead. Ignored entries
+// need nothing at a death and are left out too.
 func (e *Engine) indexPerms(path string, ps Perms, add bool) {
 	home, inHome := homeOf(path)
 	for i, p := range ps {
-		if p.ID == e.cfg.PrivDomid || (i > 0 && p.ID == ps[0].ID) || (inHome && p.ID == home) {
+		if p.ID == e.cfg.PrivDomid || (i > 0 && (p.ID == ps[0].ID || p.Ignore)) || (inHome && p.ID == home) {
 			continue
 		}
 		set := e.mentions[p.ID]
