@@ -88,8 +88,12 @@ func cUnsafe(op Op) (want outcome, alt []string, unsafe bool) {
 	// SET_PERMS on an unknown @path: do_set_perms returns errno, not the
 	// EINVAL set_perms_special returned. Upstream: ENOENT (no such node),
 	// once the permissions parse; EINVAL (an invalid path) is accepted.
+	// C counts only NUL-terminated strings (xs_count_strings): an
+	// unterminated tail is ignored, not an error (seed 21073 of
+	// DIFFTEST_SEED=20000 DIFFTEST_OPS=150 crashed C that way).
 	if op.Type == wire.SetPerms && len(op.Payload) > 0 && op.Payload[0] == '@' {
-		parts, _ := wire.SplitStrings(op.Payload)
+		parts := strings.Split(string(op.Payload), "\x00")
+		parts = parts[:len(parts)-1] // the unterminated tail, "" when terminated
 		if len(parts) >= 2 && !knownSpecial[parts[0]] && permsParse(parts[1:]) {
 			want.reply = `ERROR "ENOENT\x00"`
 			return want, []string{replyEINVAL}, true
