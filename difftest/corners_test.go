@@ -139,6 +139,11 @@ var corners = []struct {
 		rq(1, 0, wire.Introduce, "5", "0", "7"), rq(1, 0, wire.IsDomainIntroduced, "5"),
 		rq(1, 0, wire.Release, "5"), rq(1, 0, wire.IsDomainIntroduced, "5"),
 	}},
+	{"release deletes a watched node of the domain; the releaser watches", []Op{
+		rq(0, 0, wire.Watch, "@releaseDomain", "r"), rq(0, 0, wire.Watch, "/a", "w"),
+		rq(0, 0, wire.Introduce, "5", "0", "7"), wr(0, 0, "/a/b", "x"),
+		rq(0, 0, wire.SetPerms, "/a/b", "n5"), rq(0, 0, wire.Release, "5"),
+	}},
 	{"special watch with a domid suffix", []Op{
 		rq(0, 0, wire.Watch, "@introduceDomain/1", "i1"), rq(0, 0, wire.Watch, "@releaseDomain/1", "r1"),
 		rq(1, 0, wire.Introduce, "1", "0", "7"), rq(1, 0, wire.Release, "1"),
