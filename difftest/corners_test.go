@@ -84,6 +84,10 @@ var corners = []struct {
 		rq(1, 0, wire.Watch, "/a", "w"), start(0, 1), wr(0, 1, "/a/b", "x"), wr(0, 1, "/a/c", "y"),
 		rq(0, 1, wire.Rm, "/a/c"), end(0, 1, "T"),
 	}},
+	{"tx rm of a subtree: the parent is touched before the children", []Op{
+		wr(0, 0, "/p/c/d", "x"), rq(1, 0, wire.Watch, "/p", "w"), rq(1, 0, wire.Watch, "/p/c/d", "w"), start(0, 1),
+		rq(0, 1, wire.Rm, "/p/c"), rq(0, 1, wire.Rm, "/p"), end(0, 1, "T"),
+	}},
 	{"aborted transaction fires nothing", []Op{
 		rq(1, 0, wire.Watch, "/a", "w"), start(0, 1), wr(0, 1, "/a/b", "x"), end(0, 1, "F"),
 		rq(0, 0, wire.Read, "/a/b"),

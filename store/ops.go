@@ -276,6 +276,12 @@ func (e *Engine) removeTree(c *Conn, tx *txn, path string) error {
 	if err != nil || root == nil {
 		return err
 	}
+	// The parent before the subtree, as C's _rm reads it: in a
+	// transaction the access order is the order of the commit's events.
+	parent, err := e.lookup(c, tx, parentPath(path))
+	if err != nil {
+		return err
+	}
 	stack := []frame{{path: path, n: root}}
 	var order []frame
 	for len(stack) > 0 {
@@ -295,10 +301,6 @@ func (e *Engine) removeTree(c *Conn, tx *txn, path string) error {
 		}
 		order = append(order, *top)
 		stack = stack[:len(stack)-1]
-	}
-	parent, err := e.lookup(c, tx, parentPath(path))
-	if err != nil {
-		return err
 	}
 	for _, f := range order {
 		if err := e.store(c, tx, f.path, nil); err != nil {
