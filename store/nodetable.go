@@ -133,30 +133,39 @@ func (t *nodeTable) len() int { return t.count }
 // get returns the node at path, or nil. The node is the caller's; its
 // value, child list and permissions are shared and must not be modified.
 func (t *nodeTable) get(path string) *node {
+	rec := t.lookup(path)
+	if rec == nil {
+		return nil
+	}
+	return t.decode(rec)
+}
+
+// lookup returns the record of path (see record), or nil.
+func (t *nodeTable) lookup(path string) []byte {
 	i, _ := t.find(path)
 	if t.slots[i] == 0 {
 		return nil
 	}
-	return t.decode(t.record(uint32(t.slots[i])))
+	return t.record(uint32(t.slots[i]))
 }
 
 // permsOf returns the node's (shared) permission list, or nil if path is
 // absent; unlike get it allocates nothing (watch checks run per watcher).
 func (t *nodeTable) permsOf(path string) Perms {
-	i, _ := t.find(path)
-	if t.slots[i] == 0 {
+	rec := t.lookup(path)
+	if rec == nil {
 		return nil
 	}
-	return t.perms.sets[readHeader(t.record(uint32(t.slots[i]))).permsID]
+	return t.perms.sets[readHeader(rec).permsID]
 }
 
 // generation returns the node's generation, or 0 if path is absent.
 func (t *nodeTable) generation(path string) uint64 {
-	i, _ := t.find(path)
-	if t.slots[i] == 0 {
+	rec := t.lookup(path)
+	if rec == nil {
 		return 0
 	}
-	return binary.LittleEndian.Uint64(t.record(uint32(t.slots[i])))
+	return binary.LittleEndian.Uint64(rec)
 }
 
 // put stores n at path and returns the node it replaced, if any. n is

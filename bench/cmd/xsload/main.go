@@ -126,11 +126,7 @@ func main() {
 		if cfg.Socket != "" {
 			fail(fmt.Errorf("-ring and -socket exclude each other"))
 		}
-		var progressTo io.Writer
-		if *progress || cfg.Duration > 3*time.Second && cfg.Ops == 0 {
-			progressTo = os.Stderr
-		}
-		line, err := runRing(*ringN, cfg.Depth, m, cfg.ValueSize, cfg.Duration, cfg.Ops, progressTo)
+		line, err := runRing(*ringN, cfg.Depth, m, cfg.ValueSize, cfg.Duration, cfg.Ops, progressTo(*progress, cfg.Duration, cfg.Ops))
 		if err != nil {
 			fail(err)
 		}
@@ -143,9 +139,7 @@ func main() {
 	if cfg.Ops > 0 && !flagSet("warmup") {
 		cfg.Warmup = 0 // count every operation asked for
 	}
-	if *progress || cfg.Duration+cfg.Warmup > 3*time.Second && cfg.Ops == 0 {
-		cfg.Progress = os.Stderr
-	}
+	cfg.Progress = progressTo(*progress, cfg.Duration+cfg.Warmup, cfg.Ops)
 	r, err := bench.Run(cfg)
 	if err != nil {
 		fail(err)
@@ -155,6 +149,15 @@ func main() {
 		fmt.Fprintf(os.Stderr, "xsload: %d errors, first: %s\n", r.Errors, r.FirstErr)
 		os.Exit(1)
 	}
+}
+
+// progressTo is where progress lines go: stderr when asked for, or for
+// timed runs over 3 s; nil otherwise.
+func progressTo(asked bool, d time.Duration, ops int64) io.Writer {
+	if asked || d > 3*time.Second && ops == 0 {
+		return os.Stderr
+	}
+	return nil
 }
 
 func flagSet(name string) bool {
