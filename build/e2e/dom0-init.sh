@@ -32,6 +32,11 @@ NFAIL=0
 pass() { NPASS=$((NPASS + 1)); echo "@@E2E PASS $*"; }
 fail() { NFAIL=$((NFAIL + 1)); echo "@@E2E FAIL $*"; }
 T() { timeout 20 "$@"; }
+# xl list's state column (r b p s c d): s(hutdown), c(rashed), d(ying) fail.
+xl_state_ok() { # xl_state_ok NAME: the domain is listed and its state has no s, c or d
+	st=$(T xl list "$1" 2>/dev/null | awk -v n="$1" '$1 == n {print $5}')
+	[ -n "$st" ] && ! echo "$st" | grep -q '[scd]'
+}
 finish() {
 	[ -n "$CONS_PID" ] && kill "$CONS_PID" 2>/dev/null
 	if [ -f /var/log/xen/guest-Xenstore.log ]; then
@@ -49,6 +54,7 @@ for m in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc; do
 	insmod /modules/$m.ko* || echo "insmod $m failed"
 done
 mount -t xenfs xenfs /proc/xen
+echo "@@E2E INFO hypervisor Xen $(cat /sys/hypervisor/version/major).$(cat /sys/hypervisor/version/minor)$(cat /sys/hypervisor/version/extra) (sysfs)"
 echo "dom0: /dev/xen: $(ls /dev/xen | tr '\n' ' ')"
 mark MODULES
 
@@ -94,10 +100,12 @@ T1=$(up)
 mark IXD-END
 grep -v -E 'xc: detail|xencall|domainbuilder' /tmp/ixd.log | tail -15
 xstool doms
-if [ $rc = 0 ]; then
-	pass init-xenstore-domain "rc=0 serving_after=$(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s"
+STUBID=$(xstool doms | sed -n 's/^dom=\([1-9][0-9]*\) xenstore=1 .*/\1/p' | head -1)
+# Alive: the stub exists and is neither shut down nor dying (xstool alive).
+if [ $rc = 0 ] && [ -n "$STUBID" ] && l=$(xstool alive $STUBID); then
+	pass init-xenstore-domain "rc=0 serving_after=$(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s $l"
 else
-	fail init-xenstore-domain "rc=$rc after $(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s"
+	fail init-xenstore-domain "rc=$rc after $(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s; $(xstool alive ${STUBID:-1})"
 	sleep 3
 	finish
 fi
@@ -118,20 +126,23 @@ rc=$?
 echo "$out" | head -20
 if [ $rc = 0 ]; then pass xenstore-control-help; else fail xenstore-control-help "rc=$rc"; fi
 
-STUBID=$(T xenstore-read /tool/xenstored/domid 2>&1)
-echo "/tool/xenstored/domid = $STUBID"
-if xstool doms | grep -q "^dom=$STUBID xenstore=1 "; then
+v=$(T xenstore-read /tool/xenstored/domid 2>&1)
+echo "/tool/xenstored/domid = $v"
+if [ "$v" = "$STUBID" ] && xstool alive $v | grep -q "^dom=$v xenstore=1 .*state=alive"; then
 	pass tool-xenstored-domid "dom$STUBID is the xenstore domain"
 else
-	fail tool-xenstored-domid "'$STUBID'"
+	fail tool-xenstored-domid "'$v' (Xen's xenstore domain: $STUBID)"
 fi
 
 T xen-init-dom0
 echo "xen-init-dom0 rc=$?"
+# Which Xen runs: `xl info`'s xen_version line, as is, into the serial log.
+T xl info >/tmp/xlinfo 2>&1
+grep '^xen_version' /tmp/xlinfo || echo "xen_version: (xl info failed: $(tail -1 /tmp/xlinfo))"
 out=$(T xl list 2>&1)
 rc=$?
 echo "$out"
-if [ $rc = 0 ] && echo "$out" | grep -q '^Xenstore '; then
+if [ $rc = 0 ] && echo "$out" | grep -q '^Xenstore ' && xl_state_ok Xenstore; then
 	pass xl-list "$(echo "$out" | grep '^Xenstore ' | tr -s ' ')"
 else
 	fail xl-list "rc=$rc"
@@ -168,7 +179,7 @@ if [ "$DOMU" = 1 ]; then
 	echo "xl create: the 6 longest gaps between debug lines (seconds, line after the gap):"
 	awk '{ if (NR > 1) printf "%.2f %s\n", $1 - p, $0; p = $1 }' /tmp/xl-create.log | sort -rn | head -6 | cut -c1-200
 	ID=$(xl domid domu 2>/dev/null)
-	if [ $rc = 0 ] && [ -n "$ID" ]; then
+	if [ $rc = 0 ] && [ -n "$ID" ] && xstool alive $ID >/dev/null; then
 		pass xl-create "domid=$ID took=$(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s"
 	else
 		fail xl-create "rc=$rc after $(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s"
@@ -185,8 +196,8 @@ if [ "$DOMU" = 1 ]; then
 	fi
 	i=0
 	while [ $i -lt 90 ] && ! grep -q DOMU-DONE /var/log/xen/guest-domu.log 2>/dev/null; do sleep 1; i=$((i + 1)); done
-	if grep -q DOMU-DONE /var/log/xen/guest-domu.log 2>/dev/null; then
-		pass domu-userspace "after ${i}s"
+	if grep -q DOMU-DONE /var/log/xen/guest-domu.log 2>/dev/null && l=$(xstool alive $ID) && xl_state_ok domu; then
+		pass domu-userspace "after ${i}s; $l"
 	else
 		fail domu-userspace "no DOMU-DONE in 90s"
 	fi
@@ -236,6 +247,8 @@ if [ "$DOMU" = 1 ]; then
 	xl list
 	xstool doms
 fi
+# Our stub is still alive at the end (never retried: a crash fails here).
+if [ -n "$STUBID" ] && l=$(xstool alive $STUBID); then pass stub-alive-at-end "$l"; else fail stub-alive-at-end "$l"; fi
 # The stub's console (xstool's drain, then xenconsoled): no panic, no error.
 sleep 1
 cat /tmp/stubcons.log /var/log/xen/guest-Xenstore.log >/tmp/stubcons.all 2>/dev/null

@@ -39,6 +39,7 @@ for m in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc; do
 	insmod /modules/$m.ko* || echo "insmod $m failed"
 done
 mount -t xenfs xenfs /proc/xen
+echo "@@E2E INFO hypervisor Xen $(cat /sys/hypervisor/version/major).$(cat /sys/hypervisor/version/minor)$(cat /sys/hypervisor/version/extra) (sysfs)"
 
 # --- error paths that need no stub
 xenstore-stubdom-launch --memory 8 >/tmp/e.log 2>&1
@@ -68,7 +69,8 @@ else
 fi
 STUBID=$(cat /tmp/launch.out)
 if [ "$(cat /var/run/xen/xenstored.pid)" = "domid:$STUBID" ]; then pass pid-file; else fail pid-file "'$(cat /var/run/xen/xenstored.pid)'"; fi
-if xstool doms | grep -q "^dom=$STUBID xenstore=1 hvm=$([ -z "$LFLAGS" ] && echo 1 || echo 0) "; then pass domain-type "$(xstool doms | grep "^dom=$STUBID ")"; else fail domain-type; fi
+# Alive: exists, not shut down, not dying (xstool alive).
+if l=$(xstool alive $STUBID) && echo "$l" | grep -q "^dom=$STUBID xenstore=1 hvm=$([ -z "$LFLAGS" ] && echo 1 || echo 0) "; then pass domain-type "$l"; else fail domain-type "$l"; fi
 
 out=$(T xenstore-ls / 2>&1)
 rc=$?
@@ -88,6 +90,9 @@ rc=$?
 if [ $rc = 1 ] && grep -q 'already running' /tmp/e.log; then pass second-launch-refused "$(head -1 /tmp/e.log)"; else fail second-launch-refused "rc=$rc $(head -2 /tmp/e.log)"; fi
 
 T xen-init-dom0
+# Which Xen runs: `xl info`'s xen_version line, as is, into the serial log.
+T xl info >/tmp/xlinfo 2>&1
+grep '^xen_version' /tmp/xlinfo || echo "xen_version: (xl info failed: $(tail -1 /tmp/xlinfo))"
 out=$(T xl list 2>&1)
 echo "$out"
 if echo "$out" | grep -q '^Xenstore '; then pass xl-list "$(echo "$out" | grep '^Xenstore ' | tr -s ' ')"; else fail xl-list; fi
@@ -103,7 +108,7 @@ if [ "$DOMU" = 1 ]; then
 	timeout 150 xl create /etc/xen/domu.cfg >/tmp/xl.log 2>&1
 	rc=$?
 	ID=$(xl domid domu 2>/dev/null)
-	if [ $rc = 0 ] && [ -n "$ID" ]; then pass xl-create "domid=$ID took=$(echo "$(up) $T0" | awk '{printf "%.1f", $1-$2}')s"; else fail xl-create "rc=$rc $(tail -3 /tmp/xl.log)"; fi
+	if [ $rc = 0 ] && [ -n "$ID" ] && xstool alive $ID >/dev/null; then pass xl-create "domid=$ID took=$(echo "$(up) $T0" | awk '{printf "%.1f", $1-$2}')s"; else fail xl-create "rc=$rc $(tail -3 /tmp/xl.log)"; fi
 	i=0
 	while [ $i -lt 90 ] && ! grep -q DOMU-DONE /var/log/xen/guest-domu.log 2>/dev/null; do sleep 1; i=$((i + 1)); done
 	if grep -q DOMU-DONE /var/log/xen/guest-domu.log 2>/dev/null; then pass domu-userspace "after ${i}s"; else fail domu-userspace; fi
@@ -114,5 +119,6 @@ if [ "$DOMU" = 1 ]; then
 fi
 xl list
 xstool doms
+if l=$(xstool alive $STUBID); then pass stub-alive-at-end "$l"; else fail stub-alive-at-end "$l"; fi
 mark ALL-DONE
 finish

@@ -17,6 +17,7 @@
 #   E2E_NOBUILD=1  skip `make kernel image`
 #   E2E_PREPARE_ONLY=1  stop after steps 1-3 (packages, dom0 base, kernel and
 #                  image); build/e2e/pvh.sh uses this for the PVH boot
+#   E2E_PREPARED=FILE  with E2E_PREPARE_ONLY: write BASE=, PKGROOT=, KVER= there
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -147,7 +148,9 @@ EOF
 		$D/etc/xen/domu.cfg >$D/etc/xen/domuoff.cfg
 	(cd $D && find . | cpio -o -H newc --quiet | gzip -1) >"$BASE.tmp"
 	mv "$BASE.tmp" "$BASE"
-	for f in "$CACHE"/dom0-*.cpio.gz; do [ "$f" = "$BASE" ] || rm -f "$f"; done
+	# Other worktrees' scripts key their own bases in this shared cache: drop
+	# only bases unused for two days (a boot touches its base).
+	find "$CACHE" -maxdepth 1 -name 'dom0-*.cpio.gz' -mtime +2 -delete
 	rm -rf "$W"
 	trap - EXIT
 fi
@@ -159,8 +162,12 @@ if [ -z "${E2E_NOBUILD:-}" ]; then
 	make -s -C "$ROOT" kernel image
 fi
 [ -f "$KERNEL" ] && [ -f "$IMAGE" ] || die "no $KERNEL or $IMAGE"
+touch "$BASE"
 if [ -n "${E2E_PREPARE_ONLY:-}" ]; then
 	say "prepared: dom0 base $BASE, Xen $CACHE/xen, kernel $PKGROOT/boot/vmlinuz-$KVER"
+	# The caller (pvh.sh, launcher-pvh.sh) reads what to boot from here, not
+	# from "the newest base in the cache", which may be another worktree's.
+	[ -z "${E2E_PREPARED:-}" ] || printf 'BASE=%s\nPKGROOT=%s\nKVER=%s\n' "$BASE" "$PKGROOT" "$KVER" >"$E2E_PREPARED"
 	exit 0
 fi
 

@@ -38,11 +38,11 @@ die() { printf '== e2e-pvh [%ss]: FAIL: %s\n' "$(since)" "$*" >&2; exit 1; }
 
 # --- 1. packages, dom0 base, Xen, our kernel and image (shared with pv.sh)
 say "preparing (build/e2e/pv.sh, E2E_PREPARE_ONLY=1)"
-E2E_PREPARE_ONLY=1 bash "$HERE/pv.sh" || die "preparation failed"
-BASE=$(ls -t "$CACHE"/dom0-*.cpio.gz 2>/dev/null | head -1 || true)
-PKGROOT=$CACHE/root
-[ -n "$BASE" ] && [ -f "$CACHE/xen" ] || die "no dom0 base or Xen in $CACHE after preparation"
-KVER=$(ls "$PKGROOT/lib/modules" | sort -V | tail -1)
+PREP=$(mktemp)
+E2E_PREPARE_ONLY=1 E2E_PREPARED=$PREP bash "$HERE/pv.sh" || die "preparation failed"
+. "$PREP"
+rm -f "$PREP"
+[ -n "${BASE:-}" ] && [ -f "$BASE" ] && [ -f "$CACHE/xen" ] || die "no dom0 base or Xen in $CACHE after preparation"
 [ -f "$KERNEL" ] && [ -f "$IMAGE" ] || die "no $KERNEL or $IMAGE"
 
 # QEMU must exist and accept the CPU model; say so plainly if not.
