@@ -9,7 +9,7 @@
 #   [watch] <line>      xenstore-watch @releaseDomain output
 # Settings come from /e2e/config (written by the host script).
 /bin/busybox --install -s /bin
-export PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH=$(echo /usr/lib/xen-4.*/bin):/usr/sbin:/usr/bin:/sbin:/bin
 export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
 mount -t proc proc /proc
 mount -t sysfs sys /sys

@@ -3,7 +3,7 @@
 # xenstore-stubdom-launch (our launcher) and checks xenstore from dom0.
 #   @@E2E MARK/PASS/FAIL/DONE lines for the host script; [stub] console lines.
 /bin/busybox --install -s /bin
-export PATH=/usr/local/bin:/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH=/usr/local/bin:$(echo /usr/lib/xen-4.*/bin):/usr/sbin:/usr/bin:/sbin:/bin
 export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
 mount -t proc proc /proc
 mount -t sysfs sys /sys

@@ -8,6 +8,10 @@
 # domU.
 #
 # Environment:
+#   E2E_XEN        4.17 (default: Debian 12's Xen, tools, kernel 6.1, from the
+#                  host's apt) or 4.20 (Debian 13's Xen, tools, kernel 6.12 and
+#                  glibc, fetched by build/e2e/fetch-trixie.sh with a private
+#                  apt configuration; dom0's root is then trixie's files only)
 #   XSSTUB_CACHE   cache outside the tree (default /var/cache/xsstub)
 #   E2E_STUB_MEM   stub memory in MiB (default 64)
 #   E2E_STUB_PARAM extra words for the stub's kernel command line
@@ -22,12 +26,17 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$ROOT/build/e2e
-CACHE=${XSSTUB_CACHE:-/var/cache/xsstub}/e2e
+XENV=${E2E_XEN:-4.17}
+case $XENV in
+4.17) CACHE=${XSSTUB_CACHE:-/var/cache/xsstub}/e2e ;;
+4.20) CACHE=${XSSTUB_CACHE:-/var/cache/xsstub}/trixie/e2e ;;
+*) echo "E2E_XEN=$XENV: want 4.17 or 4.20" >&2; exit 2 ;;
+esac
 STUB_MEM=${E2E_STUB_MEM:-64}
 STUB_PARAM="xen_privcmd.unrestricted=1 sysctl.vm.overcommit_memory=1 console=hvc0 loglevel=5 ${E2E_STUB_PARAM:-}"
 DOMU=${E2E_DOMU:-1}
 TIMEOUT=${E2E_TIMEOUT:-300}
-LOG=${E2E_LOG:-$ROOT/images/e2e-pv.log}
+LOG=${E2E_LOG:-$ROOT/images/e2e-pv$([ "$XENV" = 4.17 ] || echo "-$XENV").log}
 KERNEL=$ROOT/images/xenstore-stubdom.kernel
 IMAGE=$ROOT/images/xenstore-stubdom.cpio.gz
 T0=$(date +%s.%N)
@@ -52,6 +61,7 @@ if ((${#need[@]})); then
 	}
 fi
 
+if [ "$XENV" = 4.17 ]; then
 DEBS=$CACHE/debs
 PKGROOT=$CACHE/root
 KPKG=linux-image-$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {sub("linux-image-", "", $2); print $2; exit}')
@@ -71,15 +81,33 @@ for d in "$DEBS"/*.deb; do
 	s=$PKGROOT/.$(basename "$d").done
 	[ -f "$s" ] || { dpkg -x "$d" "$PKGROOT" && touch "$s"; }
 done
-KVER=$(ls "$PKGROOT/lib/modules" | sort -V | tail -1)
-XENGZ=$(ls "$PKGROOT"/boot/xen-4.17*.gz | head -1)
+# The host's own glibc and Debian 12's libxen* runtime packages serve the
+# 4.17 binaries: libraries come from the host (ldd).
+LIBROOT=
+listlibs() { LD_LIBRARY_PATH= ldd "$1" | awk '/=>/ {print $3} /ld-linux/ {print $1}'; }
+MODDIR=$PKGROOT/lib/modules
+else
+# Debian 13: everything from trixie, glibc included, resolved by trixie's own
+# ld.so inside the unpacked root (the host's glibc is too old to run them).
+say "Xen $XENV: build/e2e/fetch-trixie.sh"
+PKGROOT=$(bash "$HERE/fetch-trixie.sh" | tail -1)
+DEBS=$(dirname "$PKGROOT")/debs
+mkdir -p "$CACHE"
+LIBROOT=$PKGROOT
+TLD=$PKGROOT/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
+listlibs() { "$TLD" --library-path "$PKGROOT/usr/lib/x86_64-linux-gnu" --list "$1" | awk '/=>/ {print $3}'; }
+MODDIR=$PKGROOT/usr/lib/modules
+fi
+KVER=$(ls "$MODDIR" | sort -V | tail -1)
+XENGZ=$(ls "$PKGROOT"/boot/xen-$XENV*.gz | head -1)
 [ -f "$PKGROOT/boot/vmlinuz-$KVER" ] && [ -f "$XENGZ" ] || die "unpacked packages incomplete in $PKGROOT"
 
 # --- 2. dom0's initramfs base (cached; keyed on the packages and this directory's tools)
 KEY=$({
+	echo "$XENV"
 	ls "$DEBS"
 	cat "$HERE/xstool.c" "$0"
-	dpkg-query -W libxen-dev xenstore-utils
+	[ "$XENV" != 4.17 ] || dpkg-query -W libxen-dev xenstore-utils
 } | sha256sum | cut -c1-16)
 BASE=$CACHE/dom0-$KEY.cpio.gz
 if [ ! -f "$BASE" ]; then
@@ -87,40 +115,60 @@ if [ ! -f "$BASE" ]; then
 	W=$(mktemp -d)
 	trap 'rm -rf "$W"' EXIT
 	D=$W/root
-	mkdir -p $D/{bin,sbin,proc,sys,dev,tmp,run,var/run,var/lib/xen,var/log/xen,etc/xen/scripts,guest,lib64,modules,usr/bin,usr/lib/xen-4.17/bin}
-	cp "$PKGROOT/bin/busybox" $D/bin/busybox
+	mkdir -p $D/{bin,sbin,proc,sys,dev,tmp,run,var/run,var/lib/xen,var/log/xen,etc/xen/scripts,guest,lib64,modules,usr/bin,usr/lib/xen-$XENV/bin}
+	BUSYBOX=$PKGROOT/bin/busybox
+	[ -f "$BUSYBOX" ] || BUSYBOX=$PKGROOT/usr/bin/busybox
+	cp "$BUSYBOX" $D/bin/busybox
 	for m in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc; do
-		f=$(find "$PKGROOT/lib/modules/$KVER" -name "$m.ko*" | head -1)
+		f=$(find "$MODDIR/$KVER" -name "$m.ko*" | head -1)
 		[ -n "$f" ] || die "module $m not in $KPKG"
 		cp "$f" $D/modules/
 	done
 	# Debian's kernel modules may be xz-compressed; busybox insmod cannot
 	# always read those: store them plain.
 	for f in $D/modules/*.ko.xz; do if [ -e "$f" ]; then xz -d "$f"; fi; done
-	gcc -O2 -Wall -o $W/xstool "$HERE/xstool.c" -lxenctrl -lxengnttab
-	XB=$PKGROOT/usr/lib/xen-4.17/bin
+	XB=$PKGROOT/usr/lib/xen-$XENV/bin
+	if [ "$XENV" = 4.17 ]; then
+		gcc -O2 -Wall -o $W/xstool "$HERE/xstool.c" -lxenctrl -lxengnttab
+		XSCLI=/usr/bin/xenstore
+	else
+		# Against trixie's headers and libraries (libxen-dev 4.20); the
+		# host's libc is older than trixie's, so its symbol versions are
+		# not checked at link time (trixie's glibc serves them at run time).
+		TL=$PKGROOT/usr/lib/x86_64-linux-gnu
+		gcc -O2 -Wall -I"$PKGROOT/usr/include" -o $W/xstool "$HERE/xstool.c" \
+			"$TL/libxenctrl.so" "$TL/libxengnttab.so" -Wl,-rpath-link,"$TL" -Wl,--allow-shlib-undefined
+		XSCLI=$PKGROOT/usr/bin/xenstore
+	fi
 	bins=($XB/xl $XB/init-xenstore-domain $XB/xenconsoled $XB/xen-init-dom0 $XB/xenstore-control
-		$XB/libxl-save-helper /usr/bin/xenstore $W/xstool)
+		$XB/libxl-save-helper $XSCLI $W/xstool)
 	for b in "${bins[@]}"; do
-		dst=$D/usr/lib/xen-4.17/bin/$(basename "$b")
-		[ "$b" = /usr/bin/xenstore ] && dst=$D/usr/bin/xenstore
+		dst=$D/usr/lib/xen-$XENV/bin/$(basename "$b")
+		[ "$b" = "$XSCLI" ] && dst=$D/usr/bin/xenstore
 		cp -L "$b" "$dst"
-		# Libraries from the host (Debian's libxen* runtime packages).
-		for l in $(LD_LIBRARY_PATH= ldd "$b" | awk '/=>/ {print $3} /ld-linux/ {print $1}'); do
+		# Libraries: 4.17 from the host (Debian 12's libxen* runtime
+		# packages), 4.20 from the trixie root (path inside it kept).
+		for l in $(listlibs "$b"); do
 			[ -f "$l" ] || continue
-			mkdir -p "$D/$(dirname "$l")"
-			cp -Ln "$l" "$D/$l"
+			rel=${l#"$LIBROOT"}
+			mkdir -p "$D/$(dirname "$rel")"
+			cp -Ln "$l" "$D/$rel"
 		done
 	done
 	for n in ls read write list rm watch exists chmod; do ln -s xenstore $D/usr/bin/xenstore-$n; done
-	cp /lib64/ld-linux-x86-64.so.2 $D/lib64/
-	# glibc dlopens libgcc_s for pthread_cancel (xl aborts without it).
-	cp -L /lib/x86_64-linux-gnu/libgcc_s.so.1 $D/lib/x86_64-linux-gnu/
+	if [ "$XENV" = 4.17 ]; then
+		cp /lib64/ld-linux-x86-64.so.2 $D/lib64/
+		# glibc dlopens libgcc_s for pthread_cancel (xl aborts without it).
+		cp -L /lib/x86_64-linux-gnu/libgcc_s.so.1 $D/lib/x86_64-linux-gnu/
+	else
+		cp -L "$TLD" $D/lib64/ld-linux-x86-64.so.2
+		cp -L "$PKGROOT/usr/lib/x86_64-linux-gnu/libgcc_s.so.1" $D/usr/lib/x86_64-linux-gnu/
+	fi
 	cp "$PKGROOT/etc/xen/xl.conf" $D/etc/xen/ 2>/dev/null || : >$D/etc/xen/xl.conf
 	# domU: Debian's kernel with a busybox initramfs that reports and waits.
 	G=$W/guest
 	mkdir -p $G/{bin,proc,sys,dev}
-	cp "$PKGROOT/bin/busybox" $G/bin/busybox
+	cp "$BUSYBOX" $G/bin/busybox
 	cat >$G/init <<'EOF'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -155,6 +203,7 @@ EOF
 	trap - EXIT
 fi
 [ -f "$CACHE/xen" ] && [ "$CACHE/xen" -nt "$XENGZ" ] || zcat "$XENGZ" >"$CACHE/xen"
+touch "$BASE"
 
 # --- 3. our kernel and image
 if [ -z "${E2E_NOBUILD:-}" ]; then
@@ -162,12 +211,11 @@ if [ -z "${E2E_NOBUILD:-}" ]; then
 	make -s -C "$ROOT" kernel image
 fi
 [ -f "$KERNEL" ] && [ -f "$IMAGE" ] || die "no $KERNEL or $IMAGE"
-touch "$BASE"
 if [ -n "${E2E_PREPARE_ONLY:-}" ]; then
 	say "prepared: dom0 base $BASE, Xen $CACHE/xen, kernel $PKGROOT/boot/vmlinuz-$KVER"
 	# The caller (pvh.sh, launcher-pvh.sh) reads what to boot from here, not
 	# from "the newest base in the cache", which may be another worktree's.
-	[ -z "${E2E_PREPARED:-}" ] || printf 'BASE=%s\nPKGROOT=%s\nKVER=%s\n' "$BASE" "$PKGROOT" "$KVER" >"$E2E_PREPARED"
+	[ -z "${E2E_PREPARED:-}" ] || printf 'BASE=%s\nPKGROOT=%s\nKVER=%s\nCACHE=%s\nXENV=%s\nLIBROOT=%s\n' "$BASE" "$PKGROOT" "$KVER" "$CACHE" "$XENV" "$LIBROOT" >"$E2E_PREPARED"
 	exit 0
 fi
 
@@ -184,10 +232,11 @@ cat >$W/o/e2e/config <<EOF
 STUB_MEM=$STUB_MEM
 STUB_PARAM="$STUB_PARAM"
 DOMU=$DOMU
+XENV=$XENV
 EOF
 (cd $W/o && find . | cpio -o -H newc --quiet | gzip -1) >$W/overlay.cpio.gz
 cat "$BASE" $W/overlay.cpio.gz >$W/dom0.cpio.gz
 
 # --- 5. boot and verdict (build/e2e/boot.sh)
 . "$(dirname "$0")/boot.sh"
-boot_and_judge -svm "PV only; stub memory ${STUB_MEM} MiB, param '$STUB_PARAM'"
+boot_and_judge -svm "Xen $XENV, PV only; stub memory ${STUB_MEM} MiB, param '$STUB_PARAM'"

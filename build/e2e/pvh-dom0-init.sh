@@ -8,7 +8,7 @@
 #   [stub] / [stub-xc] the stub's console (launcher's drainer / xenconsoled)
 #   [domu] the PVH domU's console (xenconsoled), [watch] dom0's watcher
 /bin/busybox --install -s /bin
-export PATH=/usr/local/bin:/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH=/usr/local/bin:$(echo /usr/lib/xen-4.*/bin):/usr/sbin:/usr/bin:/sbin:/bin
 export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
 mount -t proc proc /proc
 mount -t sysfs sys /sys

@@ -78,7 +78,7 @@ CFG
 # busybox initramfs with xsprobe and build/e2e/pvh-guest-init.sh.
 G=$W/g
 mkdir -p $G/bin $G/proc $G/sys $G/dev
-cp "$PKGROOT/bin/busybox" $G/bin/busybox
+cp "$(ls "$PKGROOT/bin/busybox" "$PKGROOT/usr/bin/busybox" 2>/dev/null | head -1)" $G/bin/busybox
 cp "$W/xsprobe" $G/bin/xsprobe
 cp "$HERE/pvh-guest-init.sh" $G/init
 chmod +x $G/init
