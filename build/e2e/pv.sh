@@ -22,6 +22,7 @@
 #   E2E_PREPARE_ONLY=1  stop after steps 1-3 (packages, dom0 base, kernel and
 #                  image); build/e2e/pvh.sh uses this for the PVH boot
 #   E2E_PREPARED=FILE  with E2E_PREPARE_ONLY: write BASE=, PKGROOT=, KVER= there
+#   E2E_NOSTUB=1   with E2E_PREPARE_ONLY: no stub kernel or image (daemon.sh)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -206,11 +207,13 @@ fi
 touch "$BASE"
 
 # --- 3. our kernel and image
-if [ -z "${E2E_NOBUILD:-}" ]; then
+if [ -n "${E2E_NOSTUB:-}" ]; then
+	: # the dom0-daemon boot (daemon.sh) needs no stub kernel or image
+elif [ -z "${E2E_NOBUILD:-}" ]; then
 	say "make kernel image"
 	make -s -C "$ROOT" kernel image
 fi
-[ -f "$KERNEL" ] && [ -f "$IMAGE" ] || die "no $KERNEL or $IMAGE"
+if [ -z "${E2E_NOSTUB:-}" ]; then [ -f "$KERNEL" ] && [ -f "$IMAGE" ] || die "no $KERNEL or $IMAGE"; fi
 if [ -n "${E2E_PREPARE_ONLY:-}" ]; then
 	say "prepared: dom0 base $BASE, Xen $CACHE/xen, kernel $PKGROOT/boot/vmlinuz-$KVER"
 	# The caller (pvh.sh, launcher-pvh.sh) reads what to boot from here, not

@@ -1,0 +1,213 @@
+#!/bin/busybox sh
+# dom0's /init in build/e2e/daemon.sh: Debian's /etc/init.d/xen starts OUR
+# xenstored (XENSTORED=/usr/sbin/xsstub-xenstored in /etc/default/xen) in
+# dom0; then checks it serves dom0's tools (Unix socket), dom0's kernel ring
+# (/dev/xen/xenbus) and guests' rings, through xl create / xl destroy.
+#   @@E2E MARK/PASS/FAIL/INFO/STEP/DONE lines for the host script;
+#   [domu] the domU's console, [watch] dom0's watcher, [trace] our daemon's
+#   trace file (--trace-file, from XENSTORED_ARGS).
+/bin/busybox --install -s /bin
+export PATH=/usr/local/bin:$(echo /usr/lib/xen-4.*/bin):/usr/sbin:/usr/bin:/sbin:/bin
+export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts /dev/shm /run /tmp
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+# As on Debian: /var/run is /run (libxenstore looks for /var/run/xenstored/socket).
+rm -rf /var/run
+ln -s /run /var/run
+mkdir -p /var/lib/xen /var/log/xen
+XENV=4.17
+. /e2e/config
+
+up() { cut -d' ' -f1 /proc/uptime; }
+dt() { echo "$1 $2" | awk '{printf "%.1f", $1-$2}'; }
+mark() { echo "@@E2E MARK $1 t=$(up)"; }
+NPASS=0
+NFAIL=0
+pass() { NPASS=$((NPASS + 1)); echo "@@E2E PASS $*"; }
+fail() { NFAIL=$((NFAIL + 1)); echo "@@E2E FAIL $*"; }
+step() { echo "@@E2E STEP $*"; }
+T() { timeout 20 "$@"; }
+TRACE=/var/log/xen/xenstored-trace.log
+finish() {
+	if [ -f $TRACE ]; then
+		echo "our daemon's trace: $(wc -l <$TRACE) lines; the last 15:"
+		tail -15 $TRACE | cut -c1-200 | sed 's/^/[trace] /'
+	fi
+	sleep 1
+	echo "@@E2E DONE pass=$NPASS fail=$NFAIL"
+	sleep 1
+	echo o >/proc/sysrq-trigger
+	sleep 5
+	poweroff -f
+}
+# Alive: the domain exists and is neither shut down nor dying (Xen's flags).
+xl_state_ok() { # xl_state_ok NAME: listed by xl, state without s, c or d
+	st=$(T xl list "$1" 2>/dev/null | awk -v n="$1" '$1 == n {print $5}')
+	[ -n "$st" ] && ! echo "$st" | grep -q '[scd]'
+}
+# The daemon process: the pid in Debian's pid file, alive, and ours.
+daemon_alive() {
+	p=$(cat /run/xenstore.pid 2>/dev/null)
+	[ -n "$p" ] && [ -d /proc/$p ] && [ "$(readlink /proc/$p/exe)" = /usr/sbin/xsstub-xenstored ]
+}
+DOMUCONS=/var/log/xen/guest-domud.log
+dcons() { tr -d '\r' <$1 2>/dev/null; }
+
+mark DOM0-UP
+for m in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc; do
+	insmod /modules/$m.ko* || echo "insmod $m failed"
+done
+# Debian's script mounts xenfs itself when /proc/xen/capabilities is missing.
+echo "@@E2E INFO hypervisor Xen $(cat /sys/hypervisor/version/major).$(cat /sys/hypervisor/version/minor)$(cat /sys/hypervisor/version/extra) (sysfs)"
+if pidof xenstored oxenstored >/dev/null; then fail no-other-xenstored "a xenstored already runs"; fi
+
+# --- 1. Debian's start-up script, unmodified, starts OUR daemon
+step "1: /etc/init.d/xen start (XENSTORED=/usr/sbin/xsstub-xenstored, Debian's script as shipped)"
+grep -E '^XENSTORED' /etc/default/xen
+mark INITD-START
+T0=$(up)
+timeout 60 sh /etc/init.d/xen start >/tmp/initd.log 2>&1
+rc=$?
+T1=$(up)
+mark INITD-END
+cat /tmp/initd.log
+pid=$(cat /run/xenstore.pid 2>/dev/null)
+echo "pid file /run/xenstore.pid: '$pid'; processes: $(ps -o pid,args | grep -E 'xenstored|xenconsoled' | grep -v grep | tr -s ' ' | tr '\n' ';')"
+if [ $rc = 0 ] && daemon_alive; then
+	pass initd-start "rc=0 after $(dt $T1 $T0)s; our xenstored runs as pid $pid ($(readlink /proc/$pid/exe))"
+else
+	fail initd-start "rc=$rc after $(dt $T1 $T0)s; pid file '$pid'"
+	finish
+fi
+if [ -S /run/xenstored/socket ]; then pass unix-socket "/run/xenstored/socket"; else fail unix-socket "$(ls -la /run/xenstored 2>&1)"; fi
+if pidof xenconsoled >/dev/null; then pass initd-xenconsoled "the script went on to start xenconsoled (needs xenstore)"; else fail initd-xenconsoled; fi
+
+T xl info >/tmp/xlinfo 2>&1
+grep '^xen_version' /tmp/xlinfo || echo "xen_version: (xl info failed: $(tail -1 /tmp/xlinfo))"
+
+# --- 2. dom0's tools on the socket, and dom0's kernel ring
+step "2: dom0's tools (Unix socket) and dom0's kernel ring (/dev/xen/xenbus)"
+out=$(T xenstore-ls / 2>&1)
+rc=$?
+echo "$out" | head -30
+if [ $rc = 0 ] && echo "$out" | grep -q '^local'; then pass xenstore-ls "$(echo "$out" | wc -l) lines"; else fail xenstore-ls "rc=$rc"; fi
+v=$(T xenstore-read /local/domain/0/name 2>&1)
+if [ "$v" = Domain-0 ]; then pass xen-init-dom0 "/local/domain/0/name = $v (written by the script's xen-init-dom0)"; else fail xen-init-dom0 "'$v'"; fi
+T xenstore-write /e2e/sock y
+v=$(T xenstore-read /e2e/sock 2>&1)
+if [ "$v" = y ]; then pass socket-write-read; else fail socket-write-read "'$v'"; fi
+# libxenstore on the kernel device (XENSTORED_PATH names a non-socket:
+# it opens it as the xenbus device), and the raw protocol with xsprobe.
+XENSTORED_PATH=/dev/xen/xenbus T xenstore-write /e2e/ring z
+v=$(T xenstore-read /e2e/ring 2>&1)
+v2=$(T xsprobe read /e2e/sock 2>&1)
+if [ "$v" = z ] && [ "$v2" = y ]; then
+	pass dom0-kernel-ring "libxenstore through /dev/xen/xenbus wrote, the socket read it back; xsprobe READ through the ring: '$v2'"
+else
+	fail dom0-kernel-ring "socket read '$v', xsprobe '$v2'"
+fi
+out=$(T xenstore-control help 2>&1)
+if echo "$out" | grep -q connections; then pass xenstore-control-help "our commands listed"; else fail xenstore-control-help "$(echo "$out" | head -3)"; fi
+T xenstore-control connections 2>&1 | head -5
+
+out=$(T xl list 2>&1)
+echo "$out"
+if echo "$out" | grep -q '^Domain-0 '; then pass xl-list; else fail xl-list "$(echo "$out" | head -3)"; fi
+
+# --- 3. a PV domU: its kernel's xenbus talks to our daemon
+step "3: xl create of a PV domU; the guest reads its name through its ring"
+(xenstore-watch @releaseDomain 2>&1 | while IFS= read -r l; do
+	echo "[watch] $l t=$(up)"
+	echo "$l" >>/tmp/watch.log
+done) &
+(xenstore-watch @introduceDomain 2>&1 | while IFS= read -r l; do
+	echo "[watch] $l t=$(up)"
+	echo "$l" >>/tmp/watchi.log
+done) &
+sleep 2
+rel0=$(grep -c '^@releaseDomain' /tmp/watch.log)
+int0=$(grep -c '^@introduceDomain' /tmp/watchi.log)
+mark CREATE-START
+T0=$(up)
+timeout 150 xl create /etc/xen/domud.cfg >/tmp/xl.log 2>&1
+rc=$?
+T1=$(up)
+mark CREATE-END
+tail -3 /tmp/xl.log
+ID=$(xl domid domud 2>/dev/null)
+if [ $rc = 0 ] && [ -n "$ID" ] && l=$(xstool alive $ID); then
+	pass xl-create "domid=$ID took=$(dt $T1 $T0)s $l"
+else
+	fail xl-create "rc=$rc domid='$ID' after $(dt $T1 $T0)s"
+	cat /tmp/xl.log | tail -20
+fi
+sleep 1
+int1=$(grep -c '^@introduceDomain' /tmp/watchi.log)
+if [ "$int1" -gt "$int0" ]; then pass watch-introduceDomain "fired $((int1 - int0))x"; else fail watch-introduceDomain "$int0 -> $int1"; fi
+i=0
+while [ $i -lt 120 ] && ! dcons $DOMUCONS | grep -q '^DOMU-DONE'; do sleep 1; i=$((i + 1)); done
+dcons $DOMUCONS | grep -E '^(DOMU|GUEST)'
+l=$(dcons $DOMUCONS | grep '^GUEST name=' | tail -1)
+if [ "$l" = "GUEST name=domud domid=$ID" ]; then
+	pass guest-ring-reads-name "'$l' ($(dt $(up) $T1)s after create returned)"
+else
+	fail guest-ring-reads-name "'$l'"
+	dcons $DOMUCONS | tail -20
+fi
+v=$(T xenstore-read /local/domain/$ID/data/hello 2>&1)
+if [ "$v" = from-the-guest ]; then pass guest-write-seen-by-dom0 "/local/domain/$ID/data/hello"; else fail guest-write-seen-by-dom0 "'$v'"; fi
+
+# --- 4. xl destroy: @releaseDomain, the nodes go
+step "4: xl destroy fires @releaseDomain; the guest's nodes are gone"
+rel0=$(grep -c '^@releaseDomain' /tmp/watch.log)
+mark DESTROY-START
+T0=$(up)
+timeout 60 xl destroy domud
+rc=$?
+T1=$(up)
+mark DESTROY-END
+if [ $rc = 0 ]; then pass xl-destroy "took=$(dt $T1 $T0)s"; else fail xl-destroy "rc=$rc"; fi
+i=0
+while [ $i -lt 10 ] && [ "$(grep -c '^@releaseDomain' /tmp/watch.log)" -le "$rel0" ]; do sleep 1; i=$((i + 1)); done
+rel1=$(grep -c '^@releaseDomain' /tmp/watch.log)
+if [ "$rel1" -gt "$rel0" ]; then pass watch-releaseDomain "fired $((rel1 - rel0))x"; else fail watch-releaseDomain "$rel0 -> $rel1"; fi
+sleep 1
+l=$(T xenstore-list /local/domain | tr '\n' ' ')
+if [ -n "$ID" ] && ! echo " $l " | grep -q " $ID "; then pass domu-nodes-gone "/local/domain: $l"; else fail domu-nodes-gone "/local/domain: $l"; fi
+
+# --- 5. a domU that powers itself off: our daemon sees it shut down
+# (VIRQ_DOM_EXC), fires @releaseDomain, and xl's monitor destroys it.
+step "5: a domU powers itself off; @releaseDomain from the daemon's own death detection"
+rel0=$(grep -c '^@releaseDomain' /tmp/watch.log)
+timeout 150 xl create /etc/xen/domudoff.cfg >/tmp/xl2.log 2>&1
+rc=$?
+ID2=$(xl domid domudoff 2>/dev/null)
+echo "domudoff: rc=$rc domid=$ID2"
+i=0
+while [ $i -lt 120 ] && xl domid domudoff >/dev/null 2>&1; do sleep 1; i=$((i + 1)); done
+dcons /var/log/xen/guest-domudoff.log | grep -E '^(DOMU|GUEST)'
+if [ -n "$ID2" ] && ! xl domid domudoff >/dev/null 2>&1; then
+	pass selfoff-gone "domudoff (dom$ID2) gone ${i}s after create returned"
+else
+	fail selfoff-gone "rc=$rc domid='$ID2' still there after ${i}s"
+fi
+sleep 2
+rel1=$(grep -c '^@releaseDomain' /tmp/watch.log)
+if [ "$rel1" -gt "$rel0" ]; then pass selfoff-releaseDomain "fired $((rel1 - rel0))x"; else fail selfoff-releaseDomain "$rel0 -> $rel1"; fi
+l=$(T xenstore-list /local/domain | tr '\n' ' ')
+if [ -n "$ID2" ] && ! echo " $l " | grep -q " $ID2 "; then pass selfoff-nodes-gone "/local/domain: $l"; else fail selfoff-nodes-gone "/local/domain: $l"; fi
+
+# --- 6. still the same daemon, still serving
+v=$(T xenstore-read /e2e/sock 2>&1)
+if daemon_alive && [ "$(cat /run/xenstore.pid)" = "$pid" ] && [ "$v" = y ]; then
+	pass daemon-alive-at-end "pid $pid serves"
+else
+	fail daemon-alive-at-end "pid file '$(cat /run/xenstore.pid 2>&1)' (was $pid), read '$v'"
+fi
+xl list
+mark ALL-DONE
+finish

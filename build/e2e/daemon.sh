@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# End-to-end test of the dom0-daemon mode (make e2e-daemon): OUR xenstored
+# (bin/xenstored) runs in dom0 the way Debian's /etc/init.d/xen runs
+# whatever /etc/default/xen's XENSTORED names — Debian's own init script
+# (xen-utils-common) runs unmodified, under busybox's start-stop-daemon —
+# and serves dom0's tools on its Unix socket, dom0's kernel ring, and the
+# guests' rings. Xen 4.17 under QEMU (TCG), PV-only (-cpu qemu64,-svm: the
+# cheapest boot; no stub domain here). dom0's /init is
+# build/e2e/daemon-dom0-init.sh.
+#
+# Packages and dom0's initramfs base come from build/e2e/pv.sh
+# (E2E_PREPARE_ONLY=1, E2E_NOSTUB=1); this script adds a per-run overlay:
+# /init, our xenstored as /usr/sbin/xsstub-xenstored, /etc/default/xen,
+# what Debian's init script sources (/lib/lsb/init-functions, stubs),
+# xsprobe, and a PV domU whose /init reads its name through its kernel's
+# xenbus with xsprobe.
+#
+# Environment:
+#   E2E_XEN        4.17 (default) or 4.20 (see pv.sh)
+#   E2E_TIMEOUT    seconds for the boot (default 300)
+#   E2E_LOG        serial log (default images/e2e-daemon[-4.20].log)
+#   E2E_NOBUILD=1  skip `make build`
+#   XSSTUB_CACHE   cache outside the tree (default /var/cache/xsstub)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HERE=$ROOT/build/e2e
+XENV=${E2E_XEN:-4.17}
+TIMEOUT=${E2E_TIMEOUT:-300}
+LOG=${E2E_LOG:-$ROOT/images/e2e-daemon$([ "$XENV" = 4.17 ] || echo "-$XENV").log}
+T0=$(date +%s.%N)
+since() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%6.1f", b-a}'; }
+say() { printf '== e2e-daemon [%ss]: %s\n' "$(since)" "$*"; }
+die() { printf '== e2e-daemon [%ss]: FAIL: %s\n' "$(since)" "$*" >&2; exit 1; }
+
+# --- 1. packages, dom0 base, Xen (shared with pv.sh; no stub needed)
+say "preparing (build/e2e/pv.sh, E2E_PREPARE_ONLY=1 E2E_NOSTUB=1, Xen $XENV)"
+PREP=$(mktemp)
+E2E_XEN=$XENV E2E_PREPARE_ONLY=1 E2E_NOSTUB=1 E2E_PREPARED=$PREP bash "$HERE/pv.sh" || die "preparation failed"
+. "$PREP"
+rm -f "$PREP"
+[ -n "${BASE:-}" ] && [ -f "$BASE" ] && [ -f "$CACHE/xen" ] || die "no dom0 base or Xen in $CACHE after preparation"
+
+# --- 2. our daemon and the raw wire client
+if [ -z "${E2E_NOBUILD:-}" ]; then
+	say "make build; xsprobe (static)"
+	make -s -C "$ROOT" build
+fi
+[ -x "$ROOT/bin/xenstored" ] || die "no $ROOT/bin/xenstored (make build)"
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+CGO_ENABLED=0 go build -C "$ROOT" -trimpath -ldflags='-s -w -buildid=' -o "$W/xsprobe" ./build/e2e/xsprobe
+
+# --- 3. the per-run overlay of dom0's initramfs
+O=$W/o
+mkdir -p $O/e2e $O/usr/sbin $O/usr/bin $O/usr/local/bin $O/guest $O/etc/xen $O/etc/default \
+	$O/etc/init.d $O/lib/init $O/lib/lsb $O/usr/lib/xen-common/bin
+cp "$HERE/daemon-dom0-init.sh" $O/init
+chmod +x $O/init
+# Our daemon, where a user would put it, and the libraries it links (glibc:
+# the base's own, host or trixie, serves it).
+cp "$ROOT/bin/xenstored" $O/usr/sbin/xsstub-xenstored
+cp "$W/xsprobe" $O/usr/local/bin/
+# Debian's start-up script and its helpers, from xen-utils-common as shipped.
+cp "$PKGROOT/etc/init.d/xen" $O/etc/init.d/xen
+cp "$PKGROOT/usr/lib/xen-common/bin/xen-version" "$PKGROOT/usr/lib/xen-common/bin/xen-dir" $O/usr/lib/xen-common/bin/
+# /etc/default/xen: Debian's default file with XENSTORED set, as a user does.
+{
+	sed 's/^XENSTORED_ARGS=.*//' "$PKGROOT/usr/share/xen-utils-common/default.xen" 2>/dev/null || true
+	echo 'XENSTORED=/usr/sbin/xsstub-xenstored'
+	echo 'XENSTORED_ARGS="--trace-file /var/log/xen/xenstored-trace.log"'
+	# guests' consoles into /var/log/xen/guest-NAME.log (the script passes XENCONSOLED_ARGS)
+	echo 'XENCONSOLED_ARGS="--log=guest --log-dir=/var/log/xen"'
+} >$O/etc/default/xen
+# What the init script sources but a busybox dom0 lacks (initscripts,
+# lsb-base): minimal stand-ins that print what Debian's would.
+: >$O/lib/init/vars.sh
+cat >$O/lib/lsb/init-functions <<'EOF'
+log_daemon_msg() { echo "init.d: $*"; }
+log_progress_msg() { echo "init.d: ... $*"; }
+log_end_msg() { echo "init.d: end $1"; return $1; }
+log_warning_msg() { echo "init.d: warning: $*"; }
+log_failure_msg() { echo "init.d: failure: $*"; }
+log_action_msg() { echo "init.d: $*"; }
+log_success_msg() { echo "init.d: $*"; }
+EOF
+# util-linux's choom (the script runs `choom -n -1000 XENSTORED -- ARGS`;
+# choom's getopt consumes that `--`): set the OOM score, then exec.
+cat >$O/usr/bin/choom <<'EOF'
+#!/bin/sh
+[ "$1" = -n ] && { echo "$2" >/proc/self/oom_score_adj; shift 2; }
+[ "$1" = -- ] && shift
+cmd=$1
+shift
+[ "$1" = -- ] && shift
+exec "$cmd" "$@"
+EOF
+chmod +x $O/usr/bin/choom
+cat >$O/e2e/config <<CFG
+XENV=$XENV
+CFG
+# A PV domU: Debian's kernel (the base's /guest/vmlinuz), busybox, xsprobe,
+# and an /init that reads its own name and domid through its kernel's
+# xenbus (so through our daemon's ring for it) and writes a node back.
+G=$W/g
+mkdir -p $G/bin $G/proc $G/sys $G/dev
+cp "$(ls "$PKGROOT/bin/busybox" "$PKGROOT/usr/bin/busybox" 2>/dev/null | head -1)" $G/bin/busybox
+cp "$W/xsprobe" $G/bin/xsprobe
+cat >$G/init <<'EOF'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev 2>/dev/null
+echo "DOMU-UP uptime=$(cut -d' ' -f1 /proc/uptime) type=$(cat /sys/hypervisor/guest_type 2>&1)"
+echo "GUEST name=$(xsprobe read name 2>&1) domid=$(xsprobe read domid 2>&1)"
+echo "GUEST write $(xsprobe write data/hello from-the-guest 2>&1; echo rc=$?)"
+echo "DOMU-DONE"
+if grep -q e2e.selfoff /proc/cmdline; then sleep 2; echo "DOMU-POWEROFF"; poweroff -f; fi
+sleep 100000
+EOF
+chmod +x $G/init
+(cd $G && find . | cpio -o -H newc --quiet | gzip -1) >$O/guest/xsprobe.cpio.gz
+cat >$O/etc/xen/domud.cfg <<'EOF'
+name = "domud"
+type = "pv"
+kernel = "/guest/vmlinuz"
+ramdisk = "/guest/xsprobe.cpio.gz"
+extra = "console=hvc0 loglevel=4"
+memory = 128
+vcpus = 1
+on_poweroff = "destroy"
+on_crash = "preserve"
+EOF
+sed -e 's/^name = .*/name = "domudoff"/' -e 's/^extra = "/extra = "e2e.selfoff /' \
+	$O/etc/xen/domud.cfg >$O/etc/xen/domudoff.cfg
+(cd $O && find . | cpio -o -H newc --quiet | gzip -1) >$W/overlay.cpio.gz
+cat "$BASE" $W/overlay.cpio.gz >$W/dom0.cpio.gz
+
+# --- 4. boot and verdict (build/e2e/boot.sh)
+. "$HERE/boot.sh"
+boot_and_judge -svm "Xen $XENV, PV only; OUR xenstored in dom0 via Debian's /etc/init.d/xen"
