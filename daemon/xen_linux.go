@@ -8,58 +8,63 @@ import (
 
 	"github.com/xsstub/xenstored/transport/xenring"
 	"github.com/xsstub/xenstored/xen"
+	"github.com/xsstub/xenstored/xen/domains"
 	"github.com/xsstub/xenstored/xen/evtchn"
 	"github.com/xsstub/xenstored/xen/gntdev"
 	"github.com/xsstub/xenstored/xen/privcmd"
 	"github.com/xsstub/xenstored/xen/xenbus"
 )
 
-// openXen opens the Xen devices and builds the ring transport. It returns
-// (nil, nil) when there is no /dev/xen.
-func openXen(log *slog.Logger) (*xenring.Server, error) {
+// errNoXen says there is no /dev/xen: socket-only development mode.
+var errNoXen = errors.New("no /dev/xen")
+
+// xenSide is what the daemon holds on Xen: the ring transport and the
+// domain tracker it runs on.
+type xenSide struct {
+	rings   *xenring.Server
+	tracker *domains.Tracker
+}
+
+// openXen opens the Xen devices, finds the hypervisor's interface and
+// builds the ring transport. errNoXen: not on Xen. Any other error means
+// the daemon cannot know which domains exist and must not serve guests.
+func openXen(o *Options, log *slog.Logger) (*xenSide, error) {
 	ev, err := evtchn.Open()
 	if errors.Is(err, xen.ErrNoDevice) {
-		return nil, nil
+		return nil, errNoXen
 	}
 	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*xenSide, error) {
+		ev.Close()
 		return nil, err
 	}
 	gm, err := gntdev.Open()
 	if err != nil {
-		ev.Close()
-		return nil, err
+		return fail(err)
 	}
-	di, err := openPrivcmd(5 * time.Second)
-	var info xen.DomainInfo
+	dev, err := openPrivcmd(5 * time.Second)
 	if err != nil {
-		log.Error("no domain information: deaths of guests will not be noticed", "err", err)
-	} else {
-		info = di
+		gm.Close()
+		return fail(err)
 	}
-	srv, err := xenring.New(ev, gm, info, log)
+	tr, err := domains.Open(dev, o.XenInterface)
 	if err != nil {
-		return nil, err
+		gm.Close()
+		dev.Close()
+		return fail(fmt.Errorf("no domain information: %w", err))
 	}
-	srv.Info = info
-	return srv, nil
-}
-
-// ownDomid finds the xenstore domain (ourselves, in a stub domain) in the
-// domain list, or returns false.
-func ownDomid(di xen.DomainInfo) (uint32, bool) {
-	if di == nil {
-		return 0, false
-	}
-	doms, err := di.Domains()
+	rel := tr.Release()
+	log.Info("hypervisor", "xen", tr.Running().String(), "interface", rel.Version.String(),
+		"domctl", fmt.Sprintf("%#x", rel.Domctl), "domains", rel.Method.String())
+	srv, err := xenring.New(ev, gm, tr, log)
 	if err != nil {
-		return 0, false
+		gm.Close()
+		dev.Close()
+		return fail(err)
 	}
-	for _, d := range doms {
-		if d.XenstoreDomain {
-			return d.ID, true
-		}
-	}
-	return 0, false
+	return &xenSide{rings: srv, tracker: tr}, nil
 }
 
 // openPrivcmd opens /dev/xen/privcmd with a time limit: in a guest without
@@ -80,9 +85,9 @@ func openPrivcmd(limit time.Duration) (*privcmd.Device, error) {
 		if r.err != nil {
 			return nil, r.err
 		}
-		if _, err := r.d.Domains(); err != nil {
+		if _, err := r.d.XenVersion(); err != nil {
 			r.d.Close()
-			return nil, fmt.Errorf("privcmd domain list: %w (in a stub domain the kernel needs privcmd.unrestricted=1)", err)
+			return nil, fmt.Errorf("hypercall through privcmd: %w (in a stub domain the kernel needs privcmd.unrestricted=1)", err)
 		}
 		return r.d, nil
 	case <-time.After(limit):

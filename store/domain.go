@@ -346,7 +346,10 @@ func (e *Engine) DomainGone(domid uint32, dead bool) {
 	}
 	d := e.domains[domid]
 	if d == nil || !d.Introduced {
-		if d != nil && dead {
+		// Never introduced, but it may have a record or be named in
+		// permissions: those entries must not pass to a new domain with
+		// the same id.
+		if dead && (d != nil || len(e.mentions[domid]) > 0) {
 			e.removeDomainNodes(domid)
 			delete(e.domains, domid)
 		}

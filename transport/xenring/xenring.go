@@ -41,21 +41,15 @@ type Server struct {
 	e   *store.Engine // set by SetEngine before Serve
 	ev  xen.EventChannel
 	gm  xen.GrantMapper
-	di  xen.DomainInfo // may be nil: deaths are then never detected
+	di  xen.DomainInfo // nil: no domain exists but those introduced
 	log *slog.Logger
 
-	// Info is the domain information source given to New (nil if none),
-	// for callers that need it too.
-	Info xen.DomainInfo
-
-	// known caches which domains were alive at the last scan:
-	// DomainExists is asked once per permission entry, and listing every
-	// domain costs a hypercall proportional to the host. Only positive
-	// answers are cached (a domain created since must not be missed: the
-	// toolstack names it in permissions before it introduces it); a
-	// domain that died is dropped by the scan its death triggers.
-	knownMu sync.Mutex
-	known   map[uint32]bool
+	// answers holds each domain's existence as last asked by
+	// ResolveDomains (outside the engine lock), for DomainExists (under
+	// it). Deaths clear their entries; a domain never asked about
+	// exists for nobody (fail closed).
+	answersMu sync.Mutex
+	answers   map[uint32]bool
 
 	mu       sync.Mutex // guards the maps and dirty; taken inside the engine lock
 	byPort   map[uint32]*rconn
@@ -86,7 +80,8 @@ type rconn struct {
 	closed  bool
 }
 
-// New creates the transport over the given devices. di may be nil.
+// New creates the transport over the given devices. di may be nil (tests):
+// then no domain but an introduced one exists and deaths are never seen.
 func New(ev xen.EventChannel, gm xen.GrantMapper, di xen.DomainInfo, log *slog.Logger) (*Server, error) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
@@ -95,7 +90,7 @@ func New(ev xen.EventChannel, gm xen.GrantMapper, di xen.DomainInfo, log *slog.L
 	return &Server{
 		ev: ev, gm: gm, di: di, log: log,
 		byPort: map[uint32]*rconn{}, byConn: map[*store.Conn]*rconn{}, dirty: map[*rconn]struct{}{},
-		local: map[uint32]xen.Mapping{},
+		local: map[uint32]xen.Mapping{}, answers: map[uint32]bool{},
 		wakeR: p[0], wakeW: p[1],
 	}, nil
 }
@@ -112,44 +107,36 @@ func (s *Server) SetLocalRing(domid uint32, m xen.Mapping) {
 	s.mu.Unlock()
 }
 
-// DomainExists implements store.Platform. A failed query answers true:
-// failure is never evidence of death.
-func (s *Server) DomainExists(domid uint32) bool {
+// ResolveDomains implements store.DomainResolver: it asks the hypervisor
+// about each domain (one hypercall each), outside the engine lock, so that
+// DomainExists can answer under it without a hypercall. A failed query
+// leaves the domain unknown, which DomainExists treats as absent.
+func (s *Server) ResolveDomains(ids []uint32) {
 	if s.di == nil {
-		return true
+		return
 	}
-	s.knownMu.Lock()
-	alive := s.known[domid]
-	s.knownMu.Unlock()
-	if alive {
-		return true
-	}
-	doms, err := s.scan()
-	if err != nil {
-		return true
-	}
-	for _, d := range doms {
-		if d.ID == domid {
-			return !d.Dying
+	for _, id := range ids {
+		info, ok, err := s.di.Domain(id)
+		s.answersMu.Lock()
+		if err != nil {
+			delete(s.answers, id)
+		} else {
+			s.answers[id] = ok && !info.Dying
+		}
+		s.answersMu.Unlock()
+		if err != nil {
+			s.log.Warn("cannot tell whether a domain exists: taken as absent", "domid", id, "err", err)
 		}
 	}
-	return false
 }
 
-// scan lists the domains and refreshes the cache.
-func (s *Server) scan() ([]xen.DomInfo, error) {
-	doms, err := s.di.Domains()
-	if err != nil {
-		return nil, err
-	}
-	known := make(map[uint32]bool, len(doms))
-	for _, d := range doms {
-		known[d.ID] = !d.Dying
-	}
-	s.knownMu.Lock()
-	s.known = known
-	s.knownMu.Unlock()
-	return doms, nil
+// DomainExists implements store.Platform from ResolveDomains' answers; a
+// domain it was not asked about does not exist, so a permission entry
+// whose domain cannot be established grants nothing (XSA-417).
+func (s *Server) DomainExists(domid uint32) bool {
+	s.answersMu.Lock()
+	defer s.answersMu.Unlock()
+	return s.answers[domid]
 }
 
 // AttachRing implements store.Platform: map the domain's ring, bind its
@@ -339,27 +326,27 @@ func (s *Server) handleEvents() {
 	}
 }
 
-// checkDomains asks Xen which introduced domains died or shut down.
+// checkDomains asks Xen which of the domains the store knows died or
+// shut down; a failed query is never taken for a death.
 func (s *Server) checkDomains() {
 	if s.di == nil {
 		return
 	}
-	doms, err := s.scan()
+	changes, err := s.di.Changes(s.e.KnownDomains())
 	if err != nil {
-		s.log.Warn("domain scan failed; assuming all alive", "err", err)
-		return
+		s.log.Warn("domain scan incomplete; unanswered domains taken as alive", "err", err)
 	}
-	byID := make(map[uint32]xen.DomInfo, len(doms))
-	for _, d := range doms {
-		byID[d.ID] = d
-	}
-	for _, id := range s.e.IntroducedDomains() {
-		d, ok := byID[id]
+	for _, d := range changes {
+		if d.Gone || d.Dying {
+			s.answersMu.Lock()
+			delete(s.answers, d.ID)
+			s.answersMu.Unlock()
+		}
 		switch {
-		case !ok || d.Dying:
-			s.e.DomainGone(id, true)
+		case d.Gone || d.Dying:
+			s.e.DomainGone(d.ID, true)
 		case d.Shutdown:
-			s.e.DomainGone(id, false)
+			s.e.DomainGone(d.ID, false)
 		}
 	}
 }

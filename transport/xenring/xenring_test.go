@@ -35,7 +35,7 @@ func newRigQuotas(t *testing.T, q *store.Quotas) *rig {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := New(ev, h.GrantMapper(), h, log)
+	srv, err := New(ev, h.GrantMapper(), h.MustTracker(), log)
 	if err != nil {
 		t.Fatal(err)
 	}
