@@ -53,6 +53,22 @@ func (h *Hypervisor) DomctlCalls() int {
 	return h.domctlCalls
 }
 
+// SetDomctlHook makes every domctl call f first, outside the fake's
+// locks (nil: none): a test can hold a hypercall in flight.
+func (h *Hypervisor) SetDomctlHook(f func()) {
+	if f == nil {
+		h.hook.Store(nil)
+		return
+	}
+	h.hook.Store(&f)
+}
+
+func (h *Hypervisor) runHook() {
+	if f := h.hook.Load(); f != nil {
+		(*f)()
+	}
+}
+
 // XenVersion implements xen.Hypercalls.
 func (h *Hypervisor) XenVersion() (xen.Version, error) {
 	h.mu.Lock()
@@ -90,6 +106,7 @@ func (h *Hypervisor) missingLocked() error {
 
 // GetDomainInfo implements xen.Hypercalls with the release's semantics.
 func (h *Hypervisor) GetDomainInfo(ifVersion, domid uint32) (xen.DomInfo, error) {
+	h.runHook()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := h.domctlLocked(ifVersion, false); err != nil {
@@ -124,6 +141,7 @@ func (d *Domain) stateLocked() xen.DomState {
 // GetDomainState implements xen.Hypercalls: from 4.21 on, with the
 // changed-domain iteration for DOMID_INVALID once VIRQ_DOM_EXC is bound.
 func (h *Hypervisor) GetDomainState(domid uint32) (xen.DomState, error) {
+	h.runHook()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := h.domctlLocked(0, true); err != nil {
@@ -185,4 +203,12 @@ func (h *Hypervisor) MustTracker() *domains.Tracker {
 		panic(err)
 	}
 	return tr
+}
+
+// Lookup returns live domain domid.
+func (h *Hypervisor) Lookup(domid uint32) (*Domain, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d, ok := h.domains[domid]
+	return d, ok
 }

@@ -37,6 +37,8 @@ type Hypervisor struct {
 	changed       map[uint32]bool // get_domain_state's changed set
 	statesOn      bool            // VIRQ_DOM_EXC was bound: changes are kept
 	domctlCalls   int             // domctls answered, for cost tests
+
+	hook atomic.Pointer[func()] // SetDomctlHook; read without mu
 }
 
 var _ xen.Hypercalls = (*Hypervisor)(nil)
