@@ -25,10 +25,18 @@ type xenSide struct {
 	tracker *domains.Tracker
 }
 
-// openXen opens the Xen devices, finds the hypervisor's interface and
-// builds the ring transport. errNoXen: not on Xen. Any other error means
-// the daemon cannot know which domains exist and must not serve guests.
-func openXen(o *Options, log *slog.Logger) (*xenSide, error) {
+// xenDevices are the three device handles the daemon uses on Xen.
+type xenDevices struct {
+	ev xen.EventChannel
+	gm xen.GrantMapper
+	hc xen.Hypercalls
+	// close releases them all.
+	close func()
+}
+
+// openDevices opens the real devices; tests replace it with the fake
+// hypervisor's. errNoXen: not on Xen.
+var openDevices = func() (*xenDevices, error) {
 	ev, err := evtchn.Open()
 	if errors.Is(err, xen.ErrNoDevice) {
 		return nil, errNoXen
@@ -36,33 +44,40 @@ func openXen(o *Options, log *slog.Logger) (*xenSide, error) {
 	if err != nil {
 		return nil, err
 	}
-	fail := func(err error) (*xenSide, error) {
-		ev.Close()
-		return nil, err
-	}
 	gm, err := gntdev.Open()
 	if err != nil {
-		return fail(err)
+		ev.Close()
+		return nil, err
 	}
 	dev, err := openPrivcmd(5 * time.Second)
 	if err != nil {
 		gm.Close()
-		return fail(err)
+		ev.Close()
+		return nil, err
 	}
-	tr, err := domains.Open(dev, o.XenInterface)
+	return &xenDevices{ev: ev, gm: gm, hc: dev, close: func() { dev.Close(); gm.Close(); ev.Close() }}, nil
+}
+
+// openXen opens the Xen devices, finds the hypervisor's interface and
+// builds the ring transport. errNoXen: not on Xen. Any other error means
+// the daemon cannot know which domains exist and must not serve guests.
+func openXen(o *Options, log *slog.Logger) (*xenSide, error) {
+	devs, err := openDevices()
 	if err != nil {
-		gm.Close()
-		dev.Close()
-		return fail(fmt.Errorf("no domain information: %w", err))
+		return nil, err
+	}
+	tr, err := domains.Open(devs.hc, o.XenInterface)
+	if err != nil {
+		devs.close()
+		return nil, fmt.Errorf("no domain information: %w", err)
 	}
 	rel := tr.Release()
 	log.Info("hypervisor", "xen", tr.Running().String(), "interface", rel.Version.String(),
 		"domctl", fmt.Sprintf("%#x", rel.Domctl), "domains", rel.Method.String())
-	srv, err := xenring.New(ev, gm, tr, log)
+	srv, err := xenring.New(devs.ev, devs.gm, tr, log)
 	if err != nil {
-		gm.Close()
-		dev.Close()
-		return fail(err)
+		devs.close()
+		return nil, err
 	}
 	return &xenSide{rings: srv, tracker: tr}, nil
 }
