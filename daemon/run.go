@@ -13,6 +13,7 @@ import (
 
 	"github.com/xsstub/xenstored/store"
 	"github.com/xsstub/xenstored/transport/unixsock"
+	"github.com/xsstub/xenstored/xen/domains"
 )
 
 // NewLogger builds the daemon's logger: text lines on w, debug when verbose.
@@ -152,6 +153,7 @@ func startRings(ctx context.Context, o *Options, xs *xenSide, e *store.Engine, l
 			return fmt.Errorf("connecting dom%d's ring (event %d): %w", o.PrivDomid, o.Event, err)
 		}
 		log.Info("serving the control domain's ring", "domid", o.PrivDomid, "event", o.Event)
+		autoIntroduce(xs, e, o.PrivDomid, log)
 	case o.NoDomainInit:
 		log.Info("not serving dom0's kernel ring (-D)")
 	default:
@@ -164,4 +166,33 @@ func startRings(ctx context.Context, o *Options, xs *xenSide, e *store.Engine, l
 		}
 	}
 	return nil
+}
+
+// autoIntroduce introduces the domains that existed before the store and
+// have a store ring whose event channel their builder wrote into it
+// (dom0less, hyperlaunch, a restarted store), as C xenstored 4.21 does.
+func autoIntroduce(xs *xenSide, e *store.Engine, priv uint32, log *slog.Logger) {
+	doms, err := xs.tracker.Existing()
+	if errors.Is(err, domains.ErrCannotEnumerate) {
+		log.Info("domains created before the store are not looked for", "why", err)
+		return
+	}
+	if err != nil {
+		log.Warn("listing domains created before the store", "err", err)
+	}
+	for _, d := range doms {
+		if d.ID == priv || d.XenstoreDomain || d.Dying || d.Shutdown {
+			continue
+		}
+		port, err := xs.rings.StorePort(d.ID)
+		if err != nil || port == 0 {
+			log.Debug("existing domain has no store ring to connect", "domid", d.ID, "port", port, "err", err)
+			continue
+		}
+		if err := e.IntroduceDomain(d.ID, port, 0); err != nil {
+			log.Warn("introducing an existing domain", "domid", d.ID, "err", err)
+			continue
+		}
+		log.Info("introduced a domain created before the store", "domid", d.ID, "port", port)
+	}
 }

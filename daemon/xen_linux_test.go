@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,9 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xsstub/xenstored/store/wire"
 	"github.com/xsstub/xenstored/xen"
 	"github.com/xsstub/xenstored/xen/fake"
+	"github.com/xsstub/xenstored/xsclient"
 )
+
+// ringEvtchnPort is the offset of the ring page's evtchn_port word
+// (xenstore_domain_interface), which a domain's builder fills.
+const ringEvtchnPort = 2076
 
 // withFakeXen makes the daemon open h's devices instead of /dev/xen.
 func withFakeXen(t *testing.T, h *fake.Hypervisor) {
@@ -93,6 +100,8 @@ func TestRunFailsClosed(t *testing.T) {
 
 // TestRunStubFindsItself: in stub mode on each release the daemon finds
 // its own domid and serves; --xen-interface lets it run on a newer Xen.
+// Domains created before it whose ring names its event channel are
+// introduced where the release lets it list domains (not 4.18-4.20).
 func TestRunStubFindsItself(t *testing.T) {
 	for _, tt := range []struct {
 		release xen.Version
@@ -105,6 +114,19 @@ func TestRunStubFindsItself(t *testing.T) {
 	} {
 		t.Run(tt.release.String(), func(t *testing.T) {
 			h := fakeHost(t, tt.release)
+			// Domains built before the store: 5 has a ring with its
+			// event channel written in (dom0less), 6 a ring without.
+			for _, id := range []uint32{5, 6} {
+				d, _ := h.NewDomain(id)
+				g, err := d.Attach()
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { g.Close() })
+				if id == 5 {
+					binary.LittleEndian.PutUint32(g.Page()[ringEvtchnPort:], d.GuestPort())
+				}
+			}
 			withFakeXen(t, h)
 			o := testOptions(t, append([]string{"--event", "1"}, tt.args...)...)
 			var logged strings.Builder
@@ -128,6 +150,21 @@ func TestRunStubFindsItself(t *testing.T) {
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
+			c, err := xsclient.Dial(o.Socket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			enumerable := tt.release != xen.Version{Major: 4, Minor: 20}
+			for _, q := range []struct {
+				id   string
+				want bool
+			}{{"5", enumerable}, {"6", false}} {
+				got, err := c.Call(wire.IsDomainIntroduced, 0, q.id)
+				if err != nil || (string(got) == "T\x00") != q.want {
+					t.Errorf("IS_DOMAIN_INTRODUCED %s = %q, %v; want %v", q.id, got, err, q.want)
+				}
+			}
+			c.Close()
 			cancel()
 			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 				t.Fatalf("Run: %v", err)

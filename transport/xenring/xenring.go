@@ -139,6 +139,23 @@ func (s *Server) DomainExists(domid uint32) bool {
 	return s.answers[domid]
 }
 
+// StorePort maps domid's xenstore ring for a moment and returns the event
+// channel port its builder wrote into it (0: none), for a domain created
+// before the store (dom0less, a restarted store). Not under the engine
+// lock: it maps a page.
+func (s *Server) StorePort(domid uint32) (uint32, error) {
+	m, err := s.gm.MapForeign(domid, xen.GrantRefXenstore)
+	if err != nil {
+		return 0, fmt.Errorf("map ring of domain %d: %w", domid, err)
+	}
+	defer m.Unmap()
+	r, err := ring.NewServer(m.Page())
+	if err != nil {
+		return 0, err
+	}
+	return r.EvtchnPort(), nil
+}
+
 // AttachRing implements store.Platform: map the domain's ring, bind its
 // event channel and start serving. Called with the engine locked.
 func (s *Server) AttachRing(c *store.Conn, port uint32, gfn uint64) (func(), error) {
