@@ -46,9 +46,10 @@ type Platform interface {
 	// DomainResolver. When it cannot tell it answers false, so that a
 	// permission entry for a domain of unknown existence grants nothing.
 	DomainExists(domid uint32) bool
-	// AttachRing maps the ring of c's domain and binds its event channel,
-	// then serves c; it returns c's wake callback (see NewConn). It is
-	// called with the engine locked and must not call back into it.
+	// AttachRing maps the ring of c's domain (or takes the mapping
+	// RingPreparer made) and binds its event channel, then serves c; it
+	// returns c's wake callback (see NewConn). It is called with the
+	// engine locked and must not call back into it.
 	AttachRing(c *Conn, port uint32, gfn uint64) (wake func(), err error)
 	// DetachRing stops serving c and releases its ring and event channel.
 	DetachRing(c *Conn)
@@ -375,7 +376,7 @@ func (e *Engine) closeConnLocked(c *Conn) {
 // transport must have checked WantsInput.
 func (c *Conn) Handle(m wire.Msg) {
 	e := c.e
-	e.resolveDomains(&m) // hypercalls, so before the lock
+	c.prepare(&m) // hypercalls and mappings, so before the lock
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if c.closed {

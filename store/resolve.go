@@ -13,6 +13,13 @@ type DomainResolver interface {
 	ResolveDomains(ids []uint32)
 }
 
+// RingPreparer is an optional Platform extension: mapping a guest's ring
+// page is slow too, so before a privileged INTRODUCE, Conn.Handle lets the
+// platform map it outside the lock; AttachRing then uses that mapping.
+type RingPreparer interface {
+	PrepareRing(domid uint32)
+}
+
 // maxResolve bounds the domids resolved for one request, hence the
 // hypercalls a request can cause. It is above the default permissions
 // quota (5); entries past it are checked against earlier answers only.
@@ -69,14 +76,22 @@ func contains(ids []uint32, id uint32) bool {
 	return false
 }
 
-// resolveDomains runs the platform's resolver for m, outside e.mu.
-func (e *Engine) resolveDomains(m *wire.Msg) {
-	r, ok := e.cfg.Platform.(DomainResolver)
-	if !ok {
-		return
+// prepare runs, outside e.mu, the platform's slow work that handling m
+// will need: existence answers, and for a privileged INTRODUCE the ring
+// mapping (c.priv never changes, so it is read without the lock).
+func (c *Conn) prepare(m *wire.Msg) {
+	e := c.e
+	if r, ok := e.cfg.Platform.(DomainResolver); ok {
+		if ids := domidsNamed(m); len(ids) > 0 {
+			r.ResolveDomains(ids)
+		}
 	}
-	if ids := domidsNamed(m); len(ids) > 0 {
-		r.ResolveDomains(ids)
+	if p, ok := e.cfg.Platform.(RingPreparer); ok && c.priv && m.Type == wire.Introduce {
+		if args := splitArgs(m.Payload); len(args) >= 3 {
+			if domid := looseDomid(args[0]); domid < 0x7ff0 {
+				p.PrepareRing(domid)
+			}
+		}
 	}
 }
 

@@ -245,3 +245,38 @@ func (r *rig) attach(d *fake.Domain) *ringclient.Client {
 	r.t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// TestIntroduceMapsOutsideLock (issue 13, fault 2): the ring page of an
+// INTRODUCE is mapped before the engine lock is taken, so a mapping in
+// flight holds up no other connection.
+func TestIntroduceMapsOutsideLock(t *testing.T) {
+	r := newRig(t)
+	d0, other := r.dom0(), r.dom0()
+	d, err := r.h.NewDomain(12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	r.h.SetMapHook(func() {
+		select {
+		case held <- struct{}{}:
+			<-release
+		default:
+		}
+	})
+	done := make(chan string, 1)
+	go func() { done <- d0.call(t, wire.Introduce, "12", "0", itoa(d.GuestPort())) }()
+	<-held
+	got := other.call(t, wire.Write, "/probe", "x") // would block under the lock
+	close(release)
+	r.h.SetMapHook(nil)
+	if got != "OK\x00" {
+		t.Fatalf("write during a mapping: %q", got)
+	}
+	if got := <-done; got != "OK\x00" {
+		t.Fatalf("INTRODUCE: %q", got)
+	}
+	if !introduced(t, other, 12) {
+		t.Fatal("domain 12 not introduced")
+	}
+}

@@ -57,6 +57,9 @@ type Server struct {
 	dirty    map[*rconn]struct{}
 	virqPort uint32
 	local    map[uint32]xen.Mapping // rings not reached by grant mapping
+	// prepared holds ring pages mapped by PrepareRing, outside the
+	// engine lock, for the INTRODUCE that follows; one per domid.
+	prepared map[uint32]xen.Mapping
 	// released rings wait here until the loop goroutine, the only one that
 	// touches ring pages, unbinds and unmaps them (XSA-425: a RELEASE may
 	// come while the loop is serving that very ring).
@@ -90,7 +93,7 @@ func New(ev xen.EventChannel, gm xen.GrantMapper, di xen.DomainInfo, log *slog.L
 	return &Server{
 		ev: ev, gm: gm, di: di, log: log,
 		byPort: map[uint32]*rconn{}, byConn: map[*store.Conn]*rconn{}, dirty: map[*rconn]struct{}{},
-		local: map[uint32]xen.Mapping{}, answers: map[uint32]bool{},
+		local: map[uint32]xen.Mapping{}, prepared: map[uint32]xen.Mapping{}, answers: map[uint32]bool{},
 		wakeR: p[0], wakeW: p[1],
 	}, nil
 }
@@ -156,11 +159,51 @@ func (s *Server) StorePort(domid uint32) (uint32, error) {
 	return r.EvtchnPort(), nil
 }
 
-// AttachRing implements store.Platform: map the domain's ring, bind its
-// event channel and start serving. Called with the engine locked.
+// PrepareRing implements store.RingPreparer: it maps domid's ring page
+// before the engine lock is taken for its INTRODUCE. A mapping left over
+// (the INTRODUCE failed) is replaced by the next one or dropped when the
+// domain dies.
+func (s *Server) PrepareRing(domid uint32) {
+	s.mu.Lock()
+	_, local := s.local[domid]
+	s.mu.Unlock()
+	if local {
+		return
+	}
+	m, err := s.gm.MapForeign(domid, xen.GrantRefXenstore)
+	if err != nil {
+		return // AttachRing will try again and report it
+	}
+	s.mu.Lock()
+	old := s.prepared[domid]
+	s.prepared[domid] = m
+	s.mu.Unlock()
+	if old != nil {
+		old.Unmap()
+	}
+}
+
+// dropPrepared unmaps a prepared ring that no INTRODUCE took.
+func (s *Server) dropPrepared(domid uint32) {
+	s.mu.Lock()
+	m := s.prepared[domid]
+	delete(s.prepared, domid)
+	s.mu.Unlock()
+	if m != nil {
+		m.Unmap()
+	}
+}
+
+// AttachRing implements store.Platform: map the domain's ring (unless
+// PrepareRing did), bind its event channel and start serving. Called with
+// the engine locked.
 func (s *Server) AttachRing(c *store.Conn, port uint32, gfn uint64) (func(), error) {
 	s.mu.Lock()
 	m := s.local[c.Domid()]
+	if m == nil {
+		m = s.prepared[c.Domid()]
+		delete(s.prepared, c.Domid())
+	}
 	s.mu.Unlock()
 	if m == nil {
 		var err error
@@ -358,6 +401,7 @@ func (s *Server) checkDomains() {
 			s.answersMu.Lock()
 			delete(s.answers, d.ID)
 			s.answersMu.Unlock()
+			s.dropPrepared(d.ID)
 		}
 		switch {
 		case d.Gone || d.Dying:

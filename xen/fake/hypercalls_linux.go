@@ -63,6 +63,16 @@ func (h *Hypervisor) SetDomctlHook(f func()) {
 	h.hook.Store(&f)
 }
 
+// SetMapHook makes every grant mapping call f first, outside the fake's
+// locks (nil: none).
+func (h *Hypervisor) SetMapHook(f func()) {
+	if f == nil {
+		h.mapHook.Store(nil)
+		return
+	}
+	h.mapHook.Store(&f)
+}
+
 func (h *Hypervisor) runHook() {
 	if f := h.hook.Load(); f != nil {
 		(*f)()

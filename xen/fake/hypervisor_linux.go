@@ -38,7 +38,8 @@ type Hypervisor struct {
 	statesOn      bool            // VIRQ_DOM_EXC was bound: changes are kept
 	domctlCalls   int             // domctls answered, for cost tests
 
-	hook atomic.Pointer[func()] // SetDomctlHook; read without mu
+	hook    atomic.Pointer[func()] // SetDomctlHook; read without mu
+	mapHook atomic.Pointer[func()] // SetMapHook; read without mu
 }
 
 var _ xen.Hypercalls = (*Hypervisor)(nil)
@@ -435,6 +436,9 @@ func (m *mapping) Unmap() error {
 // MapForeign maps domain domid's ring page; ref must be
 // xen.GrantRefXenstore.
 func (g *grantMapper) MapForeign(domid, ref uint32) (xen.Mapping, error) {
+	if f := g.h.mapHook.Load(); f != nil {
+		(*f)()
+	}
 	g.mu.Lock()
 	closed := g.closed
 	g.mu.Unlock()
