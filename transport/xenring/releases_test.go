@@ -207,8 +207,7 @@ func TestSetPermsHypercallsBounded(t *testing.T) {
 			done <- err
 		}()
 		<-held
-		got := d0.call(t, wire.Read, "/local/domain/5/n")
-		close(release)
+		got := servedWhileHeld(t, release, func() string { return d0.call(t, wire.Read, "/local/domain/5/n") })
 		r.h.SetDomctlHook(nil)
 		if got != "" {
 			t.Fatalf("dom0 read during a guest's hypercall: %q", got)
@@ -267,8 +266,7 @@ func TestIntroduceMapsOutsideLock(t *testing.T) {
 	done := make(chan string, 1)
 	go func() { done <- d0.call(t, wire.Introduce, "12", "0", itoa(d.GuestPort())) }()
 	<-held
-	got := other.call(t, wire.Write, "/probe", "x") // would block under the lock
-	close(release)
+	got := servedWhileHeld(t, release, func() string { return other.call(t, wire.Write, "/probe", "x") })
 	r.h.SetMapHook(nil)
 	if got != "OK\x00" {
 		t.Fatalf("write during a mapping: %q", got)
@@ -278,5 +276,23 @@ func TestIntroduceMapsOutsideLock(t *testing.T) {
 	}
 	if !introduced(t, other, 12) {
 		t.Fatal("domain 12 not introduced")
+	}
+}
+
+// servedWhileHeld runs call while a hypercall or mapping is held in flight,
+// then lets it go. A call that waits for it (it ran under the engine lock)
+// is a deadlock: reported after 10 s rather than hanging the test.
+func servedWhileHeld(t *testing.T, release chan struct{}, call func() string) string {
+	t.Helper()
+	res := make(chan string, 1)
+	go func() { res <- call() }()
+	select {
+	case got := <-res:
+		close(release)
+		return got
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("another connection waited for the held call: it ran under the engine lock")
+		return ""
 	}
 }
