@@ -15,7 +15,8 @@ type DomainResolver interface {
 
 // RingPreparer is an optional Platform extension: mapping a guest's ring
 // page is slow too, so before a privileged INTRODUCE, Conn.Handle lets the
-// platform map it outside the lock; AttachRing then uses that mapping.
+// platform map it outside the lock (and note which domain now holds the
+// id); AttachRing then uses that mapping.
 type RingPreparer interface {
 	PrepareRing(domid uint32)
 }
@@ -26,8 +27,8 @@ type RingPreparer interface {
 const maxResolve = 8
 
 // domidsNamed lists the domids whose existence handling m may ask about:
-// the permission entries of SET_PERMS, the domain argument of the feature,
-// quota and INTRODUCE requests. At most maxResolve, each once, none reserved.
+// the permission entries of SET_PERMS, the domain argument of the feature
+// and quota requests. At most maxResolve, each once, none reserved.
 func domidsNamed(m *wire.Msg) []uint32 {
 	var args []string
 	switch m.Type {
@@ -43,9 +44,7 @@ func domidsNamed(m *wire.Msg) []uint32 {
 			}
 			args[i] = a[1:] // the permission letter
 		}
-	case wire.GetFeature, wire.SetFeature, wire.GetQuota, wire.SetQuota, wire.Introduce:
-		// INTRODUCE: so that the platform knows the domain now holding
-		// the id, not one that died under it.
+	case wire.GetFeature, wire.SetFeature, wire.GetQuota, wire.SetQuota:
 		args = splitArgs(m.Payload)
 		if len(args) == 0 {
 			return nil

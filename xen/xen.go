@@ -118,6 +118,9 @@ type DomainInfo interface {
 	// knows. It returns the state of those of them whose state may have
 	// changed; Gone marks one that no longer exists.
 	Changes(known []uint32) ([]DomInfo, error)
+	// Introduced tells that the store now serves the domain holding
+	// domid: its later changes are judged against that domain.
+	Introduced(domid uint32)
 }
 
 // Version is a Xen release as XENVER_version reports it.

@@ -164,6 +164,9 @@ func (s *Server) StorePort(domid uint32) (uint32, error) {
 // (the INTRODUCE failed) is replaced by the next one or dropped when the
 // domain dies.
 func (s *Server) PrepareRing(domid uint32) {
+	if s.di != nil {
+		s.di.Introduced(domid) // judge its death against this domain
+	}
 	s.mu.Lock()
 	_, local := s.local[domid]
 	s.mu.Unlock()

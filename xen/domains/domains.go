@@ -166,7 +166,10 @@ func (t *Tracker) Release() Release { return t.rel }
 // Running is the release the hypervisor reported.
 func (t *Tracker) Running() xen.Version { return t.running }
 
-// Domain implements xen.DomainInfo with one hypercall.
+// Domain implements xen.DomainInfo with one hypercall. It reports the
+// domain holding domid now; on 4.21+ it remembers that domain's unique id
+// unless one is remembered already (the death of the domain the store
+// knew is Changes' to report, not this answer's).
 func (t *Tracker) Domain(domid uint32) (xen.DomInfo, bool, error) {
 	if domid >= xen.DomIDFirstReserved {
 		return xen.DomInfo{}, false, nil
@@ -180,8 +183,16 @@ func (t *Tracker) Domain(domid uint32) (xen.DomInfo, bool, error) {
 		if err != nil {
 			return xen.DomInfo{}, false, err
 		}
-		info, gone := t.fromState(st)
-		return info, !gone, nil
+		if !st.Exists {
+			t.forget(domid)
+			return xen.DomInfo{}, false, nil
+		}
+		t.mu.Lock()
+		if _, seen := t.uids[domid]; !seen {
+			t.uids[domid] = st.UniqueID
+		}
+		t.mu.Unlock()
+		return stateInfo(st), true, nil
 	}
 	info, err := t.hc.GetDomainInfo(t.rel.Domctl, domid)
 	if absent(err) {
@@ -196,26 +207,44 @@ func (t *Tracker) Domain(domid uint32) (xen.DomInfo, bool, error) {
 	return info, true, nil
 }
 
-// fromState converts get_domain_state's answer and keeps the unique id.
-// gone: the domain does not exist or is a newer one than last seen under
-// its domid (the old one then died unseen).
-func (t *Tracker) fromState(st xen.DomState) (info xen.DomInfo, gone bool) {
-	info = xen.DomInfo{ID: st.ID, Dying: st.Dying || st.Dead, Shutdown: st.Shutdown,
+// Introduced implements xen.DomainInfo: from now on the store serves the
+// domain holding domid, and later changes are judged against its unique
+// id (4.21+; one hypercall). A failed query keeps what was known.
+func (t *Tracker) Introduced(domid uint32) {
+	if t.rel.Method != DomainState || domid >= xen.DomIDFirstReserved {
+		return
+	}
+	st, err := t.hc.GetDomainState(domid)
+	if err != nil || !st.Exists {
+		return
+	}
+	t.mu.Lock()
+	t.uids[domid] = st.UniqueID
+	t.mu.Unlock()
+}
+
+func stateInfo(st xen.DomState) xen.DomInfo {
+	return xen.DomInfo{ID: st.ID, Dying: st.Dying || st.Dead, Shutdown: st.Shutdown,
 		XenstoreDomain: st.Xenstore, UniqueID: st.UniqueID}
+}
+
+// changed converts a report of the changed-domain iteration, judged
+// against the unique id remembered for its domid: Gone when the domain
+// no longer exists or is newer than the one remembered (which then died
+// unseen). The new one is remembered from then on.
+func (t *Tracker) changed(st xen.DomState) xen.DomInfo {
+	info := stateInfo(st)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !st.Exists {
 		delete(t.uids, st.ID)
 		info.Gone = true
-		return info, true
+		return info
 	}
 	old, seen := t.uids[st.ID]
 	t.uids[st.ID] = st.UniqueID
-	if seen && old != st.UniqueID {
-		info.Gone = true // the domain we knew is dead; st is its successor
-		return info, true
-	}
-	return info, false
+	info.Gone = seen && old != st.UniqueID
+	return info
 }
 
 func (t *Tracker) forget(domid uint32) {
@@ -308,8 +337,7 @@ func (t *Tracker) drain() ([]xen.DomInfo, error) {
 		if err != nil {
 			return out, fmt.Errorf("changed domains: %w", err)
 		}
-		info, _ := t.fromState(st)
-		out = append(out, info)
+		out = append(out, t.changed(st))
 	}
 	return out, fmt.Errorf("changed domains: more than %d reports without an end", xen.DomIDFirstReserved)
 }
