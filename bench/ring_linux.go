@@ -81,7 +81,12 @@ func NewRingRig(cfg RingRigConfig) (*RingRig, error) {
 		return nil, err
 	}
 	log := discardLogger()
-	srv, err := xenring.New(ev, h.GrantMapper(), h, log)
+	tr, err := h.Tracker()
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	srv, err := xenring.New(ev, h.GrantMapper(), tr, log)
 	if err != nil {
 		h.Close()
 		return nil, err

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/xen"
+	"github.com/xsstub/xenstored/xen/domains"
 )
 
 // Options is the parsed command line.
@@ -33,6 +35,9 @@ type Options struct {
 	WriteRate   int    // changes per second per unprivileged domain (XSA-206); <0 disables
 	WriteBurst  int
 	StubDomain  bool // serve dom0 through its ring (implied by --event)
+	// XenInterface is the Xen release whose interface to use whatever the
+	// hypervisor reports (--xen-interface); zero: the reported one.
+	XenInterface xen.Version
 
 	// C xenstored options kept for drop-in use.
 	NoDomainInit bool          // -D: do not serve dom0's kernel ring
@@ -168,7 +173,8 @@ func Parse(args []string, stderr io.Writer) (*Options, error) {
 	valVar(oneQuota{&o.Quotas, "path-max"}, "M", "path-max", "max. relative path length")
 	valVar(quotaFlag{&o.Quotas, false}, "Q", "quota", "hard quota `name=value` (repeatable)")
 	valVar(quotaFlag{&o.Quotas, true}, "q", "quota-soft", "soft quota `name=value` (repeatable)")
-	var master, priv, event string
+	var master, priv, event, xenIf string
+	fs.StringVar(&xenIf, "xen-interface", "", "use Xen `release`'s interface (e.g. 4.22) on a hypervisor newer than this build knows")
 	strVar(&master, "m", "master-domid", "`domid` this store runs in")
 	strVar(&priv, "p", "priv-domid", "`domid` of the control domain")
 	strVar(&event, "e", "event", "dom0's event channel `port` (stub-domain mode)")
@@ -219,6 +225,16 @@ func Parse(args []string, stderr io.Writer) (*Options, error) {
 		}
 		o.Event = int(v)
 		o.StubDomain = true
+	}
+	if xenIf != "" {
+		v, err := domains.ParseVersion(xenIf)
+		if err != nil {
+			return nil, fmt.Errorf("--xen-interface: %w", err)
+		}
+		if _, ok := domains.Lookup(v); !ok {
+			return nil, fmt.Errorf("--xen-interface: %w: %v", domains.ErrUnknownRelease, v)
+		}
+		o.XenInterface = v
 	}
 	if o.StubDomain && o.Event < 0 {
 		return nil, errors.New("--stubdom needs --event <port>")

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/xsstub/xenstored/store"
 	"github.com/xsstub/xenstored/transport/unixsock"
+	"github.com/xsstub/xenstored/xen/domains"
 )
 
 // NewLogger builds the daemon's logger: text lines on w, debug when verbose.
@@ -25,85 +27,40 @@ func NewLogger(w io.Writer, verbose bool) *slog.Logger {
 
 // Run serves the store until ctx is cancelled. It expects to run in the
 // foreground (see Daemonize for the forking behaviour of C xenstored).
+//
+// Fail closed: where /dev/xen exists, the daemon serves only if it can
+// follow domains' lives; otherwise it returns why and serves no one.
+// Without /dev/xen it serves its Unix socket only (development mode).
 func Run(ctx context.Context, o *Options, log *slog.Logger) error {
-	rings, err := openXen(log)
-	if err != nil {
-		if o.StubDomain {
-			return fmt.Errorf("stub-domain mode needs the Xen devices: %w", err)
-		}
-		log.Warn("cannot use the Xen devices: serving the Unix socket only", "err", err)
-	}
-	if rings == nil && o.StubDomain {
+	xs, err := openXen(o, log)
+	switch {
+	case errors.Is(err, errNoXen) && o.StubDomain:
 		return fmt.Errorf("stub-domain mode (--event %d) needs /dev/xen", o.Event)
+	case errors.Is(err, errNoXen):
+		log.Info("no /dev/xen: serving the Unix socket only (development mode: no guests, no domain information)")
+		xs = nil
+	case err != nil:
+		return fmt.Errorf("refusing to serve: %w", err)
 	}
-	var platform store.Platform
-	if rings != nil {
-		platform = rings
+	storeDomid, err := findStoreDomid(o, xs, log)
+	if err != nil {
+		return err
 	}
-	storeDomid := o.MasterDomid
-	if o.StubDomain && !o.MasterSet {
-		storeDomid = store.DomidInvalid
-		if rings != nil {
-			if id, ok := ownDomid(rings.Info); ok {
-				storeDomid = id
-			}
-		}
-		log.Info("running as the xenstore domain", "domid", storeDomid)
-	}
-	qs := o.Quotas
-	e := store.New(store.Config{
-		Quotas:       &qs,
-		Logger:       log,
-		Platform:     platform,
-		PrivDomid:    o.PrivDomid,
-		StoreDomid:   storeDomid,
-		KeepOrphans:  o.KeepOrphans,
-		WriteRate:    o.WriteRate,
-		WriteBurst:   o.WriteBurst,
-		EventTimeout: o.EventTimeout,
-	})
+	e := newEngine(o, xs, storeDomid, log)
 	if o.TraceFile != "" {
-		f, err := os.OpenFile(o.TraceFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		closeTrace, err := startTrace(e, o.TraceFile)
 		if err != nil {
-			return fmt.Errorf("trace file: %w", err)
+			return err
 		}
-		defer f.Close()
-		var mu sync.Mutex
-		e.SetTrace(func(s string) {
-			mu.Lock()
-			fmt.Fprintf(f, "%s %s\n", time.Now().Format("2006-01-02 15:04:05.000"), s)
-			mu.Unlock()
-		}, true)
+		defer closeTrace()
 	}
-	if rings == nil {
-		log.Info("no /dev/xen: serving the Unix socket only")
-	} else {
-		rings.SetEngine(e)
-		if err := rings.WatchDomains(); err != nil {
-			log.Error("domain deaths will not be noticed", "err", err)
-		}
-		go func() {
-			if err := rings.Serve(ctx.Done()); err != nil {
-				log.Error("ring transport stopped", "err", err)
-			}
-		}()
-		if o.StubDomain {
-			// dom0's kernel granted us its ring (grant ref 1) and an
-			// event channel, passed as --event.
-			if err := e.IntroduceDomain(o.PrivDomid, uint32(o.Event), 0); err != nil {
-				return fmt.Errorf("connecting dom%d's ring (event %d): %w", o.PrivDomid, o.Event, err)
-			}
-			log.Info("serving the control domain's ring", "domid", o.PrivDomid, "event", o.Event)
-		} else if o.NoDomainInit {
-			log.Info("not serving dom0's kernel ring (-D)")
-		} else if port, err := dom0LocalRing(rings); err != nil {
-			log.Warn("dom0's kernel ring not served", "err", err)
-		} else if err := e.IntroduceDomain(0, port, 0); err != nil {
-			log.Warn("dom0's kernel ring not served", "err", err)
+	if xs != nil {
+		if err := startRings(ctx, o, xs, e, log); err != nil {
+			return err
 		}
 	}
 	ln, err := unixsock.Listen(o.Socket)
-	if err != nil && o.StubDomain && rings != nil {
+	if err != nil && o.StubDomain {
 		// A stub domain's kernel may have no networking and so no Unix
 		// sockets; its clients all come through rings.
 		log.Warn("no Unix socket: serving rings only", "err", err)
@@ -126,4 +83,116 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 		fmt.Println(os.Getpid())
 	}
 	return unixsock.Serve(ctx, e, ln, log)
+}
+
+// findStoreDomid is the domain the store runs in: -m, else in a stub the
+// domain Xen flags as xenstore domain, else 0.
+func findStoreDomid(o *Options, xs *xenSide, log *slog.Logger) (uint32, error) {
+	if !o.StubDomain || o.MasterSet {
+		return o.MasterDomid, nil
+	}
+	id, err := xs.tracker.Self()
+	if err != nil {
+		return 0, fmt.Errorf("finding our own domain: %w", err)
+	}
+	log.Info("running as the xenstore domain", "domid", id)
+	return id, nil
+}
+
+func newEngine(o *Options, xs *xenSide, storeDomid uint32, log *slog.Logger) *store.Engine {
+	var platform store.Platform
+	if xs != nil {
+		platform = xs.rings
+	}
+	qs := o.Quotas
+	return store.New(store.Config{
+		Quotas:       &qs,
+		Logger:       log,
+		Platform:     platform,
+		PrivDomid:    o.PrivDomid,
+		StoreDomid:   storeDomid,
+		KeepOrphans:  o.KeepOrphans,
+		WriteRate:    o.WriteRate,
+		WriteBurst:   o.WriteBurst,
+		EventTimeout: o.EventTimeout,
+	})
+}
+
+// startTrace logs every request and reply to path (-T).
+func startTrace(e *store.Engine, path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("trace file: %w", err)
+	}
+	var mu sync.Mutex
+	e.SetTrace(func(s string) {
+		mu.Lock()
+		fmt.Fprintf(f, "%s %s\n", time.Now().Format("2006-01-02 15:04:05.000"), s)
+		mu.Unlock()
+	}, true)
+	return func() { f.Close() }, nil
+}
+
+// startRings binds VIRQ_DOM_EXC, starts the ring loop and connects the
+// control domain: through the ring and port its kernel granted us (stub)
+// or through its local kernel ring (dom0 daemon).
+func startRings(ctx context.Context, o *Options, xs *xenSide, e *store.Engine, log *slog.Logger) error {
+	rings := xs.rings
+	rings.SetEngine(e)
+	if err := rings.WatchDomains(); err != nil {
+		return fmt.Errorf("refusing to serve: domain deaths could not be noticed: %w", err)
+	}
+	go func() {
+		if err := rings.Serve(ctx.Done()); err != nil {
+			log.Error("ring transport stopped", "err", err)
+		}
+	}()
+	switch {
+	case o.StubDomain:
+		if err := e.IntroduceDomain(o.PrivDomid, uint32(o.Event), 0); err != nil {
+			return fmt.Errorf("connecting dom%d's ring (event %d): %w", o.PrivDomid, o.Event, err)
+		}
+		log.Info("serving the control domain's ring", "domid", o.PrivDomid, "event", o.Event)
+		autoIntroduce(xs, e, o.PrivDomid, log)
+	case o.NoDomainInit:
+		log.Info("not serving dom0's kernel ring (-D)")
+	default:
+		port, err := dom0LocalRing(rings)
+		if err == nil {
+			err = e.IntroduceDomain(0, port, 0)
+		}
+		if err != nil {
+			log.Warn("dom0's kernel ring not served", "err", err)
+		}
+	}
+	return nil
+}
+
+// autoIntroduce introduces the domains that existed before the store and
+// have a store ring whose event channel their builder wrote into it
+// (dom0less, hyperlaunch, a restarted store), as C xenstored 4.21 does.
+func autoIntroduce(xs *xenSide, e *store.Engine, priv uint32, log *slog.Logger) {
+	doms, err := xs.tracker.Existing()
+	if errors.Is(err, domains.ErrCannotEnumerate) {
+		log.Info("domains created before the store are not looked for", "why", err)
+		return
+	}
+	if err != nil {
+		log.Warn("listing domains created before the store", "err", err)
+	}
+	for _, d := range doms {
+		if d.ID == priv || d.XenstoreDomain || d.Dying || d.Shutdown {
+			continue
+		}
+		port, err := xs.rings.StorePort(d.ID)
+		if err != nil || port == 0 {
+			log.Debug("existing domain has no store ring to connect", "domid", d.ID, "port", port, "err", err)
+			continue
+		}
+		if err := e.IntroduceDomain(d.ID, port, 0); err != nil {
+			log.Warn("introducing an existing domain", "domid", d.ID, "err", err)
+			continue
+		}
+		log.Info("introduced a domain created before the store", "domid", d.ID, "port", port)
+	}
 }

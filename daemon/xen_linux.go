@@ -8,18 +8,38 @@ import (
 
 	"github.com/xsstub/xenstored/transport/xenring"
 	"github.com/xsstub/xenstored/xen"
+	"github.com/xsstub/xenstored/xen/domains"
 	"github.com/xsstub/xenstored/xen/evtchn"
 	"github.com/xsstub/xenstored/xen/gntdev"
 	"github.com/xsstub/xenstored/xen/privcmd"
 	"github.com/xsstub/xenstored/xen/xenbus"
 )
 
-// openXen opens the Xen devices and builds the ring transport. It returns
-// (nil, nil) when there is no /dev/xen.
-func openXen(log *slog.Logger) (*xenring.Server, error) {
+// errNoXen says there is no /dev/xen: socket-only development mode.
+var errNoXen = errors.New("no /dev/xen")
+
+// xenSide is what the daemon holds on Xen: the ring transport and the
+// domain tracker it runs on.
+type xenSide struct {
+	rings   *xenring.Server
+	tracker *domains.Tracker
+}
+
+// xenDevices are the three device handles the daemon uses on Xen.
+type xenDevices struct {
+	ev xen.EventChannel
+	gm xen.GrantMapper
+	hc xen.Hypercalls
+	// close releases them all.
+	close func()
+}
+
+// openDevices opens the real devices; tests replace it with the fake
+// hypervisor's. errNoXen: not on Xen.
+var openDevices = func() (*xenDevices, error) {
 	ev, err := evtchn.Open()
 	if errors.Is(err, xen.ErrNoDevice) {
-		return nil, nil
+		return nil, errNoXen
 	}
 	if err != nil {
 		return nil, err
@@ -29,37 +49,37 @@ func openXen(log *slog.Logger) (*xenring.Server, error) {
 		ev.Close()
 		return nil, err
 	}
-	di, err := openPrivcmd(5 * time.Second)
-	var info xen.DomainInfo
+	dev, err := openPrivcmd(5 * time.Second)
 	if err != nil {
-		log.Error("no domain information: deaths of guests will not be noticed", "err", err)
-	} else {
-		info = di
+		gm.Close()
+		ev.Close()
+		return nil, err
 	}
-	srv, err := xenring.New(ev, gm, info, log)
+	return &xenDevices{ev: ev, gm: gm, hc: dev, close: func() { dev.Close(); gm.Close(); ev.Close() }}, nil
+}
+
+// openXen opens the Xen devices, finds the hypervisor's interface and
+// builds the ring transport. errNoXen: not on Xen. Any other error means
+// the daemon cannot know which domains exist and must not serve guests.
+func openXen(o *Options, log *slog.Logger) (*xenSide, error) {
+	devs, err := openDevices()
 	if err != nil {
 		return nil, err
 	}
-	srv.Info = info
-	return srv, nil
-}
-
-// ownDomid finds the xenstore domain (ourselves, in a stub domain) in the
-// domain list, or returns false.
-func ownDomid(di xen.DomainInfo) (uint32, bool) {
-	if di == nil {
-		return 0, false
-	}
-	doms, err := di.Domains()
+	tr, err := domains.Open(devs.hc, o.XenInterface)
 	if err != nil {
-		return 0, false
+		devs.close()
+		return nil, fmt.Errorf("no domain information: %w", err)
 	}
-	for _, d := range doms {
-		if d.XenstoreDomain {
-			return d.ID, true
-		}
+	rel := tr.Release()
+	log.Info("hypervisor", "xen", tr.Running().String(), "interface", rel.Version.String(),
+		"domctl", fmt.Sprintf("%#x", rel.Domctl), "domains", rel.Method.String())
+	srv, err := xenring.New(devs.ev, devs.gm, tr, log)
+	if err != nil {
+		devs.close()
+		return nil, err
 	}
-	return 0, false
+	return &xenSide{rings: srv, tracker: tr}, nil
 }
 
 // openPrivcmd opens /dev/xen/privcmd with a time limit: in a guest without
@@ -80,9 +100,9 @@ func openPrivcmd(limit time.Duration) (*privcmd.Device, error) {
 		if r.err != nil {
 			return nil, r.err
 		}
-		if _, err := r.d.Domains(); err != nil {
+		if _, err := r.d.XenVersion(); err != nil {
 			r.d.Close()
-			return nil, fmt.Errorf("privcmd domain list: %w (in a stub domain the kernel needs privcmd.unrestricted=1)", err)
+			return nil, fmt.Errorf("hypercall through privcmd: %w (in a stub domain the kernel needs privcmd.unrestricted=1)", err)
 		}
 		return r.d, nil
 	case <-time.After(limit):

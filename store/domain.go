@@ -184,6 +184,9 @@ func (e *Engine) introduce(c *Conn, args []string) ([]byte, error) {
 // IntroduceDomain introduces a domain as XS_INTRODUCE does; the daemon uses
 // it for the control domain's own ring in stub-domain mode.
 func (e *Engine) IntroduceDomain(domid, port uint32, gfn uint64) error {
+	if p, ok := e.cfg.Platform.(RingPreparer); ok && domid < 0x7ff0 {
+		p.PrepareRing(domid) // outside the lock, as for INTRODUCE
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	_, err := e.introduce(nil, []string{strconv.FormatUint(uint64(domid), 10), strconv.FormatUint(gfn, 10), strconv.FormatUint(uint64(port), 10)})
@@ -346,7 +349,10 @@ func (e *Engine) DomainGone(domid uint32, dead bool) {
 	}
 	d := e.domains[domid]
 	if d == nil || !d.Introduced {
-		if d != nil && dead {
+		// Never introduced, but it may have a record or be named in
+		// permissions: those entries must not pass to a new domain with
+		// the same id.
+		if dead && (d != nil || len(e.mentions[domid]) > 0) {
 			e.removeDomainNodes(domid)
 			delete(e.domains, domid)
 		}

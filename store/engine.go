@@ -41,13 +41,15 @@ const DomidInvalid = 0x7ff4
 // Platform (plain socket daemon) treats every domain as existing and keeps
 // introduced domains in the table without a ring.
 type Platform interface {
-	// DomainExists reports whether domid currently exists. When it cannot
-	// tell (a refused hypercall) it must answer true: a failed query is
-	// never evidence of death.
+	// DomainExists reports whether domid currently exists. It is called
+	// with the engine locked, so it must not make hypercalls: see
+	// DomainResolver. When it cannot tell it answers false, so that a
+	// permission entry for a domain of unknown existence grants nothing.
 	DomainExists(domid uint32) bool
-	// AttachRing maps the ring of c's domain and binds its event channel,
-	// then serves c; it returns c's wake callback (see NewConn). It is
-	// called with the engine locked and must not call back into it.
+	// AttachRing maps the ring of c's domain (or takes the mapping
+	// RingPreparer made) and binds its event channel, then serves c; it
+	// returns c's wake callback (see NewConn). It is called with the
+	// engine locked and must not call back into it.
 	AttachRing(c *Conn, port uint32, gfn uint64) (wake func(), err error)
 	// DetachRing stops serving c and releases its ring and event channel.
 	DetachRing(c *Conn)
@@ -374,6 +376,7 @@ func (e *Engine) closeConnLocked(c *Conn) {
 // transport must have checked WantsInput.
 func (c *Conn) Handle(m wire.Msg) {
 	e := c.e
+	c.prepare(&m) // hypercalls and mappings, so before the lock
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if c.closed {

@@ -7,7 +7,10 @@
 // Everything here is plain data and interfaces; no OS calls.
 package xen
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Well-known numbers from Xen's public headers.
 const (
@@ -95,17 +98,70 @@ type GrantMapper interface {
 // DomInfo is what the daemon needs to know about one domain's life.
 type DomInfo struct {
 	ID             uint32
+	Gone           bool   // no longer exists, or its id now names a newer domain
 	Dying          bool   // being destroyed: release its connection
 	Shutdown       bool   // the guest shut down; see ShutdownReason
-	ShutdownReason uint32 // Shutdown* value, valid when Shutdown
+	ShutdownReason uint32 // Shutdown* value, valid when Shutdown (not on Xen >= 4.21)
 	XenstoreDomain bool   // the domain is a xenstore domain (XEN_DOMINF_xs_domain)
 	Paused         bool
 	HVM            bool
+	UniqueID       uint64 // Xen >= 4.21: never reused by another domain; else 0
 }
 
-// DomainInfo lists the domains that currently exist (privcmd domctl).
+// DomainInfo answers the daemon's questions about domains' lives, whatever
+// the hypervisor release (package domains implements it over Hypercalls).
 type DomainInfo interface {
-	// Domains returns every existing domain in ascending id order. A
-	// domain absent from the list has been destroyed.
-	Domains() ([]DomInfo, error)
+	// Domain returns domid's state now; ok is false when no such domain
+	// exists. An error means the answer is unknown, never "gone".
+	Domain(domid uint32) (info DomInfo, ok bool, err error)
+	// Changes is called after VIRQ_DOM_EXC with the domains the store
+	// knows. It returns the state of those of them whose state may have
+	// changed; Gone marks one that no longer exists.
+	Changes(known []uint32) ([]DomInfo, error)
+	// Introduced tells that the store now serves the domain holding
+	// domid: its later changes are judged against that domain.
+	Introduced(domid uint32)
+}
+
+// Version is a Xen release as XENVER_version reports it.
+type Version struct{ Major, Minor uint32 }
+
+func (v Version) String() string { return fmt.Sprintf("%d.%d", v.Major, v.Minor) }
+
+// Less orders releases.
+func (v Version) Less(o Version) bool {
+	return v.Major < o.Major || v.Major == o.Major && v.Minor < o.Minor
+}
+
+// DomState is XEN_DOMCTL_get_domain_state's answer (Xen >= 4.21). A domain
+// reported by the changed-domain iteration with Exists false is gone.
+type DomState struct {
+	ID                          uint32
+	Exists, Shutdown            bool
+	Dying, Dead                 bool
+	Control, Hardware, Xenstore bool // capabilities
+	UniqueID                    uint64
+}
+
+// DomIDInvalid is DOMID_INVALID; GetDomainState(DomIDInvalid) asks for the
+// next domain whose state changed.
+const DomIDInvalid uint32 = 0x7ff4
+
+// Hypercalls are the raw hypervisor operations domain tracking is built
+// on, exactly as the hypervisor answers them: /dev/xen/privcmd
+// (package privcmd) and the fake hypervisor implement them, the latter
+// with each release's semantics.
+type Hypercalls interface {
+	// XenVersion is XENVER_version.
+	XenVersion() (Version, error)
+	// GetDomainInfo is XEN_DOMCTL_getdomaininfo for domid under domctl
+	// interface version ifVersion. Up to Xen 4.17 a missing domid yields
+	// the first domain above it; from 4.18 ESRCH (4.22 and later: EPERM
+	// unless the caller is the control domain). A wrong ifVersion: EACCES.
+	GetDomainInfo(ifVersion, domid uint32) (DomInfo, error)
+	// GetDomainState is XEN_DOMCTL_get_domain_state (Xen >= 4.21, stable
+	// interface version 0). DomIDInvalid returns the next domain whose
+	// state changed since it was last reported (ENOENT: none), for the
+	// VIRQ_DOM_EXC handler only.
+	GetDomainState(domid uint32) (DomState, error)
 }

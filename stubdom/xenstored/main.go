@@ -44,6 +44,9 @@ func main() {
 	defer stop()
 	if err := daemon.Run(ctx, o, log); err != nil {
 		log.Error("xenstored failed", "err", err)
+		if o.StubDomain { // the log went to the console only
+			fmt.Fprintf(os.Stderr, "xenstored: %v\n", err)
+		}
 		os.Exit(1)
 	}
 }

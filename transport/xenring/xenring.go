@@ -41,21 +41,15 @@ type Server struct {
 	e   *store.Engine // set by SetEngine before Serve
 	ev  xen.EventChannel
 	gm  xen.GrantMapper
-	di  xen.DomainInfo // may be nil: deaths are then never detected
+	di  xen.DomainInfo // nil: no domain exists but those introduced
 	log *slog.Logger
 
-	// Info is the domain information source given to New (nil if none),
-	// for callers that need it too.
-	Info xen.DomainInfo
-
-	// known caches which domains were alive at the last scan:
-	// DomainExists is asked once per permission entry, and listing every
-	// domain costs a hypercall proportional to the host. Only positive
-	// answers are cached (a domain created since must not be missed: the
-	// toolstack names it in permissions before it introduces it); a
-	// domain that died is dropped by the scan its death triggers.
-	knownMu sync.Mutex
-	known   map[uint32]bool
+	// answers holds each domain's existence as last asked by
+	// ResolveDomains (outside the engine lock), for DomainExists (under
+	// it). Deaths clear their entries; a domain never asked about
+	// exists for nobody (fail closed).
+	answersMu sync.Mutex
+	answers   map[uint32]bool
 
 	mu       sync.Mutex // guards the maps and dirty; taken inside the engine lock
 	byPort   map[uint32]*rconn
@@ -63,6 +57,9 @@ type Server struct {
 	dirty    map[*rconn]struct{}
 	virqPort uint32
 	local    map[uint32]xen.Mapping // rings not reached by grant mapping
+	// prepared holds ring pages mapped by PrepareRing, outside the
+	// engine lock, for the INTRODUCE that follows; one per domid.
+	prepared map[uint32]xen.Mapping
 	// released rings wait here until the loop goroutine, the only one that
 	// touches ring pages, unbinds and unmaps them (XSA-425: a RELEASE may
 	// come while the loop is serving that very ring).
@@ -86,7 +83,8 @@ type rconn struct {
 	closed  bool
 }
 
-// New creates the transport over the given devices. di may be nil.
+// New creates the transport over the given devices. di may be nil (tests):
+// then no domain but an introduced one exists and deaths are never seen.
 func New(ev xen.EventChannel, gm xen.GrantMapper, di xen.DomainInfo, log *slog.Logger) (*Server, error) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
@@ -95,7 +93,7 @@ func New(ev xen.EventChannel, gm xen.GrantMapper, di xen.DomainInfo, log *slog.L
 	return &Server{
 		ev: ev, gm: gm, di: di, log: log,
 		byPort: map[uint32]*rconn{}, byConn: map[*store.Conn]*rconn{}, dirty: map[*rconn]struct{}{},
-		local: map[uint32]xen.Mapping{},
+		local: map[uint32]xen.Mapping{}, prepared: map[uint32]xen.Mapping{}, answers: map[uint32]bool{},
 		wakeR: p[0], wakeW: p[1],
 	}, nil
 }
@@ -112,51 +110,103 @@ func (s *Server) SetLocalRing(domid uint32, m xen.Mapping) {
 	s.mu.Unlock()
 }
 
-// DomainExists implements store.Platform. A failed query answers true:
-// failure is never evidence of death.
-func (s *Server) DomainExists(domid uint32) bool {
+// ResolveDomains implements store.DomainResolver: it asks the hypervisor
+// about each domain (one hypercall each), outside the engine lock, so that
+// DomainExists can answer under it without a hypercall. A failed query
+// leaves the domain unknown, which DomainExists treats as absent.
+func (s *Server) ResolveDomains(ids []uint32) {
 	if s.di == nil {
-		return true
+		return
 	}
-	s.knownMu.Lock()
-	alive := s.known[domid]
-	s.knownMu.Unlock()
-	if alive {
-		return true
-	}
-	doms, err := s.scan()
-	if err != nil {
-		return true
-	}
-	for _, d := range doms {
-		if d.ID == domid {
-			return !d.Dying
+	for _, id := range ids {
+		info, ok, err := s.di.Domain(id)
+		s.answersMu.Lock()
+		if err != nil {
+			delete(s.answers, id)
+		} else {
+			s.answers[id] = ok && !info.Dying
+		}
+		s.answersMu.Unlock()
+		if err != nil {
+			s.log.Warn("cannot tell whether a domain exists: taken as absent", "domid", id, "err", err)
 		}
 	}
-	return false
 }
 
-// scan lists the domains and refreshes the cache.
-func (s *Server) scan() ([]xen.DomInfo, error) {
-	doms, err := s.di.Domains()
+// DomainExists implements store.Platform from ResolveDomains' answers; a
+// domain it was not asked about does not exist, so a permission entry
+// whose domain cannot be established grants nothing (XSA-417).
+func (s *Server) DomainExists(domid uint32) bool {
+	s.answersMu.Lock()
+	defer s.answersMu.Unlock()
+	return s.answers[domid]
+}
+
+// StorePort maps domid's xenstore ring for a moment and returns the event
+// channel port its builder wrote into it (0: none), for a domain created
+// before the store (dom0less, a restarted store). Not under the engine
+// lock: it maps a page.
+func (s *Server) StorePort(domid uint32) (uint32, error) {
+	m, err := s.gm.MapForeign(domid, xen.GrantRefXenstore)
 	if err != nil {
-		return nil, err
+		return 0, fmt.Errorf("map ring of domain %d: %w", domid, err)
 	}
-	known := make(map[uint32]bool, len(doms))
-	for _, d := range doms {
-		known[d.ID] = !d.Dying
+	defer m.Unmap()
+	r, err := ring.NewServer(m.Page())
+	if err != nil {
+		return 0, err
 	}
-	s.knownMu.Lock()
-	s.known = known
-	s.knownMu.Unlock()
-	return doms, nil
+	return r.EvtchnPort(), nil
 }
 
-// AttachRing implements store.Platform: map the domain's ring, bind its
-// event channel and start serving. Called with the engine locked.
+// PrepareRing implements store.RingPreparer: it maps domid's ring page
+// before the engine lock is taken for its INTRODUCE. A mapping left over
+// (the INTRODUCE failed) is replaced by the next one or dropped when the
+// domain dies.
+func (s *Server) PrepareRing(domid uint32) {
+	if s.di != nil {
+		s.di.Introduced(domid) // judge its death against this domain
+	}
+	s.mu.Lock()
+	_, local := s.local[domid]
+	s.mu.Unlock()
+	if local {
+		return
+	}
+	m, err := s.gm.MapForeign(domid, xen.GrantRefXenstore)
+	if err != nil {
+		return // AttachRing will try again and report it
+	}
+	s.mu.Lock()
+	old := s.prepared[domid]
+	s.prepared[domid] = m
+	s.mu.Unlock()
+	if old != nil {
+		old.Unmap()
+	}
+}
+
+// dropPrepared unmaps a prepared ring that no INTRODUCE took.
+func (s *Server) dropPrepared(domid uint32) {
+	s.mu.Lock()
+	m := s.prepared[domid]
+	delete(s.prepared, domid)
+	s.mu.Unlock()
+	if m != nil {
+		m.Unmap()
+	}
+}
+
+// AttachRing implements store.Platform: map the domain's ring (unless
+// PrepareRing did), bind its event channel and start serving. Called with
+// the engine locked.
 func (s *Server) AttachRing(c *store.Conn, port uint32, gfn uint64) (func(), error) {
 	s.mu.Lock()
 	m := s.local[c.Domid()]
+	if m == nil {
+		m = s.prepared[c.Domid()]
+		delete(s.prepared, c.Domid())
+	}
 	s.mu.Unlock()
 	if m == nil {
 		var err error
@@ -339,27 +389,28 @@ func (s *Server) handleEvents() {
 	}
 }
 
-// checkDomains asks Xen which introduced domains died or shut down.
+// checkDomains asks Xen which of the domains the store knows died or
+// shut down; a failed query is never taken for a death.
 func (s *Server) checkDomains() {
 	if s.di == nil {
 		return
 	}
-	doms, err := s.scan()
+	changes, err := s.di.Changes(s.e.KnownDomains())
 	if err != nil {
-		s.log.Warn("domain scan failed; assuming all alive", "err", err)
-		return
+		s.log.Warn("domain scan incomplete; unanswered domains taken as alive", "err", err)
 	}
-	byID := make(map[uint32]xen.DomInfo, len(doms))
-	for _, d := range doms {
-		byID[d.ID] = d
-	}
-	for _, id := range s.e.IntroducedDomains() {
-		d, ok := byID[id]
+	for _, d := range changes {
+		if d.Gone || d.Dying {
+			s.answersMu.Lock()
+			delete(s.answers, d.ID)
+			s.answersMu.Unlock()
+			s.dropPrepared(d.ID)
+		}
 		switch {
-		case !ok || d.Dying:
-			s.e.DomainGone(id, true)
+		case d.Gone || d.Dying:
+			s.e.DomainGone(d.ID, true)
 		case d.Shutdown:
-			s.e.DomainGone(id, false)
+			s.e.DomainGone(d.ID, false)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/xsstub/xenstored/store"
 	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/xen"
 	"github.com/xsstub/xenstored/xen/fake"
 	"github.com/xsstub/xenstored/xen/ring"
 	"github.com/xsstub/xenstored/xen/ringclient"
@@ -27,15 +28,19 @@ type rig struct {
 func newRig(t *testing.T) *rig { return newRigQuotas(t, nil) }
 
 // newRigQuotas builds the rig with explicit quotas (nil: defaults).
-func newRigQuotas(t *testing.T, q *store.Quotas) *rig {
+func newRigQuotas(t *testing.T, q *store.Quotas) *rig { return newRigAt(t, q, fake.LatestRelease) }
+
+// newRigAt builds the rig on a fake hypervisor playing Xen release v.
+func newRigAt(t *testing.T, q *store.Quotas, v xen.Version) *rig {
 	t.Helper()
 	h := fake.New()
+	h.SetRelease(v)
 	ev, err := h.OpenEventChannel()
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := New(ev, h.GrantMapper(), h, log)
+	srv, err := New(ev, h.GrantMapper(), h.MustTracker(), log)
 	if err != nil {
 		t.Fatal(err)
 	}

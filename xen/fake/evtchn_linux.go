@@ -147,6 +147,9 @@ func (ec *EventChannel) BindVIRQ(virq uint32) (uint32, error) {
 	}
 	port := h.allocPort()
 	ec.ports[port] = &portState{ec: ec, port: port, virq: virq}
+	if virq == xen.VIRQDomExc {
+		h.initStatesLocked()
+	}
 	return port, nil
 }
 

@@ -28,9 +28,21 @@ type Hypervisor struct {
 	pages    *pagePool
 	nextPort uint32
 	closed   bool
+
+	// Hypercall semantics (hypercalls_linux.go); guarded by mu.
+	release       xen.Version
+	callerControl bool            // the daemon runs in the control domain
+	domctlErr     error           // every domctl fails with it, when set
+	nextUID       uint64          // unique ids handed out
+	changed       map[uint32]bool // get_domain_state's changed set
+	statesOn      bool            // VIRQ_DOM_EXC was bound: changes are kept
+	domctlCalls   int             // domctls answered, for cost tests
+
+	hook    atomic.Pointer[func()] // SetDomctlHook; read without mu
+	mapHook atomic.Pointer[func()] // SetMapHook; read without mu
 }
 
-var _ xen.DomainInfo = (*Hypervisor)(nil)
+var _ xen.Hypercalls = (*Hypervisor)(nil)
 
 // New returns an empty fake hypervisor.
 func New() *Hypervisor {
@@ -40,6 +52,8 @@ func New() *Hypervisor {
 		guestEvs: make(map[*GuestEvents]struct{}),
 		pages:    newPagePool(),
 		nextPort: 1,
+		release:  LatestRelease,
+		changed:  make(map[uint32]bool),
 	}
 }
 
@@ -53,6 +67,7 @@ type Domain struct {
 	// Guarded by h.mu.
 	dying, shutdown, xsDomain bool
 	reason                    uint32
+	uid                       uint64 // get_domain_state's unique id
 	destroyed                 bool
 	released                  bool // destroyed and unbound: page and eventfds let go
 
@@ -87,8 +102,10 @@ func (h *Hypervisor) NewDomain(domid uint32) (*Domain, error) {
 	}
 	// The guest's own port number. Real guests pick theirs; any stable
 	// value the daemon learns "from XS_INTRODUCE" does.
-	d := &Domain{h: h, id: domid, guestPort: 1 + domid%1000, slot: slot, toServer: -1, toGuest: -1}
+	h.nextUID++
+	d := &Domain{h: h, id: domid, guestPort: 1 + domid%1000, slot: slot, toServer: -1, toGuest: -1, uid: h.nextUID}
 	h.domains[domid] = d
+	h.stateChangedLocked(domid)
 	return d, nil
 }
 
@@ -351,6 +368,7 @@ func (h *Hypervisor) change(domid uint32, f func(*Domain)) error {
 		return fmt.Errorf("fake: change dom%d: %w", domid, err)
 	}
 	f(d)
+	h.stateChangedLocked(domid)
 	h.fireLocked(xen.VIRQDomExc)
 	return nil
 }
@@ -368,7 +386,8 @@ func (h *Hypervisor) fireLocked(virq uint32) {
 	}
 }
 
-// Domains lists live domains in ascending id order.
+// Domains lists live domains in ascending id order: what the fake holds,
+// for tests (the daemon asks through xen.Hypercalls).
 func (h *Hypervisor) Domains() ([]xen.DomInfo, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -417,6 +436,9 @@ func (m *mapping) Unmap() error {
 // MapForeign maps domain domid's ring page; ref must be
 // xen.GrantRefXenstore.
 func (g *grantMapper) MapForeign(domid, ref uint32) (xen.Mapping, error) {
+	if f := g.h.mapHook.Load(); f != nil {
+		(*f)()
+	}
 	g.mu.Lock()
 	closed := g.closed
 	g.mu.Unlock()

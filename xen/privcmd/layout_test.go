@@ -8,9 +8,10 @@ import (
 	"github.com/xsstub/xenstored/xen/internal/ctest"
 )
 
-// Hand-derived from xen/include/public/domctl.h at RELEASE-4.17.0 and
-// xen/privcmd.h: every offset below is the running sum of the C field
-// sizes with natural alignment (uint64_aligned_t is 8-aligned).
+// Hand-derived from xen/include/public/domctl.h (identical for these
+// structures from RELEASE-4.17.0 to RELEASE-4.22.0) and xen/privcmd.h:
+// every offset below is the running sum of the C field sizes with natural
+// alignment (uint64_aligned_t is 8-aligned).
 var layout = []struct {
 	name string
 	got  uintptr
@@ -28,7 +29,7 @@ var layout = []struct {
 	{"domctl.cmd", unsafe.Offsetof(domctl{}.Cmd), 0, "offsetof(struct xen_domctl, cmd)"},
 	{"domctl.interface_version", unsafe.Offsetof(domctl{}.InterfaceVersion), 4, "offsetof(struct xen_domctl, interface_version)"},
 	{"domctl.domain", unsafe.Offsetof(domctl{}.Domain), 8, "offsetof(struct xen_domctl, domain)"},
-	{"domctl.u", unsafe.Offsetof(domctl{}.Info), 16, "offsetof(struct xen_domctl, u)"},
+	{"domctl.u", unsafe.Offsetof(domctl{}.U), 16, "offsetof(struct xen_domctl, u)"},
 
 	{"getdomaininfo.domain", unsafe.Offsetof(getDomainInfo{}.Domain), 0, "offsetof(struct xen_domctl_getdomaininfo, domain)"},
 	{"getdomaininfo.flags", unsafe.Offsetof(getDomainInfo{}.Flags), 4, "offsetof(struct xen_domctl_getdomaininfo, flags)"},
@@ -50,11 +51,32 @@ var layout = []struct {
 	{"XEN_DOMINF_shutdownmask", dominfShutdownMask, 255, "XEN_DOMINF_shutdownmask"},
 	{"__HYPERVISOR_domctl", HypervisorDomctl, 36, "__HYPERVISOR_domctl"},
 	{"XEN_DOMCTL_getdomaininfo", DomctlGetDomainInfo, 5, "XEN_DOMCTL_getdomaininfo"},
-	{"XEN_DOMCTL_INTERFACE_VERSION", DomctlInterfaceVersion, 0x15, "XEN_DOMCTL_INTERFACE_VERSION"},
+	{"__HYPERVISOR_xen_version", HypervisorXenVersion, 17, "__HYPERVISOR_xen_version"},
+	{"XENVER_version", XenverVersion, 0, "XENVER_version"},
+}
+
+// The get_domain_state domctl exists from RELEASE-4.21.0 on.
+var layout421 = []struct {
+	name string
+	got  uintptr
+	want uintptr
+	c    string
+}{
+	{"sizeof get_domain_state", unsafe.Sizeof(getDomainState{}), 16, "sizeof(struct xen_domctl_get_domain_state)"},
+	{"get_domain_state.caps", unsafe.Offsetof(getDomainState{}.Caps), 2, "offsetof(struct xen_domctl_get_domain_state, caps)"},
+	{"get_domain_state.unique_id", unsafe.Offsetof(getDomainState{}.UniqueID), 8, "offsetof(struct xen_domctl_get_domain_state, unique_id)"},
+	{"XEN_DOMCTL_get_domain_state", DomctlGetDomainState, 90, "XEN_DOMCTL_get_domain_state"},
+	{"STATE_EXIST", stateExist, 1, "XEN_DOMCTL_GETDOMSTATE_STATE_EXIST"},
+	{"STATE_SHUTDOWN", stateShutdown, 2, "XEN_DOMCTL_GETDOMSTATE_STATE_SHUTDOWN"},
+	{"STATE_DYING", stateDying, 4, "XEN_DOMCTL_GETDOMSTATE_STATE_DYING"},
+	{"STATE_DEAD", stateDead, 8, "XEN_DOMCTL_GETDOMSTATE_STATE_DEAD"},
+	{"CAP_CONTROL", capControl, 1, "XEN_DOMCTL_GETDOMSTATE_CAP_CONTROL"},
+	{"CAP_HARDWARE", capHardware, 2, "XEN_DOMCTL_GETDOMSTATE_CAP_HARDWARE"},
+	{"CAP_XENSTORE", capXenstore, 4, "XEN_DOMCTL_GETDOMSTATE_CAP_XENSTORE"},
 }
 
 func TestLayout(t *testing.T) {
-	for _, tt := range layout {
+	for _, tt := range append(layout, layout421...) {
 		if tt.got != tt.want {
 			t.Errorf("%s = %#x, want %#x", tt.name, tt.got, tt.want)
 		}
@@ -62,20 +84,15 @@ func TestLayout(t *testing.T) {
 }
 
 // TestAgainstC compares with libxen-dev's headers when they are installed
-// and are the 4.17 ones (other versions have other layouts by design).
+// (Debian 12's are 4.17's: get_domain_state is checked only by hand there).
 func TestAgainstC(t *testing.T) {
 	exprs := map[string]string{}
 	for i, tt := range layout {
 		exprs[fmt.Sprintf("v%d", i)] = tt.c
 	}
-	v := ctest.Values(t, []string{"xen/domctl.h", "xen/sys/privcmd.h", "xen/xen.h"},
-		"#define __XEN_TOOLS__ 1\n#include <stdint.h>\n#include <linux/ioctl.h>\n#include <xen/xen.h>\n#include <xen/domctl.h>\n#include <xen/sys/privcmd.h>\n",
+	v := ctest.Values(t, []string{"xen/domctl.h", "xen/sys/privcmd.h", "xen/xen.h", "xen/version.h"},
+		"#define __XEN_TOOLS__ 1\n#include <stdint.h>\n#include <linux/ioctl.h>\n#include <xen/xen.h>\n#include <xen/domctl.h>\n#include <xen/version.h>\n#include <xen/sys/privcmd.h>\n",
 		exprs)
-	for i, tt := range layout {
-		if tt.c == "XEN_DOMCTL_INTERFACE_VERSION" && v[fmt.Sprintf("v%d", i)] != DomctlInterfaceVersion {
-			t.Skipf("installed domctl.h has interface version %#x, not 4.17's", v[fmt.Sprintf("v%d", i)])
-		}
-	}
 	for i, tt := range layout {
 		if c := v[fmt.Sprintf("v%d", i)]; uint64(tt.got) != c {
 			t.Errorf("%s (%s): Go %#x, C %#x", tt.name, tt.c, tt.got, c)

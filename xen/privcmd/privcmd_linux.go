@@ -16,12 +16,12 @@ import (
 // buffer.
 type Device struct {
 	mu   sync.Mutex
-	fd   int
+	fd   int // -1 once closed
 	path string
 	buf  []byte // one mlock'ed anonymous page
 }
 
-var _ xen.DomainInfo = (*Device)(nil)
+var _ xen.Hypercalls = (*Device)(nil)
 
 // Open opens DevicePath; a missing device gives an error matching
 // xen.ErrNoDevice.
@@ -67,38 +67,74 @@ func (d *Device) hypercall(op uint64, args [5]uint64) (uintptr, error) {
 	return ioc.IoctlPtr(d.fd, ioctlHypercall, &arg)
 }
 
-// DomainInfo returns the first existing domain with id >= domid (Xen 4.17
-// semantics), or an error matching syscall.ESRCH if there is none.
-func (d *Device) DomainInfo(domid uint32) (xen.DomInfo, error) {
+var errClosed = errors.New("privcmd: device closed")
+
+// XenVersion asks XENVER_version, which every domain may ask.
+func (d *Device) XenVersion() (xen.Version, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.domainInfoLocked(domid)
+	if d.fd < 0 {
+		return xen.Version{}, errClosed
+	}
+	v, err := d.hypercall(HypervisorXenVersion, [5]uint64{XenverVersion})
+	if err != nil {
+		return xen.Version{}, fmt.Errorf("privcmd: XENVER_version: %w", err)
+	}
+	return decodeVersion(v), nil
 }
 
-func (d *Device) domainInfoLocked(domid uint32) (xen.DomInfo, error) {
+// domctl issues one domctl with the union zeroed except for what fill
+// writes, and returns the buffer for the caller to decode. Caller holds
+// d.mu.
+func (d *Device) domctl(name string, cmd, ifVersion, domid uint32) (*domctl, error) {
 	if d.fd < 0 {
-		return xen.DomInfo{}, errors.New("privcmd: device closed")
+		return nil, errClosed
 	}
+	dc := d.domctlBuf()
+	*dc = domctl{Cmd: cmd, InterfaceVersion: ifVersion, Domain: uint16(domid)}
+	if _, err := d.hypercall(HypervisorDomctl, [5]uint64{d.bufAddr()}); err != nil {
+		if errors.Is(err, syscall.EACCES) {
+			return nil, fmt.Errorf("privcmd: %s dom%d: domctl interface version %#x refused (not this hypervisor's, or no privilege): %w",
+				name, domid, ifVersion, err)
+		}
+		return nil, fmt.Errorf("privcmd: %s dom%d: %w", name, domid, err)
+	}
+	return dc, nil
+}
+
+// GetDomainInfo issues XEN_DOMCTL_getdomaininfo with the given domctl
+// interface version and returns the hypervisor's answer as it is.
+func (d *Device) GetDomainInfo(ifVersion, domid uint32) (xen.DomInfo, error) {
 	if domid >= xen.DomIDFirstReserved {
 		return xen.DomInfo{}, fmt.Errorf("privcmd: getdomaininfo dom%d: reserved id: %w", domid, syscall.EINVAL)
 	}
-	dc := d.domctlBuf()
-	*dc = domctl{Cmd: DomctlGetDomainInfo, InterfaceVersion: DomctlInterfaceVersion, Domain: uint16(domid)}
-	if _, err := d.hypercall(HypervisorDomctl, [5]uint64{d.bufAddr()}); err != nil {
-		if errors.Is(err, syscall.EACCES) {
-			return xen.DomInfo{}, fmt.Errorf("privcmd: getdomaininfo dom%d: domctl interface version %#x refused (hypervisor is not Xen 4.17, or no privilege): %w",
-				domid, DomctlInterfaceVersion, err)
-		}
-		return xen.DomInfo{}, fmt.Errorf("privcmd: getdomaininfo dom%d: %w", domid, err)
-	}
-	return dc.Info.decode(), nil
-}
-
-// Domains lists every existing domain in ascending id order.
-func (d *Device) Domains() ([]xen.DomInfo, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return listDomains(d.domainInfoLocked)
+	dc, err := d.domctl("getdomaininfo", DomctlGetDomainInfo, ifVersion, domid)
+	if err != nil {
+		return xen.DomInfo{}, err
+	}
+	return dc.info().decode(), nil
+}
+
+// GetDomainState issues XEN_DOMCTL_get_domain_state (stable, interface
+// version 0); xen.DomIDInvalid asks for the next changed domain, whose id
+// Xen writes back into the domctl.
+func (d *Device) GetDomainState(domid uint32) (xen.DomState, error) {
+	if domid >= xen.DomIDFirstReserved && domid != xen.DomIDInvalid {
+		return xen.DomState{}, fmt.Errorf("privcmd: get_domain_state dom%d: reserved id: %w", domid, syscall.EINVAL)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	dc, err := d.domctl("get_domain_state", DomctlGetDomainState, 0, domid)
+	if err != nil {
+		return xen.DomState{}, err
+	}
+	id := uint32(dc.Domain)
+	if id >= xen.DomIDFirstReserved {
+		return xen.DomState{}, fmt.Errorf("privcmd: get_domain_state dom%d: hypervisor answered reserved dom%d", domid, id)
+	}
+	return dc.state().decode(id), nil
 }
 
 // Close closes the device and frees the hypercall buffer.

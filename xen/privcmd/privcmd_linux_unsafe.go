@@ -16,3 +16,13 @@ func (d *Device) domctlBuf() *domctl {
 func (d *Device) bufAddr() uint64 {
 	return uint64(uintptr(unsafe.Pointer(unsafe.SliceData(d.buf))))
 }
+
+// info and state view the domctl union as one of its members; the union
+// starts 8-aligned (offset 16) and is larger than either.
+func (dc *domctl) info() *getDomainInfo {
+	return (*getDomainInfo)(unsafe.Pointer(&dc.U[0]))
+}
+
+func (dc *domctl) state() *getDomainState {
+	return (*getDomainState)(unsafe.Pointer(&dc.U[0]))
+}

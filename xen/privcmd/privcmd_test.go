@@ -1,9 +1,6 @@
 package privcmd
 
 import (
-	"errors"
-	"reflect"
-	"syscall"
 	"testing"
 
 	"github.com/xsstub/xenstored/xen"
@@ -34,58 +31,33 @@ func TestDecodeFlags(t *testing.T) {
 	}
 }
 
-// hv simulates Xen 4.17's getdomaininfo over a set of domain ids.
-func hv(ids []uint32, failAt uint32, err error) func(uint32) (xen.DomInfo, error) {
-	return func(n uint32) (xen.DomInfo, error) {
-		if err != nil && n == failAt {
-			return xen.DomInfo{}, err
-		}
-		for _, id := range ids {
-			if id >= n {
-				return xen.DomInfo{ID: id}, nil
-			}
-		}
-		return xen.DomInfo{}, syscall.ESRCH
-	}
-}
-
-func TestListDomains(t *testing.T) {
+func TestDecodeState(t *testing.T) {
 	tests := []struct {
-		name    string
-		get     func(uint32) (xen.DomInfo, error)
-		want    []uint32
-		wantErr error
+		name string
+		g    getDomainState
+		want xen.DomState
 	}{
-		{"none", hv(nil, 0, nil), nil, nil},
-		{"dom0 only", hv([]uint32{0}, 0, nil), []uint32{0}, nil},
-		{"gaps", hv([]uint32{0, 1, 7, 300, 0x7fef}, 0, nil), []uint32{0, 1, 7, 300, 0x7fef}, nil},
-		{"no dom0", hv([]uint32{5}, 0, nil), []uint32{5}, nil},
-		{"version refused", hv([]uint32{0}, 0, syscall.EACCES), nil, syscall.EACCES},
-		{"error mid-way", hv([]uint32{0, 4, 9}, 5, syscall.EFAULT), nil, syscall.EFAULT},
-		{"answer below request", func(n uint32) (xen.DomInfo, error) { return xen.DomInfo{ID: 0}, nil }, nil, errAny},
-		{"answer reserved id", func(n uint32) (xen.DomInfo, error) { return xen.DomInfo{ID: 0x7ff0}, nil }, nil, errAny},
+		{"gone", getDomainState{}, xen.DomState{ID: 4}},
+		{"running", getDomainState{State: 1, UniqueID: 77}, xen.DomState{ID: 4, Exists: true, UniqueID: 77}},
+		{"shut down", getDomainState{State: 3}, xen.DomState{ID: 4, Exists: true, Shutdown: true}},
+		{"dying", getDomainState{State: 5}, xen.DomState{ID: 4, Exists: true, Dying: true}},
+		{"dead", getDomainState{State: 9}, xen.DomState{ID: 4, Exists: true, Dead: true}},
+		{"caps", getDomainState{State: 1, Caps: 7}, xen.DomState{ID: 4, Exists: true, Control: true, Hardware: true, Xenstore: true}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := listDomains(tt.get)
-			if tt.wantErr != nil {
-				if err == nil || (tt.wantErr != errAny && !errors.Is(err, tt.wantErr)) {
-					t.Fatalf("err = %v, want %v", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			var ids []uint32
-			for _, d := range got {
-				ids = append(ids, d.ID)
-			}
-			if !reflect.DeepEqual(ids, tt.want) {
-				t.Errorf("ids = %v, want %v", ids, tt.want)
-			}
-		})
+		if got := tt.g.decode(4); got != tt.want {
+			t.Errorf("%s: %+v, want %+v", tt.name, got, tt.want)
+		}
 	}
 }
 
-var errAny = errors.New("any error")
+func TestDecodeVersion(t *testing.T) {
+	for _, tt := range []struct {
+		v    uintptr
+		want xen.Version
+	}{{4<<16 | 17, xen.Version{Major: 4, Minor: 17}}, {4<<16 | 22, xen.Version{Major: 4, Minor: 22}}, {5 << 16, xen.Version{Major: 5}}} {
+		if got := decodeVersion(tt.v); got != tt.want {
+			t.Errorf("decodeVersion(%#x) = %v, want %v", tt.v, got, tt.want)
+		}
+	}
+}

@@ -31,7 +31,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := ringtest.New(ec, h.GrantMapper(), h)
+	srv, err := ringtest.New(ec, h.GrantMapper(), h.MustTracker())
 	if err != nil {
 		t.Fatal(err)
 	}

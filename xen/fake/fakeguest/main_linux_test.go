@@ -40,7 +40,7 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := ringtest.New(ec, h.GrantMapper(), h)
+	srv, err := ringtest.New(ec, h.GrantMapper(), h.MustTracker())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -160,22 +160,23 @@ func (s *Server) HandleEvents() error {
 	return nil
 }
 
-// checkDomains releases connections of domains that are gone or dying.
+// checkDomains releases connections of domains that are gone, dying or
+// shut down.
 func (s *Server) checkDomains() error {
-	doms, err := s.di.Domains()
+	s.mu.Lock()
+	known := make([]uint32, 0, len(s.byDom))
+	for id := range s.byDom {
+		known = append(known, id)
+	}
+	s.mu.Unlock()
+	changes, err := s.di.Changes(known)
 	if err != nil {
 		return err
 	}
-	alive := map[uint32]bool{}
-	for _, d := range doms {
-		if !d.Dying && !d.Shutdown {
-			alive[d.ID] = true
-		}
-	}
-	s.mu.Lock()
 	var gone []*conn
-	for _, c := range s.conns {
-		if !alive[c.domid] {
+	s.mu.Lock()
+	for _, d := range changes {
+		if c := s.byDom[d.ID]; c != nil && (d.Gone || d.Dying || d.Shutdown) {
 			gone = append(gone, c)
 		}
 	}

@@ -17,7 +17,7 @@ func guestRing(t *testing.T) (*fake.Guest, *ring.Guest) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(ec, h.GrantMapper(), h)
+	s, err := New(ec, h.GrantMapper(), h.MustTracker())
 	if err != nil {
 		t.Fatal(err)
 	}
