@@ -84,7 +84,8 @@ else
 	finish
 fi
 if [ -S /run/xenstored/socket ]; then pass unix-socket "/run/xenstored/socket"; else fail unix-socket "$(ls -la /run/xenstored 2>&1)"; fi
-if pidof xenconsoled >/dev/null; then pass initd-xenconsoled "the script went on to start xenconsoled (needs xenstore)"; else fail initd-xenconsoled; fi
+n=$(pidof xenconsoled | wc -w)
+if [ "$n" = 1 ]; then pass initd-xenconsoled "the script went on to start xenconsoled (needs xenstore)"; else fail initd-xenconsoled "$n xenconsoled processes"; fi
 
 T xl info >/tmp/xlinfo 2>&1
 grep '^xen_version' /tmp/xlinfo || echo "xen_version: (xl info failed: $(tail -1 /tmp/xlinfo))"

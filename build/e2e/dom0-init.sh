@@ -105,6 +105,7 @@ STUBID=$(xstool doms | sed -n 's/^dom=\([1-9][0-9]*\) xenstore=1 .*/\1/p' | head
 if [ $rc = 0 ] && [ -n "$STUBID" ] && l=$(xstool alive $STUBID); then
 	pass init-xenstore-domain "rc=0 serving_after=$(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s $l"
 else
+	echo "@@E2E INFO stub-console-last-line '$(tail -1 /tmp/stubcons.log 2>/dev/null)'"
 	fail init-xenstore-domain "rc=$rc after $(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s; $(xstool alive ${STUBID:-1})"
 	sleep 3
 	finish
