@@ -70,7 +70,9 @@ step "1: /etc/init.d/xen start (XENSTORED=/usr/sbin/xsstub-xenstored, Debian's s
 grep -E '^XENSTORED' /etc/default/xen
 mark INITD-START
 T0=$(up)
-timeout 60 sh /etc/init.d/xen start >/tmp/initd.log 2>&1
+# Under dash (Debian's /bin/sh) so that start-stop-daemon is dpkg's, not
+# busybox's applet (busybox sh prefers its applets to PATH).
+timeout 60 dash /etc/init.d/xen start >/tmp/initd.log 2>&1
 rc=$?
 T1=$(up)
 mark INITD-END

@@ -2,7 +2,7 @@
 # End-to-end test of the dom0-daemon mode (make e2e-daemon): OUR xenstored
 # (bin/xenstored) runs in dom0 the way Debian's /etc/init.d/xen runs
 # whatever /etc/default/xen's XENSTORED names — Debian's own init script
-# (xen-utils-common) runs unmodified, under dpkg's start-stop-daemon —
+# (xen-utils-common) runs unmodified, under dash and dpkg's start-stop-daemon —
 # and serves dom0's tools on its Unix socket, dom0's kernel ring, and the
 # guests' rings. Xen 4.17 under QEMU (TCG), PV-only (-cpu qemu64,-svm: the
 # cheapest boot; no stub domain here). dom0's /init is
@@ -84,11 +84,13 @@ log_failure_msg() { echo "init.d: failure: $*"; }
 log_action_msg() { echo "init.d: $*"; }
 log_success_msg() { echo "init.d: $*"; }
 EOF
-# dpkg's start-stop-daemon, as Debian has it (the host's; it links only
-# libc): busybox's applet ignores --test and would start a second
-# xenconsoled, without the script's arguments.
+# dpkg's start-stop-daemon and dash (Debian's /bin/sh), the host's (they
+# link only libc): the script runs under dash, as on Debian. busybox's sh
+# runs its own applets before PATH, and its start-stop-daemon ignores
+# --test: it started a second xenconsoled without the script's arguments.
 mkdir -p $O/sbin
 cp /sbin/start-stop-daemon $O/sbin/start-stop-daemon
+cp /bin/dash $O/usr/bin/dash
 # util-linux's choom (the script runs `choom -n -1000 XENSTORED -- ARGS`;
 # choom's getopt consumes that `--`): set the OOM score, then exec.
 cat >$O/usr/bin/choom <<'EOF'
