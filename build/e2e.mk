@@ -38,3 +38,8 @@ e2e-daemon-4.20:
 
 e2e-pv-4.20:
 	@E2E_XEN=4.20 bash build/e2e/pv.sh
+
+# Xen 4.20 PVH: needs the version-independent launcher (not in `make e2e` yet).
+.PHONY: e2e-pvh-4.20
+e2e-pvh-4.20:
+	@E2E_XEN=4.20 bash build/e2e/pvh.sh

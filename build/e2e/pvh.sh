@@ -12,6 +12,8 @@
 # `build/e2e/pv.sh` (E2E_PREPARE_ONLY=1); this script adds a per-run overlay.
 #
 # Environment:
+#   E2E_XEN        4.17 (default) or 4.20 (Debian 13; see pv.sh). 4.20 needs
+#                  a launcher without links to libxen*.so.4.17.
 #   XSSTUB_CACHE   cache outside the tree (default /var/cache/xsstub)
 #   E2E_STUB_MEM   stub memory in MiB (default 32)
 #   E2E_STUB_PARAM extra words for the stub's kernel command line
@@ -28,7 +30,8 @@ CACHE=${XSSTUB_CACHE:-/var/cache/xsstub}/e2e
 STUB_MEM=${E2E_STUB_MEM:-32}
 STUB_PARAM="sysctl.vm.overcommit_memory=1 console=hvc0 loglevel=5 ${E2E_STUB_PARAM:-}"
 TIMEOUT=${E2E_TIMEOUT:-420}
-LOG=${E2E_LOG:-$ROOT/images/e2e-pvh.log}
+XENV=${E2E_XEN:-4.17}
+LOG=${E2E_LOG:-$ROOT/images/e2e-pvh$([ "$XENV" = 4.17 ] || echo "-$XENV").log}
 KERNEL=$ROOT/images/xenstore-stubdom.kernel
 IMAGE=$ROOT/images/xenstore-stubdom.cpio.gz
 T0=$(date +%s.%N)
@@ -64,6 +67,16 @@ cp "$HERE/pvh-dom0-init.sh" $O/init
 chmod +x $O/init
 cp "$ROOT/bin/xenstore-stubdom-launch" $O/usr/local/bin/
 for l in $(LD_LIBRARY_PATH= ldd "$ROOT/bin/xenstore-stubdom-launch" | awk '/=>/ {print $3}'); do
+	if [ -n "${LIBROOT:-}" ]; then
+		# dom0 runs trixie's glibc and Xen libraries: take none of the
+		# host's; a launcher bound to 4.17's libraries cannot run here.
+		n=$(basename "$l")
+		case $n in libxen*.so.4.17) die "the launcher links $n: Xen $XENV needs the version-independent launcher" ;; esac
+		[ -e "$LIBROOT/usr/lib/x86_64-linux-gnu/$n" ] && continue
+		mkdir -p "$O/usr/lib/x86_64-linux-gnu"
+		cp -L "$l" "$O/usr/lib/x86_64-linux-gnu/$n"
+		continue
+	fi
 	mkdir -p "$O/$(dirname "$l")"
 	cp -L "$l" "$O/$l"
 done
@@ -105,4 +118,4 @@ after_boot() {
 	[ -n "$serving" ] && say "host seconds from QEMU start to our stub serving (launcher returned): ~${serving}s"
 	return 0
 }
-boot_and_judge +svm,+npt "HVM+HAP; stub PVH ${STUB_MEM} MiB via our launcher"
+boot_and_judge +svm,+npt "Xen $XENV, HVM+HAP; stub PVH ${STUB_MEM} MiB via our launcher"
