@@ -73,8 +73,9 @@ resolve() {
 	done
 }
 # The resolution (one apt-cache call per package, ~30 s) is kept until the
-# lists or this script change.
-if [ -s "$CACHE/packages" ] && [ "$CACHE/packages" -nt "$0" ] &&
+# lists or this script's contents change (a fresh clone's mtime says nothing).
+SELF=$(sha256sum "$0" | cut -c1-16)
+if [ -s "$CACHE/packages" ] && [ "$(cat "$CACHE/packages.key" 2>/dev/null)" = "$SELF" ] &&
 	[ -z "$(find "$A/lists" -maxdepth 1 -name '*InRelease' -newer "$CACHE/packages")" ]; then
 	PKGS=$(cat "$CACHE/packages")
 else
@@ -91,6 +92,7 @@ if ((${#missing[@]})); then
 	}
 fi
 echo "$PKGS" >"$CACHE/packages"
+echo "$SELF" >"$CACHE/packages.key"
 for d in "$DEBS"/*.deb; do
 	s=$ROOTFS/.$(basename "$d").done
 	[ -f "$s" ] || { dpkg -x "$d" "$ROOTFS" && touch "$s"; }
