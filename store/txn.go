@@ -20,7 +20,10 @@ type txn struct {
 	// nodeDelta is the change in nodes owned per domain, applied to the
 	// accounting on commit and used by quota checks before.
 	nodeDelta map[uint32]int
-	failed    bool // a write failed half-way: commit must not happen
+	// memDelta is the same for memory (path plus record per node): the
+	// memory quota counts it before commit and re-checks it at commit.
+	memDelta map[uint32]int
+	failed   bool // a write failed half-way: commit must not happen
 }
 
 type txEntry struct {
@@ -34,6 +37,14 @@ type firing struct {
 	perms    Perms // the node's permissions when it was deleted, else nil
 	oldPerms Perms // permissions before a SET_PERMS
 	match    watchMatch
+}
+
+// entry is tx's entry for path, nil if tx is nil or never touched path.
+func (tx *txn) entry(path string) *txEntry {
+	if tx == nil {
+		return nil
+	}
+	return tx.entries[path]
 }
 
 // access returns the transaction's entry for path, creating it on first
@@ -72,7 +83,7 @@ func (e *Engine) txnStart(c *Conn, m *wire.Msg) ([]byte, error) {
 		id++
 	}
 	c.nextTx = id + 1
-	c.txns[id] = &txn{id: id, entries: make(map[string]*txEntry), nodeDelta: make(map[uint32]int)}
+	c.txns[id] = &txn{id: id, entries: make(map[string]*txEntry), nodeDelta: make(map[uint32]int), memDelta: make(map[uint32]int)}
 	return append([]byte(strconv.FormatUint(uint64(id), 10)), 0), nil
 }
 
@@ -97,11 +108,19 @@ func (e *Engine) txnEnd(c *Conn, tx *txn, payload []byte) ([]byte, error) {
 			return nil, syscall.EAGAIN
 		}
 	}
-	// Node quota of the committing (unprivileged) domain, on the outcome.
+	// Node and memory quotas of the committing (unprivileged) domain, on
+	// the outcome: its live use may have grown since the writes were
+	// checked (other connections, or other transactions committed).
 	if c.unprivileged() {
 		if delta := tx.nodeDelta[c.domid]; delta > 0 {
 			if err := e.checkQuota(c, QNodes, e.domainLocked(c.domid).nodes, delta); err != nil {
 				return nil, err
+			}
+		}
+		if delta := tx.memDelta[c.domid]; delta > 0 {
+			limit, use := e.quota(c, QMemory), e.memoryUse(c.domid, tx)
+			if limit > 0 && use > limit {
+				return nil, e.quotaExceeded(c, QMemory, use, limit, syscall.ENOMEM)
 			}
 		}
 	}
