@@ -252,6 +252,17 @@ func (e *Engine) checkLocked() []string {
 			errs = append(errs, fmt.Sprintf("domain %d owns %d nodes but has no record", id, cnt))
 		}
 	}
+	openTxns := map[*Domain]int{}
+	for c := range e.conns {
+		for _, tx := range c.txns {
+			openTxns[tx.dom]++
+		}
+	}
+	for id, d := range e.domains {
+		if d.txns != openTxns[d] {
+			errs = append(errs, fmt.Sprintf("domain %d has %d open transactions, accounted %d", id, openTxns[d], d.txns))
+		}
+	}
 	for _, c := range e.sortedConns() {
 		replies, perWatch := 0, map[*watch]int{}
 		for _, it := range c.out {

@@ -361,8 +361,7 @@ func (e *Engine) closeConnLocked(c *Conn) {
 		return
 	}
 	c.closed = true
-	e.resetWatchesLocked(c)
-	c.txns = nil
+	e.resetWatchesLocked(c) // and transactions
 	c.dropOutput()
 	delete(e.conns, c)
 	if c.dom != nil && c.dom.conn == c {

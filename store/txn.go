@@ -24,6 +24,10 @@ type txn struct {
 	// memory quota counts it before commit and re-checks it at commit.
 	memDelta map[uint32]int
 	failed   bool // a write failed half-way: commit must not happen
+	// dom is the domain record the transaction is counted in (Domain.txns):
+	// the one current when it started, so a released and re-created
+	// record is never decremented for it.
+	dom *Domain
 }
 
 type txEntry struct {
@@ -83,8 +87,24 @@ func (e *Engine) txnStart(c *Conn, m *wire.Msg) ([]byte, error) {
 		id++
 	}
 	c.nextTx = id + 1
-	c.txns[id] = &txn{id: id, entries: make(map[string]*txEntry), nodeDelta: make(map[uint32]int), memDelta: make(map[uint32]int)}
+	d := e.domainLocked(c.domid)
+	d.txns++
+	c.txns[id] = &txn{id: id, entries: make(map[string]*txEntry), nodeDelta: make(map[uint32]int), memDelta: make(map[uint32]int), dom: d}
 	return append([]byte(strconv.FormatUint(uint64(id), 10)), 0), nil
+}
+
+// endTxn forgets tx, keeping its domain's count of open transactions.
+func (e *Engine) endTxn(c *Conn, tx *txn) {
+	delete(c.txns, tx.id)
+	tx.dom.txns--
+}
+
+// dropTxns forgets every transaction of c (reset, close, broken ring).
+func (e *Engine) dropTxns(c *Conn) {
+	for _, tx := range c.txns {
+		e.endTxn(c, tx)
+	}
+	c.txns = nil
 }
 
 func (e *Engine) txnEnd(c *Conn, tx *txn, payload []byte) ([]byte, error) {
@@ -95,7 +115,7 @@ func (e *Engine) txnEnd(c *Conn, tx *txn, payload []byte) ([]byte, error) {
 	if tx == nil {
 		return nil, syscall.ENOENT
 	}
-	delete(c.txns, tx.id)
+	e.endTxn(c, tx)
 	if arg == "F" {
 		return ok()
 	}

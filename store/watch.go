@@ -335,7 +335,7 @@ func (e *Engine) resetWatchesLocked(c *Conn) {
 	for len(c.watches) > 0 {
 		e.removeWatch(c.watches[len(c.watches)-1])
 	}
-	c.txns = nil
+	e.dropTxns(c)
 }
 
 func (e *Engine) doWatch(c *Conn, m *wire.Msg) ([]byte, error) {
