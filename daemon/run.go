@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -102,7 +104,22 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 			log.Warn("dom0's kernel ring not served", "err", err)
 		}
 	}
+	// The pid file comes before the socket, as in C xenstored: a
+	// supervisor that reads it once the socket answers must find it
+	// whole. A live daemon on the socket keeps its own pid file.
+	if o.PidFile != "" {
+		if unixsock.Serving(o.Socket) {
+			return fmt.Errorf("a xenstored is already serving %s", o.Socket)
+		}
+		if err := writePidFile(o.PidFile, os.Getpid()); err != nil {
+			return err
+		}
+		defer os.Remove(o.PidFile)
+	}
 	ln, err := unixsock.Listen(o.Socket)
+	if err == nil {
+		testHookListening()
+	}
 	if err != nil && o.StubDomain && rings != nil {
 		// A stub domain's kernel may have no networking and so no Unix
 		// sockets; its clients all come through rings.
@@ -114,16 +131,33 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 		return err
 	}
 	defer os.Remove(o.Socket)
-	if o.PidFile != "" {
-		if err := os.WriteFile(o.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-			ln.Close()
-			return fmt.Errorf("pid file: %w", err)
-		}
-		defer os.Remove(o.PidFile)
-	}
 	log.Info("xenstored serving", "socket", o.Socket, "pid", os.Getpid())
 	if o.OutputPid {
 		fmt.Println(os.Getpid())
 	}
 	return unixsock.Serve(ctx, e, ln, log)
+}
+
+// testHookListening runs as soon as the socket accepts connections (tests).
+var testHookListening = func() {}
+
+// writePidFile writes pid to path atomically: a temporary file in the same
+// directory renamed over path, so a reader sees no file or a whole one,
+// never an empty or partial one.
+func writePidFile(path string, pid int) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	_, werr := f.WriteString(strconv.Itoa(pid) + "\n")
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr, os.Chmod(f.Name(), 0o644)); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("pid file: %w", err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("pid file: %w", err)
+	}
+	return nil
 }
