@@ -309,13 +309,28 @@ func (s *Server) Serve(stop <-chan struct{}) error {
 func (s *Server) handleEvents() {
 	ports, err := s.ev.Pending()
 	if errors.Is(err, xen.ErrEventOverflow) {
-		// Events were lost: look at every ring.
+		// Events were lost: look at every ring. The kernel masked each
+		// port as it fired and the reset unmasks none, so a lost port
+		// would stay silent for good: unmask every bound port, the VIRQ
+		// one too (unmasking a port that is not masked does nothing). A
+		// ring detached meanwhile is unbound by this goroutine, later.
 		s.mu.Lock()
-		for _, rc := range s.byPort {
+		ports := make([]uint32, 0, len(s.byPort)+1)
+		for p, rc := range s.byPort {
 			s.dirty[rc] = struct{}{}
+			ports = append(ports, p)
+		}
+		if s.virqPort != 0 {
+			ports = append(ports, s.virqPort)
 		}
 		s.mu.Unlock()
+		s.log.Warn("event channel overflow: serving every ring", "ports", len(ports))
 		s.checkDomains()
+		for _, p := range ports {
+			if err := s.ev.Unmask(p); err != nil {
+				s.log.Warn("unmask failed", "port", p, "err", err)
+			}
+		}
 		return
 	}
 	if err != nil {

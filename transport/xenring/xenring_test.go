@@ -20,6 +20,7 @@ import (
 type rig struct {
 	t   *testing.T
 	h   *fake.Hypervisor
+	ev  *fake.EventChannel // the server's handle
 	e   *store.Engine
 	srv *Server
 }
@@ -28,6 +29,12 @@ func newRig(t *testing.T) *rig { return newRigQuotas(t, nil) }
 
 // newRigQuotas builds the rig with explicit quotas (nil: defaults).
 func newRigQuotas(t *testing.T, q *store.Quotas) *rig {
+	t.Helper()
+	return newRigConfig(t, func(c *store.Config) { c.Quotas = q })
+}
+
+// newRigConfig builds the rig; mod adjusts the engine's configuration.
+func newRigConfig(t *testing.T, mod func(*store.Config)) *rig {
 	t.Helper()
 	h := fake.New()
 	ev, err := h.OpenEventChannel()
@@ -43,7 +50,11 @@ func newRigQuotas(t *testing.T, q *store.Quotas) *rig {
 	if _, err := h.NewDomain(0); err != nil {
 		t.Fatal(err)
 	}
-	e := store.New(store.Config{Platform: srv, Logger: log, Quotas: q})
+	cfg := store.Config{Platform: srv, Logger: log}
+	if mod != nil {
+		mod(&cfg)
+	}
+	e := store.New(cfg)
 	srv.SetEngine(e)
 	if err := srv.WatchDomains(); err != nil {
 		t.Fatal(err)
@@ -58,7 +69,7 @@ func newRigQuotas(t *testing.T, q *store.Quotas) *rig {
 		}
 		h.Close()
 	})
-	return &rig{t: t, h: h, e: e, srv: srv}
+	return &rig{t: t, h: h, ev: ev, e: e, srv: srv}
 }
 
 // guest creates domain id, introduces it and returns a client on its ring.
