@@ -3,10 +3,12 @@ package xenring
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/xen/ring"
 	"github.com/xsstub/xenstored/xen/ringclient"
 )
 
@@ -86,4 +88,114 @@ func guestWrite(t *testing.T, g *ringclient.Client, path, value string) {
 	if err := g.Write(ctx, path, []byte(value)); err != nil {
 		t.Fatalf("guest write %s: %v", path, err)
 	}
+}
+
+// TestFloodingGuestCannotStarveAnother: guest A keeps its request ring
+// full without pause while guest B sends one request at a time; each of
+// B's requests is handled after a bounded number of A's (issue 13 item 5).
+// Both guests are driven from the engine's trace hook, which runs in the
+// transport's loop as each request is handled, so A refills its ring as
+// fast as it is served and the counts do not depend on timing.
+func TestFloodingGuestCannotStarveAnother(t *testing.T) {
+	const (
+		bRequests = 20
+		spacing   = 100                      // A's requests between B's
+		budget    = bRequests * spacing * 10 // A stops refilling after this many
+		bound     = 3 * maxMessagesPerPass
+	)
+	r := newRig(t)
+	d0 := r.dom0()
+	_, ga := r.rawGuest(5)
+	_, gb := r.rawGuest(6)
+	makeHome(t, d0, 5)
+	makeHome(t, d0, 6)
+	aConn, bConn := connOf(t, d0, 5), connOf(t, d0, 6)
+	ra, err := ring.NewGuest(ga.Page())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := ring.NewGuest(gb.Page())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := wire.Msg{Type: wire.Read, ReqID: 1, Payload: []byte("x\x00")}
+	req := m.Encode()
+	sink := make([]byte, ring.RingSize)
+
+	var (
+		aHandled int   // A's requests handled so far
+		bSentAt  = -1  // aHandled when B's pending request became visible
+		waits    []int // per B request: A's requests handled while it waited
+		done     = make(chan struct{})
+	)
+	sendB := func() {
+		rb.Read(sink) // B's earlier replies
+		if n, err := rb.Write(req); n != len(req) || err != nil {
+			t.Errorf("B's request did not fit: %d, %v", n, err)
+		}
+		bSentAt = aHandled
+		gb.Notify()
+	}
+	r.e.SetTrace(func(line string) {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[0] != "IN" {
+			return
+		}
+		switch f[2] {
+		case aConn:
+			aHandled++
+			ra.Read(sink) // A reads its replies...
+			if aHandled < budget {
+				ra.Write(req) // ...and refills the room just freed
+			}
+			if bSentAt < 0 && len(waits) < bRequests && aHandled%spacing == 0 {
+				sendB()
+			}
+		case bConn:
+			if bSentAt < 0 {
+				return
+			}
+			waits = append(waits, aHandled-bSentAt)
+			bSentAt = -1
+			// Once A's flood is over, B would wait for nothing more.
+			if len(waits) == bRequests || aHandled >= budget {
+				close(done)
+			}
+		}
+	}, true)
+	// A's ring starts full of whole requests.
+	for {
+		if n, _ := ra.Writable(); n < len(req) {
+			break
+		}
+		ra.Write(req)
+	}
+	ga.Notify()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("B's requests not all handled within 60 s")
+	}
+	r.e.SetTrace(nil, false)
+	for i, w := range waits {
+		if w > bound {
+			t.Errorf("B's request %d waited for %d of A's requests, want at most %d", i, w, bound)
+		}
+	}
+	t.Logf("A's requests handled while each of B's waited: %v", waits)
+}
+
+// connOf is the engine's connection id for domid's ring, from CONTROL
+// connections.
+func connOf(t *testing.T, d0 *dom0, domid uint32) string {
+	t.Helper()
+	out := d0.call(t, wire.Control, "connections")
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 3 && f[0] == "conn" && f[2] == "domid" && f[3] == itoa(domid) {
+			return f[1]
+		}
+	}
+	t.Fatalf("no connection of domain %d in %q", domid, out)
+	return ""
 }

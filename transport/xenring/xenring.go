@@ -379,21 +379,21 @@ func (s *Server) checkDomains() {
 	}
 }
 
+// serviceDirty gives every dirty ring one service pass. It does not loop
+// until no ring is dirty: a ring with more to do marks itself dirty again,
+// which also wakes the loop, so the loop goes back to poll and reads the
+// event channel between passes. Looping here would keep a flooding guest
+// served while other guests' notifications went unread (starvation).
 func (s *Server) serviceDirty() {
-	for {
-		s.mu.Lock()
-		var batch []*rconn
-		for rc := range s.dirty {
-			batch = append(batch, rc)
-		}
-		clear(s.dirty)
-		s.mu.Unlock()
-		if len(batch) == 0 {
-			return
-		}
-		for _, rc := range batch {
-			s.service(rc)
-		}
+	s.mu.Lock()
+	var batch []*rconn
+	for rc := range s.dirty {
+		batch = append(batch, rc)
+	}
+	clear(s.dirty)
+	s.mu.Unlock()
+	for _, rc := range batch {
+		s.service(rc)
 	}
 }
 
