@@ -288,6 +288,17 @@ func (e *Engine) newConnLocked(domid uint32, priv bool, wake func()) *Conn {
 	return c
 }
 
+// RingFeatures is the server feature word for c's ring page: its domain's
+// features as SET_FEATURE left them (all supported ones by default), as C
+// xenstored copies them at INTRODUCE. Only for Platform.AttachRing, which
+// runs with the engine locked.
+func (c *Conn) RingFeatures() uint32 {
+	if c.dom == nil {
+		return SupportedFeatures
+	}
+	return c.dom.Features
+}
+
 // Domid is the domain the connection speaks for.
 func (c *Conn) Domid() uint32 { return c.domid }
 

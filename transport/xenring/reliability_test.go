@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xsstub/xenstored/store"
 	"github.com/xsstub/xenstored/store/wire"
 	"github.com/xsstub/xenstored/xen/ring"
 	"github.com/xsstub/xenstored/xen/ringclient"
@@ -198,4 +199,53 @@ func connOf(t *testing.T, d0 *dom0, domid uint32) string {
 	}
 	t.Fatalf("no connection of domain %d in %q", domid, out)
 	return ""
+}
+
+// TestRingFeaturesFollowSetFeature: the server feature word on a guest's
+// ring page is the domain's features as SET_FEATURE restricted them
+// before INTRODUCE (issue 13 item 6; xenstore.txt, SET_FEATURE).
+func TestRingFeaturesFollowSetFeature(t *testing.T) {
+	tests := []struct {
+		name string
+		set  string // SET_FEATURE value before INTRODUCE; "": none
+		want uint32
+	}{
+		{"default: every supported feature", "", store.SupportedFeatures},
+		{"error indicator only", "2", ring.FeatureError},
+		{"none", "0", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t)
+			d0 := r.dom0()
+			const id = 7
+			d, err := r.h.NewDomain(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, err := d.Attach()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { g.Close() })
+			if tt.set != "" {
+				if got := d0.call(t, wire.SetFeature, itoa(id), tt.set); got != "OK\x00" {
+					t.Fatalf("SET_FEATURE: %q", got)
+				}
+			}
+			if err := r.e.IntroduceDomain(id, d.GuestPort(), 0); err != nil {
+				t.Fatal(err)
+			}
+			rg, err := ring.NewGuest(g.Page())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := rg.Features(); got != tt.want {
+				t.Fatalf("ring page features %d, want %d", got, tt.want)
+			}
+			if got := d0.call(t, wire.GetFeature, itoa(id)); got != strconv.Itoa(int(tt.want))+"\x00" {
+				t.Fatalf("GET_FEATURE %q, want %d", got, tt.want)
+			}
+		})
+	}
 }

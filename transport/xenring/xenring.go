@@ -178,7 +178,9 @@ func (s *Server) AttachRing(c *store.Conn, port uint32, gfn uint64) (func(), err
 		return nil, fmt.Errorf("bind event channel %d of domain %d: %w", port, c.Domid(), err)
 	}
 	rc := &rconn{conn: c, domid: c.Domid(), port: local, mapping: m, r: r}
-	r.AdvertiseFeatures(store.SupportedFeatures)
+	// The domain's features, as SET_FEATURE restricted them (C xenstored
+	// copies them at INTRODUCE).
+	r.SetFeatures(c.RingFeatures())
 	if r.ReconnectRequested() {
 		r.CompleteReconnect() // a fresh connection has no state to drop
 	}

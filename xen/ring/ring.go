@@ -219,6 +219,14 @@ func (s *Server) AdvertiseFeatures(bits uint32) {
 	s.p.store(offServerFeatures, s.p.load(offServerFeatures)|bits)
 }
 
+// SetFeatures sets server_features to exactly bits, for a connection
+// being set up (before any data moves): a domain may have been given
+// fewer features than the server supports (SET_FEATURE). Afterwards use
+// AdvertiseFeatures, which never clears a bit.
+func (s *Server) SetFeatures(bits uint32) {
+	s.p.store(offServerFeatures, bits)
+}
+
 // Connection returns the connection word (Connected or Reconnect; a hostile
 // guest may write anything).
 func (s *Server) Connection() uint32 { return s.p.load(offConnection) }
