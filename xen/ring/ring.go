@@ -103,11 +103,10 @@ func (e *IndexError) Is(target error) bool { return target == ErrRingIndex }
 
 // queue names one of the two circular buffers by its offsets in the page.
 type queue struct {
-	name     string
-	data     int // offset of the 1024 data bytes
-	cons     int // offset of the consumer index
-	prod     int // offset of the producer index
-	consumer bool
+	name string
+	data int // offset of the 1024 data bytes
+	cons int // offset of the consumer index
+	prod int // offset of the producer index
 }
 
 var (
