@@ -25,6 +25,7 @@ func (e *Engine) setLive(path string, n *node) {
 		d := e.domainLocked(old.perms.Owner())
 		d.nodes--
 		d.memory -= len(path) + old.size()
+		e.memTotal -= int64(len(path) + old.size())
 		if !samePerms {
 			e.indexPerms(path, old.perms, false)
 		}
@@ -38,6 +39,7 @@ func (e *Engine) setLive(path string, n *node) {
 	d := e.domainLocked(n.perms.Owner())
 	d.nodes++
 	d.memory += len(path) + n.size()
+	e.memTotal += int64(len(path) + n.size())
 	if soft := d.quotas.Soft[QMemory]; soft > 0 && d.memory > soft && n.perms.Owner() != e.cfg.PrivDomid {
 		e.log.Warn("soft quota exceeded", "domid", d.ID, "quota", "memory", "value", d.memory, "limit", soft)
 	}
@@ -141,6 +143,7 @@ func (e *Engine) store(c *Conn, tx *txn, path string, n *node) error {
 	if err != nil {
 		return err
 	}
+	e.txHold(tx, nodeBytes(path, n)-nodeBytes(path, ent.node))
 	if ent.node != nil {
 		tx.nodeDelta[ent.node.perms.Owner()]--
 		tx.memDelta[ent.node.perms.Owner()] -= len(path) + ent.node.size()

@@ -23,7 +23,8 @@ type txn struct {
 	// memDelta is the same for memory (path plus record per node): the
 	// memory quota counts it before commit and re-checks it at commit.
 	memDelta map[uint32]int
-	failed   bool // a write failed half-way: commit must not happen
+	failed   bool  // a write failed half-way: commit must not happen
+	bytes    int64 // memory held, as the ceiling's estimate counts it
 	// dom is the domain record the transaction is counted in (Domain.txns):
 	// the one current when it started, so a released and re-created
 	// record is never decremented for it.
@@ -64,6 +65,7 @@ func (tx *txn) access(e *Engine, c *Conn, path string) (*txEntry, error) {
 	if n := e.nodes.get(path); n != nil {
 		ent.gen, ent.node = n.gen, n.detached()
 	}
+	e.txHold(tx, ceilEntryOverhead+nodeBytes(path, ent.node))
 	tx.entries[path] = ent
 	tx.order = append(tx.order, path)
 	return ent, nil
@@ -89,7 +91,9 @@ func (e *Engine) txnStart(c *Conn, m *wire.Msg) ([]byte, error) {
 	c.nextTx = id + 1
 	d := e.domainLocked(c.domid)
 	d.txns++
-	c.txns[id] = &txn{id: id, entries: make(map[string]*txEntry), nodeDelta: make(map[uint32]int), memDelta: make(map[uint32]int), dom: d}
+	tx := &txn{id: id, entries: make(map[string]*txEntry), nodeDelta: make(map[uint32]int), memDelta: make(map[uint32]int), dom: d}
+	c.txns[id] = tx
+	e.txHold(tx, ceilTxnOverhead)
 	return append([]byte(strconv.FormatUint(uint64(id), 10)), 0), nil
 }
 
@@ -97,6 +101,21 @@ func (e *Engine) txnStart(c *Conn, m *wire.Msg) ([]byte, error) {
 func (e *Engine) endTxn(c *Conn, tx *txn) {
 	delete(c.txns, tx.id)
 	tx.dom.txns--
+	e.txBytes -= tx.bytes
+}
+
+// txHold adds n bytes (negative: releases) to what tx holds.
+func (e *Engine) txHold(tx *txn, n int) {
+	tx.bytes += int64(n)
+	e.txBytes += int64(n)
+}
+
+// nodeBytes is what a copy of n at path costs (0 for none).
+func nodeBytes(path string, n *node) int {
+	if n == nil {
+		return 0
+	}
+	return len(path) + n.size()
 }
 
 // dropTxns forgets every transaction of c (reset, close, broken ring).
