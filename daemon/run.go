@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -53,16 +54,21 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 		log.Info("running as the xenstore domain", "domid", storeDomid)
 	}
 	qs := o.Quotas
+	ceiling := memoryCeiling(o.MemoryCeiling, debug.SetMemoryLimit(-1))
+	if ceiling > 0 {
+		log.Info("store memory ceiling", "bytes", ceiling)
+	}
 	e := store.New(store.Config{
-		Quotas:       &qs,
-		Logger:       log,
-		Platform:     platform,
-		PrivDomid:    o.PrivDomid,
-		StoreDomid:   storeDomid,
-		KeepOrphans:  o.KeepOrphans,
-		WriteRate:    o.WriteRate,
-		WriteBurst:   o.WriteBurst,
-		EventTimeout: o.EventTimeout,
+		Quotas:        &qs,
+		Logger:        log,
+		Platform:      platform,
+		PrivDomid:     o.PrivDomid,
+		StoreDomid:    storeDomid,
+		KeepOrphans:   o.KeepOrphans,
+		WriteRate:     o.WriteRate,
+		WriteBurst:    o.WriteBurst,
+		EventTimeout:  o.EventTimeout,
+		MemoryCeiling: ceiling,
 	})
 	if o.TraceFile != "" {
 		f, err := os.OpenFile(o.TraceFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
@@ -136,6 +142,20 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 		fmt.Println(os.Getpid())
 	}
 	return unixsock.Serve(ctx, e, ln, log)
+}
+
+// memoryCeiling is the store's memory ceiling for the --memory-ceiling
+// option and the Go memory limit (debug.SetMemoryLimit(-1): GOMEMLIMIT, or
+// math.MaxInt64 without one): the option if set, else derived from the
+// limit; 0 means none.
+func memoryCeiling(opt, goLimit int64) int64 {
+	switch {
+	case opt > 0:
+		return opt
+	case opt < 0:
+		return 0
+	}
+	return store.CeilingFor(goLimit)
 }
 
 // testHookListening runs as soon as the socket accepts connections (tests).

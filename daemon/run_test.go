@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -115,4 +116,26 @@ func errString(err error) string {
 		return ""
 	}
 	return " (" + strings.TrimSpace(err.Error()) + ")"
+}
+
+func TestMemoryCeilingOption(t *testing.T) {
+	tests := []struct {
+		name         string
+		opt, goLimit int64
+		want         int64
+	}{
+		{"no GOMEMLIMIT", 0, math.MaxInt64, 0},
+		{"stub: GOMEMLIMIT 24 MiB", 0, 24 << 20, 12 << 20},
+		{"option wins", 5 << 20, 24 << 20, 5 << 20},
+		{"option disables", -1, 24 << 20, 0},
+	}
+	for _, tt := range tests {
+		if got := memoryCeiling(tt.opt, tt.goLimit); got != tt.want {
+			t.Errorf("%s: %d, want %d", tt.name, got, tt.want)
+		}
+	}
+	o, err := Parse([]string{"--memory-ceiling", "1048576"}, io.Discard)
+	if err != nil || o.MemoryCeiling != 1<<20 {
+		t.Fatalf("--memory-ceiling: %v, %v", o, err)
+	}
 }
