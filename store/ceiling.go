@@ -17,16 +17,19 @@ import (
 // keep working: they are the ones who can clean up.
 //
 // The estimate counts what grows with guests' actions: node records (the
-// accounting of the memory quota) plus a per-node overhead, connections,
-// watches, open transactions' copies and queued output. The overheads
-// are deliberately generous: a false ENOMEM near the ceiling is better
-// than an out-of-memory death.
+// accounting of the memory quota) as the node table may hold them (its
+// chunks hold at most 4/3 of the live records, plus young chunks spared
+// from compaction, plus the index), connections, watches, open
+// transactions' copies and queued output. The overheads are deliberately
+// generous: a false ENOMEM near the ceiling is better than an
+// out-of-memory death.
 const (
-	ceilNodeOverhead  = 48      // node table index and chunk slack per node
-	ceilConnOverhead  = 8 << 10 // engine and transport state, ring buffers
-	ceilWatchOverhead = 512     // the watch, its index entries, path, token
-	ceilTxnOverhead   = 1 << 10 // a transaction's maps
-	ceilEntryOverhead = 96      // one transaction entry besides its node copy
+	ceilNodeOverhead  = 16                            // index slots per node
+	ceilTableSlack    = (youngChunks + 2) * chunkSize // young, current and survivors' chunks
+	ceilConnOverhead  = 8 << 10                       // engine and transport state, ring buffers
+	ceilWatchOverhead = 512                           // the watch, its index entries, path, token
+	ceilTxnOverhead   = 1 << 10                       // a transaction's maps
+	ceilEntryOverhead = 96                            // one transaction entry besides its node copy
 	ceilLogInterval   = 10 * time.Second
 )
 
@@ -43,7 +46,7 @@ func CeilingFor(limit int64) int64 {
 
 // memEstimate is the engine's estimate of the memory it holds.
 func (e *Engine) memEstimate() int64 {
-	return e.memTotal + int64(e.nodes.len())*ceilNodeOverhead +
+	return e.memTotal*4/3 + int64(e.nodes.len())*ceilNodeOverhead + ceilTableSlack +
 		int64(len(e.conns))*ceilConnOverhead + int64(e.watchCount)*ceilWatchOverhead +
 		e.txBytes + e.outBytes
 }
@@ -73,7 +76,9 @@ func (e *Engine) checkCeiling(c *Conn, add int) error {
 func ceilingCost(m *wire.Msg) (add int, ok bool) {
 	switch m.Type {
 	case wire.Write, wire.Mkdir, wire.SetPerms:
-		return len(m.Payload), true
+		// A node's record (header, permissions, path, value) as the
+		// table may hold it, and its index slot.
+		return (len(m.Payload)+64)*4/3 + ceilNodeOverhead, true
 	case wire.Watch:
 		return ceilWatchOverhead + len(m.Payload), true
 	case wire.TransactionStart:

@@ -2,8 +2,13 @@ package xenring
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -248,4 +253,120 @@ func TestRingFeaturesFollowSetFeature(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMemoryCeilingManyGuests: hundreds of fake-ring guests each write up
+// to their quotas into a store whose memory ceiling is derived from a
+// stub-sized memory limit (24 MiB, GOMEMLIMIT of a 32 MiB stub). Nothing
+// crashes, every guest ends with ENOMEM, dom0 is still served, and the
+// store's estimate stays at the ceiling (issue 13, the stub's memory).
+func TestMemoryCeilingManyGuests(t *testing.T) {
+	const (
+		guests = 300
+		limit  = 24 << 20
+	)
+	if testing.Short() {
+		t.Skip("300 guests")
+	}
+	ceiling := store.CeilingFor(limit)
+	r := newRigConfig(t, func(c *store.Config) {
+		c.MemoryCeiling = ceiling
+		c.WriteRate = -1 // the ceiling, not the rate limit, is under test
+	})
+	d0 := r.dom0()
+	clients := make([]*ringclient.Client, guests)
+	for i := range clients {
+		clients[i] = r.healthyGuest(d0, uint32(100+i))
+	}
+	value := []byte(strings.Repeat("v", 1900)) // just under node-size
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	errs := make([]error, guests)
+	writes := make([]int, guests)
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			// Up to the guest's own quotas (its home's child list
+			// reaches node-size after ~420 writes), unless refused
+			// first.
+			for n := 0; n < 1000; n++ {
+				if err := c.Write(ctx, "k"+strconv.Itoa(n), value); err != nil {
+					errs[i] = err
+					return
+				}
+				writes[i]++
+			}
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for i, err := range errs {
+		total += writes[i]
+		if !errors.Is(err, syscall.ENOMEM) {
+			t.Errorf("guest %d after %d writes: %v, want ENOMEM", 100+i, writes[i], err)
+		}
+	}
+	// Refused guests are still served: reads work.
+	assertServedRead(t, clients[0], "k0")
+	// dom0 keeps working.
+	if got := d0.call(t, wire.Write, "/tool/after", string(value)); got != "OK\x00" {
+		t.Fatalf("dom0 write: %q", got)
+	}
+	if got := d0.call(t, wire.Read, "/local/domain/100/k0"); got != string(value) {
+		t.Fatalf("dom0 read: %d bytes", len(got))
+	}
+	est, refused := ceilingState(t, d0)
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	t.Logf("ceiling %d: %d writes accepted, estimate %d, refused %d; heap in use %d -> %d bytes",
+		ceiling, total, est, refused, before.HeapInuse, after.HeapInuse)
+	// dom0's own write is exempt and comes on top.
+	if est > ceiling+int64(2*len(value)) {
+		t.Fatalf("estimate %d past the ceiling %d", est, ceiling)
+	}
+	if refused < guests {
+		t.Fatalf("%d changes refused, want at least one per guest (%d)", refused, guests)
+	}
+	// The heap the store grew by stays within the process limit.
+	if grown := int64(after.HeapInuse) - int64(before.HeapInuse); grown > limit {
+		t.Fatalf("heap grew by %d bytes, past the %d limit", grown, limit)
+	}
+	engineCheck(t, r)
+}
+
+// assertServedRead checks that c can still read path within 10 s.
+func assertServedRead(t *testing.T, c *ringclient.Client, path string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Read(ctx, path); err != nil {
+		t.Fatalf("guest read %s: %v", path, err)
+	}
+}
+
+// ceilingState parses the memory-ceiling line of CONTROL quota.
+func ceilingState(t *testing.T, d0 *dom0) (estimate int64, refused int) {
+	t.Helper()
+	out := d0.call(t, wire.Control, "quota")
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, "memory-ceiling") {
+			continue
+		}
+		i := strings.Index(line, "(estimate ")
+		if i < 0 {
+			break
+		}
+		if _, err := fmt.Sscanf(line[i:], "(estimate %d, refused %d)", &estimate, &refused); err != nil {
+			t.Fatalf("memory-ceiling line %q: %v", line, err)
+		}
+		return estimate, refused
+	}
+	t.Fatalf("no memory-ceiling line in %q", out)
+	return 0, 0
 }
