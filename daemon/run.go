@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -59,7 +61,22 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 			return err
 		}
 	}
+	// The pid file comes before the socket, as in C xenstored: a
+	// supervisor that reads it once the socket answers must find it
+	// whole. A live daemon on the socket keeps its own pid file.
+	if o.PidFile != "" {
+		if unixsock.Serving(o.Socket) {
+			return fmt.Errorf("a xenstored is already serving %s", o.Socket)
+		}
+		if err := writePidFile(o.PidFile, os.Getpid()); err != nil {
+			return err
+		}
+		defer os.Remove(o.PidFile)
+	}
 	ln, err := unixsock.Listen(o.Socket)
+	if err == nil {
+		testHookListening()
+	}
 	if err != nil && o.StubDomain {
 		// A stub domain's kernel may have no networking and so no Unix
 		// sockets; its clients all come through rings.
@@ -71,13 +88,6 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 		return err
 	}
 	defer os.Remove(o.Socket)
-	if o.PidFile != "" {
-		if err := os.WriteFile(o.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-			ln.Close()
-			return fmt.Errorf("pid file: %w", err)
-		}
-		defer os.Remove(o.PidFile)
-	}
 	log.Info("xenstored serving", "socket", o.Socket, "pid", os.Getpid())
 	if o.OutputPid {
 		fmt.Println(os.Getpid())
@@ -105,16 +115,21 @@ func newEngine(o *Options, xs *xenSide, storeDomid uint32, log *slog.Logger) *st
 		platform = xs.rings
 	}
 	qs := o.Quotas
+	ceiling := memoryCeiling(o.MemoryCeiling, debug.SetMemoryLimit(-1))
+	if ceiling > 0 {
+		log.Info("store memory ceiling", "bytes", ceiling)
+	}
 	return store.New(store.Config{
-		Quotas:       &qs,
-		Logger:       log,
-		Platform:     platform,
-		PrivDomid:    o.PrivDomid,
-		StoreDomid:   storeDomid,
-		KeepOrphans:  o.KeepOrphans,
-		WriteRate:    o.WriteRate,
-		WriteBurst:   o.WriteBurst,
-		EventTimeout: o.EventTimeout,
+		Quotas:        &qs,
+		Logger:        log,
+		Platform:      platform,
+		PrivDomid:     o.PrivDomid,
+		StoreDomid:    storeDomid,
+		KeepOrphans:   o.KeepOrphans,
+		WriteRate:     o.WriteRate,
+		WriteBurst:    o.WriteBurst,
+		EventTimeout:  o.EventTimeout,
+		MemoryCeiling: ceiling,
 	})
 }
 
@@ -195,4 +210,42 @@ func autoIntroduce(xs *xenSide, e *store.Engine, priv uint32, log *slog.Logger) 
 		}
 		log.Info("introduced a domain created before the store", "domid", d.ID, "port", port)
 	}
+}
+
+// memoryCeiling is the store's memory ceiling for the --memory-ceiling
+// option and the Go memory limit (debug.SetMemoryLimit(-1): GOMEMLIMIT, or
+// math.MaxInt64 without one): the option if set, else derived from the
+// limit; 0 means none.
+func memoryCeiling(opt, goLimit int64) int64 {
+	switch {
+	case opt > 0:
+		return opt
+	case opt < 0:
+		return 0
+	}
+	return store.CeilingFor(goLimit)
+}
+
+// testHookListening runs as soon as the socket accepts connections (tests).
+var testHookListening = func() {}
+
+// writePidFile writes pid to path atomically: a temporary file in the same
+// directory renamed over path, so a reader sees no file or a whole one,
+// never an empty or partial one.
+func writePidFile(path string, pid int) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	_, werr := f.WriteString(strconv.Itoa(pid) + "\n")
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr, os.Chmod(f.Name(), 0o644)); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("pid file: %w", err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("pid file: %w", err)
+	}
+	return nil
 }

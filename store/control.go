@@ -92,7 +92,11 @@ func (e *Engine) control(c *Conn, p []byte) ([]byte, error) {
 			if soft {
 				vals = &e.quotas.Soft
 			}
-			return text(quotaTable(vals, soft))
+			out := quotaTable(vals, soft)
+			if !soft {
+				out += e.ceilingLine()
+			}
+			return text(out)
 		case args[0] == "set":
 			if len(args) != 3 {
 				return nil, syscall.EINVAL
@@ -161,6 +165,14 @@ func (e *Engine) control(c *Conn, p []byte) ([]byte, error) {
 	return nil, syscall.EINVAL
 }
 
+// ceilingLine reports the store-wide memory ceiling (ceiling.go) after
+// the quota table: the ceiling (0: none), the current estimate and the
+// unprivileged changes refused at it so far.
+func (e *Engine) ceilingLine() string {
+	return fmt.Sprintf("%-17s: %8d Store-wide memory ceiling (estimate %d, refused %d)\n",
+		"memory-ceiling", e.cfg.MemoryCeiling, e.memEstimate(), e.ceilRefused)
+}
+
 func (e *Engine) connSummary(c *Conn) string {
 	events := len(c.out) - c.replies
 	return fmt.Sprintf("conn %d domid %d priv %t requests %d replies-queued %d events-queued %d parked %d watches %d transactions %d dropped-events %d input %s\n",
@@ -177,7 +189,7 @@ func (e *Engine) memReport() string {
 		watches += len(l)
 	}
 	return fmt.Sprintf("nodes: %d (%d bytes of records, %d bytes held with the index)\nconnections: %d\nwatches: %d\ndomains: %d\ngo heap in use: %d bytes\ngo sys: %d bytes\n",
-		e.nodes.len(), records, held, len(e.conns), watches, len(e.domains), ms.HeapInuse, ms.Sys)
+		e.nodes.len(), records, held, len(e.conns), watches, len(e.domains), ms.HeapInuse, ms.Sys) + e.ceilingLine()
 }
 
 // checkLocked verifies the tree and the accounting; it returns the
@@ -216,6 +228,10 @@ func (e *Engine) checkLocked() []string {
 			stack = append(stack, childPath(p, ch))
 		})
 	}
+	watches := 0
+	for _, l := range e.watchIdx {
+		watches += len(l)
+	}
 	indexed := 0
 	for _, set := range e.mentions {
 		indexed += len(set)
@@ -250,6 +266,31 @@ func (e *Engine) checkLocked() []string {
 	for id, cnt := range owned {
 		if e.domains[id] == nil {
 			errs = append(errs, fmt.Sprintf("domain %d owns %d nodes but has no record", id, cnt))
+		}
+	}
+	openTxns := map[*Domain]int{}
+	var txBytes, outBytes int64
+	for c := range e.conns {
+		for _, tx := range c.txns {
+			openTxns[tx.dom]++
+			txBytes += tx.bytes
+		}
+		for _, it := range c.out {
+			outBytes += int64(len(it.msg))
+		}
+	}
+	var memTotal int64
+	e.nodes.each(func(p string, n *node) bool {
+		memTotal += int64(nodeBytes(p, n))
+		return true
+	})
+	if memTotal != e.memTotal || txBytes != e.txBytes || outBytes != e.outBytes || watches != e.watchCount {
+		errs = append(errs, fmt.Sprintf("ceiling estimate: node memory %d/%d, transactions %d/%d, output %d/%d, watches %d/%d (counted/accounted)",
+			memTotal, e.memTotal, txBytes, e.txBytes, outBytes, e.outBytes, watches, e.watchCount))
+	}
+	for id, d := range e.domains {
+		if d.txns != openTxns[d] {
+			errs = append(errs, fmt.Sprintf("domain %d has %d open transactions, accounted %d", id, openTxns[d], d.txns))
 		}
 	}
 	for _, c := range e.sortedConns() {

@@ -44,6 +44,12 @@ func (e *Engine) dispatch(c *Conn, m *wire.Msg) ([]byte, error) {
 			return nil, syscall.ENOENT
 		}
 	}
+	// Near the store-wide memory ceiling guests may change nothing.
+	if add, costs := ceilingCost(m); costs {
+		if err := e.checkCeiling(c, add); err != nil {
+			return nil, err
+		}
+	}
 	switch m.Type {
 	case wire.Write, wire.Mkdir, wire.Rm, wire.SetPerms:
 		if tx == nil {

@@ -75,6 +75,10 @@ type Config struct {
 	// while they hold up the connections that caused them: older ones are
 	// dropped, as C xenstored does after 20 s. Zero: 20 s; negative: never.
 	EventTimeout time.Duration
+	// MemoryCeiling bounds, in bytes, the engine's estimate of the memory
+	// it holds: past it unprivileged changes get ENOMEM (ceiling.go;
+	// CeilingFor derives it from the process memory limit). 0: none.
+	MemoryCeiling int64
 }
 
 // Engine is the store. Create it with New; it is safe for concurrent use.
@@ -103,6 +107,17 @@ type Engine struct {
 
 	traceOn bool
 	trace   func(string) // CONTROL print / log sink, may be nil
+
+	// For the memory ceiling's estimate (ceiling.go): node memory as the
+	// memory quota counts it, summed over all owners; watches; bytes held
+	// by open transactions' entries; encoded messages queued for output.
+	memTotal   int64
+	watchCount int
+	txBytes    int64
+	outBytes   int64
+	// Changes refused at the ceiling, and when that was last logged.
+	ceilRefused, ceilRefusedLogged uint64
+	ceilLogged                     time.Time
 }
 
 // node is one node as the engine works on it: read from Engine.nodes (a
@@ -290,6 +305,17 @@ func (e *Engine) newConnLocked(domid uint32, priv bool, wake func()) *Conn {
 	return c
 }
 
+// RingFeatures is the server feature word for c's ring page: its domain's
+// features as SET_FEATURE left them (all supported ones by default), as C
+// xenstored copies them at INTRODUCE. Only for Platform.AttachRing, which
+// runs with the engine locked.
+func (c *Conn) RingFeatures() uint32 {
+	if c.dom == nil {
+		return SupportedFeatures
+	}
+	return c.dom.Features
+}
+
 // Domid is the domain the connection speaks for.
 func (c *Conn) Domid() uint32 { return c.domid }
 
@@ -323,6 +349,7 @@ func (c *Conn) NextOutput() ([]byte, bool) {
 		return nil, false
 	}
 	it := c.out[0]
+	e.outBytes -= int64(len(it.msg))
 	c.out[0] = outItem{}
 	c.out = c.out[1:]
 	if len(c.out) == 0 {
@@ -363,8 +390,7 @@ func (e *Engine) closeConnLocked(c *Conn) {
 		return
 	}
 	c.closed = true
-	e.resetWatchesLocked(c)
-	c.txns = nil
+	e.resetWatchesLocked(c) // and transactions
 	c.dropOutput()
 	delete(e.conns, c)
 	if c.dom != nil && c.dom.conn == c {
@@ -407,6 +433,7 @@ func (c *Conn) Handle(m wire.Msg) {
 // be reset).
 func (c *Conn) dropOutput() {
 	for i := range c.out {
+		c.e.outBytes -= int64(len(c.out[i].msg))
 		c.out[i] = outItem{}
 	}
 	c.out = nil
@@ -425,7 +452,9 @@ func (c *Conn) queueReply(m wire.Msg) {
 	if c.e.traceOn && c.e.trace != nil {
 		c.e.trace("OUT conn " + strconv.FormatUint(c.id, 10) + " " + m.Type.String() + " " + printable(m.Payload))
 	}
-	c.out = append(c.out, outItem{msg: m.Encode()})
+	msg := m.Encode()
+	c.out = append(c.out, outItem{msg: msg})
+	c.e.outBytes += int64(len(msg))
 	c.replies++
 	c.wake()
 }

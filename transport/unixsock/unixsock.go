@@ -27,6 +27,20 @@ import (
 	"github.com/xsstub/xenstored/store/wire"
 )
 
+// Serving reports whether a server answers on the socket at path.
+func Serving(path string) bool {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return false
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
 // Listen creates the socket at path (its directory too), replacing a stale
 // socket file, with mode 0600 as C xenstored uses.
 func Listen(path string) (*net.UnixListener, error) {
@@ -35,8 +49,7 @@ func Listen(path string) (*net.UnixListener, error) {
 	}
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
 		// A live daemon would answer; a stale file would not.
-		if c, err := net.Dial("unix", path); err == nil {
-			c.Close()
+		if Serving(path) {
 			return nil, fmt.Errorf("a xenstored is already serving %s", path)
 		}
 		os.Remove(path)

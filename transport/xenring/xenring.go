@@ -228,7 +228,9 @@ func (s *Server) AttachRing(c *store.Conn, port uint32, gfn uint64) (func(), err
 		return nil, fmt.Errorf("bind event channel %d of domain %d: %w", port, c.Domid(), err)
 	}
 	rc := &rconn{conn: c, domid: c.Domid(), port: local, mapping: m, r: r}
-	r.AdvertiseFeatures(store.SupportedFeatures)
+	// The domain's features, as SET_FEATURE restricted them (C xenstored
+	// copies them at INTRODUCE).
+	r.SetFeatures(c.RingFeatures())
 	if r.ReconnectRequested() {
 		r.CompleteReconnect() // a fresh connection has no state to drop
 	}
@@ -359,13 +361,28 @@ func (s *Server) Serve(stop <-chan struct{}) error {
 func (s *Server) handleEvents() {
 	ports, err := s.ev.Pending()
 	if errors.Is(err, xen.ErrEventOverflow) {
-		// Events were lost: look at every ring.
+		// Events were lost: look at every ring. The kernel masked each
+		// port as it fired and the reset unmasks none, so a lost port
+		// would stay silent for good: unmask every bound port, the VIRQ
+		// one too (unmasking a port that is not masked does nothing). A
+		// ring detached meanwhile is unbound by this goroutine, later.
 		s.mu.Lock()
-		for _, rc := range s.byPort {
+		ports := make([]uint32, 0, len(s.byPort)+1)
+		for p, rc := range s.byPort {
 			s.dirty[rc] = struct{}{}
+			ports = append(ports, p)
+		}
+		if s.virqPort != 0 {
+			ports = append(ports, s.virqPort)
 		}
 		s.mu.Unlock()
+		s.log.Warn("event channel overflow: serving every ring", "ports", len(ports))
 		s.checkDomains()
+		for _, p := range ports {
+			if err := s.ev.Unmask(p); err != nil {
+				s.log.Warn("unmask failed", "port", p, "err", err)
+			}
+		}
 		return
 	}
 	if err != nil {
@@ -415,21 +432,21 @@ func (s *Server) checkDomains() {
 	}
 }
 
+// serviceDirty gives every dirty ring one service pass. It does not loop
+// until no ring is dirty: a ring with more to do marks itself dirty again,
+// which also wakes the loop, so the loop goes back to poll and reads the
+// event channel between passes. Looping here would keep a flooding guest
+// served while other guests' notifications went unread (starvation).
 func (s *Server) serviceDirty() {
-	for {
-		s.mu.Lock()
-		var batch []*rconn
-		for rc := range s.dirty {
-			batch = append(batch, rc)
-		}
-		clear(s.dirty)
-		s.mu.Unlock()
-		if len(batch) == 0 {
-			return
-		}
-		for _, rc := range batch {
-			s.service(rc)
-		}
+	s.mu.Lock()
+	var batch []*rconn
+	for rc := range s.dirty {
+		batch = append(batch, rc)
+	}
+	clear(s.dirty)
+	s.mu.Unlock()
+	for _, rc := range batch {
+		s.service(rc)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 type rig struct {
 	t   *testing.T
 	h   *fake.Hypervisor
+	ev  *fake.EventChannel // the server's handle
 	e   *store.Engine
 	srv *Server
 }
@@ -32,6 +33,16 @@ func newRigQuotas(t *testing.T, q *store.Quotas) *rig { return newRigAt(t, q, fa
 
 // newRigAt builds the rig on a fake hypervisor playing Xen release v.
 func newRigAt(t *testing.T, q *store.Quotas, v xen.Version) *rig {
+	t.Helper()
+	return newRigConfigAt(t, func(c *store.Config) { c.Quotas = q }, v)
+}
+
+// newRigConfig builds the rig; mod adjusts the engine's configuration.
+func newRigConfig(t *testing.T, mod func(*store.Config)) *rig {
+	return newRigConfigAt(t, mod, fake.LatestRelease)
+}
+
+func newRigConfigAt(t *testing.T, mod func(*store.Config), v xen.Version) *rig {
 	t.Helper()
 	h := fake.New()
 	h.SetRelease(v)
@@ -48,7 +59,11 @@ func newRigAt(t *testing.T, q *store.Quotas, v xen.Version) *rig {
 	if _, err := h.NewDomain(0); err != nil {
 		t.Fatal(err)
 	}
-	e := store.New(store.Config{Platform: srv, Logger: log, Quotas: q})
+	cfg := store.Config{Platform: srv, Logger: log}
+	if mod != nil {
+		mod(&cfg)
+	}
+	e := store.New(cfg)
 	srv.SetEngine(e)
 	if err := srv.WatchDomains(); err != nil {
 		t.Fatal(err)
@@ -63,7 +78,7 @@ func newRigAt(t *testing.T, q *store.Quotas, v xen.Version) *rig {
 		}
 		h.Close()
 	})
-	return &rig{t: t, h: h, e: e, srv: srv}
+	return &rig{t: t, h: h, ev: ev, e: e, srv: srv}
 }
 
 // guest creates domain id, introduces it and returns a client on its ring.
