@@ -40,6 +40,9 @@ func (e *Engine) dispatch(c *Conn, m *wire.Msg) ([]byte, error) {
 	}
 	var tx *txn
 	if flags&flagNoTx == 0 && m.TxID != 0 {
+		if c.abortedTxn(m) {
+			return nil, syscall.EAGAIN
+		}
 		if tx = c.txns[m.TxID]; tx == nil {
 			return nil, syscall.ENOENT
 		}

@@ -275,6 +275,8 @@ type Conn struct {
 	watches []*watch
 	txns    map[uint32]*txn
 	nextTx  uint32
+	// abortedTxns were open when a live update happened (see State).
+	abortedTxns map[uint32]bool
 
 	parked int // events this connection caused that wait for a full watch
 	closed bool
