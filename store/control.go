@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"runtime"
 	"sort"
@@ -11,158 +12,198 @@ import (
 	"github.com/xsstub/xenstored/store/wire"
 )
 
-var controlHelp = []struct{ cmd, pars string }{
-	{"check", ""},
-	{"log", "[on|off|+<switch>|-<switch>]"},
-	{"memreport", ""},
-	{"print", "<string>"},
-	{"quota", "[set <name> <val>|<domid>]"},
-	{"quota-soft", "[set <name> <val>]"},
-	{"connections", ""},
-	{"queues", "<domid>"},
-	{"help", ""},
+// controlCmd is one CONTROL command: args are the NUL-separated
+// parameters; raw is the payload after the command's name, for binary
+// parameters (live-update -d).
+type controlCmd struct {
+	name, pars string
+	run        func(e *Engine, c *Conn, m *wire.Msg, args []string, raw []byte) ([]byte, error)
+}
+
+// controlCmds lists the commands in the order help shows them.
+var controlCmds []controlCmd
+
+func init() {
+	controlCmds = []controlCmd{
+		{"check", "", ctlCheck},
+		{"log", "[on|off|+<switch>|-<switch>]", ctlLog},
+		{"live-update", "[-c <cmdline>] [-F] [-t <timeout>] <file>", ctlLiveUpdate},
+		{"memreport", "", ctlMemreport},
+		{"print", "<string>", ctlPrint},
+		{"quota", "[set <name> <val>|<domid>]", ctlQuota},
+		{"quota-soft", "[set <name> <val>]", ctlQuota},
+		{"connections", "", ctlConnections},
+		{"queues", "<domid>", ctlQueues},
+		{"help", "", ctlHelp},
+	}
 }
 
 // control handles CONTROL <command>|[<parameters>|]*.
-func (e *Engine) control(c *Conn, p []byte) ([]byte, error) {
-	args := splitArgs(p)
-	if len(args) == 0 {
+func (e *Engine) control(c *Conn, m *wire.Msg) ([]byte, error) {
+	p := m.Payload
+	name, raw, found := bytes.Cut(p, []byte{0})
+	if !found || len(name) == 0 {
 		return nil, syscall.EINVAL
 	}
-	cmd, args := args[0], args[1:]
-	text := func(s string) ([]byte, error) { return append([]byte(s), 0), nil }
-	switch cmd {
-	case "help":
-		if len(args) != 0 {
-			return nil, syscall.EINVAL
+	for _, cmd := range controlCmds {
+		if cmd.name == string(name) {
+			return cmd.run(e, c, m, splitArgs(raw), raw)
 		}
-		var b strings.Builder
-		for _, h := range controlHelp {
-			fmt.Fprintf(&b, "%-15s %s\n", h.cmd, h.pars)
-		}
-		return text(b.String())
-	case "check":
-		if len(args) != 0 {
-			return nil, syscall.EINVAL
-		}
-		if errs := e.checkLocked(); len(errs) > 0 {
-			for _, s := range errs {
-				e.log.Error("store check failed", "problem", s)
-			}
-			return nil, syscall.EIO
-		}
-		return ok()
-	case "log":
-		switch {
-		case len(args) == 0:
-			on := "off"
-			if e.traceOn {
-				on = "on"
-			}
-			return text(fmt.Sprintf("Log switch settings:\n%-8s: %s\n", "io", on))
-		case len(args) != 1:
-			return nil, syscall.EINVAL
-		case args[0] == "on" || args[0] == "+io":
-			e.traceOn = true
-		case args[0] == "off" || args[0] == "-io":
-			e.traceOn = false
-		default:
-			return nil, syscall.EINVAL
-		}
-		return ok()
-	case "print":
-		if len(args) != 1 {
-			return nil, syscall.EINVAL
-		}
-		e.log.Info("control print", "text", args[0])
-		if e.trace != nil {
-			e.trace(args[0])
-		}
-		return ok()
-	case "memreport":
-		if len(args) > 1 {
-			return nil, syscall.EINVAL
-		}
-		return text(e.memReport())
-	case "quota", "quota-soft":
-		soft := cmd == "quota-soft"
-		switch {
-		case len(args) == 0:
-			vals := &e.quotas.Hard
-			if soft {
-				vals = &e.quotas.Soft
-			}
-			out := quotaTable(vals, soft)
-			if !soft {
-				out += e.ceilingLine()
-			}
-			return text(out)
-		case args[0] == "set":
-			if len(args) != 3 {
-				return nil, syscall.EINVAL
-			}
-			v, err := strconv.Atoi(args[2])
-			if err != nil || v < 1 {
-				return nil, syscall.EINVAL
-			}
-			if err := e.quotas.Set(args[1], v, soft); err != nil {
-				return nil, syscall.EINVAL
-			}
-			for _, d := range e.domains { // applies to running domains too
-				_ = d.quotas.Set(args[1], v, soft)
-			}
-			e.log.Info("quota changed", "quota", args[1], "soft", soft, "value", v)
-			return ok()
-		case !soft && len(args) == 1:
-			domid, err := parseDomid(args[0])
-			if err != nil {
-				return nil, err
-			}
-			d := e.domains[domid]
-			if d == nil {
-				return nil, syscall.ENOENT
-			}
-			return text(fmt.Sprintf("Domain %d:\n%-17s: %8d\n%-17s: %8d\n%-17s: %8d\n%-17s: %8d\n",
-				domid, "nodes", d.nodes, "watches", d.watches, "transactions", d.txns, "memory", d.memory))
-		}
+	}
+	return nil, syscall.EINVAL
+}
+
+func text(s string) ([]byte, error) { return append([]byte(s), 0), nil }
+
+func ctlHelp(e *Engine, c *Conn, m *wire.Msg, args []string, raw []byte) ([]byte, error) {
+	if len(args) != 0 {
 		return nil, syscall.EINVAL
-	case "connections":
-		if len(args) != 0 {
-			return nil, syscall.EINVAL
+	}
+	var b strings.Builder
+	for _, h := range controlCmds {
+		fmt.Fprintf(&b, "%-15s %s\n", h.name, h.pars)
+	}
+	return text(b.String())
+}
+
+func ctlCheck(e *Engine, c *Conn, m *wire.Msg, args []string, raw []byte) ([]byte, error) {
+	if len(args) != 0 {
+		return nil, syscall.EINVAL
+	}
+	if errs := e.checkLocked(); len(errs) > 0 {
+		for _, s := range errs {
+			e.log.Error("store check failed", "problem", s)
 		}
-		// One line per connection, as many as fit a reply.
-		var b strings.Builder
-		conns := e.sortedConns()
-		for i, x := range conns {
-			line := e.connSummary(x)
-			if b.Len()+len(line) > wire.PayloadMax-64 {
-				fmt.Fprintf(&b, "... %d more (queues <domid> shows one domain)\n", len(conns)-i)
-				break
-			}
-			b.WriteString(line)
+		return nil, syscall.EIO
+	}
+	return ok()
+}
+
+func ctlLog(e *Engine, c *Conn, m *wire.Msg, args []string, raw []byte) ([]byte, error) {
+	switch {
+	case len(args) == 0:
+		on := "off"
+		if e.traceOn {
+			on = "on"
 		}
-		return text(b.String())
-	case "queues":
-		if len(args) != 1 {
-			return nil, syscall.EINVAL
+		return text(fmt.Sprintf("Log switch settings:\n%-8s: %s\n", "io", on))
+	case len(args) != 1:
+		return nil, syscall.EINVAL
+	case args[0] == "on" || args[0] == "+io":
+		e.traceOn = true
+	case args[0] == "off" || args[0] == "-io":
+		e.traceOn = false
+	default:
+		return nil, syscall.EINVAL
+	}
+	return ok()
+}
+
+func ctlPrint(e *Engine, c *Conn, m *wire.Msg, args []string, raw []byte) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, syscall.EINVAL
+	}
+	e.log.Info("control print", "text", args[0])
+	if e.trace != nil {
+		e.trace(args[0])
+	}
+	return ok()
+}
+
+func ctlMemreport(e *Engine, c *Conn, m *wire.Msg, args []string, raw []byte) ([]byte, error) {
+	if len(args) > 1 {
+		return nil, syscall.EINVAL
+	}
+	return text(e.memReport())
+}
+
+// ctlQuota is quota and quota-soft: the table, "set NAME VALUE" (global
+// and every domain's), or one domain's usage (quota DOMID).
+func ctlQuota(e *Engine, c *Conn, m *wire.Msg, args []string, raw []byte) ([]byte, error) {
+	soft := strings.HasSuffix(string(m.Payload[:bytes.IndexByte(m.Payload, 0)]), "-soft")
+	switch {
+	case len(args) == 0:
+		vals := &e.quotas.Hard
+		if soft {
+			vals = &e.quotas.Soft
 		}
+		out := quotaTable(vals, soft)
+		if !soft {
+			out += e.ceilingLine()
+		}
+		return text(out)
+	case args[0] == "set":
+		return e.setGlobalQuota(args[1:], soft)
+	case !soft && len(args) == 1:
 		domid, err := parseDomid(args[0])
 		if err != nil {
 			return nil, err
 		}
-		var b strings.Builder
-		for _, x := range e.sortedConns() {
-			if x.domid == domid {
-				b.WriteString(e.connSummary(x))
-				b.WriteString(e.watchSummary(x))
-			}
-		}
-		if b.Len() == 0 {
+		d := e.domains[domid]
+		if d == nil {
 			return nil, syscall.ENOENT
 		}
-		return text(b.String())
+		return text(fmt.Sprintf("Domain %d:\n%-17s: %8d\n%-17s: %8d\n%-17s: %8d\n%-17s: %8d\n",
+			domid, "nodes", d.nodes, "watches", d.watches, "transactions", d.txns, "memory", d.memory))
 	}
 	return nil, syscall.EINVAL
+}
+
+func (e *Engine) setGlobalQuota(args []string, soft bool) ([]byte, error) {
+	if len(args) != 2 {
+		return nil, syscall.EINVAL
+	}
+	v, err := strconv.Atoi(args[1])
+	if err != nil || v < 1 {
+		return nil, syscall.EINVAL
+	}
+	if err := e.quotas.Set(args[0], v, soft); err != nil {
+		return nil, syscall.EINVAL
+	}
+	for _, d := range e.domains { // applies to running domains too
+		_ = d.quotas.Set(args[0], v, soft)
+	}
+	e.log.Info("quota changed", "quota", args[0], "soft", soft, "value", v)
+	return ok()
+}
+
+func ctlConnections(e *Engine, c *Conn, m *wire.Msg, args []string, raw []byte) ([]byte, error) {
+	if len(args) != 0 {
+		return nil, syscall.EINVAL
+	}
+	// One line per connection, as many as fit a reply.
+	var b strings.Builder
+	conns := e.sortedConns()
+	for i, x := range conns {
+		line := e.connSummary(x)
+		if b.Len()+len(line) > wire.PayloadMax-64 {
+			fmt.Fprintf(&b, "... %d more (queues <domid> shows one domain)\n", len(conns)-i)
+			break
+		}
+		b.WriteString(line)
+	}
+	return text(b.String())
+}
+
+func ctlQueues(e *Engine, c *Conn, m *wire.Msg, args []string, raw []byte) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, syscall.EINVAL
+	}
+	domid, err := parseDomid(args[0])
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	for _, x := range e.sortedConns() {
+		if x.domid == domid {
+			b.WriteString(e.connSummary(x))
+			b.WriteString(e.watchSummary(x))
+		}
+	}
+	if b.Len() == 0 {
+		return nil, syscall.ENOENT
+	}
+	return text(b.String())
 }
 
 // ceilingLine reports the store-wide memory ceiling (ceiling.go) after

@@ -136,7 +136,7 @@ func (e *Engine) dispatch(c *Conn, m *wire.Msg) ([]byte, error) {
 	case wire.SetQuota:
 		return e.setQuota(p)
 	case wire.Control:
-		return e.control(c, p)
+		return e.control(c, m)
 	}
 	return nil, syscall.ENOSYS
 }

@@ -71,6 +71,9 @@ type Config struct {
 	WriteRate, WriteBurst int
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
+	// LiveUpdate lets CONTROL live-update replace the daemon (nil: it
+	// cannot be).
+	LiveUpdate LiveUpdater
 	// EventTimeout bounds how long a guest may leave watch events unread
 	// while they hold up the connections that caused them: older ones are
 	// dropped, as C xenstored does after 20 s. Zero: 20 s; negative: never.
@@ -107,6 +110,8 @@ type Engine struct {
 
 	traceOn bool
 	trace   func(string) // CONTROL print / log sink, may be nil
+
+	lu *luSession // a live update in progress, or nil
 
 	// For the memory ceiling's estimate (ceiling.go): node memory as the
 	// memory quota counts it, summed over all owners; watches; bytes held
@@ -334,7 +339,7 @@ func (c *Conn) WantsInput() bool {
 }
 
 func (c *Conn) wantsInputLocked() bool {
-	if c.closed || c.parked > 0 || c.e.inDebt(c) {
+	if c.closed || c.parked > 0 || c.e.inDebt(c) || c.e.luWaiting(c) {
 		return false
 	}
 	max := c.e.quotas.Hard[QMaxOutstanding]
@@ -392,6 +397,9 @@ func (e *Engine) closeConnLocked(c *Conn) {
 		return
 	}
 	c.closed = true
+	if e.lu != nil && e.lu.conn == c {
+		e.luEnd() // its owner left: nobody to answer
+	}
 	e.resetWatchesLocked(c) // and transactions
 	c.dropOutput()
 	delete(e.conns, c)
@@ -429,6 +437,9 @@ func (c *Conn) Handle(m wire.Msg) {
 		return
 	}
 	c.queueReply(wire.Msg{Type: m.Type, ReqID: m.ReqID, TxID: m.TxID, Payload: payload})
+	if e.lu != nil && e.lu.start != nil && c != e.lu.conn {
+		e.luTry() // a transaction it waits for may have ended
+	}
 }
 
 // dropOutput discards everything queued (the watches' counts must already

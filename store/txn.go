@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/xsstub/xenstored/store/wire"
 )
@@ -23,8 +24,9 @@ type txn struct {
 	// memDelta is the same for memory (path plus record per node): the
 	// memory quota counts it before commit and re-checks it at commit.
 	memDelta map[uint32]int
-	failed   bool  // a write failed half-way: commit must not happen
-	bytes    int64 // memory held, as the ceiling's estimate counts it
+	failed   bool      // a write failed half-way: commit must not happen
+	started  time.Time // for live update's wait for old transactions
+	bytes    int64     // memory held, as the ceiling's estimate counts it
 	// dom is the domain record the transaction is counted in (Domain.txns):
 	// the one current when it started, so a released and re-created
 	// record is never decremented for it.
@@ -91,7 +93,7 @@ func (e *Engine) txnStart(c *Conn, m *wire.Msg) ([]byte, error) {
 	c.nextTx = id + 1
 	d := e.domainLocked(c.domid)
 	d.txns++
-	tx := &txn{id: id, entries: make(map[string]*txEntry), nodeDelta: make(map[uint32]int), memDelta: make(map[uint32]int), dom: d}
+	tx := &txn{id: id, entries: make(map[string]*txEntry), nodeDelta: make(map[uint32]int), memDelta: make(map[uint32]int), dom: d, started: e.now()}
 	c.txns[id] = tx
 	e.txHold(tx, ceilTxnOverhead)
 	return append([]byte(strconv.FormatUint(uint64(id), 10)), 0), nil
