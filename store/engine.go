@@ -286,6 +286,8 @@ type Conn struct {
 	parked int // events this connection caused that wait for a full watch
 	closed bool
 
+	handled uint64 // Handle calls, for transports (HandledLocked)
+
 	// Statistics for CONTROL.
 	requests uint64
 	dropped  uint64
@@ -349,9 +351,30 @@ func (c *Conn) wantsInputLocked() bool {
 // NextOutput removes and returns the next encoded message to send, or
 // false when there is none. Taking an event may unpark events elsewhere.
 func (c *Conn) NextOutput() ([]byte, bool) {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	return c.nextOutputLocked()
+}
+
+// TakeOutput removes every queued message and passes each to into, in
+// order, with the engine locked: a transport that keeps what it has not
+// written yet under its own lock (taken inside this one) then never holds
+// a message the engine's state has lost, even for a moment (live update
+// exports both under the engine lock).
+func (c *Conn) TakeOutput(into func(msg []byte)) {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	for {
+		msg, ok := c.nextOutputLocked()
+		if !ok {
+			return
+		}
+		into(msg)
+	}
+}
+
+func (c *Conn) nextOutputLocked() ([]byte, bool) {
 	e := c.e
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	if len(c.out) == 0 {
 		return nil, false
 	}
@@ -374,6 +397,11 @@ func (c *Conn) NextOutput() ([]byte, bool) {
 	}
 	return it.msg, true
 }
+
+// HandledLocked is how many requests Handle has taken for c. Only for a
+// LiveUpdater's Exec, which runs with the engine locked: a transport
+// tells by it whether a request it passed was handled before the update.
+func (c *Conn) HandledLocked() uint64 { return c.handled }
 
 // PendingOutput is the number of queued outgoing messages.
 func (c *Conn) PendingOutput() int {
@@ -415,6 +443,7 @@ func (c *Conn) Handle(m wire.Msg) {
 	c.prepare(&m) // hypercalls and mappings, so before the lock
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	c.handled++
 	if c.closed {
 		return
 	}
