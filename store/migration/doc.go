@@ -1,0 +1,2 @@
+// Package migration is placeholder.
+package migration
