@@ -12,7 +12,7 @@ import (
 // must never panic, and what it accepts must survive a round trip: the
 // Writer encodes the records it returned and a strict Reader reads the same
 // records back. Whatever the strict Reader accepts, the lenient one accepts
-// identically. Seeds: every round-trip and golden stream, and the
+// identically, and Validate does not panic on it. Seeds: every round-trip and golden stream, and the
 // malformed table.
 func FuzzReader(f *testing.F) {
 	for _, v := range []uint32{Version1, Version2} {
@@ -48,6 +48,10 @@ func FuzzReader(f *testing.F) {
 				t.Fatalf("strict read %d records, lenient disagrees: %v", len(recs), lerr)
 			}
 			roundTrip(t, v, recs)
+			// Validation of any readable stream must not panic.
+			if err := (&Stream{Version: v, Records: recs}).Validate(nil); err != nil && !errors.Is(err, ErrInconsistent) {
+				t.Fatalf("Validate: %v", err)
+			}
 		}
 		if lerr != nil {
 			if !isOurs(lerr) {
