@@ -81,7 +81,9 @@ func TestValidate(t *testing.T) {
 		return func(s *Stream) { s.Records = append(s.Records[:i], append([]Record{r}, s.Records[i:]...)...) }
 	}
 	del := func(i int) edit { return func(s *Stream) { s.Records = append(s.Records[:i], s.Records[i+1:]...) } }
-	swap := func(i, j int) edit { return func(s *Stream) { s.Records[i], s.Records[j] = s.Records[j], s.Records[i] } }
+	swap := func(i, j int) edit {
+		return func(s *Stream) { s.Records[i], s.Records[j] = s.Records[j], s.Records[i] }
+	}
 	owner := []Perm{{Perm: PermNone, DomID: 1}}
 	cases := []struct {
 		name  string
