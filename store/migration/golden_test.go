@@ -3,6 +3,7 @@ package migration
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -190,5 +191,71 @@ func TestVersion1Header(t *testing.T) {
 	v, _, err := readAll(want, nil)
 	if err != nil || v != Version1 {
 		t.Errorf("read: version %d, %v", v, err)
+	}
+}
+
+// TestCWatchExtended: C xenstored 4.22 writes a depth-limited watch as
+// fwrite(&swe, sizeof(sw)): only conn-id, wpath-len and token-len (8
+// octets), then path and token, then padding; its len counts the 12-octet
+// struct. For path "/a" and token "" both come to 16 octets, so the stream
+// stays framed, but the octets where the spec has depth and pad hold the
+// path. The Reader must refuse it rather than invent a watch.
+func TestCWatchExtended(t *testing.T) {
+	b := unhex(t, goldenHeaderV2+`08000000 10000000
+		01000000 0300 0100 2f6100 00 00000000`+goldenEnd)
+	for _, opts := range []*ReaderOptions{nil, {IgnoreReserved: true}} {
+		_, recs, err := readAll(b, opts)
+		if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrNonZero) {
+			t.Errorf("read %+v, %v; want a refusal", recs, err)
+		}
+	}
+}
+
+// TestCShapedStream: a stream laid out as C xenstored 4.22's lu_dump_state
+// writes it (global, global quota with n-glob-quota 0 and "soft-" names,
+// connections each followed by their watches, nodes from "/" down, the two
+// @-nodes, domains), with the uninitialised tail padding C leaves in
+// GLOBAL_QUOTA_DATA and DOMAIN_DATA, reads with IgnoreReserved.
+func TestCShapedStream(t *testing.T) {
+	quota := &GlobalQuota{PerDomain: []Quota{{"nodes", 1000}, {"soft-nodes", 900}, {"watches", 128}}}
+	dom := &Domain{DomID: 1, Features: 1, Quotas: []Quota{{"nodes", 1000}}}
+	recs := []Record{
+		&Global{SocketFD: 5, EvtchnFD: 6},
+		quota,
+		&Connection{ID: 1, Kind: ConnSocket, Socket: 9, Out: wireMsg(0, 33, 0, "OK\x00")},
+		&Connection{ID: 2, Kind: ConnRing, Ring: Ring{DomID: 1, TargetDomID: DomIDInvalid, Evtchn: 3},
+			HasUniqueID: true, UniqueID: 0x1234},
+		&Watch{ConnID: 2, Path: "domid", Token: "t"},
+		&Node{Path: "/", Perms: []Perm{{Perm: PermRead}}},
+		&Node{Path: "/local", Perms: []Perm{{Perm: PermRead}}},
+		&Node{Path: "@releaseDomain", Perms: []Perm{{Perm: PermNone}}},
+		&Node{Path: "@introduceDomain", Perms: []Perm{{Perm: PermNone}}},
+		dom,
+	}
+	b := encode(t, Version2, recs...)
+	// Dirty the padding of the quota and domain records: quota's body is
+	// 4+12+25 = 41 octets padded to 48, the domain's 8+4+6 = 18 padded to 24.
+	qOff := HeaderSize + 8 + 8 // after GLOBAL_DATA
+	for i := qOff + 8 + 41; i < qOff+8+48; i++ {
+		b[i] = 0xa5
+	}
+	dOff := len(b) - 8 - (8 + 24)
+	for i := dOff + 8 + 18; i < dOff+8+24; i++ {
+		b[i] = 0x5a
+	}
+	if _, _, err := readAll(b, nil); !errors.Is(err, ErrNonZero) {
+		t.Fatalf("strict read: %v, want ErrNonZero", err)
+	}
+	_, got, err := readAll(b, &ReaderOptions{IgnoreReserved: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range recs {
+		if d := diff(recs[i], got[i]); d != "" {
+			t.Errorf("record %d: %s", i, d)
+		}
+	}
+	if err := (&Stream{Version: Version2, Records: got}).Validate(nil); err != nil {
+		t.Error(err)
 	}
 }
