@@ -48,7 +48,16 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	e := newEngine(o, xs, storeDomid, log)
+	up := &updater{rings: xs != nil, args: os.Args[1:], log: log}
+	cfg := engineConfig(o, xs, storeDomid, up, log)
+	st, handed, err := inheritedState(o.PrivDomid, xs != nil)
+	if err != nil {
+		return fmt.Errorf("live update: %w", err)
+	}
+	if st != nil {
+		return runUpdated(ctx, o, cfg, st, handed, up, log)
+	}
+	e := store.New(cfg)
 	if o.TraceFile != "" {
 		closeTrace, err := startTrace(e, o.TraceFile)
 		if err != nil {
@@ -92,7 +101,35 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 	if o.OutputPid {
 		fmt.Println(os.Getpid())
 	}
-	return unixsock.Serve(ctx, e, ln, log)
+	up.sock = unixsock.NewServer(e, ln, log)
+	return up.sock.Serve(ctx)
+}
+
+// runUpdated goes on serving where the daemon that executed us by live
+// update stopped: its store, its listener and its clients.
+func runUpdated(ctx context.Context, o *Options, cfg store.Config, st *store.State, h *handover, up *updater, log *slog.Logger) error {
+	e, err := store.Restore(cfg, st)
+	if err != nil {
+		return fmt.Errorf("live update: %w", err)
+	}
+	if o.TraceFile != "" {
+		closeTrace, err := startTrace(e, o.TraceFile)
+		if err != nil {
+			return err
+		}
+		defer closeTrace()
+	}
+	s, err := adoptSockets(e, h, log)
+	if err != nil {
+		return fmt.Errorf("live update: %w", err)
+	}
+	defer os.Remove(o.Socket)
+	if o.PidFile != "" {
+		defer os.Remove(o.PidFile) // the last daemon wrote it: same pid
+	}
+	log.Info("live-update: serving the state handed over", "nodes", len(st.Nodes), "connections", len(st.Conns), "pid", os.Getpid())
+	up.sock = s
+	return s.Serve(ctx)
 }
 
 // findStoreDomid is the domain the store runs in: -m, else in a stub the
@@ -109,7 +146,7 @@ func findStoreDomid(o *Options, xs *xenSide, log *slog.Logger) (uint32, error) {
 	return id, nil
 }
 
-func newEngine(o *Options, xs *xenSide, storeDomid uint32, log *slog.Logger) *store.Engine {
+func engineConfig(o *Options, xs *xenSide, storeDomid uint32, up store.LiveUpdater, log *slog.Logger) store.Config {
 	var platform store.Platform
 	if xs != nil {
 		platform = xs.rings
@@ -119,7 +156,8 @@ func newEngine(o *Options, xs *xenSide, storeDomid uint32, log *slog.Logger) *st
 	if ceiling > 0 {
 		log.Info("store memory ceiling", "bytes", ceiling)
 	}
-	return store.New(store.Config{
+	return store.Config{
+		LiveUpdate:    up,
 		Quotas:        &qs,
 		Logger:        log,
 		Platform:      platform,
@@ -130,7 +168,7 @@ func newEngine(o *Options, xs *xenSide, storeDomid uint32, log *slog.Logger) *st
 		WriteBurst:    o.WriteBurst,
 		EventTimeout:  o.EventTimeout,
 		MemoryCeiling: ceiling,
-	})
+	}
 }
 
 // startTrace logs every request and reply to path (-T).
