@@ -373,6 +373,18 @@ func (c *Conn) TakeOutput(into func(msg []byte)) {
 	}
 }
 
+// TakeNext is TakeOutput for one message: it reports whether there was
+// one.
+func (c *Conn) TakeNext(into func(msg []byte)) bool {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	msg, ok := c.nextOutputLocked()
+	if ok {
+		into(msg)
+	}
+	return ok
+}
+
 func (c *Conn) nextOutputLocked() ([]byte, bool) {
 	e := c.e
 	if len(c.out) == 0 {
