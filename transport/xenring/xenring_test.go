@@ -24,6 +24,21 @@ type rig struct {
 	ev  *fake.EventChannel // the server's handle
 	e   *store.Engine
 	srv *Server
+	log *slog.Logger
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan error
+}
+
+// stopLoop ends the server's event loop (once).
+func (r *rig) stopLoop() {
+	r.stopOnce.Do(func() {
+		close(r.stop)
+		if err := <-r.done; err != nil {
+			r.t.Error(err)
+		}
+	})
 }
 
 func newRig(t *testing.T) *rig { return newRigQuotas(t, nil) }
@@ -68,17 +83,13 @@ func newRigConfigAt(t *testing.T, mod func(*store.Config), v xen.Version) *rig {
 	if err := srv.WatchDomains(); err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(stop) }()
+	r := &rig{t: t, h: h, ev: ev, e: e, srv: srv, log: log, stop: make(chan struct{}), done: make(chan error, 1)}
+	go func() { r.done <- srv.Serve(r.stop) }()
 	t.Cleanup(func() {
-		close(stop)
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
+		r.stopLoop()
 		h.Close()
 	})
-	return &rig{t: t, h: h, ev: ev, e: e, srv: srv}
+	return r
 }
 
 // guest creates domain id, introduces it and returns a client on its ring.
