@@ -19,6 +19,7 @@ type handover struct {
 	listenFD int32 // the socket listener; -1: none
 	evtchnFD int32 // the event channel device; -1: none
 	sockets  map[uint64]socketState
+	rings    map[uint64]socketState // fd is the local event channel port
 }
 
 // socketState is one socket client: its descriptor and transport bytes.
@@ -67,11 +68,12 @@ func encodeHandover(w io.Writer, st *store.State, h *handover) error {
 		}
 	}
 	// Introduced domains without a ring connection (a daemon without
-	// Xen keeps them in its table): a ring record names them.
+	// Xen, the store's own domain): a ring record with event channel 0,
+	// which no served ring has, names them.
 	for _, id := range slices.Sorted(maps.Keys(introduced)) {
 		d := introduced[id]
 		recs = append(recs, &migration.Connection{ID: next, Kind: migration.ConnRing,
-			Ring: migration.Ring{DomID: uint16(id), TargetDomID: target(d), Evtchn: d.Port}})
+			Ring: migration.Ring{DomID: uint16(id), TargetDomID: target(d)}})
 		next++
 	}
 	for _, n := range st.Nodes {
@@ -100,9 +102,14 @@ func connRecord(cs store.ConnState, st *store.State, h *handover, id uint32, dom
 	rec := &migration.Connection{ID: id}
 	var out []byte
 	if cs.Ring {
+		rs, ok := h.rings[cs.ID]
+		if !ok || rs.fd <= 0 {
+			return nil, false
+		}
 		d := doms[cs.Domid]
-		rec.Kind = migration.ConnRing
-		rec.Ring = migration.Ring{DomID: uint16(cs.Domid), TargetDomID: target(d), Evtchn: d.Port}
+		rec.Kind, rec.In = migration.ConnRing, rs.in
+		rec.Ring = migration.Ring{DomID: uint16(cs.Domid), TargetDomID: target(d), Evtchn: uint32(rs.fd)}
+		out = append(out, rs.out...)
 	} else {
 		s, ok := h.sockets[cs.ID]
 		if !ok {
@@ -178,16 +185,17 @@ func setQuotas(q *store.Quotas, named []migration.Quota) {
 	}
 }
 
-// decodeHandover reads the stream back into a State and the handover.
-// rings says whether this daemon serves rings: without, a ring record
-// only says that its domain is introduced.
-func decodeHandover(r io.Reader, rings bool, priv uint32) (*store.State, *handover, error) {
+// decodeHandover reads the stream back into a State and the handover. A
+// ring record with event channel 0 only says that its domain is
+// introduced.
+func decodeHandover(r io.Reader, priv uint32) (*store.State, *handover, error) {
 	s, err := migration.ReadStream(r, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("live-update state: %w", err)
 	}
-	d := &decoder{st: &store.State{Quotas: store.DefaultQuotas()}, h: &handover{listenFD: -1, evtchnFD: -1, sockets: map[uint64]socketState{}},
-		rings: rings, priv: priv, conns: map[uint32]int{}, doms: map[uint32]int{}}
+	d := &decoder{st: &store.State{Quotas: store.DefaultQuotas()},
+		h:    &handover{listenFD: -1, evtchnFD: -1, sockets: map[uint64]socketState{}, rings: map[uint64]socketState{}},
+		priv: priv, conns: map[uint32]int{}, doms: map[uint32]int{}}
 	for _, rec := range s.Records {
 		if err := d.record(rec); err != nil {
 			return nil, nil, fmt.Errorf("live-update state: %s: %w", rec.Type(), err)
@@ -199,7 +207,6 @@ func decodeHandover(r io.Reader, rings bool, priv uint32) (*store.State, *handov
 type decoder struct {
 	st    *store.State
 	h     *handover
-	rings bool
 	priv  uint32         // the control domain: its ring connection is privileged
 	conns map[uint32]int // conn-id to index in st.Conns; -1: a ring record without a connection
 	doms  map[uint32]int // domid to index in st.Domains
@@ -266,15 +273,16 @@ func (d *decoder) connection(r *migration.Connection) error {
 	switch r.Kind {
 	case migration.ConnRing:
 		dom := d.domain(uint32(r.Ring.DomID))
-		dom.Introduced, dom.Port = true, r.Ring.Evtchn
+		dom.Introduced = true
 		if r.Ring.TargetDomID != migration.DomIDInvalid {
 			dom.Target, dom.HasTarget = uint32(r.Ring.TargetDomID), true
 		}
-		if !d.rings {
+		if r.Ring.Evtchn == 0 {
 			d.conns[r.ID] = -1
 			return nil
 		}
 		cs.Domid, cs.Ring, cs.Priv = uint32(r.Ring.DomID), true, uint32(r.Ring.DomID) == d.priv
+		d.h.rings[cs.ID] = socketState{fd: int32(r.Ring.Evtchn), in: r.In, out: out[:r.OutResp]}
 	case migration.ConnSocket:
 		d.h.sockets[cs.ID] = socketState{fd: r.Socket, in: r.In, out: out[:r.OutResp]}
 	default:

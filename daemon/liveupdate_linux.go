@@ -26,10 +26,10 @@ const liveUpdateEnv = "XENSTORED_LIVE_UPDATE_FD"
 // on) with the listener, every client's socket and the state stream as
 // inherited descriptors.
 type updater struct {
-	sock  *unixsock.Server // nil until serving
-	rings bool             // ring connections exist (not carried yet)
-	args  []string         // this daemon's arguments, for the new one by default
-	log   *slog.Logger
+	sock *unixsock.Server // nil until serving (a stub may serve no socket)
+	xs   *xenSide         // nil without Xen
+	args []string         // this daemon's arguments, for the new one by default
+	log  *slog.Logger
 }
 
 // CheckBinary answers as C xenstored does.
@@ -44,33 +44,57 @@ func (u *updater) CheckBinary(path string) error {
 	return nil
 }
 
-// Exec freezes the socket transport, writes the state stream and executes
-// binary. It runs with the engine locked and returns only on failure,
-// after which everything goes on as before.
+// Exec freezes the transports, writes the state stream and executes the
+// new daemon: binary (-f), or image (-b/-d: the new xenstored binary
+// itself, which a stub domain receives in memory). It runs with the
+// engine locked and returns only on failure, after which everything goes
+// on as before.
 func (u *updater) Exec(st *store.State, binary string, image []byte, cmdline string) error {
-	switch {
-	case image != nil:
-		return errors.New("a kernel image updates a stub domain; this daemon runs in dom0: use -f")
-	case u.rings:
-		return errors.New("this daemon serves Xen rings, which live update does not carry yet")
-	case u.sock == nil:
-		return errors.New("not serving yet")
+	h := &handover{listenFD: -1, evtchnFD: -1, sockets: map[uint64]socketState{}, rings: map[uint64]socketState{}}
+	var keep []int32 // descriptors the new daemon inherits
+	if u.sock != nil {
+		lf, hs, err := u.sock.Freeze()
+		if err != nil {
+			return err
+		}
+		defer func() { lf.Close(); u.sock.Thaw(hs) }()
+		h.listenFD = rawFD(lf)
+		keep = append(keep, h.listenFD)
+		keep = append(keep, socketHandovers(st, h, hs)...)
 	}
-	lf, hs, err := u.sock.Freeze()
-	if err != nil {
-		return err
+	if u.xs != nil {
+		for _, r := range u.xs.rings.Freeze() {
+			h.rings[r.Conn.ID()] = socketState{fd: int32(r.Port), in: r.In, out: r.Out}
+		}
+		defer u.xs.rings.Thaw()
+		if err := u.xs.rings.UnwatchDomains(); err != nil {
+			return fmt.Errorf("handing VIRQ_DOM_EXC over: %w", err)
+		}
+		defer func() {
+			if err := u.xs.rings.WatchDomains(); err != nil {
+				u.log.Error("live-update failed and VIRQ_DOM_EXC could not be bound again: deaths go unseen", "err", err)
+			}
+		}()
+		h.evtchnFD = int32(u.xs.evtchnFD)
+		keep = append(keep, h.evtchnFD)
 	}
-	err = u.exec(st, binary, cmdline, lf, hs)
-	lf.Close()
-	u.sock.Thaw(hs)
-	return err
+	if image != nil {
+		f, err := imageFile(image)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		binary = fmt.Sprintf("/proc/self/fd/%d", rawFD(f))
+	}
+	return u.exec(st, h, binary, cmdline, keep)
 }
 
-func (u *updater) exec(st *store.State, binary, cmdline string, lf *os.File, hs []unixsock.Handover) error {
-	h := &handover{listenFD: rawFD(lf), evtchnFD: -1, sockets: map[uint64]socketState{}}
-	keep := []*os.File{lf}
+// socketHandovers records the socket clients in h (and st, for clients
+// without an engine connection yet) and returns their descriptors.
+func socketHandovers(st *store.State, h *handover, hs []unixsock.Handover) []int32 {
+	var fds []int32
 	for _, c := range hs {
-		keep = append(keep, c.File)
+		fds = append(fds, rawFD(c.File))
 		if c.Conn == nil { // accepted just now: a new engine connection
 			id := newConnID(st)
 			st.Conns = append(st.Conns, store.ConnState{ID: id, Priv: true})
@@ -79,6 +103,25 @@ func (u *updater) exec(st *store.State, binary, cmdline string, lf *os.File, hs 
 		}
 		h.sockets[c.Conn.ID()] = socketState{fd: rawFD(c.File), in: c.In, out: c.Out}
 	}
+	return fds
+}
+
+// imageFile holds a new daemon received in memory, executable through
+// /proc/self/fd.
+func imageFile(image []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate("xenstored-new", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("memfd for the new daemon: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "xenstored-new")
+	if _, err := f.Write(image); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("memfd for the new daemon: %w", err)
+	}
+	return f, nil
+}
+
+func (u *updater) exec(st *store.State, h *handover, binary, cmdline string, keep []int32) error {
 	var buf bytes.Buffer
 	if err := encodeHandover(&buf, st, h); err != nil {
 		return err
@@ -95,9 +138,9 @@ func (u *updater) exec(st *store.State, binary, cmdline string, lf *os.File, hs 
 	if _, err := mf.Seek(0, 0); err != nil {
 		return fmt.Errorf("writing state: %w", err)
 	}
-	for _, f := range keep {
-		if _, err := unix.FcntlInt(uintptr(rawFD(f)), unix.F_SETFD, 0); err != nil {
-			return fmt.Errorf("keeping descriptor %d: %w", rawFD(f), err)
+	for _, fd := range keep {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+			return fmt.Errorf("keeping descriptor %d: %w", fd, err)
 		}
 	}
 	argv := append([]string{binary}, u.args...)
@@ -105,10 +148,11 @@ func (u *updater) exec(st *store.State, binary, cmdline string, lf *os.File, hs 
 		argv = append([]string{binary}, strings.Fields(cmdline)...)
 	}
 	env := append(os.Environ(), liveUpdateEnv+"="+strconv.Itoa(mfd))
-	u.log.Info("live-update: executing the new daemon", "binary", binary, "state-bytes", buf.Len(), "connections", len(st.Conns))
+	u.log.Info("live-update: executing the new daemon", "binary", binary, "state-bytes", buf.Len(),
+		"connections", len(st.Conns), "rings", len(h.rings), "sockets", len(h.sockets))
 	err = syscall.Exec(binary, argv, env)
-	for _, f := range keep {
-		unix.CloseOnExec(int(rawFD(f)))
+	for _, fd := range keep {
+		unix.CloseOnExec(int(fd))
 	}
 	return fmt.Errorf("exec %s: %w", binary, err)
 }
@@ -134,7 +178,7 @@ func newConnID(st *store.State) uint64 {
 
 // inheritedState reads the state a live update handed over, if this
 // daemon was started by one.
-func inheritedState(priv uint32, rings bool) (*store.State, *handover, error) {
+func inheritedState(priv uint32) (*store.State, *handover, error) {
 	v, ok := os.LookupEnv(liveUpdateEnv)
 	if !ok {
 		return nil, nil, nil
@@ -147,15 +191,12 @@ func inheritedState(priv uint32, rings bool) (*store.State, *handover, error) {
 	unix.CloseOnExec(fd)
 	f := os.NewFile(uintptr(fd), "live-update state")
 	defer f.Close()
-	return decodeHandover(f, rings, priv)
+	return decodeHandover(f, priv)
 }
 
 // adoptSockets gives the restored engine's socket clients to a new socket
 // server over the inherited listener.
 func adoptSockets(e *store.Engine, h *handover, log *slog.Logger) (*unixsock.Server, error) {
-	if h.listenFD < 0 {
-		return nil, errors.New("no socket listener handed over")
-	}
 	lf := os.NewFile(uintptr(h.listenFD), "listener")
 	unix.CloseOnExec(int(h.listenFD))
 	l, err := net.FileListener(lf)

@@ -34,7 +34,17 @@ func NewLogger(w io.Writer, verbose bool) *slog.Logger {
 // follow domains' lives; otherwise it returns why and serves no one.
 // Without /dev/xen it serves its Unix socket only (development mode).
 func Run(ctx context.Context, o *Options, log *slog.Logger) error {
-	xs, err := openXen(o, log)
+	// A daemon started by live update takes over its predecessor's state
+	// and descriptors, the event channel handle among them.
+	st, handed, err := inheritedState(o.PrivDomid)
+	if err != nil {
+		return fmt.Errorf("live update: %w", err)
+	}
+	evtchnFD := -1
+	if handed != nil {
+		evtchnFD = int(handed.evtchnFD)
+	}
+	xs, err := openXen(o, evtchnFD, log)
 	switch {
 	case errors.Is(err, errNoXen) && o.StubDomain:
 		return fmt.Errorf("stub-domain mode (--event %d) needs /dev/xen", o.Event)
@@ -48,12 +58,8 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	up := &updater{rings: xs != nil, args: os.Args[1:], log: log}
+	up := &updater{xs: xs, args: os.Args[1:], log: log}
 	cfg := engineConfig(o, xs, storeDomid, up, log)
-	st, handed, err := inheritedState(o.PrivDomid, xs != nil)
-	if err != nil {
-		return fmt.Errorf("live update: %w", err)
-	}
 	if st != nil {
 		return runUpdated(ctx, o, cfg, st, handed, up, log)
 	}
@@ -106,8 +112,10 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 }
 
 // runUpdated goes on serving where the daemon that executed us by live
-// update stopped: its store, its listener and its clients.
+// update stopped: its store, its rings and event channels, its listener
+// and its clients.
 func runUpdated(ctx context.Context, o *Options, cfg store.Config, st *store.State, h *handover, up *updater, log *slog.Logger) error {
+	dropUnservedRings(st, h, up.xs != nil)
 	e, err := store.Restore(cfg, st)
 	if err != nil {
 		return fmt.Errorf("live update: %w", err)
@@ -119,6 +127,17 @@ func runUpdated(ctx context.Context, o *Options, cfg store.Config, st *store.Sta
 		}
 		defer closeTrace()
 	}
+	if up.xs != nil {
+		if err := adoptRings(ctx, o, up.xs, e, h, log); err != nil {
+			return fmt.Errorf("live update: %w", err)
+		}
+	}
+	log.Info("live-update: serving the state handed over", "nodes", len(st.Nodes), "connections", len(st.Conns),
+		"rings", len(h.rings), "sockets", len(h.sockets), "pid", os.Getpid())
+	if h.listenFD < 0 {
+		<-ctx.Done() // a stub without sockets
+		return nil
+	}
 	s, err := adoptSockets(e, h, log)
 	if err != nil {
 		return fmt.Errorf("live update: %w", err)
@@ -127,9 +146,53 @@ func runUpdated(ctx context.Context, o *Options, cfg store.Config, st *store.Sta
 	if o.PidFile != "" {
 		defer os.Remove(o.PidFile) // the last daemon wrote it: same pid
 	}
-	log.Info("live-update: serving the state handed over", "nodes", len(st.Nodes), "connections", len(st.Conns), "pid", os.Getpid())
 	up.sock = s
 	return s.Serve(ctx)
+}
+
+// dropUnservedRings turns ring connections that no transport can serve
+// into introduced domains without a connection: all of them without Xen.
+func dropUnservedRings(st *store.State, h *handover, xen bool) {
+	kept := st.Conns[:0]
+	for _, c := range st.Conns {
+		if _, served := h.rings[c.ID]; c.Ring && (!xen || !served) {
+			continue
+		}
+		kept = append(kept, c)
+	}
+	st.Conns = kept
+}
+
+// adoptRings binds VIRQ_DOM_EXC again (the last daemon let it go), serves
+// every ring handed over on its still-bound port, then checks every known
+// domain: deaths during the switch were not signalled to anyone.
+func adoptRings(ctx context.Context, o *Options, xs *xenSide, e *store.Engine, h *handover, log *slog.Logger) error {
+	rings := xs.rings
+	rings.SetEngine(e)
+	if err := rings.WatchDomains(); err != nil {
+		return fmt.Errorf("domain deaths could not be noticed: %w", err)
+	}
+	if !o.StubDomain && !o.NoDomainInit {
+		if _, err := dom0LocalRing(rings); err != nil {
+			log.Warn("dom0's kernel ring not served", "err", err)
+		}
+	}
+	for id, rs := range h.rings {
+		c := e.ConnByID(id)
+		if c == nil {
+			continue
+		}
+		if err := rings.Adopt(c, uint32(rs.fd), rs.in, rs.out); err != nil {
+			log.Error("live-update: a ring was not taken over", "domid", c.Domid(), "err", err)
+		}
+	}
+	go func() {
+		if err := rings.Serve(ctx.Done()); err != nil {
+			log.Error("ring transport stopped", "err", err)
+		}
+	}()
+	rings.Recheck()
+	return nil
 }
 
 // findStoreDomid is the domain the store runs in: -m, else in a stub the

@@ -103,3 +103,21 @@ func (s *Server) Adopt(c *store.Conn, port uint32, in, out []byte) error {
 	}
 	return nil
 }
+
+// Recheck asks about every domain the store knows, for a daemon that may
+// have missed VIRQ_DOM_EXC while it was being replaced (as C xenstored
+// checks all domains after a live update).
+func (s *Server) Recheck() {
+	v, ok := s.di.(interface {
+		Verify(known []uint32) ([]xen.DomInfo, error)
+	})
+	if !ok {
+		s.checkDomains()
+		return
+	}
+	changes, err := v.Verify(s.e.KnownDomains())
+	if err != nil {
+		s.log.Warn("domain check after live update incomplete", "err", err)
+	}
+	s.applyChanges(changes)
+}

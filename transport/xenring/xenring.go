@@ -425,6 +425,11 @@ func (s *Server) checkDomains() {
 	if err != nil {
 		s.log.Warn("domain scan incomplete; unanswered domains taken as alive", "err", err)
 	}
+	s.applyChanges(changes)
+}
+
+// applyChanges tells the engine of deaths and shutdowns.
+func (s *Server) applyChanges(changes []xen.DomInfo) {
 	for _, d := range changes {
 		if d.Gone || d.Dying {
 			s.answersMu.Lock()
