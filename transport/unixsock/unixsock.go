@@ -261,7 +261,6 @@ func (cl *client) serve(ctx context.Context, log *slog.Logger) {
 // A reader stopped by back-pressure never sees the client hang up; failed
 // (closed when a write fails) ends it then.
 func (cl *client) readLoop(done <-chan struct{}) error {
-	buf := make([]byte, 8192)
 	for {
 		for !cl.c.WantsInput() {
 			select {
@@ -280,7 +279,7 @@ func (cl *client) readLoop(done <-chan struct{}) error {
 			cl.handle(m, n)
 			continue
 		}
-		if err := cl.fill(buf); err != nil {
+		if err := cl.fill(); err != nil {
 			return err
 		}
 	}
@@ -318,13 +317,10 @@ func (cl *client) handle(m wire.Msg, n int) {
 	cl.c.Handle(m)
 	cl.inHandle.Store(false)
 	cl.mu.Lock()
-	cl.in = cl.in[n:]
+	cl.in = cl.in[:copy(cl.in, cl.in[n:])] // keep the buffer
 	cl.inflight = 0
 	cl.calls++
 	more := len(cl.in) > 0
-	if len(cl.in) == 0 {
-		cl.in = nil
-	}
 	cl.mu.Unlock()
 	if more {
 		signal(cl.outWake)
@@ -333,18 +329,25 @@ func (cl *client) handle(m wire.Msg, n int) {
 	}
 }
 
-// fill reads once from the socket. A read cut short by a freeze is no
-// error.
-func (cl *client) fill(buf []byte) error {
+// fill reads once from the socket into in's spare room (only this
+// goroutine changes in, so the room is its own while it reads). A read cut
+// short by a freeze is no error.
+func (cl *client) fill() error {
 	cl.mu.Lock()
 	for cl.frozen {
 		cl.cond.Wait()
 	}
+	if cap(cl.in)-len(cl.in) < readChunk/2 {
+		grown := make([]byte, len(cl.in), len(cl.in)+readChunk)
+		copy(grown, cl.in)
+		cl.in = grown
+	}
+	room := cl.in[len(cl.in):cap(cl.in)]
 	cl.reading = true
 	cl.mu.Unlock()
-	n, err := cl.nc.Read(buf)
+	n, err := cl.nc.Read(room)
 	cl.mu.Lock()
-	cl.in = append(cl.in, buf[:n]...)
+	cl.in = cl.in[:len(cl.in)+n]
 	cl.reading = false
 	frozen := cl.frozen
 	cl.cond.Broadcast()
@@ -357,6 +360,9 @@ func (cl *client) fill(buf []byte) error {
 	}
 	return err
 }
+
+// readChunk is the room a read is given.
+const readChunk = 8192
 
 // send takes everything the engine queued and writes it.
 func (cl *client) send() error {
