@@ -325,6 +325,14 @@ func (c *Conn) RingFeatures() uint32 {
 	return c.dom.Features
 }
 
+// CurrentRingFeatures is RingFeatures for a caller without the engine
+// lock (a transport adopting a ring after a live update).
+func (c *Conn) CurrentRingFeatures() uint32 {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	return c.RingFeatures()
+}
+
 // Domid is the domain the connection speaks for.
 func (c *Conn) Domid() uint32 { return c.domid }
 

@@ -91,7 +91,7 @@ func (s *Server) Adopt(c *store.Conn, port uint32, in, out []byte) error {
 		m.Unmap()
 		return err
 	}
-	rc := &rconn{conn: c, domid: c.Domid(), port: port, mapping: m, r: r, in: in, out: out}
+	rc := &rconn{conn: c, domid: c.Domid(), port: port, mapping: m, r: r, in: in, out: out, features: c.CurrentRingFeatures()}
 	s.mu.Lock()
 	s.byPort[port] = rc
 	s.byConn[c] = rc

@@ -370,3 +370,52 @@ func ceilingState(t *testing.T, d0 *dom0) (estimate int64, refused int) {
 	t.Fatalf("no memory-ceiling line in %q", out)
 	return 0, 0
 }
+
+// TestRingFeaturesEnforced: a domain whose features SET_FEATURE cleared
+// gets neither the error word (its corrupt ring is still dropped) nor a
+// reconnection (its request is ignored), as C xenstored.
+func TestRingFeaturesEnforced(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		features  string
+		wantError bool
+	}{{"all features", "15", true}, {"none", "0", false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t)
+			d0 := r.dom0()
+			const id = 8
+			d, err := r.h.NewDomain(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, err := d.Attach()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { g.Close() })
+			if got := d0.call(t, wire.SetFeature, itoa(id), tt.features); got != "OK\x00" {
+				t.Fatalf("SET_FEATURE: %q", got)
+			}
+			if got := d0.call(t, wire.Introduce, itoa(id), "0", itoa(d.GuestPort())); got != "OK\x00" {
+				t.Fatalf("INTRODUCE: %q", got)
+			}
+			page := g.Page()
+			put32(page, xsaReqProd, get32(page, xsaReqCons)+5000) // more than the ring holds
+			g.Notify()
+			if tt.wantError {
+				waitErrorWord(t, page, ring.ErrorRingIdx)
+				return
+			}
+			// Wait until the transport dropped the connection, then the
+			// error word must still be clear.
+			if !waitFor(10*time.Second, func() bool {
+				return strings.Contains(d0.call(t, wire.Control, "connections"), "domid 8 ") == false
+			}) {
+				t.Fatalf("corrupt ring not dropped: %s", d0.call(t, wire.Control, "connections"))
+			}
+			if w := get32(page, xsaErrorWord); w != 0 {
+				t.Fatalf("error word %d set for a domain without the error feature", w)
+			}
+		})
+	}
+}

@@ -80,6 +80,10 @@ type rconn struct {
 	port    uint32 // local port
 	mapping xen.Mapping
 	r       *ring.Server
+	// features are the ring features its domain may use (SET_FEATURE):
+	// without reconnection its requests to reconnect are ignored, without
+	// error its error word is never set, as C xenstored does.
+	features uint32
 
 	mu      sync.Mutex // guards what follows and every access to the page
 	in      []byte     // incoming bytes, whole request being handled first
@@ -236,10 +240,11 @@ func (s *Server) AttachRing(c *store.Conn, port uint32, gfn uint64) (func(), err
 		m.Unmap()
 		return nil, fmt.Errorf("bind event channel %d of domain %d: %w", port, c.Domid(), err)
 	}
-	rc := &rconn{conn: c, domid: c.Domid(), port: local, mapping: m, r: r}
 	// The domain's features, as SET_FEATURE restricted them (C xenstored
 	// copies them at INTRODUCE).
-	r.SetFeatures(c.RingFeatures())
+	features := c.RingFeatures()
+	r.SetFeatures(features)
+	rc := &rconn{conn: c, domid: c.Domid(), port: local, mapping: m, r: r, features: features}
 	if r.ReconnectRequested() {
 		r.CompleteReconnect() // a fresh connection has no state to drop
 	}
@@ -532,7 +537,7 @@ func (s *Server) reconnect(rc *rconn) (moved, ok bool) {
 		rc.mu.Unlock()
 		return false, false
 	}
-	asked := rc.r.ReconnectRequested()
+	asked := rc.features&store.FeatureReconnection != 0 && rc.r.ReconnectRequested()
 	if asked {
 		rc.in, rc.out, rc.pending = nil, nil, 0
 	}
@@ -642,7 +647,11 @@ func (s *Server) readMessage(rc *rconn) (msg wire.Msg, n int, freed bool, err er
 
 func (s *Server) breakConn(rc *rconn, code uint32, why error) {
 	rc.broken = true
-	rc.r.SetError(code)
+	if rc.features&store.FeatureError != 0 {
+		rc.mu.Lock()
+		rc.r.SetError(code)
+		rc.mu.Unlock()
+	}
 	s.ev.Notify(rc.port)
 	s.e.MarkBroken(rc.conn, why.Error())
 }
