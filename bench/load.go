@@ -344,8 +344,14 @@ func Run(cfg Config) (*Result, error) {
 	timer := time.AfterFunc(end.Sub(begin), func() { s.stopNow(end) })
 	defer timer.Stop()
 	progressDone := make(chan struct{})
+	progressExited := make(chan struct{})
 	if cfg.Progress != nil {
-		go progress(s.cfg.Progress, &s.completed, begin, progressDone)
+		go func() {
+			defer close(progressExited)
+			progress(s.cfg.Progress, &s.completed, begin, progressDone)
+		}()
+	} else {
+		close(progressExited)
 	}
 
 	stats := make([]connStats, cfg.Conns)
@@ -364,6 +370,7 @@ func Run(cfg Config) (*Result, error) {
 	}
 	wg.Wait()
 	close(progressDone)
+	<-progressExited // the caller may read what it wrote
 	s.stopNow(time.Now())
 
 	r := &Result{Config: cfg}

@@ -17,10 +17,11 @@ const daemonEnv = "XSSTUB_XENSTORED_CHILD"
 // serves socket, and reports whether the caller is the parent (which should
 // then exit 0). Go cannot fork a running runtime, hence the re-exec.
 //
-// A stub domain's xenstored (--stubdom) never forks: it is PID 1 there, and
+// A daemon started by live update is already detached. A stub domain's
+// xenstored (--stubdom) never forks: it is PID 1 there, and
 // its exit would panic the kernel.
 func Daemonize(o *Options) (parent bool, err error) {
-	if o.NoFork || o.StubDomain || os.Getpid() == 1 || os.Getenv(daemonEnv) != "" {
+	if o.NoFork || o.StubDomain || os.Getpid() == 1 || os.Getenv(daemonEnv) != "" || os.Getenv(liveUpdateEnv) != "" {
 		return false, nil
 	}
 	self, err := os.Executable()

@@ -38,6 +38,10 @@ type Options struct {
 	// XenInterface is the Xen release whose interface to use whatever the
 	// hypervisor reports (--xen-interface); zero: the reported one.
 	XenInterface xen.Version
+	// MemoryCeiling is the store-wide memory ceiling in bytes (see
+	// store.Config.MemoryCeiling): 0 derives it from the Go memory limit
+	// (GOMEMLIMIT), negative disables it.
+	MemoryCeiling int64
 
 	// C xenstored options kept for drop-in use.
 	NoDomainInit bool          // -D: do not serve dom0's kernel ring
@@ -165,6 +169,7 @@ func Parse(args []string, stderr io.Writer) (*Options, error) {
 	fs.StringVar(&o.Socket, "socket", o.Socket, "Unix socket `path` ($XENSTORED_PATH, else $XENSTORED_RUNDIR/socket)")
 	fs.IntVar(&o.WriteRate, "write-rate", o.WriteRate, "changes per second an unprivileged domain may make (-1: unlimited)")
 	fs.IntVar(&o.WriteBurst, "write-burst", o.WriteBurst, "burst of changes allowed above the write rate")
+	fs.Int64Var(&o.MemoryCeiling, "memory-ceiling", 0, "`bytes` the store may hold before guests' changes get ENOMEM (0: half of GOMEMLIMIT; -1: none)")
 	valVar(oneQuota{&o.Quotas, "nodes"}, "E", "entry-nb", "nodes per domain")
 	valVar(oneQuota{&o.Quotas, "node-size"}, "S", "entry-size", "max. node size in bytes")
 	valVar(oneQuota{&o.Quotas, "watches"}, "W", "watch-nb", "watches per domain")

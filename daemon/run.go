@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -32,7 +34,17 @@ func NewLogger(w io.Writer, verbose bool) *slog.Logger {
 // follow domains' lives; otherwise it returns why and serves no one.
 // Without /dev/xen it serves its Unix socket only (development mode).
 func Run(ctx context.Context, o *Options, log *slog.Logger) error {
-	xs, err := openXen(o, log)
+	// A daemon started by live update takes over its predecessor's state
+	// and descriptors, the event channel handle among them.
+	st, handed, err := inheritedState(o.PrivDomid)
+	if err != nil {
+		return fmt.Errorf("live update: %w", err)
+	}
+	evtchnFD := -1
+	if handed != nil {
+		evtchnFD = int(handed.evtchnFD)
+	}
+	xs, err := openXen(o, evtchnFD, log)
 	switch {
 	case errors.Is(err, errNoXen) && o.StubDomain:
 		return fmt.Errorf("stub-domain mode (--event %d) needs /dev/xen", o.Event)
@@ -46,7 +58,12 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	e := newEngine(o, xs, storeDomid, log)
+	up := &updater{xs: xs, args: os.Args[1:], log: log}
+	cfg := engineConfig(o, xs, storeDomid, up, log)
+	if st != nil {
+		return runUpdated(ctx, o, cfg, st, handed, up, log)
+	}
+	e := store.New(cfg)
 	if o.TraceFile != "" {
 		closeTrace, err := startTrace(e, o.TraceFile)
 		if err != nil {
@@ -59,7 +76,22 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 			return err
 		}
 	}
+	// The pid file comes before the socket, as in C xenstored: a
+	// supervisor that reads it once the socket answers must find it
+	// whole. A live daemon on the socket keeps its own pid file.
+	if o.PidFile != "" {
+		if unixsock.Serving(o.Socket) {
+			return fmt.Errorf("a xenstored is already serving %s", o.Socket)
+		}
+		if err := writePidFile(o.PidFile, os.Getpid()); err != nil {
+			return err
+		}
+		defer os.Remove(o.PidFile)
+	}
 	ln, err := unixsock.Listen(o.Socket)
+	if err == nil {
+		testHookListening()
+	}
 	if err != nil && o.StubDomain {
 		// A stub domain's kernel may have no networking and so no Unix
 		// sockets; its clients all come through rings.
@@ -71,18 +103,96 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 		return err
 	}
 	defer os.Remove(o.Socket)
-	if o.PidFile != "" {
-		if err := os.WriteFile(o.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-			ln.Close()
-			return fmt.Errorf("pid file: %w", err)
-		}
-		defer os.Remove(o.PidFile)
-	}
 	log.Info("xenstored serving", "socket", o.Socket, "pid", os.Getpid())
 	if o.OutputPid {
 		fmt.Println(os.Getpid())
 	}
-	return unixsock.Serve(ctx, e, ln, log)
+	up.sock = unixsock.NewServer(e, ln, log)
+	return up.sock.Serve(ctx)
+}
+
+// runUpdated goes on serving where the daemon that executed us by live
+// update stopped: its store, its rings and event channels, its listener
+// and its clients.
+func runUpdated(ctx context.Context, o *Options, cfg store.Config, st *store.State, h *handover, up *updater, log *slog.Logger) error {
+	dropUnservedRings(st, h, up.xs != nil)
+	e, err := store.Restore(cfg, st)
+	if err != nil {
+		return fmt.Errorf("live update: %w", err)
+	}
+	if o.TraceFile != "" {
+		closeTrace, err := startTrace(e, o.TraceFile)
+		if err != nil {
+			return err
+		}
+		defer closeTrace()
+	}
+	if up.xs != nil {
+		if err := adoptRings(ctx, o, up.xs, e, h, log); err != nil {
+			return fmt.Errorf("live update: %w", err)
+		}
+	}
+	log.Info("live-update: serving the state handed over", "nodes", len(st.Nodes), "connections", len(st.Conns),
+		"rings", len(h.rings), "sockets", len(h.sockets), "pid", os.Getpid())
+	if h.listenFD < 0 {
+		<-ctx.Done() // a stub without sockets
+		return nil
+	}
+	s, err := adoptSockets(e, h, log)
+	if err != nil {
+		return fmt.Errorf("live update: %w", err)
+	}
+	defer os.Remove(o.Socket)
+	if o.PidFile != "" {
+		defer os.Remove(o.PidFile) // the last daemon wrote it: same pid
+	}
+	up.sock = s
+	return s.Serve(ctx)
+}
+
+// dropUnservedRings turns ring connections that no transport can serve
+// into introduced domains without a connection: all of them without Xen.
+func dropUnservedRings(st *store.State, h *handover, xen bool) {
+	kept := st.Conns[:0]
+	for _, c := range st.Conns {
+		if _, served := h.rings[c.ID]; c.Ring && (!xen || !served) {
+			continue
+		}
+		kept = append(kept, c)
+	}
+	st.Conns = kept
+}
+
+// adoptRings binds VIRQ_DOM_EXC again (the last daemon let it go), serves
+// every ring handed over on its still-bound port, then checks every known
+// domain: deaths during the switch were not signalled to anyone.
+func adoptRings(ctx context.Context, o *Options, xs *xenSide, e *store.Engine, h *handover, log *slog.Logger) error {
+	rings := xs.rings
+	rings.SetEngine(e)
+	if err := rings.WatchDomains(); err != nil {
+		return fmt.Errorf("domain deaths could not be noticed: %w", err)
+	}
+	if !o.StubDomain && !o.NoDomainInit {
+		if _, err := dom0LocalRing(rings); err != nil {
+			log.Warn("dom0's kernel ring not served", "err", err)
+		}
+	}
+	for id, rs := range h.rings {
+		c := e.ConnByID(id)
+		if c == nil {
+			continue
+		}
+		if err := rings.Adopt(c, uint32(rs.fd), rs.in, rs.out); err != nil {
+			log.Error("live-update: a ring was not taken over", "domid", c.Domid(), "err", err)
+		}
+	}
+	go func() {
+		if err := rings.Serve(ctx.Done()); err != nil {
+			log.Error("ring transport stopped", "err", err)
+		}
+	}()
+	rings.Recheck()
+	return nil
 }
 
 // findStoreDomid is the domain the store runs in: -m, else in a stub the
@@ -99,23 +209,29 @@ func findStoreDomid(o *Options, xs *xenSide, log *slog.Logger) (uint32, error) {
 	return id, nil
 }
 
-func newEngine(o *Options, xs *xenSide, storeDomid uint32, log *slog.Logger) *store.Engine {
+func engineConfig(o *Options, xs *xenSide, storeDomid uint32, up store.LiveUpdater, log *slog.Logger) store.Config {
 	var platform store.Platform
 	if xs != nil {
 		platform = xs.rings
 	}
 	qs := o.Quotas
-	return store.New(store.Config{
-		Quotas:       &qs,
-		Logger:       log,
-		Platform:     platform,
-		PrivDomid:    o.PrivDomid,
-		StoreDomid:   storeDomid,
-		KeepOrphans:  o.KeepOrphans,
-		WriteRate:    o.WriteRate,
-		WriteBurst:   o.WriteBurst,
-		EventTimeout: o.EventTimeout,
-	})
+	ceiling := memoryCeiling(o.MemoryCeiling, debug.SetMemoryLimit(-1))
+	if ceiling > 0 {
+		log.Info("store memory ceiling", "bytes", ceiling)
+	}
+	return store.Config{
+		LiveUpdate:    up,
+		Quotas:        &qs,
+		Logger:        log,
+		Platform:      platform,
+		PrivDomid:     o.PrivDomid,
+		StoreDomid:    storeDomid,
+		KeepOrphans:   o.KeepOrphans,
+		WriteRate:     o.WriteRate,
+		WriteBurst:    o.WriteBurst,
+		EventTimeout:  o.EventTimeout,
+		MemoryCeiling: ceiling,
+	}
 }
 
 // startTrace logs every request and reply to path (-T).
@@ -195,4 +311,42 @@ func autoIntroduce(xs *xenSide, e *store.Engine, priv uint32, log *slog.Logger) 
 		}
 		log.Info("introduced a domain created before the store", "domid", d.ID, "port", port)
 	}
+}
+
+// memoryCeiling is the store's memory ceiling for the --memory-ceiling
+// option and the Go memory limit (debug.SetMemoryLimit(-1): GOMEMLIMIT, or
+// math.MaxInt64 without one): the option if set, else derived from the
+// limit; 0 means none.
+func memoryCeiling(opt, goLimit int64) int64 {
+	switch {
+	case opt > 0:
+		return opt
+	case opt < 0:
+		return 0
+	}
+	return store.CeilingFor(goLimit)
+}
+
+// testHookListening runs as soon as the socket accepts connections (tests).
+var testHookListening = func() {}
+
+// writePidFile writes pid to path atomically: a temporary file in the same
+// directory renamed over path, so a reader sees no file or a whole one,
+// never an empty or partial one.
+func writePidFile(path string, pid int) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	_, werr := f.WriteString(strconv.Itoa(pid) + "\n")
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr, os.Chmod(f.Name(), 0o644)); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("pid file: %w", err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("pid file: %w", err)
+	}
+	return nil
 }

@@ -21,8 +21,9 @@ var errNoXen = errors.New("no /dev/xen")
 // xenSide is what the daemon holds on Xen: the ring transport and the
 // domain tracker it runs on.
 type xenSide struct {
-	rings   *xenring.Server
-	tracker *domains.Tracker
+	rings    *xenring.Server
+	tracker  *domains.Tracker
+	evtchnFD int // the event channel handle, which a live update hands over
 }
 
 // xenDevices are the three device handles the daemon uses on Xen.
@@ -35,10 +36,14 @@ type xenDevices struct {
 }
 
 // openDevices opens the real devices; tests replace it with the fake
-// hypervisor's. errNoXen: not on Xen.
-var openDevices = func() (*xenDevices, error) {
-	ev, err := evtchn.Open()
-	if errors.Is(err, xen.ErrNoDevice) {
+// hypervisor's. errNoXen: not on Xen. evtchnFD >= 0 is an event channel
+// handle a live update handed over, its ports still bound.
+var openDevices = func(evtchnFD int) (*xenDevices, error) {
+	var ev *evtchn.Device
+	var err error
+	if evtchnFD >= 0 {
+		ev = evtchn.FromFD(evtchnFD)
+	} else if ev, err = evtchn.Open(); errors.Is(err, xen.ErrNoDevice) {
 		return nil, errNoXen
 	}
 	if err != nil {
@@ -61,8 +66,8 @@ var openDevices = func() (*xenDevices, error) {
 // openXen opens the Xen devices, finds the hypervisor's interface and
 // builds the ring transport. errNoXen: not on Xen. Any other error means
 // the daemon cannot know which domains exist and must not serve guests.
-func openXen(o *Options, log *slog.Logger) (*xenSide, error) {
-	devs, err := openDevices()
+func openXen(o *Options, evtchnFD int, log *slog.Logger) (*xenSide, error) {
+	devs, err := openDevices(evtchnFD)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +84,7 @@ func openXen(o *Options, log *slog.Logger) (*xenSide, error) {
 		devs.close()
 		return nil, err
 	}
-	return &xenSide{rings: srv, tracker: tr}, nil
+	return &xenSide{rings: srv, tracker: tr, evtchnFD: devs.ev.Fd()}, nil
 }
 
 // openPrivcmd opens /dev/xen/privcmd with a time limit: in a guest without

@@ -29,7 +29,7 @@ func withFakeXen(t *testing.T, h *fake.Hypervisor) {
 	t.Helper()
 	saved := openDevices
 	t.Cleanup(func() { openDevices = saved })
-	openDevices = func() (*xenDevices, error) {
+	openDevices = func(int) (*xenDevices, error) {
 		ev, err := h.OpenEventChannel()
 		if err != nil {
 			return nil, err

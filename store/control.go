@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"runtime"
 	"sort"
@@ -11,154 +12,206 @@ import (
 	"github.com/xsstub/xenstored/store/wire"
 )
 
-var controlHelp = []struct{ cmd, pars string }{
-	{"check", ""},
-	{"log", "[on|off|+<switch>|-<switch>]"},
-	{"memreport", ""},
-	{"print", "<string>"},
-	{"quota", "[set <name> <val>|<domid>]"},
-	{"quota-soft", "[set <name> <val>]"},
-	{"connections", ""},
-	{"queues", "<domid>"},
-	{"help", ""},
+// controlCmd is one CONTROL command: args are the NUL-separated
+// parameters; raw is the payload after the command's name, for binary
+// parameters (live-update -d).
+type controlCmd struct {
+	name, pars string
+	run        func(e *Engine, c *Conn, m *wire.Msg, args []string, raw []byte) ([]byte, error)
+}
+
+// controlCmds lists the commands in the order help shows them.
+var controlCmds []controlCmd
+
+func init() {
+	controlCmds = []controlCmd{
+		{"check", "", ctlCheck},
+		{"log", "[on|off|+<switch>|-<switch>]", ctlLog},
+		{"live-update", "[-c <cmdline>] [-F] [-t <timeout>] <file>", ctlLiveUpdate},
+		{"memreport", "", ctlMemreport},
+		{"print", "<string>", ctlPrint},
+		{"quota", "[set <name> <val>|<domid>]", ctlQuota},
+		{"quota-soft", "[set <name> <val>]", ctlQuota},
+		{"connections", "", ctlConnections},
+		{"queues", "<domid>", ctlQueues},
+		{"help", "", ctlHelp},
+	}
 }
 
 // control handles CONTROL <command>|[<parameters>|]*.
-func (e *Engine) control(c *Conn, p []byte) ([]byte, error) {
-	args := splitArgs(p)
-	if len(args) == 0 {
+func (e *Engine) control(c *Conn, m *wire.Msg) ([]byte, error) {
+	p := m.Payload
+	name, raw, found := bytes.Cut(p, []byte{0})
+	if !found || len(name) == 0 {
 		return nil, syscall.EINVAL
 	}
-	cmd, args := args[0], args[1:]
-	text := func(s string) ([]byte, error) { return append([]byte(s), 0), nil }
-	switch cmd {
-	case "help":
-		if len(args) != 0 {
-			return nil, syscall.EINVAL
+	for _, cmd := range controlCmds {
+		if cmd.name == string(name) {
+			return cmd.run(e, c, m, splitArgs(raw), raw)
 		}
-		var b strings.Builder
-		for _, h := range controlHelp {
-			fmt.Fprintf(&b, "%-15s %s\n", h.cmd, h.pars)
-		}
-		return text(b.String())
-	case "check":
-		if len(args) != 0 {
-			return nil, syscall.EINVAL
-		}
-		if errs := e.checkLocked(); len(errs) > 0 {
-			for _, s := range errs {
-				e.log.Error("store check failed", "problem", s)
-			}
-			return nil, syscall.EIO
-		}
-		return ok()
-	case "log":
-		switch {
-		case len(args) == 0:
-			on := "off"
-			if e.traceOn {
-				on = "on"
-			}
-			return text(fmt.Sprintf("Log switch settings:\n%-8s: %s\n", "io", on))
-		case len(args) != 1:
-			return nil, syscall.EINVAL
-		case args[0] == "on" || args[0] == "+io":
-			e.traceOn = true
-		case args[0] == "off" || args[0] == "-io":
-			e.traceOn = false
-		default:
-			return nil, syscall.EINVAL
-		}
-		return ok()
-	case "print":
-		if len(args) != 1 {
-			return nil, syscall.EINVAL
-		}
-		e.log.Info("control print", "text", args[0])
-		if e.trace != nil {
-			e.trace(args[0])
-		}
-		return ok()
-	case "memreport":
-		if len(args) > 1 {
-			return nil, syscall.EINVAL
-		}
-		return text(e.memReport())
-	case "quota", "quota-soft":
-		soft := cmd == "quota-soft"
-		switch {
-		case len(args) == 0:
-			vals := &e.quotas.Hard
-			if soft {
-				vals = &e.quotas.Soft
-			}
-			return text(quotaTable(vals, soft))
-		case args[0] == "set":
-			if len(args) != 3 {
-				return nil, syscall.EINVAL
-			}
-			v, err := strconv.Atoi(args[2])
-			if err != nil || v < 1 {
-				return nil, syscall.EINVAL
-			}
-			if err := e.quotas.Set(args[1], v, soft); err != nil {
-				return nil, syscall.EINVAL
-			}
-			for _, d := range e.domains { // applies to running domains too
-				_ = d.quotas.Set(args[1], v, soft)
-			}
-			e.log.Info("quota changed", "quota", args[1], "soft", soft, "value", v)
-			return ok()
-		case !soft && len(args) == 1:
-			domid, err := parseDomid(args[0])
-			if err != nil {
-				return nil, err
-			}
-			d := e.domains[domid]
-			if d == nil {
-				return nil, syscall.ENOENT
-			}
-			return text(fmt.Sprintf("Domain %d:\n%-17s: %8d\n%-17s: %8d\n%-17s: %8d\n%-17s: %8d\n",
-				domid, "nodes", d.nodes, "watches", d.watches, "transactions", d.txns, "memory", d.memory))
-		}
+	}
+	return nil, syscall.EINVAL
+}
+
+func text(s string) ([]byte, error) { return append([]byte(s), 0), nil }
+
+func ctlHelp(e *Engine, c *Conn, m *wire.Msg, args []string, raw []byte) ([]byte, error) {
+	if len(args) != 0 {
 		return nil, syscall.EINVAL
-	case "connections":
-		if len(args) != 0 {
-			return nil, syscall.EINVAL
+	}
+	var b strings.Builder
+	for _, h := range controlCmds {
+		fmt.Fprintf(&b, "%-15s %s\n", h.name, h.pars)
+	}
+	return text(b.String())
+}
+
+func ctlCheck(e *Engine, c *Conn, m *wire.Msg, args []string, raw []byte) ([]byte, error) {
+	if len(args) != 0 {
+		return nil, syscall.EINVAL
+	}
+	if errs := e.checkLocked(); len(errs) > 0 {
+		for _, s := range errs {
+			e.log.Error("store check failed", "problem", s)
 		}
-		// One line per connection, as many as fit a reply.
-		var b strings.Builder
-		conns := e.sortedConns()
-		for i, x := range conns {
-			line := e.connSummary(x)
-			if b.Len()+len(line) > wire.PayloadMax-64 {
-				fmt.Fprintf(&b, "... %d more (queues <domid> shows one domain)\n", len(conns)-i)
-				break
-			}
-			b.WriteString(line)
+		return nil, syscall.EIO
+	}
+	return ok()
+}
+
+func ctlLog(e *Engine, c *Conn, m *wire.Msg, args []string, raw []byte) ([]byte, error) {
+	switch {
+	case len(args) == 0:
+		on := "off"
+		if e.traceOn {
+			on = "on"
 		}
-		return text(b.String())
-	case "queues":
-		if len(args) != 1 {
-			return nil, syscall.EINVAL
+		return text(fmt.Sprintf("Log switch settings:\n%-8s: %s\n", "io", on))
+	case len(args) != 1:
+		return nil, syscall.EINVAL
+	case args[0] == "on" || args[0] == "+io":
+		e.traceOn = true
+	case args[0] == "off" || args[0] == "-io":
+		e.traceOn = false
+	default:
+		return nil, syscall.EINVAL
+	}
+	return ok()
+}
+
+func ctlPrint(e *Engine, c *Conn, m *wire.Msg, args []string, raw []byte) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, syscall.EINVAL
+	}
+	e.log.Info("control print", "text", args[0])
+	if e.trace != nil {
+		e.trace(args[0])
+	}
+	return ok()
+}
+
+func ctlMemreport(e *Engine, c *Conn, m *wire.Msg, args []string, raw []byte) ([]byte, error) {
+	if len(args) > 1 {
+		return nil, syscall.EINVAL
+	}
+	return text(e.memReport())
+}
+
+// ctlQuota is quota and quota-soft: the table, "set NAME VALUE" (global
+// and every domain's), or one domain's usage (quota DOMID).
+func ctlQuota(e *Engine, c *Conn, m *wire.Msg, args []string, raw []byte) ([]byte, error) {
+	soft := strings.HasSuffix(string(m.Payload[:bytes.IndexByte(m.Payload, 0)]), "-soft")
+	switch {
+	case len(args) == 0:
+		vals := &e.quotas.Hard
+		if soft {
+			vals = &e.quotas.Soft
 		}
+		out := quotaTable(vals, soft)
+		if !soft {
+			out += e.ceilingLine()
+		}
+		return text(out)
+	case args[0] == "set":
+		return e.setGlobalQuota(args[1:], soft)
+	case !soft && len(args) == 1:
 		domid, err := parseDomid(args[0])
 		if err != nil {
 			return nil, err
 		}
-		var b strings.Builder
-		for _, x := range e.sortedConns() {
-			if x.domid == domid {
-				b.WriteString(e.connSummary(x))
-				b.WriteString(e.watchSummary(x))
-			}
-		}
-		if b.Len() == 0 {
+		d := e.domains[domid]
+		if d == nil {
 			return nil, syscall.ENOENT
 		}
-		return text(b.String())
+		return text(fmt.Sprintf("Domain %d:\n%-17s: %8d\n%-17s: %8d\n%-17s: %8d\n%-17s: %8d\n",
+			domid, "nodes", d.nodes, "watches", d.watches, "transactions", d.txns, "memory", d.memory))
 	}
 	return nil, syscall.EINVAL
+}
+
+func (e *Engine) setGlobalQuota(args []string, soft bool) ([]byte, error) {
+	if len(args) != 2 {
+		return nil, syscall.EINVAL
+	}
+	v, err := strconv.Atoi(args[1])
+	if err != nil || v < 1 {
+		return nil, syscall.EINVAL
+	}
+	if err := e.quotas.Set(args[0], v, soft); err != nil {
+		return nil, syscall.EINVAL
+	}
+	for _, d := range e.domains { // applies to running domains too
+		_ = d.quotas.Set(args[0], v, soft)
+	}
+	e.log.Info("quota changed", "quota", args[0], "soft", soft, "value", v)
+	return ok()
+}
+
+func ctlConnections(e *Engine, c *Conn, m *wire.Msg, args []string, raw []byte) ([]byte, error) {
+	if len(args) != 0 {
+		return nil, syscall.EINVAL
+	}
+	// One line per connection, as many as fit a reply.
+	var b strings.Builder
+	conns := e.sortedConns()
+	for i, x := range conns {
+		line := e.connSummary(x)
+		if b.Len()+len(line) > wire.PayloadMax-64 {
+			fmt.Fprintf(&b, "... %d more (queues <domid> shows one domain)\n", len(conns)-i)
+			break
+		}
+		b.WriteString(line)
+	}
+	return text(b.String())
+}
+
+func ctlQueues(e *Engine, c *Conn, m *wire.Msg, args []string, raw []byte) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, syscall.EINVAL
+	}
+	domid, err := parseDomid(args[0])
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	for _, x := range e.sortedConns() {
+		if x.domid == domid {
+			b.WriteString(e.connSummary(x))
+			b.WriteString(e.watchSummary(x))
+		}
+	}
+	if b.Len() == 0 {
+		return nil, syscall.ENOENT
+	}
+	return text(b.String())
+}
+
+// ceilingLine reports the store-wide memory ceiling (ceiling.go) after
+// the quota table: the ceiling (0: none), the current estimate and the
+// unprivileged changes refused at it so far.
+func (e *Engine) ceilingLine() string {
+	return fmt.Sprintf("%-17s: %8d Store-wide memory ceiling (estimate %d, refused %d)\n",
+		"memory-ceiling", e.cfg.MemoryCeiling, e.memEstimate(), e.ceilRefused)
 }
 
 func (e *Engine) connSummary(c *Conn) string {
@@ -177,7 +230,7 @@ func (e *Engine) memReport() string {
 		watches += len(l)
 	}
 	return fmt.Sprintf("nodes: %d (%d bytes of records, %d bytes held with the index)\nconnections: %d\nwatches: %d\ndomains: %d\ngo heap in use: %d bytes\ngo sys: %d bytes\n",
-		e.nodes.len(), records, held, len(e.conns), watches, len(e.domains), ms.HeapInuse, ms.Sys)
+		e.nodes.len(), records, held, len(e.conns), watches, len(e.domains), ms.HeapInuse, ms.Sys) + e.ceilingLine()
 }
 
 // checkLocked verifies the tree and the accounting; it returns the
@@ -216,6 +269,10 @@ func (e *Engine) checkLocked() []string {
 			stack = append(stack, childPath(p, ch))
 		})
 	}
+	watches := 0
+	for _, l := range e.watchIdx {
+		watches += len(l)
+	}
 	indexed := 0
 	for _, set := range e.mentions {
 		indexed += len(set)
@@ -250,6 +307,31 @@ func (e *Engine) checkLocked() []string {
 	for id, cnt := range owned {
 		if e.domains[id] == nil {
 			errs = append(errs, fmt.Sprintf("domain %d owns %d nodes but has no record", id, cnt))
+		}
+	}
+	openTxns := map[*Domain]int{}
+	var txBytes, outBytes int64
+	for c := range e.conns {
+		for _, tx := range c.txns {
+			openTxns[tx.dom]++
+			txBytes += tx.bytes
+		}
+		for _, it := range c.out {
+			outBytes += int64(len(it.msg))
+		}
+	}
+	var memTotal int64
+	e.nodes.each(func(p string, n *node) bool {
+		memTotal += int64(nodeBytes(p, n))
+		return true
+	})
+	if memTotal != e.memTotal || txBytes != e.txBytes || outBytes != e.outBytes || watches != e.watchCount {
+		errs = append(errs, fmt.Sprintf("ceiling estimate: node memory %d/%d, transactions %d/%d, output %d/%d, watches %d/%d (counted/accounted)",
+			memTotal, e.memTotal, txBytes, e.txBytes, outBytes, e.outBytes, watches, e.watchCount))
+	}
+	for id, d := range e.domains {
+		if d.txns != openTxns[d] {
+			errs = append(errs, fmt.Sprintf("domain %d has %d open transactions, accounted %d", id, openTxns[d], d.txns))
 		}
 	}
 	for _, c := range e.sortedConns() {

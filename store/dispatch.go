@@ -40,8 +40,17 @@ func (e *Engine) dispatch(c *Conn, m *wire.Msg) ([]byte, error) {
 	}
 	var tx *txn
 	if flags&flagNoTx == 0 && m.TxID != 0 {
+		if c.abortedTxn(m) {
+			return nil, syscall.EAGAIN
+		}
 		if tx = c.txns[m.TxID]; tx == nil {
 			return nil, syscall.ENOENT
+		}
+	}
+	// Near the store-wide memory ceiling guests may change nothing.
+	if add, costs := ceilingCost(m); costs {
+		if err := e.checkCeiling(c, add); err != nil {
+			return nil, err
 		}
 	}
 	switch m.Type {
@@ -127,7 +136,7 @@ func (e *Engine) dispatch(c *Conn, m *wire.Msg) ([]byte, error) {
 	case wire.SetQuota:
 		return e.setQuota(p)
 	case wire.Control:
-		return e.control(c, p)
+		return e.control(c, m)
 	}
 	return nil, syscall.ENOSYS
 }

@@ -389,8 +389,7 @@ func (e *Engine) MarkBroken(c *Conn, why string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.log.Warn("ignoring misbehaving connection", "domid", c.domid, "conn", c.id, "reason", why)
-	e.resetWatchesLocked(c)
-	c.txns = nil
+	e.resetWatchesLocked(c) // and transactions
 	c.dropOutput()
 	c.closed = true
 	delete(e.conns, c)

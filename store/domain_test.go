@@ -1,6 +1,7 @@
 package store
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -249,5 +250,80 @@ func TestControl(t *testing.T) {
 	}
 	if got := d.must(wire.Control, 0, "queues", "0"); !strings.Contains(got, "replies-queued") {
 		t.Errorf("queues output %q", got)
+	}
+}
+
+// quotaUsage parses one usage line of CONTROL quota <domid>
+// ("transactions     :        2"), failing the test if it is missing.
+func quotaUsage(t *testing.T, d *tconn, domid, name string) int {
+	t.Helper()
+	out := d.must(wire.Control, 0, "quota", domid)
+	for _, line := range strings.Split(out, "\n") {
+		k, v, found := strings.Cut(line, ":")
+		if found && strings.TrimSpace(k) == name {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatalf("quota %s: line %q: %v", domid, line, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("quota %s: no %q line in %q", domid, name, out)
+	return 0
+}
+
+// TestDomainTransactionCount: CONTROL quota DOMID reports the domain's open
+// transactions, through every way a transaction ends (issue 13 item 6).
+func TestDomainTransactionCount(t *testing.T) {
+	tests := []struct {
+		name string
+		// end ends the open transactions (or some) and returns how many
+		// are left open.
+		end func(t *testing.T, e *Engine, g *tconn, txs []uint32) int
+	}{
+		{"commit and abort", func(t *testing.T, e *Engine, g *tconn, txs []uint32) int {
+			g.must(wire.TransactionEnd, txs[0], "T")
+			g.must(wire.TransactionEnd, txs[1], "F")
+			return 1
+		}},
+		{"failed commit", func(t *testing.T, e *Engine, g *tconn, txs []uint32) int {
+			g.must(wire.Read, txs[0], "a")
+			g.write("a", "changed")
+			g.fails("EAGAIN", wire.TransactionEnd, txs[0], "T")
+			return 2
+		}},
+		{"reset watches", func(t *testing.T, e *Engine, g *tconn, txs []uint32) int {
+			g.must(wire.ResetWatches, 0, "")
+			return 0
+		}},
+		{"connection closed", func(t *testing.T, e *Engine, g *tconn, txs []uint32) int {
+			g.c.Close()
+			return 0
+		}},
+		{"ring broken", func(t *testing.T, e *Engine, g *tconn, txs []uint32) int {
+			e.MarkBroken(g.c, "test")
+			return 0
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEngine(t, nil)
+			d := dom0(t, e)
+			guestHome(t, d, "5")
+			g := guest(t, e, 5)
+			g.write("a", "")
+			var txs []uint32
+			for i := 0; i < 3; i++ {
+				txs = append(txs, startTx(t, g))
+			}
+			if got := quotaUsage(t, d, "5", "transactions"); got != 3 {
+				t.Fatalf("after 3 starts: %d transactions", got)
+			}
+			want := tt.end(t, e, g, txs)
+			if got := quotaUsage(t, d, "5", "transactions"); got != want {
+				t.Fatalf("%d transactions, want %d", got, want)
+			}
+			checkConsistent(t, e)
+		})
 	}
 }

@@ -71,10 +71,17 @@ type Config struct {
 	WriteRate, WriteBurst int
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
+	// LiveUpdate lets CONTROL live-update replace the daemon (nil: it
+	// cannot be).
+	LiveUpdate LiveUpdater
 	// EventTimeout bounds how long a guest may leave watch events unread
 	// while they hold up the connections that caused them: older ones are
 	// dropped, as C xenstored does after 20 s. Zero: 20 s; negative: never.
 	EventTimeout time.Duration
+	// MemoryCeiling bounds, in bytes, the engine's estimate of the memory
+	// it holds: past it unprivileged changes get ENOMEM (ceiling.go;
+	// CeilingFor derives it from the process memory limit). 0: none.
+	MemoryCeiling int64
 }
 
 // Engine is the store. Create it with New; it is safe for concurrent use.
@@ -103,6 +110,19 @@ type Engine struct {
 
 	traceOn bool
 	trace   func(string) // CONTROL print / log sink, may be nil
+
+	lu *luSession // a live update in progress, or nil
+
+	// For the memory ceiling's estimate (ceiling.go): node memory as the
+	// memory quota counts it, summed over all owners; watches; bytes held
+	// by open transactions' entries; encoded messages queued for output.
+	memTotal   int64
+	watchCount int
+	txBytes    int64
+	outBytes   int64
+	// Changes refused at the ceiling, and when that was last logged.
+	ceilRefused, ceilRefusedLogged uint64
+	ceilLogged                     time.Time
 }
 
 // node is one node as the engine works on it: read from Engine.nodes (a
@@ -260,9 +280,13 @@ type Conn struct {
 	watches []*watch
 	txns    map[uint32]*txn
 	nextTx  uint32
+	// abortedTxns were open when a live update happened (see State).
+	abortedTxns map[uint32]bool
 
 	parked int // events this connection caused that wait for a full watch
 	closed bool
+
+	handled uint64 // Handle calls, for transports (HandledLocked)
 
 	// Statistics for CONTROL.
 	requests uint64
@@ -290,6 +314,25 @@ func (e *Engine) newConnLocked(domid uint32, priv bool, wake func()) *Conn {
 	return c
 }
 
+// RingFeatures is the server feature word for c's ring page: its domain's
+// features as SET_FEATURE left them (all supported ones by default), as C
+// xenstored copies them at INTRODUCE. Only for Platform.AttachRing, which
+// runs with the engine locked.
+func (c *Conn) RingFeatures() uint32 {
+	if c.dom == nil {
+		return SupportedFeatures
+	}
+	return c.dom.Features
+}
+
+// CurrentRingFeatures is RingFeatures for a caller without the engine
+// lock (a transport adopting a ring after a live update).
+func (c *Conn) CurrentRingFeatures() uint32 {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	return c.RingFeatures()
+}
+
 // Domid is the domain the connection speaks for.
 func (c *Conn) Domid() uint32 { return c.domid }
 
@@ -306,7 +349,7 @@ func (c *Conn) WantsInput() bool {
 }
 
 func (c *Conn) wantsInputLocked() bool {
-	if c.closed || c.parked > 0 || c.e.inDebt(c) {
+	if c.closed || c.parked > 0 || c.e.inDebt(c) || c.e.luWaiting(c) {
 		return false
 	}
 	max := c.e.quotas.Hard[QMaxOutstanding]
@@ -316,13 +359,47 @@ func (c *Conn) wantsInputLocked() bool {
 // NextOutput removes and returns the next encoded message to send, or
 // false when there is none. Taking an event may unpark events elsewhere.
 func (c *Conn) NextOutput() ([]byte, bool) {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	return c.nextOutputLocked()
+}
+
+// TakeOutput removes every queued message and passes each to into, in
+// order, with the engine locked: a transport that keeps what it has not
+// written yet under its own lock (taken inside this one) then never holds
+// a message the engine's state has lost, even for a moment (live update
+// exports both under the engine lock).
+func (c *Conn) TakeOutput(into func(msg []byte)) {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	for {
+		msg, ok := c.nextOutputLocked()
+		if !ok {
+			return
+		}
+		into(msg)
+	}
+}
+
+// TakeNext is TakeOutput for one message: it reports whether there was
+// one.
+func (c *Conn) TakeNext(into func(msg []byte)) bool {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	msg, ok := c.nextOutputLocked()
+	if ok {
+		into(msg)
+	}
+	return ok
+}
+
+func (c *Conn) nextOutputLocked() ([]byte, bool) {
 	e := c.e
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	if len(c.out) == 0 {
 		return nil, false
 	}
 	it := c.out[0]
+	e.outBytes -= int64(len(it.msg))
 	c.out[0] = outItem{}
 	c.out = c.out[1:]
 	if len(c.out) == 0 {
@@ -340,6 +417,11 @@ func (c *Conn) NextOutput() ([]byte, bool) {
 	}
 	return it.msg, true
 }
+
+// HandledLocked is how many requests Handle has taken for c. Only for a
+// LiveUpdater's Exec, which runs with the engine locked: a transport
+// tells by it whether a request it passed was handled before the update.
+func (c *Conn) HandledLocked() uint64 { return c.handled }
 
 // PendingOutput is the number of queued outgoing messages.
 func (c *Conn) PendingOutput() int {
@@ -363,8 +445,10 @@ func (e *Engine) closeConnLocked(c *Conn) {
 		return
 	}
 	c.closed = true
-	e.resetWatchesLocked(c)
-	c.txns = nil
+	if e.lu != nil && e.lu.conn == c {
+		e.luEnd() // its owner left: nobody to answer
+	}
+	e.resetWatchesLocked(c) // and transactions
 	c.dropOutput()
 	delete(e.conns, c)
 	if c.dom != nil && c.dom.conn == c {
@@ -379,6 +463,7 @@ func (c *Conn) Handle(m wire.Msg) {
 	c.prepare(&m) // hypercalls and mappings, so before the lock
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	c.handled++
 	if c.closed {
 		return
 	}
@@ -401,12 +486,16 @@ func (c *Conn) Handle(m wire.Msg) {
 		return
 	}
 	c.queueReply(wire.Msg{Type: m.Type, ReqID: m.ReqID, TxID: m.TxID, Payload: payload})
+	if e.lu != nil && e.lu.start != nil && c != e.lu.conn {
+		e.luTry() // a transaction it waits for may have ended
+	}
 }
 
 // dropOutput discards everything queued (the watches' counts must already
 // be reset).
 func (c *Conn) dropOutput() {
 	for i := range c.out {
+		c.e.outBytes -= int64(len(c.out[i].msg))
 		c.out[i] = outItem{}
 	}
 	c.out = nil
@@ -425,7 +514,9 @@ func (c *Conn) queueReply(m wire.Msg) {
 	if c.e.traceOn && c.e.trace != nil {
 		c.e.trace("OUT conn " + strconv.FormatUint(c.id, 10) + " " + m.Type.String() + " " + printable(m.Payload))
 	}
-	c.out = append(c.out, outItem{msg: m.Encode()})
+	msg := m.Encode()
+	c.out = append(c.out, outItem{msg: msg})
+	c.e.outBytes += int64(len(msg))
 	c.replies++
 	c.wake()
 }

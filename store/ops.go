@@ -25,6 +25,7 @@ func (e *Engine) setLive(path string, n *node) {
 		d := e.domainLocked(old.perms.Owner())
 		d.nodes--
 		d.memory -= len(path) + old.size()
+		e.memTotal -= int64(len(path) + old.size())
 		if !samePerms {
 			e.indexPerms(path, old.perms, false)
 		}
@@ -38,6 +39,7 @@ func (e *Engine) setLive(path string, n *node) {
 	d := e.domainLocked(n.perms.Owner())
 	d.nodes++
 	d.memory += len(path) + n.size()
+	e.memTotal += int64(len(path) + n.size())
 	if soft := d.quotas.Soft[QMemory]; soft > 0 && d.memory > soft && n.perms.Owner() != e.cfg.PrivDomid {
 		e.log.Warn("soft quota exceeded", "domid", d.ID, "quota", "memory", "value", d.memory, "limit", soft)
 	}
@@ -71,17 +73,35 @@ func (e *Engine) indexPerms(path string, ps Perms, add bool) {
 	}
 }
 
-// checkMemory applies the memory quota to a node c's domain will own: the
-// domain's nodes, counted as path plus record, may not pass the hard limit
-// (ENOMEM, as C xenstored).
-func (e *Engine) checkMemory(c *Conn, path string, n *node) error {
+// memoryUse is domid's memory as a change made through tx would leave it:
+// the live use plus the transaction's net change so far. Charging a
+// transaction's writes as they happen keeps a guest from passing its quota
+// by writing inside a transaction (C xenstored accounts there too).
+func (e *Engine) memoryUse(domid uint32, tx *txn) int {
+	use := e.domainLocked(domid).memory
+	if tx != nil {
+		use += tx.memDelta[domid]
+	}
+	return use
+}
+
+// checkMemory applies the memory quota to a node c's domain will own
+// through tx (nil: live): the domain's nodes, counted as path plus record,
+// may not pass the hard limit (ENOMEM, as C xenstored).
+func (e *Engine) checkMemory(c *Conn, tx *txn, path string, n *node) error {
 	limit := e.quota(c, QMemory)
 	if limit <= 0 || n.perms.Owner() != c.domid {
 		return nil
 	}
-	d := e.domainLocked(c.domid)
-	use := d.memory + len(path) + n.size()
-	if old := e.nodes.get(path); old != nil && old.perms.Owner() == c.domid {
+	use := e.memoryUse(c.domid, tx) + len(path) + n.size()
+	// The node replaced is the one c sees: the transaction's view if any.
+	var old *node
+	if ent := tx.entry(path); ent != nil {
+		old = ent.node
+	} else {
+		old = e.nodes.get(path)
+	}
+	if old != nil && old.perms.Owner() == c.domid {
 		use -= len(path) + old.size()
 	}
 	if use > limit {
@@ -111,7 +131,7 @@ func (e *Engine) store(c *Conn, tx *txn, path string, n *node) error {
 		if limit := e.quota(c, QNodeSize); limit > 0 && n.size() >= limit {
 			return e.quotaExceeded(c, QNodeSize, n.size(), limit, syscall.ENOSPC)
 		}
-		if err := e.checkMemory(c, path, n); err != nil {
+		if err := e.checkMemory(c, tx, path, n); err != nil {
 			return err
 		}
 	}
@@ -123,11 +143,14 @@ func (e *Engine) store(c *Conn, tx *txn, path string, n *node) error {
 	if err != nil {
 		return err
 	}
+	e.txHold(tx, nodeBytes(path, n)-nodeBytes(path, ent.node))
 	if ent.node != nil {
 		tx.nodeDelta[ent.node.perms.Owner()]--
+		tx.memDelta[ent.node.perms.Owner()] -= len(path) + ent.node.size()
 	}
 	if n != nil {
 		tx.nodeDelta[n.perms.Owner()]++
+		tx.memDelta[n.perms.Owner()] += len(path) + n.size()
 		// A fresh generation, so DIRECTORY_PART inside the transaction
 		// sees the change; the commit hands out the final one.
 		e.gen++
@@ -236,7 +259,7 @@ func (e *Engine) createNode(c *Conn, tx *txn, path string, value []byte) (*node,
 		}
 	}
 	if limit := e.quota(c, QMemory); limit > 0 {
-		use := e.domainLocked(c.domid).memory
+		use := e.memoryUse(c.domid, tx)
 		for i, n := range built {
 			use += len(missing[i]) + n.size()
 		}

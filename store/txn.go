@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/xsstub/xenstored/store/wire"
 )
@@ -20,7 +21,16 @@ type txn struct {
 	// nodeDelta is the change in nodes owned per domain, applied to the
 	// accounting on commit and used by quota checks before.
 	nodeDelta map[uint32]int
-	failed    bool // a write failed half-way: commit must not happen
+	// memDelta is the same for memory (path plus record per node): the
+	// memory quota counts it before commit and re-checks it at commit.
+	memDelta map[uint32]int
+	failed   bool      // a write failed half-way: commit must not happen
+	started  time.Time // for live update's wait for old transactions
+	bytes    int64     // memory held, as the ceiling's estimate counts it
+	// dom is the domain record the transaction is counted in (Domain.txns):
+	// the one current when it started, so a released and re-created
+	// record is never decremented for it.
+	dom *Domain
 }
 
 type txEntry struct {
@@ -36,6 +46,14 @@ type firing struct {
 	match    watchMatch
 }
 
+// entry is tx's entry for path, nil if tx is nil or never touched path.
+func (tx *txn) entry(path string) *txEntry {
+	if tx == nil {
+		return nil
+	}
+	return tx.entries[path]
+}
+
 // access returns the transaction's entry for path, creating it on first
 // access (subject to the transaction-nodes quota).
 func (tx *txn) access(e *Engine, c *Conn, path string) (*txEntry, error) {
@@ -49,6 +67,7 @@ func (tx *txn) access(e *Engine, c *Conn, path string) (*txEntry, error) {
 	if n := e.nodes.get(path); n != nil {
 		ent.gen, ent.node = n.gen, n.detached()
 	}
+	e.txHold(tx, ceilEntryOverhead+nodeBytes(path, ent.node))
 	tx.entries[path] = ent
 	tx.order = append(tx.order, path)
 	return ent, nil
@@ -72,8 +91,41 @@ func (e *Engine) txnStart(c *Conn, m *wire.Msg) ([]byte, error) {
 		id++
 	}
 	c.nextTx = id + 1
-	c.txns[id] = &txn{id: id, entries: make(map[string]*txEntry), nodeDelta: make(map[uint32]int)}
+	d := e.domainLocked(c.domid)
+	d.txns++
+	tx := &txn{id: id, entries: make(map[string]*txEntry), nodeDelta: make(map[uint32]int), memDelta: make(map[uint32]int), dom: d, started: e.now()}
+	c.txns[id] = tx
+	e.txHold(tx, ceilTxnOverhead)
 	return append([]byte(strconv.FormatUint(uint64(id), 10)), 0), nil
+}
+
+// endTxn forgets tx, keeping its domain's count of open transactions.
+func (e *Engine) endTxn(c *Conn, tx *txn) {
+	delete(c.txns, tx.id)
+	tx.dom.txns--
+	e.txBytes -= tx.bytes
+}
+
+// txHold adds n bytes (negative: releases) to what tx holds.
+func (e *Engine) txHold(tx *txn, n int) {
+	tx.bytes += int64(n)
+	e.txBytes += int64(n)
+}
+
+// nodeBytes is what a copy of n at path costs (0 for none).
+func nodeBytes(path string, n *node) int {
+	if n == nil {
+		return 0
+	}
+	return len(path) + n.size()
+}
+
+// dropTxns forgets every transaction of c (reset, close, broken ring).
+func (e *Engine) dropTxns(c *Conn) {
+	for _, tx := range c.txns {
+		e.endTxn(c, tx)
+	}
+	c.txns = nil
 }
 
 func (e *Engine) txnEnd(c *Conn, tx *txn, payload []byte) ([]byte, error) {
@@ -84,7 +136,7 @@ func (e *Engine) txnEnd(c *Conn, tx *txn, payload []byte) ([]byte, error) {
 	if tx == nil {
 		return nil, syscall.ENOENT
 	}
-	delete(c.txns, tx.id)
+	e.endTxn(c, tx)
 	if arg == "F" {
 		return ok()
 	}
@@ -97,11 +149,19 @@ func (e *Engine) txnEnd(c *Conn, tx *txn, payload []byte) ([]byte, error) {
 			return nil, syscall.EAGAIN
 		}
 	}
-	// Node quota of the committing (unprivileged) domain, on the outcome.
+	// Node and memory quotas of the committing (unprivileged) domain, on
+	// the outcome: its live use may have grown since the writes were
+	// checked (other connections, or other transactions committed).
 	if c.unprivileged() {
 		if delta := tx.nodeDelta[c.domid]; delta > 0 {
 			if err := e.checkQuota(c, QNodes, e.domainLocked(c.domid).nodes, delta); err != nil {
 				return nil, err
+			}
+		}
+		if delta := tx.memDelta[c.domid]; delta > 0 {
+			limit, use := e.quota(c, QMemory), e.memoryUse(c.domid, tx)
+			if limit > 0 && use > limit {
+				return nil, e.quotaExceeded(c, QMemory, use, limit, syscall.ENOMEM)
 			}
 		}
 	}

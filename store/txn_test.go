@@ -2,6 +2,7 @@ package store
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/xsstub/xenstored/store/wire"
@@ -174,4 +175,79 @@ func TestTransactionQuotas(t *testing.T) {
 	}
 	g.must(wire.TransactionEnd, tx, "T")
 	checkConsistent(t, e)
+}
+
+// TestTransactionMemoryQuota: the memory quota holds inside a transaction
+// (issue 13 item 1). A transaction's writes are charged as they happen,
+// and the commit re-checks the outcome against the live use, as it does
+// for the node count.
+func TestTransactionMemoryQuota(t *testing.T) {
+	const quota, size, writes = 20000, 1500, 20
+	value := strings.Repeat("v", size)
+	tests := []struct {
+		name string
+		// run returns the 1-based index of the first write refused
+		// (0: none) and its error name, or the commit's.
+		run        func(t *testing.T, g *tconn) (int, string)
+		wantFirst  int
+		wantCommit string
+	}{
+		{"outside a transaction", func(t *testing.T, g *tconn) (int, string) {
+			for i := 1; i <= writes; i++ {
+				if errName := g.writeErr("k"+strconv.Itoa(i), value); errName != "" {
+					return i, errName
+				}
+			}
+			return 0, ""
+		}, 13, "ENOMEM"},
+		{"inside a transaction", func(t *testing.T, g *tconn) (int, string) {
+			tx := startTx(t, g)
+			first, firstErr := 0, ""
+			for i := 1; i <= writes; i++ {
+				_, errName := g.call(wire.Write, tx, "k"+strconv.Itoa(i), value)
+				if errName != "" && first == 0 {
+					first, firstErr = i, errName
+				}
+			}
+			// What was accepted fits: the commit goes through.
+			if _, errName := g.call(wire.TransactionEnd, tx, "T"); errName != "" {
+				t.Fatalf("commit: %s", errName)
+			}
+			return first, firstErr
+		}, 13, "ENOMEM"},
+		{"commit after live writes", func(t *testing.T, g *tconn) (int, string) {
+			g.write("tx", "")
+			g.write("live", "")
+			tx := startTx(t, g)
+			for i := 1; i <= 8; i++ {
+				txWrite(t, g, tx, "tx/k"+strconv.Itoa(i), value)
+			}
+			// Outside, the live use grows; each write alone fits.
+			for i := 1; i <= 6; i++ {
+				g.write("live/k"+strconv.Itoa(i), value)
+			}
+			_, errName := g.call(wire.TransactionEnd, tx, "T")
+			return 0, errName
+		}, 0, "ENOMEM"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEngine(t, func(c *Config) { c.WriteRate = -1 })
+			d := dom0(t, e)
+			guestHome(t, d, "5")
+			d.must(wire.SetQuota, 0, "5", "memory", strconv.Itoa(quota))
+			g := guest(t, e, 5)
+			first, errName := tt.run(t, g)
+			if first != tt.wantFirst || errName != tt.wantCommit {
+				t.Fatalf("first refused write %d (%s), want %d (%s)", first, errName, tt.wantFirst, tt.wantCommit)
+			}
+			e.mu.Lock()
+			use := e.domains[5].memory
+			e.mu.Unlock()
+			if use > quota {
+				t.Fatalf("domain 5 uses %d bytes, quota %d", use, quota)
+			}
+			checkConsistent(t, e)
+		})
+	}
 }

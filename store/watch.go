@@ -215,6 +215,7 @@ func (e *Engine) expireEvents(w *watch) {
 	for _, it := range c.out {
 		if it.watch == w && !it.at.After(cutoff) {
 			c.forgetEvent(it.msg)
+			e.outBytes -= int64(len(it.msg))
 			dropped++
 			continue
 		}
@@ -242,6 +243,7 @@ func (c *Conn) enqueueEvent(w *watch, msg []byte) {
 		it.at = c.e.now()
 	}
 	c.out = append(c.out, it)
+	c.e.outBytes += int64(len(msg))
 	if c.queuedEvents == nil {
 		c.queuedEvents = make(map[string]int)
 	}
@@ -283,6 +285,7 @@ func (e *Engine) releaseParked(src *Conn) {
 func (e *Engine) removeWatch(w *watch) {
 	c := w.c
 	w.removed = true
+	e.watchCount--
 	if w.expiry != nil {
 		w.expiry.Stop()
 		w.expiry = nil
@@ -312,6 +315,7 @@ func (e *Engine) removeWatch(w *watch) {
 				kept = append(kept, it)
 			} else {
 				c.forgetEvent(it.msg)
+				e.outBytes -= int64(len(it.msg))
 			}
 		}
 		for i := len(kept); i < len(c.out); i++ {
@@ -335,7 +339,7 @@ func (e *Engine) resetWatchesLocked(c *Conn) {
 	for len(c.watches) > 0 {
 		e.removeWatch(c.watches[len(c.watches)-1])
 	}
-	c.txns = nil
+	e.dropTxns(c)
 }
 
 func (e *Engine) doWatch(c *Conn, m *wire.Msg) ([]byte, error) {
@@ -369,6 +373,7 @@ func (e *Engine) doWatch(c *Conn, m *wire.Msg) ([]byte, error) {
 	}
 	c.watches = append(c.watches, w)
 	e.watchIdx[p] = append(e.watchIdx[p], w)
+	e.watchCount++
 	if c.dom != nil {
 		c.dom.watches++
 	}

@@ -162,14 +162,20 @@ func TestXSA323PathLimitOnCanonicalPath(t *testing.T) {
 }
 
 // XSA-324: a watch with a huge token would produce an event over 4096
-// bytes: it is dropped, nothing crashes.
+// bytes: it is dropped (its initial event too), nothing crashes, and a
+// watch with a short token on the same node gets its events.
 func TestXSA324OversizedWatchEvent(t *testing.T) {
 	e := newTestEngine(t, nil)
 	d, g := setupGuest(t, e, 5)
-	tok := strings.Repeat("t", 4000)
-	g.must(wire.Watch, 0, strings.Repeat("p", 200), tok)
-	d.write("/local/domain/5/"+strings.Repeat("p", 200), "x")
-	g.drainEvents()
+	p := strings.Repeat("p", 200)
+	g.must(wire.Watch, 0, p, strings.Repeat("t", 4000))
+	g.must(wire.Watch, 0, p, "short")
+	d.write("/local/domain/5/"+p, "x")
+	got := append(g.takeEvents(), g.drainEvents()...)
+	want := []string{p + " short", p + " short"} // initial, then the write
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("events %q, want %q", got, want)
+	}
 	bystander(t, e)
 }
 

@@ -7,10 +7,18 @@
 // engine says the connection has too much unread output or parked events
 // (store.Conn.WantsInput); it waits for the engine's wake signal. A header
 // whose length exceeds 4096 closes that client only, as in C xenstored.
+//
+// Live update (handover.go): a Server can be frozen with the engine
+// locked. Every client then holds, under its own lock, exactly the bytes
+// read but not handled and the bytes taken from the engine but not
+// written; with the listener and the sockets these go to the next daemon,
+// which adopts them. Invariants: a client's in starts with the request
+// being handled, if any (inflight bytes); out only grows inside
+// store.Conn.TakeOutput, i.e. with the engine locked; no client is in a
+// read or write system call while frozen.
 package unixsock
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +35,20 @@ import (
 	"github.com/xsstub/xenstored/store/wire"
 )
 
+// Serving reports whether a server answers on the socket at path.
+func Serving(path string) bool {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return false
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
 // Listen creates the socket at path (its directory too), replacing a stale
 // socket file, with mode 0600 as C xenstored uses.
 func Listen(path string) (*net.UnixListener, error) {
@@ -35,8 +57,7 @@ func Listen(path string) (*net.UnixListener, error) {
 	}
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
 		// A live daemon would answer; a stale file would not.
-		if c, err := net.Dial("unix", path); err == nil {
-			c.Close()
+		if Serving(path) {
 			return nil, fmt.Errorf("a xenstored is already serving %s", path)
 		}
 		os.Remove(path)
@@ -52,197 +73,351 @@ func Listen(path string) (*net.UnixListener, error) {
 	return ln, nil
 }
 
+// Server serves one engine on one listening socket.
+type Server struct {
+	e   *store.Engine
+	ln  *net.UnixListener
+	log *slog.Logger
+
+	mu        sync.Mutex
+	cond      *sync.Cond
+	clients   map[*client]struct{}
+	accepted  map[*net.UnixConn]struct{} // accepted, engine connection not made yet
+	accepting bool                       // in accept(2)
+	frozen    bool
+	wg        sync.WaitGroup
+}
+
+// NewServer prepares a server; Serve runs it.
+func NewServer(e *store.Engine, ln *net.UnixListener, log *slog.Logger) *Server {
+	s := &Server{e: e, ln: ln, log: log, clients: map[*client]struct{}{}, accepted: map[*net.UnixConn]struct{}{}}
+	s.cond = sync.NewCond(&s.mu)
+	return s
+}
+
 // Serve accepts clients until ctx is done or the listener fails, then
 // closes every client and returns.
 func Serve(ctx context.Context, e *store.Engine, ln *net.UnixListener, log *slog.Logger) error {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	open := map[*net.UnixConn]struct{}{}
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	return NewServer(e, ln, log).Serve(ctx)
+}
+
+// Serve runs the server until ctx is done or the listener fails.
+func (s *Server) Serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
 	defer stop()
+	s.mu.Lock()
+	for cl := range s.clients { // adopted ones
+		s.start(ctx, cl)
+	}
+	s.mu.Unlock()
 	var err error
 	for {
 		var nc *net.UnixConn
-		nc, err = ln.AcceptUnix()
+		nc, err = s.accept()
 		if err != nil {
 			break
 		}
-		mu.Lock()
-		open[nc] = struct{}{}
-		mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			serveConn(ctx, e, nc, log)
-			mu.Lock()
-			delete(open, nc)
-			mu.Unlock()
-		}()
+		if nc == nil {
+			continue // woken by a freeze
+		}
+		c := s.e.NewConn(0, true, nil)
+		s.mu.Lock()
+		delete(s.accepted, nc)
+		cl := newClient(s, c, nc)
+		s.clients[cl] = struct{}{}
+		s.start(ctx, cl)
+		s.mu.Unlock()
 	}
-	mu.Lock()
-	for nc := range open {
-		nc.Close()
+	s.mu.Lock()
+	for cl := range s.clients {
+		cl.nc.Close()
 	}
-	mu.Unlock()
-	wg.Wait()
+	s.mu.Unlock()
+	s.wg.Wait()
 	if ctx.Err() != nil {
 		return nil
 	}
 	return fmt.Errorf("accept: %w", err)
 }
 
-// serveConn runs one client until it disconnects or misbehaves.
-func serveConn(ctx context.Context, e *store.Engine, nc *net.UnixConn, log *slog.Logger) {
-	inWake := make(chan struct{}, 1)
-	outWake := make(chan struct{}, 1)
-	done := make(chan struct{})
-	signal := func(ch chan struct{}) {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
+// accept takes the next client, marking it accepted before its engine
+// connection exists (a freeze then hands it over as a new client). It
+// returns nil, nil when a freeze woke it.
+func (s *Server) accept() (*net.UnixConn, error) {
+	s.mu.Lock()
+	for s.frozen {
+		s.cond.Wait()
 	}
-	// While the reader runs a request it sends the reply itself afterwards,
-	// so the engine's wake need not hand the reply to the writer goroutine:
-	// one request in flight then costs no thread switch.
-	var inHandle atomic.Bool
-	c := e.NewConn(0, true, func() {
-		signal(inWake)
-		if !inHandle.Load() {
-			signal(outWake)
+	s.accepting = true
+	s.mu.Unlock()
+	nc, err := s.ln.AcceptUnix()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.accepting = false
+	s.cond.Broadcast()
+	if nc != nil {
+		s.accepted[nc] = struct{}{}
+		return nc, nil
+	}
+	if s.frozen && isTimeout(err) {
+		return nil, nil
+	}
+	return nil, err
+}
+
+// start runs cl's goroutines. Caller holds s.mu.
+func (s *Server) start(ctx context.Context, cl *client) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		cl.serve(ctx, s.log)
+		s.mu.Lock()
+		delete(s.clients, cl)
+		s.mu.Unlock()
+	}()
+}
+
+func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+// client is one socket client; see the package comment for its
+// invariants. Lock order: the engine's lock, then mu.
+type client struct {
+	c  *store.Conn
+	nc *net.UnixConn
+
+	wmu sync.Mutex // one writer at a time (the reader replies itself too)
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	in       []byte // read, not handled yet
+	inflight int    // bytes of in being handled now
+	calls    uint64 // Handle calls completed
+	out      []byte // taken from the engine, not written yet
+	reading  bool   // in read(2)
+	writing  bool   // in write(2)
+	frozen   bool
+	failed   chan struct{} // closed by the first write error
+	failOnce sync.Once
+
+	inWake, outWake chan struct{}
+	inHandle        atomic.Bool
+}
+
+func newClient(s *Server, c *store.Conn, nc *net.UnixConn) *client {
+	cl := &client{c: c, nc: nc, failed: make(chan struct{}),
+		inWake: make(chan struct{}, 1), outWake: make(chan struct{}, 1), frozen: s.frozen}
+	cl.cond = sync.NewCond(&cl.mu)
+	c.Adopt(func() {
+		signal(cl.inWake)
+		// While the reader runs a request it sends the reply itself
+		// afterwards: one request in flight costs no thread switch.
+		if !cl.inHandle.Load() {
+			signal(cl.outWake)
 		}
 	})
-	out := &sender{c: c, nc: nc, w: bufio.NewWriterSize(nc, 16384), failed: make(chan struct{})}
+	return cl
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// serve runs one client until it disconnects or misbehaves.
+func (cl *client) serve(ctx context.Context, log *slog.Logger) {
+	done := make(chan struct{})
 	writerDone := make(chan struct{})
 	draining := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		writeLoop(out, outWake, done, draining)
+		cl.writeLoop(done, draining)
 	}()
-	handle := func(m wire.Msg, more bool) {
-		inHandle.Store(true)
-		c.Handle(m)
-		inHandle.Store(false)
-		if more {
-			signal(outWake) // more requests are buffered: let the writer batch
-		} else {
-			out.send()
-		}
-	}
-	err := readLoop(c, nc, inWake, ctx.Done(), out.failed, handle)
+	err := cl.readLoop(ctx.Done())
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		// The client half-closed after whole requests: send what is
 		// queued for them before closing, as C xenstored does, but
 		// do not wait for a client that reads nothing.
 		close(draining)
-		signal(outWake)
+		signal(cl.outWake)
 		select {
 		case <-writerDone:
 		case <-time.After(drainTimeout):
 		}
 	} else if err != nil && !errors.Is(err, net.ErrClosed) {
-		log.Warn("closing socket client", "conn", c.ID(), "err", err)
+		log.Warn("closing socket client", "conn", cl.c.ID(), "err", err)
 	}
-	c.Close()
+	cl.c.Close()
 	close(done)
-	nc.Close()
+	cl.nc.Close()
 	<-writerDone
 }
 
-// readLoop reads requests until an error or shutdown and passes each to
-// handle, telling it whether more input is already buffered. done is the
-// server's shutdown signal: it ends a reader waiting for the engine to let
-// it read.
+// readLoop reads requests until an error or shutdown and hands each to
+// the engine. done is the server's shutdown signal: it ends a reader
+// waiting for the engine to let it read.
 //
 // A reader stopped by back-pressure never sees the client hang up; failed
 // (closed when a write fails) ends it then.
-func readLoop(c *store.Conn, nc *net.UnixConn, wake, done, failed <-chan struct{}, handle func(wire.Msg, bool)) error {
-	r := bufio.NewReaderSize(nc, 8192)
-	var hdr [wire.HeaderSize]byte
+func (cl *client) readLoop(done <-chan struct{}) error {
 	for {
-		for !c.WantsInput() {
+		for !cl.c.WantsInput() {
 			select {
-			case <-wake:
+			case <-cl.inWake:
 			case <-done:
 				return nil
-			case <-failed:
+			case <-cl.failed:
 				return net.ErrClosed
 			}
 		}
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return err
-		}
-		h, err := wire.ParseHeader(hdr[:])
+		m, n, err := cl.nextRequest()
 		if err != nil {
 			return err // over-long: drop this client, as C xenstored does
 		}
-		payload := make([]byte, h.Len)
-		if _, err := io.ReadFull(r, payload); err != nil {
-			return fmt.Errorf("reading %d-byte payload: %w", h.Len, err)
+		if n > 0 {
+			cl.handle(m, n)
+			continue
 		}
-		handle(wire.Msg{Type: h.Type, ReqID: h.ReqID, TxID: h.TxID, Payload: payload}, r.Buffered() > 0)
+		if err := cl.fill(); err != nil {
+			return err
+		}
 	}
 }
 
-// sender writes a connection's queued output. The reader and the writer
-// goroutine share it; the mutex keeps messages whole and in queue order.
-type sender struct {
-	mu  sync.Mutex
-	c   *store.Conn
-	nc  *net.UnixConn
-	w   *bufio.Writer
-	err error // sticky: the socket is closed after a write error
-	// failed is closed with the first write error.
-	failed chan struct{}
+// nextRequest decodes the whole request at the front of in, if there is
+// one, and marks its n bytes in flight. It waits while frozen.
+func (cl *client) nextRequest() (wire.Msg, int, error) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for cl.frozen {
+		cl.cond.Wait()
+	}
+	if len(cl.in) < wire.HeaderSize {
+		return wire.Msg{}, 0, nil
+	}
+	h, err := wire.ParseHeader(cl.in)
+	if err != nil {
+		return wire.Msg{}, 0, err
+	}
+	n := wire.HeaderSize + int(h.Len)
+	if len(cl.in) < n {
+		return wire.Msg{}, 0, nil
+	}
+	payload := make([]byte, h.Len)
+	copy(payload, cl.in[wire.HeaderSize:n])
+	cl.inflight = n
+	return wire.Msg{Type: h.Type, ReqID: h.ReqID, TxID: h.TxID, Payload: payload}, n, nil
 }
 
-// send writes everything queued and flushes it.
-func (s *sender) send() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.err != nil {
-		return s.err
+// handle runs one request, then drops its bytes and sends the reply,
+// unless more requests are buffered (the writer batches them then).
+func (cl *client) handle(m wire.Msg, n int) {
+	cl.inHandle.Store(true)
+	cl.c.Handle(m)
+	cl.inHandle.Store(false)
+	cl.mu.Lock()
+	cl.in = cl.in[:copy(cl.in, cl.in[n:])] // keep the buffer
+	cl.inflight = 0
+	cl.calls++
+	more := len(cl.in) > 0
+	cl.mu.Unlock()
+	if more {
+		signal(cl.outWake)
+	} else {
+		cl.send()
 	}
-	for {
-		msg, ok := s.c.NextOutput()
-		if !ok {
-			break
-		}
-		if _, err := s.w.Write(msg); err != nil {
-			return s.fail(err)
-		}
-	}
-	if err := s.w.Flush(); err != nil {
-		return s.fail(err)
-	}
-	return nil
 }
 
-func (s *sender) fail(err error) error {
-	s.err = err
-	s.nc.Close()
-	close(s.failed)
+// fill reads once from the socket into in's spare room (only this
+// goroutine changes in, so the room is its own while it reads). A read cut
+// short by a freeze is no error.
+func (cl *client) fill() error {
+	cl.mu.Lock()
+	for cl.frozen {
+		cl.cond.Wait()
+	}
+	if cap(cl.in)-len(cl.in) < readChunk/2 {
+		grown := make([]byte, len(cl.in), len(cl.in)+readChunk)
+		copy(grown, cl.in)
+		cl.in = grown
+	}
+	room := cl.in[len(cl.in):cap(cl.in)]
+	cl.reading = true
+	cl.mu.Unlock()
+	n, err := cl.nc.Read(room)
+	cl.mu.Lock()
+	cl.in = cl.in[:len(cl.in)+n]
+	cl.reading = false
+	frozen := cl.frozen
+	cl.cond.Broadcast()
+	cl.mu.Unlock()
+	if err != nil && frozen && isTimeout(err) {
+		return nil
+	}
+	if err == io.EOF && len(cl.in) > 0 {
+		return io.ErrUnexpectedEOF // a partial request: still answer the whole ones
+	}
 	return err
+}
+
+// readChunk is the room a read is given.
+const readChunk = 8192
+
+// send takes everything the engine queued and writes it.
+func (cl *client) send() error {
+	cl.wmu.Lock()
+	defer cl.wmu.Unlock()
+	cl.c.TakeOutput(func(msg []byte) {
+		cl.mu.Lock()
+		cl.out = append(cl.out, msg...)
+		cl.mu.Unlock()
+	})
+	for {
+		cl.mu.Lock()
+		for cl.frozen {
+			cl.cond.Wait()
+		}
+		b := cl.out
+		if len(b) == 0 {
+			cl.out = nil
+			cl.mu.Unlock()
+			return nil
+		}
+		cl.writing = true
+		cl.mu.Unlock()
+		n, err := cl.nc.Write(b)
+		cl.mu.Lock()
+		cl.out = cl.out[n:]
+		cl.writing = false
+		frozen := cl.frozen
+		cl.cond.Broadcast()
+		cl.mu.Unlock()
+		if err != nil && !(frozen && isTimeout(err)) {
+			cl.failOnce.Do(func() { cl.nc.Close(); close(cl.failed) })
+			return err
+		}
+	}
 }
 
 // drainTimeout bounds how long replies are sent after a client half-closed.
 const drainTimeout = 5 * time.Second
 
-func writeLoop(out *sender, wake, done, draining <-chan struct{}) {
+func (cl *client) writeLoop(done, draining <-chan struct{}) {
 	for {
-		if out.send() != nil {
+		if cl.send() != nil {
 			return
 		}
 		select {
 		case <-draining:
-			if out.c.PendingOutput() == 0 {
+			if cl.c.PendingOutput() == 0 {
 				return
 			}
 			continue
 		default:
 		}
 		select {
-		case <-wake:
+		case <-cl.outWake:
 		case <-done:
 			return
 		}

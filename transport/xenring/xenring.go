@@ -69,18 +69,31 @@ type Server struct {
 	wakeSent bool
 }
 
-// rconn is one served ring. Fields other than conn, port and the mapping are
-// touched only by the loop goroutine.
+// rconn is one served ring. broken and closed are the loop goroutine's;
+// what mu guards a live update's Freeze reads too, with the engine
+// locked, so the loop keeps it consistent at every step: bytes taken from
+// the ring are in in at once, a message taken from the engine is in out
+// at once (store.Conn.TakeNext), a request stays in in until handled.
 type rconn struct {
 	conn    *store.Conn
 	domid   uint32
 	port    uint32 // local port
 	mapping xen.Mapping
 	r       *ring.Server
-	in      []byte // partial incoming message
-	out     []byte // unsent rest of the current outgoing message
-	broken  bool
-	closed  bool
+	// features are the ring features its domain may use (SET_FEATURE):
+	// without reconnection its requests to reconnect are ignored, without
+	// error its error word is never set, as C xenstored does.
+	features uint32
+
+	mu      sync.Mutex // guards what follows and every access to the page
+	in      []byte     // incoming bytes, whole request being handled first
+	out     []byte     // unsent rest of the current outgoing message
+	pending int        // bytes of in passed to Handle, not handled yet
+	calls   uint64     // Handle calls done
+	frozen  bool       // a live update took the state: leave the page alone
+
+	broken bool
+	closed bool
 }
 
 // New creates the transport over the given devices. di may be nil (tests):
@@ -227,8 +240,11 @@ func (s *Server) AttachRing(c *store.Conn, port uint32, gfn uint64) (func(), err
 		m.Unmap()
 		return nil, fmt.Errorf("bind event channel %d of domain %d: %w", port, c.Domid(), err)
 	}
-	rc := &rconn{conn: c, domid: c.Domid(), port: local, mapping: m, r: r}
-	r.AdvertiseFeatures(store.SupportedFeatures)
+	// The domain's features, as SET_FEATURE restricted them (C xenstored
+	// copies them at INTRODUCE).
+	features := c.RingFeatures()
+	r.SetFeatures(features)
+	rc := &rconn{conn: c, domid: c.Domid(), port: local, mapping: m, r: r, features: features}
 	if r.ReconnectRequested() {
 		r.CompleteReconnect() // a fresh connection has no state to drop
 	}
@@ -359,13 +375,28 @@ func (s *Server) Serve(stop <-chan struct{}) error {
 func (s *Server) handleEvents() {
 	ports, err := s.ev.Pending()
 	if errors.Is(err, xen.ErrEventOverflow) {
-		// Events were lost: look at every ring.
+		// Events were lost: look at every ring. The kernel masked each
+		// port as it fired and the reset unmasks none, so a lost port
+		// would stay silent for good: unmask every bound port, the VIRQ
+		// one too (unmasking a port that is not masked does nothing). A
+		// ring detached meanwhile is unbound by this goroutine, later.
 		s.mu.Lock()
-		for _, rc := range s.byPort {
+		ports := make([]uint32, 0, len(s.byPort)+1)
+		for p, rc := range s.byPort {
 			s.dirty[rc] = struct{}{}
+			ports = append(ports, p)
+		}
+		if s.virqPort != 0 {
+			ports = append(ports, s.virqPort)
 		}
 		s.mu.Unlock()
+		s.log.Warn("event channel overflow: serving every ring", "ports", len(ports))
 		s.checkDomains()
+		for _, p := range ports {
+			if err := s.ev.Unmask(p); err != nil {
+				s.log.Warn("unmask failed", "port", p, "err", err)
+			}
+		}
 		return
 	}
 	if err != nil {
@@ -399,6 +430,11 @@ func (s *Server) checkDomains() {
 	if err != nil {
 		s.log.Warn("domain scan incomplete; unanswered domains taken as alive", "err", err)
 	}
+	s.applyChanges(changes)
+}
+
+// applyChanges tells the engine of deaths and shutdowns.
+func (s *Server) applyChanges(changes []xen.DomInfo) {
 	for _, d := range changes {
 		if d.Gone || d.Dying {
 			s.answersMu.Lock()
@@ -415,21 +451,21 @@ func (s *Server) checkDomains() {
 	}
 }
 
+// serviceDirty gives every dirty ring one service pass. It does not loop
+// until no ring is dirty: a ring with more to do marks itself dirty again,
+// which also wakes the loop, so the loop goes back to poll and reads the
+// event channel between passes. Looping here would keep a flooding guest
+// served while other guests' notifications went unread (starvation).
 func (s *Server) serviceDirty() {
-	for {
-		s.mu.Lock()
-		var batch []*rconn
-		for rc := range s.dirty {
-			batch = append(batch, rc)
-		}
-		clear(s.dirty)
-		s.mu.Unlock()
-		if len(batch) == 0 {
-			return
-		}
-		for _, rc := range batch {
-			s.service(rc)
-		}
+	s.mu.Lock()
+	var batch []*rconn
+	for rc := range s.dirty {
+		batch = append(batch, rc)
+	}
+	clear(s.dirty)
+	s.mu.Unlock()
+	for _, rc := range batch {
+		s.service(rc)
 	}
 }
 
@@ -441,39 +477,19 @@ func (s *Server) service(rc *rconn) {
 	if rc.broken || closed {
 		return
 	}
-	moved := false
-	if rc.r.ReconnectRequested() {
-		// The guest asks for a fresh connection: drop all state.
-		rc.in, rc.out = nil, nil
-		s.e.ResetConn(rc.conn)
-		rc.r.CompleteReconnect()
-		moved = true
+	moved, ok := s.reconnect(rc)
+	if !ok {
+		return
 	}
 	more := false
 	for i := 0; ; i++ {
-		progress := false
 		// Output first: replies free room for more requests.
-		for {
-			if len(rc.out) == 0 {
-				msg, ok := rc.conn.NextOutput()
-				if !ok {
-					break
-				}
-				rc.out = msg
-			}
-			n, err := rc.r.Write(rc.out)
-			if err != nil {
-				s.breakConn(rc, ring.ErrorRingIdx, err)
-				return
-			}
-			rc.out = rc.out[n:]
-			if n > 0 {
-				progress, moved = true, true
-			}
-			if len(rc.out) > 0 {
-				break // ring full: the guest notifies when it consumes
-			}
+		wrote, err := s.writeOut(rc)
+		if err != nil {
+			s.breakConn(rc, ring.ErrorRingIdx, err)
+			return
 		}
+		progress := wrote
 		if i >= maxMessagesPerPass {
 			more = true
 			break
@@ -481,12 +497,11 @@ func (s *Server) service(rc *rconn) {
 		if !rc.conn.WantsInput() {
 			break
 		}
-		before := len(rc.in)
-		msg, got, err := s.readMessage(rc)
-		if len(rc.in) != before || got {
+		msg, n, freed, err := s.readMessage(rc)
+		if freed {
 			// Ring space was freed: the guest may be waiting to write
 			// the rest of a message longer than the ring.
-			progress, moved = true, true
+			progress = true
 		}
 		if err != nil {
 			code := uint32(ring.ErrorRingIdx)
@@ -496,9 +511,10 @@ func (s *Server) service(rc *rconn) {
 			s.breakConn(rc, code, err)
 			return
 		}
-		if got {
-			rc.conn.Handle(msg)
+		if n > 0 {
+			s.handle(rc, msg, n)
 		}
+		moved = moved || progress
 		if !progress {
 			break
 		}
@@ -513,42 +529,129 @@ func (s *Server) service(rc *rconn) {
 	}
 }
 
-// readMessage pulls bytes for the current message; got reports a whole one.
-func (s *Server) readMessage(rc *rconn) (wire.Msg, bool, error) {
-	need := wire.HeaderSize
-	if len(rc.in) >= wire.HeaderSize {
-		h, err := wire.ParseHeader(rc.in)
-		if err != nil {
-			return wire.Msg{}, false, err
-		}
-		need += int(h.Len)
+// reconnect completes a reconnection the guest asked for: all its state
+// goes. ok is false while frozen.
+func (s *Server) reconnect(rc *rconn) (moved, ok bool) {
+	rc.mu.Lock()
+	if rc.frozen {
+		rc.mu.Unlock()
+		return false, false
 	}
-	if len(rc.in) < need {
+	asked := rc.features&store.FeatureReconnection != 0 && rc.r.ReconnectRequested()
+	if asked {
+		rc.in, rc.out, rc.pending = nil, nil, 0
+	}
+	rc.mu.Unlock()
+	if !asked {
+		return false, true
+	}
+	s.e.ResetConn(rc.conn)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if !rc.frozen {
+		rc.r.CompleteReconnect()
+	}
+	return true, !rc.frozen
+}
+
+// writeOut moves queued output to the ring until it is full or nothing is
+// left; wrote reports progress.
+func (s *Server) writeOut(rc *rconn) (wrote bool, err error) {
+	for {
+		rc.mu.Lock()
+		empty := len(rc.out) == 0
+		rc.mu.Unlock()
+		if empty && !rc.conn.TakeNext(func(msg []byte) {
+			rc.mu.Lock()
+			rc.out = msg
+			rc.mu.Unlock()
+		}) {
+			return wrote, nil
+		}
+		rc.mu.Lock()
+		if rc.frozen {
+			rc.mu.Unlock()
+			return wrote, nil
+		}
+		n, err := rc.r.Write(rc.out)
+		if err == nil {
+			rc.out = rc.out[n:]
+		}
+		full := len(rc.out) > 0
+		rc.mu.Unlock()
+		if err != nil {
+			return wrote, err
+		}
+		wrote = wrote || n > 0
+		if full {
+			return wrote, nil // ring full: the guest notifies when it consumes
+		}
+	}
+}
+
+// handle passes one whole request of n bytes at the front of rc.in to the
+// engine, then drops its bytes. They stay in rc.in meanwhile, so a live
+// update that freezes during the call knows whether to carry them
+// (HandledLocked tells).
+func (s *Server) handle(rc *rconn, msg wire.Msg, n int) {
+	rc.conn.Handle(msg)
+	rc.mu.Lock()
+	rc.in = rc.in[:copy(rc.in, rc.in[n:])]
+	rc.pending = 0
+	rc.calls++
+	rc.mu.Unlock()
+}
+
+// readMessage pulls bytes for the current message. n > 0: a whole one of
+// n bytes is at the front of rc.in, marked pending; freed: ring space was
+// freed.
+func (s *Server) readMessage(rc *rconn) (msg wire.Msg, n int, freed bool, err error) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.frozen {
+		return wire.Msg{}, 0, false, nil
+	}
+	for {
+		need := wire.HeaderSize
+		if len(rc.in) >= wire.HeaderSize {
+			h, err := wire.ParseHeader(rc.in)
+			if err != nil {
+				return wire.Msg{}, 0, freed, err
+			}
+			need += int(h.Len)
+		}
+		if len(rc.in) >= need {
+			m, err := wire.Decode(rc.in[:need])
+			if err != nil {
+				return wire.Msg{}, 0, freed, err
+			}
+			rc.pending = need
+			return m, need, freed, nil
+		}
 		if cap(rc.in) < need {
 			grown := make([]byte, len(rc.in), max(need, wire.HeaderSize+64))
 			copy(grown, rc.in)
 			rc.in = grown
 		}
-		n, err := rc.r.Read(rc.in[len(rc.in):need])
+		got, err := rc.r.Read(rc.in[len(rc.in):need])
 		if err != nil {
-			return wire.Msg{}, false, err
+			return wire.Msg{}, 0, freed, err
 		}
-		rc.in = rc.in[:len(rc.in)+n]
-		if len(rc.in) == wire.HeaderSize && need == wire.HeaderSize {
-			return s.readMessage(rc) // header complete: learn the length
+		rc.in = rc.in[:len(rc.in)+got]
+		freed = freed || got > 0
+		if len(rc.in) < need && !(len(rc.in) == wire.HeaderSize && need == wire.HeaderSize) {
+			return wire.Msg{}, 0, freed, nil // more to come
 		}
 	}
-	if len(rc.in) < need {
-		return wire.Msg{}, false, nil
-	}
-	m, err := wire.Decode(rc.in[:need])
-	rc.in = rc.in[:0]
-	return m, err == nil, err
 }
 
 func (s *Server) breakConn(rc *rconn, code uint32, why error) {
 	rc.broken = true
-	rc.r.SetError(code)
+	if rc.features&store.FeatureError != 0 {
+		rc.mu.Lock()
+		rc.r.SetError(code)
+		rc.mu.Unlock()
+	}
 	s.ev.Notify(rc.port)
 	s.e.MarkBroken(rc.conn, why.Error())
 }

@@ -21,8 +21,24 @@ import (
 type rig struct {
 	t   *testing.T
 	h   *fake.Hypervisor
+	ev  *fake.EventChannel // the server's handle
 	e   *store.Engine
 	srv *Server
+	log *slog.Logger
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan error
+}
+
+// stopLoop ends the server's event loop (once).
+func (r *rig) stopLoop() {
+	r.stopOnce.Do(func() {
+		close(r.stop)
+		if err := <-r.done; err != nil {
+			r.t.Error(err)
+		}
+	})
 }
 
 func newRig(t *testing.T) *rig { return newRigQuotas(t, nil) }
@@ -32,6 +48,16 @@ func newRigQuotas(t *testing.T, q *store.Quotas) *rig { return newRigAt(t, q, fa
 
 // newRigAt builds the rig on a fake hypervisor playing Xen release v.
 func newRigAt(t *testing.T, q *store.Quotas, v xen.Version) *rig {
+	t.Helper()
+	return newRigConfigAt(t, func(c *store.Config) { c.Quotas = q }, v)
+}
+
+// newRigConfig builds the rig; mod adjusts the engine's configuration.
+func newRigConfig(t *testing.T, mod func(*store.Config)) *rig {
+	return newRigConfigAt(t, mod, fake.LatestRelease)
+}
+
+func newRigConfigAt(t *testing.T, mod func(*store.Config), v xen.Version) *rig {
 	t.Helper()
 	h := fake.New()
 	h.SetRelease(v)
@@ -48,22 +74,22 @@ func newRigAt(t *testing.T, q *store.Quotas, v xen.Version) *rig {
 	if _, err := h.NewDomain(0); err != nil {
 		t.Fatal(err)
 	}
-	e := store.New(store.Config{Platform: srv, Logger: log, Quotas: q})
+	cfg := store.Config{Platform: srv, Logger: log}
+	if mod != nil {
+		mod(&cfg)
+	}
+	e := store.New(cfg)
 	srv.SetEngine(e)
 	if err := srv.WatchDomains(); err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(stop) }()
+	r := &rig{t: t, h: h, ev: ev, e: e, srv: srv, log: log, stop: make(chan struct{}), done: make(chan error, 1)}
+	go func() { r.done <- srv.Serve(r.stop) }()
 	t.Cleanup(func() {
-		close(stop)
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
+		r.stopLoop()
 		h.Close()
 	})
-	return &rig{t: t, h: h, e: e, srv: srv}
+	return r
 }
 
 // guest creates domain id, introduces it and returns a client on its ring.

@@ -703,13 +703,14 @@ func TestXSA326GuestNeverReadsEvents(t *testing.T) {
 	t.Logf("toolstack connection completed %d of %d writes while the guest did not read", written, total)
 	out := d0.call(t, wire.Control, "queues", "31")
 	t.Logf("queues 31:\n%s", out)
-	for _, line := range strings.Split(out, "\n") {
-		if i := strings.Index(line, " queued "); i >= 0 {
-			n, _ := strconv.Atoi(strings.Fields(line[i+len(" queued "):])[0])
-			if n > maxEv {
-				t.Fatalf("watch queue %d > maxwatchevents %d", n, maxEv)
-			}
-		}
+	queued, parked := watchQueue(t, out, "/local/domain/31")
+	if queued > maxEv {
+		t.Fatalf("watch queue %d > maxwatchevents %d", queued, maxEv)
+	}
+	// The writer stalled because the queue is full and its next event
+	// parked (the ring page holds the events the transport moved there).
+	if written == total || queued != maxEv || parked < 1 {
+		t.Fatalf("watch queued %d, parked %d after %d of %d writes; want a full queue (%d) and parked events", queued, parked, written, total, maxEv)
 	}
 	// Others are served meanwhile.
 	if got := d0.call(t, wire.Write, "/local/other", "x"); got != "OK\x00" {
@@ -1056,4 +1057,33 @@ func TestRingReconnect(t *testing.T) {
 		t.Fatal("reconnection released the domain")
 	}
 	engineCheck(t, r)
+}
+
+// watchQueue parses the line of CONTROL queues output for the watch on
+// path ("  watch <path> token <t> queued <n> parked <m>") and returns its
+// counts; it fails the test if there is not exactly one such line or it
+// does not parse, so a changed output format cannot make checks vacuous.
+func watchQueue(t *testing.T, out, path string) (queued, parked int) {
+	t.Helper()
+	found := 0
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "watch" || f[1] != path {
+			continue
+		}
+		found++
+		if len(f) != 8 || f[2] != "token" || f[4] != "queued" || f[6] != "parked" {
+			t.Fatalf("unparsable watch line %q", line)
+		}
+		var err1, err2 error
+		queued, err1 = strconv.Atoi(f[5])
+		parked, err2 = strconv.Atoi(f[7])
+		if err1 != nil || err2 != nil {
+			t.Fatalf("unparsable watch line %q: %v %v", line, err1, err2)
+		}
+	}
+	if found != 1 {
+		t.Fatalf("%d watch lines for %s in %q, want 1", found, path, out)
+	}
+	return queued, parked
 }

@@ -285,6 +285,15 @@ func (t *Tracker) changesByList(known []uint32) ([]xen.DomInfo, error) {
 	return out, nil
 }
 
+// Verify asks about every known domain in turn, whatever the release: for
+// a daemon that may have missed VIRQ_DOM_EXC (after a live update).
+func (t *Tracker) Verify(known []uint32) ([]xen.DomInfo, error) {
+	if t.rel.Method == Enumerate {
+		return t.changesByList(known)
+	}
+	return t.changesPerDomain(known)
+}
+
 // changesPerDomain asks about each known domain; a failed query leaves
 // that domain out (unknown is not dead) and is reported.
 func (t *Tracker) changesPerDomain(known []uint32) ([]xen.DomInfo, error) {

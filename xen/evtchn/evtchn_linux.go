@@ -37,6 +37,13 @@ func OpenPath(path string) (*Device, error) {
 	return &Device{fd: fd, path: path, buf: make([]byte, 4*maxPending)}, nil
 }
 
+// FromFD takes over an open event-channel device, such as one a live
+// update handed over: the ports bound on it stay bound.
+func FromFD(fd int) *Device {
+	unix.CloseOnExec(fd)
+	return &Device{fd: fd, path: DevicePath, buf: make([]byte, 4*maxPending)}
+}
+
 // Fd is the device's file descriptor, readable while ports are pending.
 func (d *Device) Fd() int { return d.fd }
 

@@ -29,6 +29,10 @@ type EventChannel struct {
 	ports  map[uint32]*portState
 	closed bool
 	evbuf  []unix.EpollEvent
+	// ringSize and overflowNext model the overflow of Linux's evtchn
+	// ring (see SetRingSize, OverflowNext); guarded by mu.
+	ringSize     int
+	overflowNext bool
 
 	// wakeMu is held shared while signalling wake, exclusively to close
 	// it (closing set).
@@ -306,7 +310,35 @@ func (ec *EventChannel) Pending() ([]uint32, error) {
 			fire(ps)
 		}
 	}
+	if len(out) > 0 && (ec.overflowNext || ec.ringSize > 0 && len(out) > ec.ringSize) {
+		// The events are lost: their ports stay masked, not pending.
+		ec.overflowNext = false
+		return nil, fmt.Errorf("fake evtchn: pending: %d ports fired: %w", len(out), xen.ErrEventOverflow)
+	}
 	return out, nil
+}
+
+// SetRingSize models Linux's per-handle ring of fired ports with room for
+// n (0, the default: unbounded). When more than n ports fire between two
+// Pending calls the ring overflows: every one of them is lost and stays
+// masked (the kernel masked each as it fired), and Pending returns
+// xen.ErrEventOverflow with the handle reset, as the real device does
+// (read fails with EFBIG, then IOCTL_EVTCHN_RESET). Recent kernels size
+// the ring to the bound ports, so this is mostly old kernels' behaviour:
+// the transport must survive it all the same.
+func (ec *EventChannel) SetRingSize(n int) {
+	ec.mu.Lock()
+	ec.ringSize = n
+	ec.mu.Unlock()
+}
+
+// OverflowNext makes the next Pending call that finds any fired port
+// overflow as SetRingSize describes, whatever the ring size: a
+// deterministic way for tests to lose events.
+func (ec *EventChannel) OverflowNext() {
+	ec.mu.Lock()
+	ec.overflowNext = true
+	ec.mu.Unlock()
 }
 
 // Close unbinds every port and releases the handle.

@@ -739,3 +739,66 @@ func TestSeparateProcess(t *testing.T) {
 		t.Errorf("child printed %q", got)
 	}
 }
+
+// TestEventRingOverflow: the fake loses events as Linux's evtchn ring does
+// when it overflows: Pending fails with xen.ErrEventOverflow, the ports
+// that fired stay masked, and only Unmask brings later events through.
+func TestEventRingOverflow(t *testing.T) {
+	tests := []struct {
+		name     string
+		overflow func(ec *EventChannel)
+		notify   int // guests that notify before Pending
+	}{
+		{"ring of one, two ports fire", func(ec *EventChannel) { ec.SetRingSize(1) }, 2},
+		{"overflow next", func(ec *EventChannel) { ec.OverflowNext() }, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, ec := setup(t)
+			var guests []*Guest
+			var ports []uint32
+			for id := uint32(1); id <= 2; id++ {
+				d, _ := h.NewDomain(id)
+				g, err := d.Attach()
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { g.Close() })
+				port, err := ec.BindInterdomain(id, g.Port)
+				if err != nil {
+					t.Fatal(err)
+				}
+				guests, ports = append(guests, g), append(ports, port)
+			}
+			tt.overflow(ec)
+			for _, g := range guests[:tt.notify] {
+				g.Notify()
+			}
+			fds := []unix.PollFd{{Fd: int32(ec.Fd()), Events: unix.POLLIN}}
+			unix.Poll(fds, 1000)
+			if p, err := ec.Pending(); !errors.Is(err, xen.ErrEventOverflow) {
+				t.Fatalf("Pending = %v, %v; want an overflow", p, err)
+			}
+			ec.SetRingSize(0)
+			// The lost ports are masked: new events wait...
+			for _, g := range guests[:tt.notify] {
+				g.Notify()
+			}
+			if p := pendingNow(t, ec); len(p) != 0 {
+				t.Fatalf("masked ports delivered %v", p)
+			}
+			// ...until unmasked; unmasking a port that is not masked is
+			// harmless (the transport unmasks every port after an overflow).
+			for _, p := range ports {
+				if err := ec.Unmask(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := pendingSoon(t, ec)
+			slices.Sort(got)
+			if want := ports[:tt.notify]; !slices.Equal(got, want) {
+				t.Fatalf("after unmask Pending = %v, want %v", got, want)
+			}
+		})
+	}
+}

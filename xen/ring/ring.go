@@ -103,11 +103,10 @@ func (e *IndexError) Is(target error) bool { return target == ErrRingIndex }
 
 // queue names one of the two circular buffers by its offsets in the page.
 type queue struct {
-	name     string
-	data     int // offset of the 1024 data bytes
-	cons     int // offset of the consumer index
-	prod     int // offset of the producer index
-	consumer bool
+	name string
+	data int // offset of the 1024 data bytes
+	cons int // offset of the consumer index
+	prod int // offset of the producer index
 }
 
 var (
@@ -217,6 +216,14 @@ func (s *Server) Features() uint32 { return s.p.load(offServerFeatures) }
 // advertise it before moving any data.
 func (s *Server) AdvertiseFeatures(bits uint32) {
 	s.p.store(offServerFeatures, s.p.load(offServerFeatures)|bits)
+}
+
+// SetFeatures sets server_features to exactly bits, for a connection
+// being set up (before any data moves): a domain may have been given
+// fewer features than the server supports (SET_FEATURE). Afterwards use
+// AdvertiseFeatures, which never clears a bit.
+func (s *Server) SetFeatures(bits uint32) {
+	s.p.store(offServerFeatures, bits)
 }
 
 // Connection returns the connection word (Connected or Reconnect; a hostile

@@ -1,0 +1,345 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/store/migration"
+	"github.com/xsstub/xenstored/store/wire"
+)
+
+// handover is what live update carries besides the store's State: the
+// descriptors that survive the exec and the bytes the transports held.
+type handover struct {
+	listenFD int32 // the socket listener; -1: none
+	evtchnFD int32 // the event channel device; -1: none
+	sockets  map[uint64]socketState
+	rings    map[uint64]socketState // fd is the local event channel port
+}
+
+// socketState is one socket client: its descriptor and transport bytes.
+type socketState struct {
+	fd      int32
+	in, out []byte
+}
+
+// encodeHandover writes st and h as the xenstore migration stream
+// (version 2), records in C xenstored's order: global data, quotas, each
+// connection with its watches and transactions, the nodes from the root
+// down, the special nodes, then the domains. A connection's out-data is
+// the bytes its transport had not written (counted as out-resp-len) and
+// then the engine's queue; the pending live-update reply ends it.
+func encodeHandover(w io.Writer, st *store.State, h *handover) error {
+	mw, err := migration.NewWriter(w, nil)
+	if err != nil {
+		return err
+	}
+	recs := []migration.Record{
+		&migration.Global{SocketFD: h.listenFD, EvtchnFD: h.evtchnFD},
+		&migration.GlobalQuota{PerDomain: namedQuotas(st.Quotas)},
+	}
+	next := uint32(1) // conn-ids, numbered from 1 as C does
+	introduced := map[uint32]store.DomainState{}
+	for _, d := range st.Domains {
+		if d.Introduced {
+			introduced[d.ID] = d
+		}
+	}
+	for _, cs := range st.Conns {
+		rec, ok := connRecord(cs, st, h, next, introduced)
+		if !ok {
+			continue // a socket whose transport is gone
+		}
+		next++
+		recs = append(recs, rec)
+		for _, ws := range cs.Watches {
+			recs = append(recs, watchRecord(rec.ID, ws))
+		}
+		for _, tx := range cs.AbortedTxns {
+			recs = append(recs, &migration.Transaction{ConnID: rec.ID, TxID: tx})
+		}
+		if cs.Ring {
+			delete(introduced, cs.Domid)
+		}
+	}
+	// Introduced domains without a ring connection (a daemon without
+	// Xen, the store's own domain): a ring record with event channel 0,
+	// which no served ring has, names them.
+	for _, id := range slices.Sorted(maps.Keys(introduced)) {
+		d := introduced[id]
+		recs = append(recs, &migration.Connection{ID: next, Kind: migration.ConnRing,
+			Ring: migration.Ring{DomID: uint16(id), TargetDomID: target(d)}})
+		next++
+	}
+	for _, n := range st.Nodes {
+		recs = append(recs, &migration.Node{Path: n.Path, Value: n.Value, Perms: migrationPerms(n.Perms)})
+	}
+	for _, d := range st.Domains {
+		recs = append(recs, &migration.Domain{DomID: uint16(d.ID), Features: d.Features, Quotas: namedQuotas(d.Quotas)})
+	}
+	for _, r := range recs {
+		if err := mw.WriteRecord(r); err != nil {
+			return fmt.Errorf("live-update state: %w", err)
+		}
+	}
+	return mw.Close()
+}
+
+func target(d store.DomainState) uint16 {
+	if d.HasTarget {
+		return uint16(d.Target)
+	}
+	return migration.DomIDInvalid
+}
+
+// connRecord is cs's CONNECTION_DATA record, numbered id.
+func connRecord(cs store.ConnState, st *store.State, h *handover, id uint32, doms map[uint32]store.DomainState) (*migration.Connection, bool) {
+	rec := &migration.Connection{ID: id}
+	var out []byte
+	if cs.Ring {
+		rs, ok := h.rings[cs.ID]
+		if !ok || rs.fd <= 0 {
+			return nil, false
+		}
+		d := doms[cs.Domid]
+		rec.Kind, rec.In = migration.ConnRing, rs.in
+		rec.Ring = migration.Ring{DomID: uint16(cs.Domid), TargetDomID: target(d), Evtchn: uint32(rs.fd)}
+		out = append(out, rs.out...)
+	} else {
+		s, ok := h.sockets[cs.ID]
+		if !ok {
+			return nil, false
+		}
+		rec.Kind, rec.Socket, rec.In = migration.ConnSocket, s.fd, s.in
+		out = append(out, s.out...)
+	}
+	rec.OutResp = uint16(len(out))
+	for _, m := range cs.Output {
+		out = append(out, m...)
+	}
+	if r := st.Reply; r != nil && r.Conn == cs.ID {
+		ok := wire.Msg{Type: wire.Control, ReqID: r.ReqID, TxID: r.TxID, Payload: []byte("OK\x00")}
+		out = append(out, ok.Encode()...)
+	}
+	rec.Out = out
+	return rec, true
+}
+
+func watchRecord(conn uint32, ws store.WatchState) migration.Record {
+	path := ws.Path[ws.RelPrefix:] // as the client gave it
+	if ws.Depth < 0 {
+		return &migration.Watch{ConnID: conn, Path: path, Token: ws.Token}
+	}
+	return &migration.WatchExtended{ConnID: conn, Path: path, Token: ws.Token, Depth: uint16(ws.Depth)}
+}
+
+var permLetters = map[uint8]byte{store.PermNone: 'n', store.PermRead: 'r', store.PermWrite: 'w', store.PermRead | store.PermWrite: 'b'}
+
+func migrationPerms(ps store.Perms) []migration.Perm {
+	out := make([]migration.Perm, len(ps))
+	for i, p := range ps {
+		out[i] = migration.Perm{Perm: permLetters[p.Access], DomID: uint16(p.ID)}
+		if p.Ignore {
+			out[i].Flags = migration.PermFlagIgnore
+		}
+	}
+	return out
+}
+
+func storePerms(ps []migration.Perm) (store.Perms, error) {
+	out := make(store.Perms, len(ps))
+	for i, p := range ps {
+		acc, err := store.ParsePerm(string(p.Perm) + "0")
+		if err != nil {
+			return nil, err
+		}
+		out[i] = store.Perm{ID: uint32(p.DomID), Access: acc.Access, Ignore: p.Flags&migration.PermFlagIgnore != 0}
+	}
+	return out, nil
+}
+
+// namedQuotas lists every quota by name (soft ones prefixed).
+func namedQuotas(q store.Quotas) []migration.Quota {
+	var out []migration.Quota
+	for _, name := range store.QuotaNames() {
+		qq, soft, _ := store.QuotaByName(name)
+		v := q.Hard[qq]
+		if soft {
+			v = q.Soft[qq]
+		}
+		out = append(out, migration.Quota{Name: name, Value: uint32(max(v, 0))})
+	}
+	return out
+}
+
+// setQuotas applies named quotas over q; unknown names are skipped, as a
+// newer daemon's may be.
+func setQuotas(q *store.Quotas, named []migration.Quota) {
+	for _, n := range named {
+		q.Set(n.Name, int(n.Value), false)
+	}
+}
+
+// decodeHandover reads the stream back into a State and the handover. A
+// ring record with event channel 0 only says that its domain is
+// introduced.
+func decodeHandover(r io.Reader, priv uint32) (*store.State, *handover, error) {
+	s, err := migration.ReadStream(r, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("live-update state: %w", err)
+	}
+	d := &decoder{st: &store.State{Quotas: store.DefaultQuotas()},
+		h:    &handover{listenFD: -1, evtchnFD: -1, sockets: map[uint64]socketState{}, rings: map[uint64]socketState{}},
+		priv: priv, conns: map[uint32]int{}, doms: map[uint32]int{}}
+	for _, rec := range s.Records {
+		if err := d.record(rec); err != nil {
+			return nil, nil, fmt.Errorf("live-update state: %s: %w", rec.Type(), err)
+		}
+	}
+	return d.st, d.h, nil
+}
+
+type decoder struct {
+	st    *store.State
+	h     *handover
+	priv  uint32         // the control domain: its ring connection is privileged
+	conns map[uint32]int // conn-id to index in st.Conns; -1: a ring record without a connection
+	doms  map[uint32]int // domid to index in st.Domains
+}
+
+func (d *decoder) domain(id uint32) *store.DomainState {
+	i, ok := d.doms[id]
+	if !ok {
+		i = len(d.st.Domains)
+		d.doms[id] = i
+		d.st.Domains = append(d.st.Domains, store.DomainState{ID: id, Features: store.SupportedFeatures, Quotas: d.st.Quotas})
+	}
+	return &d.st.Domains[i]
+}
+
+func (d *decoder) record(rec migration.Record) error {
+	switch r := rec.(type) {
+	case *migration.Global:
+		d.h.listenFD, d.h.evtchnFD = r.SocketFD, r.EvtchnFD
+	case *migration.GlobalQuota:
+		setQuotas(&d.st.Quotas, r.PerDomain)
+		setQuotas(&d.st.Quotas, r.Global)
+	case *migration.Connection:
+		return d.connection(r)
+	case *migration.Watch:
+		return d.watch(r.ConnID, r.Path, r.Token, -1)
+	case *migration.WatchExtended:
+		depth := int(r.Depth)
+		if r.Depth == migration.DepthUnlimited {
+			depth = -1
+		}
+		return d.watch(r.ConnID, r.Path, r.Token, depth)
+	case *migration.Transaction:
+		c, err := d.conn(r.ConnID)
+		if err != nil {
+			return err
+		}
+		c.AbortedTxns = append(c.AbortedTxns, r.TxID)
+	case *migration.Node:
+		if r.ConnID != 0 || r.TxID != 0 {
+			return nil // a transaction's pending node: the transaction is aborted
+		}
+		ps, err := storePerms(r.Perms)
+		if err != nil {
+			return err
+		}
+		d.st.Nodes = append(d.st.Nodes, store.NodeState{Path: r.Path, Value: r.Value, Perms: ps})
+	case *migration.Domain:
+		dom := d.domain(uint32(r.DomID))
+		dom.Features = r.Features
+		setQuotas(&dom.Quotas, r.Quotas)
+	default:
+		return fmt.Errorf("unexpected record")
+	}
+	return nil
+}
+
+func (d *decoder) connection(r *migration.Connection) error {
+	if _, dup := d.conns[r.ID]; dup {
+		return fmt.Errorf("connection %d twice", r.ID)
+	}
+	cs := store.ConnState{ID: uint64(r.ID), Priv: true}
+	out := r.Out
+	switch r.Kind {
+	case migration.ConnRing:
+		dom := d.domain(uint32(r.Ring.DomID))
+		dom.Introduced = true
+		if r.Ring.TargetDomID != migration.DomIDInvalid {
+			dom.Target, dom.HasTarget = uint32(r.Ring.TargetDomID), true
+		}
+		if r.Ring.Evtchn == 0 {
+			d.conns[r.ID] = -1
+			return nil
+		}
+		cs.Domid, cs.Ring, cs.Priv = uint32(r.Ring.DomID), true, uint32(r.Ring.DomID) == d.priv
+		d.h.rings[cs.ID] = socketState{fd: int32(r.Ring.Evtchn), in: r.In, out: out[:r.OutResp]}
+	case migration.ConnSocket:
+		d.h.sockets[cs.ID] = socketState{fd: r.Socket, in: r.In, out: out[:r.OutResp]}
+	default:
+		return fmt.Errorf("connection kind %v", r.Kind)
+	}
+	msgs, err := splitMessages(out[r.OutResp:])
+	if err != nil {
+		return fmt.Errorf("connection %d: %w", r.ID, err)
+	}
+	cs.Output = msgs
+	d.conns[r.ID] = len(d.st.Conns)
+	d.st.Conns = append(d.st.Conns, cs)
+	return nil
+}
+
+func (d *decoder) conn(id uint32) (*store.ConnState, error) {
+	i, ok := d.conns[id]
+	if !ok {
+		return nil, fmt.Errorf("connection %d not defined before", id)
+	}
+	if i < 0 {
+		return nil, nil
+	}
+	return &d.st.Conns[i], nil
+}
+
+func (d *decoder) watch(connID uint32, path, token string, depth int) error {
+	c, err := d.conn(connID)
+	if err != nil || c == nil {
+		return err
+	}
+	ws := store.WatchState{Path: path, Token: token, Depth: depth}
+	if !strings.HasPrefix(path, "/") && !strings.HasPrefix(path, "@") {
+		home := fmt.Sprintf("/local/domain/%d/", c.Domid)
+		ws.Path, ws.RelPrefix = home+path, len(home)
+	}
+	c.Watches = append(c.Watches, ws)
+	return nil
+}
+
+// splitMessages cuts whole wire messages apart.
+func splitMessages(b []byte) ([][]byte, error) {
+	var out [][]byte
+	for len(b) > 0 {
+		if len(b) < wire.HeaderSize {
+			return nil, errors.New("a partial message after the out-resp bytes")
+		}
+		h, err := wire.ParseHeader(b)
+		if err != nil {
+			return nil, err
+		}
+		n := wire.HeaderSize + int(h.Len)
+		if len(b) < n {
+			return nil, errors.New("a partial message after the out-resp bytes")
+		}
+		out = append(out, slices.Clone(b[:n]))
+		b = b[n:]
+	}
+	return out, nil
+}

@@ -1,0 +1,101 @@
+package daemon
+
+import (
+	"bytes"
+	"reflect"
+	"testing"
+
+	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/store/wire"
+)
+
+func call(t *testing.T, c *store.Conn, typ wire.Type, tx uint32, args ...string) string {
+	t.Helper()
+	c.Handle(wire.Msg{Type: typ, ReqID: 1, TxID: tx, Payload: wire.JoinStrings(args...)})
+	var reply string
+	for {
+		b, ok := c.NextOutput()
+		if !ok {
+			return reply
+		}
+		m, _ := wire.Decode(b)
+		if m.Type != wire.WatchEvent {
+			reply = string(m.Payload)
+		}
+	}
+}
+
+// TestHandoverRoundTrip: a store's state and the socket transport's bytes
+// go through the migration stream and come back the same, connections
+// renumbered from 1 as C xenstored numbers them.
+func TestHandoverRoundTrip(t *testing.T) {
+	e := store.New(store.Config{})
+	d0 := e.NewConn(0, true, nil)
+	call(t, d0, wire.Introduce, 0, "5", "0", "9") // no Xen: introduced, no ring
+	call(t, d0, wire.Write, 0, "/local/domain/5/a", "1")
+	call(t, d0, wire.SetPerms, 0, "/local/domain/5/a", "n5", "r0", "b7")
+	call(t, d0, wire.SetQuota, 0, "5", "watches", "11")
+	call(t, d0, wire.SetTarget, 0, "5", "3")
+	call(t, d0, wire.Watch, 0, "/local/domain/5", "deep", "2")
+	call(t, d0, wire.Watch, 0, "@releaseDomain", "rel")
+	tx := call(t, d0, wire.TransactionStart, 0, "")
+	_ = tx
+	other := e.NewConn(0, true, nil)
+	call(t, other, wire.Watch, 0, "/local", "w")
+	call(t, d0, wire.Write, 0, "/local/x", "y") // an event queued for other
+	st := e.Export()
+	st.Reply = &store.PendingReply{Conn: d0.ID(), ReqID: 9}
+	h := &handover{listenFD: 3, evtchnFD: -1, sockets: map[uint64]socketState{
+		d0.ID():    {fd: 4, in: []byte("partial request"), out: []byte("rest of a reply")},
+		other.ID(): {fd: 5},
+	}}
+	var buf bytes.Buffer
+	if err := encodeHandover(&buf, st, h); err != nil {
+		t.Fatal(err)
+	}
+	got, gh, err := decodeHandover(&buf, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Nodes, st.Nodes) {
+		t.Errorf("nodes:\n%+v\n%+v", got.Nodes, st.Nodes)
+	}
+	if got.Quotas != st.Quotas {
+		t.Errorf("global quotas differ")
+	}
+	byID := map[uint32]store.DomainState{}
+	for _, d := range got.Domains {
+		byID[d.ID] = d
+	}
+	for _, want := range st.Domains {
+		g := byID[want.ID]
+		if g.Introduced != want.Introduced || g.Features != want.Features || g.Quotas != want.Quotas ||
+			g.HasTarget != want.HasTarget || g.Target != want.Target {
+			t.Errorf("domain %d: %+v, want %+v", want.ID, g, want)
+		}
+	}
+	if len(got.Conns) != 2 || got.Conns[0].ID != 1 || got.Conns[1].ID != 2 {
+		t.Fatalf("connections %+v", got.Conns)
+	}
+	c0 := got.Conns[0]
+	if !reflect.DeepEqual(c0.Watches, st.Conns[0].Watches) || !reflect.DeepEqual(c0.AbortedTxns, st.Conns[0].AbortedTxns) {
+		t.Errorf("conn 1: %+v\nwant %+v", c0, st.Conns[0])
+	}
+	if n := len(c0.Output); n != len(st.Conns[0].Output)+1 {
+		t.Errorf("conn 1 carries %d messages, want the queue plus the live-update reply", n)
+	}
+	if !reflect.DeepEqual(got.Conns[1].Output, st.Conns[1].Output) {
+		t.Errorf("conn 2 output differs")
+	}
+	if gh.listenFD != 3 || gh.sockets[1].fd != 4 || string(gh.sockets[1].in) != "partial request" ||
+		string(gh.sockets[1].out) != "rest of a reply" || gh.sockets[2].fd != 5 {
+		t.Errorf("handover %+v", gh)
+	}
+	r, err := store.Restore(store.Config{}, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Check(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,229 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/transport/unixsock"
+)
+
+// liveUpdateEnv names the descriptor holding the migration stream in a
+// daemon started by live update (C xenstored's -U reads a file instead).
+const liveUpdateEnv = "XENSTORED_LIVE_UPDATE_FD"
+
+// updater implements store.LiveUpdater for the daemon: the new binary is
+// executed in this process (same pid, so pid files and supervisors carry
+// on) with the listener, every client's socket and the state stream as
+// inherited descriptors.
+type updater struct {
+	sock *unixsock.Server // nil until serving (a stub may serve no socket)
+	xs   *xenSide         // nil without Xen
+	args []string         // this daemon's arguments, for the new one by default
+	log  *slog.Logger
+}
+
+// CheckBinary answers as C xenstored does.
+func (u *updater) CheckBinary(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return errors.New("File not accessible.")
+	}
+	if fi.Mode()&0o111 == 0 || fi.IsDir() {
+		return errors.New("File not executable.")
+	}
+	return nil
+}
+
+// Exec freezes the transports, writes the state stream and executes the
+// new daemon: binary (-f), or image (-b/-d: the new xenstored binary
+// itself, which a stub domain receives in memory). It runs with the
+// engine locked and returns only on failure, after which everything goes
+// on as before.
+func (u *updater) Exec(st *store.State, binary string, image []byte, cmdline string) error {
+	h := &handover{listenFD: -1, evtchnFD: -1, sockets: map[uint64]socketState{}, rings: map[uint64]socketState{}}
+	var keep []int32 // descriptors the new daemon inherits
+	if u.sock != nil {
+		lf, hs, err := u.sock.Freeze()
+		if err != nil {
+			return err
+		}
+		defer func() { lf.Close(); u.sock.Thaw(hs) }()
+		h.listenFD = rawFD(lf)
+		keep = append(keep, h.listenFD)
+		keep = append(keep, socketHandovers(st, h, hs)...)
+	}
+	if u.xs != nil {
+		for _, r := range u.xs.rings.Freeze() {
+			h.rings[r.Conn.ID()] = socketState{fd: int32(r.Port), in: r.In, out: r.Out}
+		}
+		defer u.xs.rings.Thaw()
+		if err := u.xs.rings.UnwatchDomains(); err != nil {
+			return fmt.Errorf("handing VIRQ_DOM_EXC over: %w", err)
+		}
+		defer func() {
+			if err := u.xs.rings.WatchDomains(); err != nil {
+				u.log.Error("live-update failed and VIRQ_DOM_EXC could not be bound again: deaths go unseen", "err", err)
+			}
+		}()
+		h.evtchnFD = int32(u.xs.evtchnFD)
+		keep = append(keep, h.evtchnFD)
+	}
+	if image != nil {
+		f, err := imageFile(image)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		binary = fmt.Sprintf("/proc/self/fd/%d", rawFD(f))
+	}
+	return u.exec(st, h, binary, cmdline, keep)
+}
+
+// socketHandovers records the socket clients in h (and st, for clients
+// without an engine connection yet) and returns their descriptors.
+func socketHandovers(st *store.State, h *handover, hs []unixsock.Handover) []int32 {
+	var fds []int32
+	for _, c := range hs {
+		fds = append(fds, rawFD(c.File))
+		if c.Conn == nil { // accepted just now: a new engine connection
+			id := newConnID(st)
+			st.Conns = append(st.Conns, store.ConnState{ID: id, Priv: true})
+			h.sockets[id] = socketState{fd: rawFD(c.File)}
+			continue
+		}
+		h.sockets[c.Conn.ID()] = socketState{fd: rawFD(c.File), in: c.In, out: c.Out}
+	}
+	return fds
+}
+
+// imageFile holds a new daemon received in memory, executable through
+// /proc/self/fd.
+func imageFile(image []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate("xenstored-new", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("memfd for the new daemon: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "xenstored-new")
+	if _, err := f.Write(image); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("memfd for the new daemon: %w", err)
+	}
+	return f, nil
+}
+
+func (u *updater) exec(st *store.State, h *handover, binary, cmdline string, keep []int32) error {
+	var buf bytes.Buffer
+	if err := encodeHandover(&buf, st, h); err != nil {
+		return err
+	}
+	mfd, err := unix.MemfdCreate("xenstored-live-update", 0) // inherited: no CLOEXEC
+	if err != nil {
+		return fmt.Errorf("state memfd: %w", err)
+	}
+	mf := os.NewFile(uintptr(mfd), "xenstored-live-update")
+	defer mf.Close()
+	if _, err := mf.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("writing state: %w", err)
+	}
+	if _, err := mf.Seek(0, 0); err != nil {
+		return fmt.Errorf("writing state: %w", err)
+	}
+	for _, fd := range keep {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+			return fmt.Errorf("keeping descriptor %d: %w", fd, err)
+		}
+	}
+	argv := append([]string{binary}, u.args...)
+	if cmdline != "" {
+		argv = append([]string{binary}, strings.Fields(cmdline)...)
+	}
+	env := append(os.Environ(), liveUpdateEnv+"="+strconv.Itoa(mfd))
+	u.log.Info("live-update: executing the new daemon", "binary", binary, "state-bytes", buf.Len(),
+		"connections", len(st.Conns), "rings", len(h.rings), "sockets", len(h.sockets))
+	err = syscall.Exec(binary, argv, env)
+	for _, fd := range keep {
+		unix.CloseOnExec(int(fd))
+	}
+	return fmt.Errorf("exec %s: %w", binary, err)
+}
+
+// rawFD is f's descriptor. Unlike f.Fd() it leaves the descriptor's mode
+// alone: Fd makes it blocking, and a socket's duplicate shares that mode
+// with the socket the running daemon still serves.
+func rawFD(f *os.File) int32 {
+	fd := int32(-1)
+	if rc, err := f.SyscallConn(); err == nil {
+		rc.Control(func(d uintptr) { fd = int32(d) })
+	}
+	return fd
+}
+
+func newConnID(st *store.State) uint64 {
+	var id uint64
+	for _, c := range st.Conns {
+		id = max(id, c.ID)
+	}
+	return id + 1
+}
+
+// inheritedState reads the state a live update handed over, if this
+// daemon was started by one.
+func inheritedState(priv uint32) (*store.State, *handover, error) {
+	v, ok := os.LookupEnv(liveUpdateEnv)
+	if !ok {
+		return nil, nil, nil
+	}
+	os.Unsetenv(liveUpdateEnv)
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 0 {
+		return nil, nil, fmt.Errorf("%s=%q", liveUpdateEnv, v)
+	}
+	unix.CloseOnExec(fd)
+	f := os.NewFile(uintptr(fd), "live-update state")
+	defer f.Close()
+	return decodeHandover(f, priv)
+}
+
+// adoptSockets gives the restored engine's socket clients to a new socket
+// server over the inherited listener.
+func adoptSockets(e *store.Engine, h *handover, log *slog.Logger) (*unixsock.Server, error) {
+	lf := os.NewFile(uintptr(h.listenFD), "listener")
+	unix.CloseOnExec(int(h.listenFD))
+	l, err := net.FileListener(lf)
+	lf.Close()
+	if err != nil {
+		return nil, fmt.Errorf("inherited listener: %w", err)
+	}
+	ln, ok := l.(*net.UnixListener)
+	if !ok {
+		return nil, errors.New("inherited listener is not a Unix socket")
+	}
+	s := unixsock.NewServer(e, ln, log)
+	for id, ss := range h.sockets {
+		f := os.NewFile(uintptr(ss.fd), "client")
+		unix.CloseOnExec(int(ss.fd))
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			log.Warn("live-update: a client's socket was not handed over", "conn", id, "err", err)
+			continue
+		}
+		uc, ok := c.(*net.UnixConn)
+		if !ok {
+			c.Close()
+			continue
+		}
+		s.Adopt(e.ConnByID(id), uc, ss.in, ss.out)
+	}
+	return s, nil
+}

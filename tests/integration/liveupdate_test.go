@@ -1,0 +1,128 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/xsclient"
+)
+
+// TestLiveUpdateDaemon: Xen's own xenstore-control replaces the running
+// daemon with `live-update -f BINARY` (daemon mode). The process keeps its
+// pid and pid file, the tree, quotas and permissions stay, and a client
+// connected before the update keeps its connection and its watch, which
+// fires on a change made afterwards; a request sent but not answered
+// before the switch is answered once, after it.
+func TestLiveUpdateDaemon(t *testing.T) {
+	pidf := filepath.Join(shortTempDir(t), "pid")
+	d := startDaemon(t, "-F", pidf)
+	ctl := needXenTool(t, "xenstore-control")
+	c := d.Client(t)
+	if err := c.Write(0, "/lu/data", []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetPerms(0, "/lu/data", "n0", "r7"); err != nil {
+		t.Fatal(err)
+	}
+	d.ok(t, ctl, "quota", "set", "nodes", "4321")
+	if err := c.Watch("/lu", "tok"); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, c, "/lu", "tok") // the initial event
+	// A request the old daemon reads but never answers: its reply must
+	// come from the new one, exactly once.
+	raw := d.Raw(t)
+	msg := wire.Msg{Type: wire.Read, ReqID: 77, Payload: []byte("/lu/data\x00")}
+	enc := msg.Encode()
+	if _, err := raw.Write(enc[:10]); err != nil { // a partial header
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // let the old daemon read it
+
+	bin := daemonBin(t)
+	out := d.ok(t, ctl, "live-update", "-f", bin)
+	if !strings.Contains(out, "OK") && strings.TrimSpace(out) != "" {
+		t.Fatalf("live-update: %q", out)
+	}
+	if !d.Alive() {
+		t.Fatalf("daemon gone after live-update:\n%s", d.Log())
+	}
+	if b, _ := os.ReadFile(pidf); strings.TrimSpace(string(b)) != strconv.Itoa(d.cmd.Process.Pid) {
+		t.Fatalf("pid file %q, daemon %d", b, d.cmd.Process.Pid)
+	}
+	if !strings.Contains(d.Log(), "live-update: serving the state handed over") {
+		t.Fatalf("the new daemon did not take over:\n%s", d.Log())
+	}
+	if _, err := raw.Write(enc[10:]); err != nil {
+		t.Fatal(err)
+	}
+	m, err := readMsg(t, raw)
+	if err != nil || m.ReqID != 77 || string(m.Payload) != "kept" {
+		t.Fatalf("reply to the request split across the update: %+v, %v", m, err)
+	}
+	raw.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, _ := raw.Read(make([]byte, 64)); n > 0 {
+		t.Fatalf("a second reply (%d bytes)", n)
+	}
+
+	v, err := c.Read(0, "/lu/data")
+	if err != nil || string(v) != "kept" {
+		t.Fatalf("read after update: %q, %v", v, err)
+	}
+	perms, err := c.GetPerms(0, "/lu/data")
+	if err != nil || strings.Join(perms, ",") != "n0,r7" {
+		t.Fatalf("perms after update: %v, %v", perms, err)
+	}
+	if q := d.ok(t, ctl, "quota"); !strings.Contains(q, "4321") {
+		t.Fatalf("quota after update:\n%s", q)
+	}
+	if err := c.Write(0, "/lu/new", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, c, "/lu/new", "tok")
+	d.mustServe(t, "after live-update")
+}
+
+// TestLiveUpdateRefusals: what the client is told when the update cannot
+// happen, and the old daemon serving on.
+func TestLiveUpdateRefusals(t *testing.T) {
+	d := startDaemon(t)
+	ctl := needXenTool(t, "xenstore-control")
+	notExec := filepath.Join(shortTempDir(t), "plain")
+	os.WriteFile(notExec, []byte("x"), 0o644)
+	broken := filepath.Join(shortTempDir(t), "broken")
+	os.WriteFile(broken, []byte("#!/nonexistent/interpreter\n"), 0o755)
+	for _, tt := range []struct {
+		file, want string
+	}{
+		{"/nonexistent/xenstored", "File not accessible."},
+		{notExec, "File not executable."},
+		{broken, "Error activating new binary"},
+	} {
+		r := d.run(t, ctl, "live-update", "-f", tt.file)
+		if r.Code == 0 || !strings.Contains(r.Stdout+r.Stderr, tt.want) {
+			t.Errorf("live-update -f %s: exit %d, %q %q; want %q", tt.file, r.Code, r.Stdout, r.Stderr, tt.want)
+		}
+		d.mustServe(t, "after a refused live-update")
+	}
+}
+
+// waitEvent waits for the watch event (path, token) on c.
+func waitEvent(t *testing.T, c *xsclient.Client, path, token string) {
+	t.Helper()
+	for {
+		select {
+		case ev := <-c.Events():
+			if ev.Path == path && ev.Token == token {
+				return
+			}
+		case <-time.After(readyTimeout):
+			t.Fatalf("no watch event %s %s", path, token)
+		}
+	}
+}
