@@ -31,6 +31,9 @@ func libNames(v Version) [C.L_N]string {
 	return n
 }
 
+// soNames is libNames (a variable for tests).
+var soNames = libNames
+
 // unversioned are the development symlinks (libxen-dev), tried last.
 var unversioned = [C.L_N]string{"libxentoollog.so", "libxenctrl.so", "libxenguest.so", "libxenlight.so"}
 
@@ -63,11 +66,17 @@ func load(hv Version, hvErr error) (*Libs, error) {
 	}
 	var tried []string
 	for _, v := range candidates(hv, hvErr == nil) {
-		l, err := openSet(v, libNames(v))
-		if err == nil {
-			return l, l.resolve()
+		names := soNames(v)
+		if _, err := dlopen(names[C.L_CTRL]); err != nil {
+			tried = append(tried, names[C.L_CTRL])
+			continue
 		}
-		tried = append(tried, err.Error())
+		// libxenctrl of this release is here: the rest of its set must be.
+		l, err := openSet(v, names)
+		if err != nil {
+			return nil, fmt.Errorf("Xen %s: %w", v, err)
+		}
+		return l, l.resolve()
 	}
 	return loadUnversioned(tried)
 }
@@ -91,8 +100,8 @@ func loadUnversioned(tried []string) (*Libs, error) {
 			_, lerr := LayoutFor(v)
 			return nil, fmt.Errorf("%w (found libxenctrl.so.%s)", lerr, v)
 		}
-		return nil, fmt.Errorf("no Xen libraries for 4.17–4.22 (install the xen-utils package of the running Xen): %s; %v",
-			strings.Join(tried[:1], ""), err)
+		return nil, fmt.Errorf("no Xen libraries: none of %s or %s loads (%v); install the running Xen's tools (Debian: xen-utils-4.NN)",
+			strings.Join(tried, ", "), unversioned[C.L_CTRL], err)
 	}
 	path := dlpath(h)
 	v, ok := versionFromPath(path)
@@ -171,10 +180,13 @@ func cstr(b []byte) string {
 	return string(b)
 }
 
+// libDirs are where findOtherRelease looks.
+var libDirs = []string{"/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"}
+
 // findOtherRelease looks for a libxenctrl.so.4.NN this package does not
 // know in the usual library directories.
 func findOtherRelease() (Version, bool) {
-	for _, dir := range []string{"/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib", "/lib/x86_64-linux-gnu"} {
+	for _, dir := range libDirs {
 		m, _ := filepath.Glob(filepath.Join(dir, "libxenctrl.so.4.*"))
 		for _, p := range m {
 			if v, ok := versionFromPath(p); ok {

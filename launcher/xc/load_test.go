@@ -112,3 +112,34 @@ func TestVersionFromPath(t *testing.T) {
 		t.Error("unversioned name parsed")
 	}
 }
+
+// TestLoadNoKnownRelease: with no library of a known release, a
+// libxenctrl.so.4.NN of another release is named; with none at all, the
+// names tried are.
+func TestLoadNoKnownRelease(t *testing.T) {
+	saved, savedU, savedDirs := soNames, unversioned, libDirs
+	defer func() { soNames, unversioned, libDirs = saved, savedU, savedDirs }()
+	soNames = func(v Version) [4]string {
+		n := libNames(v)
+		for i := range n {
+			n[i] = "xsstub-missing-" + n[i]
+		}
+		return n
+	}
+	for i := range unversioned {
+		unversioned[i] = "xsstub-missing-" + unversioned[i]
+	}
+	dir := t.TempDir()
+	libDirs = []string{dir}
+	_, err := load(Version{}, noHypervisor)
+	if err == nil || !strings.Contains(err.Error(), "no Xen libraries: none of xsstub-missing-libxenctrl.so.4.22, ") {
+		t.Errorf("no libraries: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "libxenctrl.so.4.23.0"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = load(Version{}, noHypervisor)
+	if err == nil || err.Error() != "Unknown Xen version 4.23: this launcher knows 4.17–4.22 (found libxenctrl.so.4.23)" {
+		t.Errorf("4.23 library: %v", err)
+	}
+}
