@@ -76,7 +76,7 @@ func load(hv Version, hvErr error) (*Libs, error) {
 		if err != nil {
 			return nil, fmt.Errorf("Xen %s: %w", v, err)
 		}
-		return l, l.resolve()
+		return l.resolved()
 	}
 	return loadUnversioned(tried)
 }
@@ -115,7 +115,7 @@ func loadUnversioned(tried []string) (*Libs, error) {
 	if err != nil {
 		return nil, err
 	}
-	return l, l.resolve()
+	return l.resolved()
 }
 
 // openSet dlopens one set of names; on failure it names the first missing.
@@ -131,16 +131,16 @@ func openSet(v Version, names [C.L_N]string) (*Libs, error) {
 	return l, nil
 }
 
-// resolve points every trampoline at its function.
-func (l *Libs) resolve() error {
+// resolved points every trampoline at its function.
+func (l *Libs) resolved() (*Libs, error) {
 	buf := make([]byte, 512)
 	for i := 0; i < C.F_N; i++ {
 		lib := C.xs_sym_lib(C.int(i))
 		if C.xs_dlsym(C.int(i), l.handles[lib], cbuf0(buf), C.size_t(len(buf))) != 0 {
-			return fmt.Errorf("Xen %s: dlsym %s in %s: %s", l.Version, C.GoString(C.xs_sym_name(C.int(i))), l.Files[lib], cstr(buf))
+			return nil, fmt.Errorf("Xen %s: dlsym %s in %s: %s", l.Version, C.GoString(C.xs_sym_name(C.int(i))), l.Files[lib], cstr(buf))
 		}
 	}
-	return nil
+	return l, nil
 }
 
 // Symbols lists the functions resolved, for tests and messages.
