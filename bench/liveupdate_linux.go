@@ -44,7 +44,7 @@ func (u *updateCapture) Exec(st *store.State, _ string, _ []byte, _ string) erro
 	u.err = daemon.WriteRingState(&u.buf, st, rings)
 	u.row.Export = time.Since(t0)
 	u.row.StreamBytes = u.buf.Len()
-	runtime.GC() // what must stay live: a stub's memory limit makes the collector run
+	runtime.GC()                // what must stay live: a stub's memory limit makes the collector run
 	u.row.OldPeak = heapInUse() // the buffer stands for the memfd
 	u.srv.Thaw()
 	return errors.New("measured")
