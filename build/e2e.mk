@@ -1,21 +1,24 @@
 # End-to-end boots under real Xen in QEMU (TCG); see build/e2e/README.md.
 #   make e2e        every boot that passes today, each run even when an
 #                   earlier one failed; fails if any did:
-#                   e2e-pvh, e2e-pv, e2e-daemon (Xen 4.17), e2e-daemon-4.20
+#                   e2e-pvh, e2e-pv, e2e-daemon (Xen 4.17), e2e-pvh-4.20,
+#                   e2e-daemon-4.20
 #   make e2e-pvh    4.17, HVM: our launcher starts a PVH stub; PVH domU,
 #                   guest attacks (~3-4 minutes)
 #   make e2e-pv     4.17, PV only: Xen's init-xenstore-domain starts our stub
 #                   as PV (~2-3 minutes)
 #   make e2e-daemon 4.17, PV only: our xenstored in dom0, started by Debian's
 #                   /etc/init.d/xen; xl create/destroy (~1.5-3 minutes)
-#   make e2e-daemon-4.20  the same on Debian 13's Xen 4.20
+#   make e2e-pvh-4.20     e2e-pvh on Debian 13's Xen 4.20 (trixie dom0 and
+#                   domU kernel 6.12; the launcher dlopens 4.20's libraries)
+#   make e2e-daemon-4.20  e2e-daemon on Debian 13's Xen 4.20
 #   make e2e-pv-4.20      Xen 4.20's init-xenstore-domain starts our stub as
 #                   PV (not in `make e2e` yet: see the README, "Xen 4.20")
 #   make e2e-pv E2E_STUB_MEM=48       stub memory in MiB
 .PHONY: e2e e2e-pvh e2e-pv e2e-daemon e2e-daemon-4.20 e2e-pv-4.20
 e2e:
 	@rc=0; t0=$$(date +%s); \
-	for b in "pvh.sh" "pv.sh" "daemon.sh" "daemon.sh 4.20"; do \
+	for b in "pvh.sh" "pv.sh" "daemon.sh" "pvh.sh 4.20" "daemon.sh 4.20"; do \
 		set -- $$b; t=$$(date +%s); \
 		E2E_XEN=$${2:-4.17} E2E_NOBUILD=$$([ $$1 = pvh.sh ] || echo 1) bash build/e2e/$$1 || { rc=1; failed="$$failed $$b"; }; \
 		echo "== make e2e: $$b took $$(( $$(date +%s) - t )) s"; \
@@ -39,7 +42,6 @@ e2e-daemon-4.20:
 e2e-pv-4.20:
 	@E2E_XEN=4.20 bash build/e2e/pv.sh
 
-# Xen 4.20 PVH: needs the version-independent launcher (not in `make e2e` yet).
 .PHONY: e2e-pvh-4.20
 e2e-pvh-4.20:
 	@E2E_XEN=4.20 bash build/e2e/pvh.sh
