@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# End-to-end test under real Xen with HVM (first half of `make e2e`): Debian's
-# Xen 4.17 boots under QEMU (TCG) with `-cpu qemu64,+svm,+npt`, so Xen has
+# End-to-end test under real Xen with HVM (make e2e-pvh, e2e-pvh-4.20): Debian's
+# Xen 4.17 (or Debian 13's 4.20, E2E_XEN=4.20) boots under QEMU (TCG) with
+# `-cpu qemu64,+svm,+npt`, so Xen has
 # HVM with HAP, and dom0 starts our stub domain as a PVH guest with OUR
 # launcher (bin/xenstore-stubdom-launch; no xenstored in dom0). dom0's /init
 # is build/e2e/pvh-dom0-init.sh: xenstore from dom0, xl list, xl create of a
@@ -12,8 +13,8 @@
 # `build/e2e/pv.sh` (E2E_PREPARE_ONLY=1); this script adds a per-run overlay.
 #
 # Environment:
-#   E2E_XEN        4.17 (default) or 4.20 (Debian 13; see pv.sh). 4.20 needs
-#                  a launcher without links to libxen*.so.4.17.
+#   E2E_XEN        4.17 (default) or 4.20 (Debian 13; see pv.sh). On 4.20
+#                  the launcher must not link libxen*.so.4.17 (it dlopens).
 #   XSSTUB_CACHE   cache outside the tree (default /var/cache/xsstub)
 #   E2E_STUB_MEM   stub memory in MiB (default 32)
 #   E2E_STUB_PARAM extra words for the stub's kernel command line
