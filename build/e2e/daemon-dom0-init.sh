@@ -182,25 +182,39 @@ sleep 1
 l=$(T xenstore-list /local/domain | tr '\n' ' ')
 if [ -n "$ID" ] && ! echo " $l " | grep -q " $ID "; then pass domu-nodes-gone "/local/domain: $l"; else fail domu-nodes-gone "/local/domain: $l"; fi
 
-# --- 5. a domU that powers itself off: our daemon sees it shut down
-# (VIRQ_DOM_EXC), fires @releaseDomain, and xl's monitor destroys it.
-step "5: a domU powers itself off; @releaseDomain from the daemon's own death detection"
+# --- 5. a domU that powers itself off and is preserved (on_poweroff =
+# "preserve"): our daemon sees it shut down (VIRQ_DOM_EXC) and fires
+# @releaseDomain before anyone destroys it; the alive checks of these
+# scripts must call it dead (a test of the test: issue 13); then xl destroy.
+step "5: a domU powers itself off (preserved): @releaseDomain from the daemon's own detection; alive checks fail on it"
 rel0=$(grep -c '^@releaseDomain' /tmp/watch.log)
 timeout 150 xl create /etc/xen/domudoff.cfg >/tmp/xl2.log 2>&1
 rc=$?
 ID2=$(xl domid domudoff 2>/dev/null)
 echo "domudoff: rc=$rc domid=$ID2"
 i=0
-while [ $i -lt 120 ] && xl domid domudoff >/dev/null 2>&1; do sleep 1; i=$((i + 1)); done
-dcons /var/log/xen/guest-domudoff.log | grep -E '^(DOMU|GUEST)'
-if [ -n "$ID2" ] && ! xl domid domudoff >/dev/null 2>&1; then
-	pass selfoff-gone "domudoff (dom$ID2) gone ${i}s after create returned"
-else
-	fail selfoff-gone "rc=$rc domid='$ID2' still there after ${i}s"
-fi
+while [ $i -lt 120 ] && [ -n "$ID2" ] && xstool alive $ID2 >/dev/null; do sleep 1; i=$((i + 1)); done
 sleep 2
+dcons /var/log/xen/guest-domudoff.log | grep -E '^(DOMU|GUEST)'
+l=$(xstool alive $ID2)
+arc=$?
+st=$(T xl list domudoff 2>/dev/null | awk '$1 == "domudoff" {print $5}')
+if [ -n "$ID2" ] && [ $arc != 0 ] && echo "$l" | grep -q 'shutdown=1/0 .*state=shutdown' && ! xl_state_ok domudoff; then
+	pass selfoff-alive-checks-fail "shut down ${i}s after create returned: xstool alive exit $arc ($l); xl state '$st'"
+else
+	fail selfoff-alive-checks-fail "rc=$rc domid='$ID2' alive-exit=$arc '$l' xl state '$st'"
+fi
 rel1=$(grep -c '^@releaseDomain' /tmp/watch.log)
-if [ "$rel1" -gt "$rel0" ]; then pass selfoff-releaseDomain "fired $((rel1 - rel0))x"; else fail selfoff-releaseDomain "$rel0 -> $rel1"; fi
+if [ "$rel1" -gt "$rel0" ]; then pass selfoff-releaseDomain "fired $((rel1 - rel0))x on the shutdown, before any destroy"; else fail selfoff-releaseDomain "$rel0 -> $rel1"; fi
+timeout 60 xl destroy domudoff
+rc=$?
+sleep 2
+l=$(xstool alive ${ID2:-0})
+if [ $rc = 0 ] && ! xl domid domudoff >/dev/null 2>&1 && echo "$l" | grep -q 'state=gone'; then
+	pass selfoff-destroyed "$l"
+else
+	fail selfoff-destroyed "rc=$rc $l"
+fi
 l=$(T xenstore-list /local/domain | tr '\n' ' ')
 if [ -n "$ID2" ] && ! echo " $l " | grep -q " $ID2 "; then pass selfoff-nodes-gone "/local/domain: $l"; else fail selfoff-nodes-gone "/local/domain: $l"; fi
 

@@ -138,6 +138,7 @@ on_poweroff = "destroy"
 on_crash = "preserve"
 EOF
 sed -e 's/^name = .*/name = "domudoff"/' -e 's/^extra = "/extra = "e2e.selfoff /' \
+	-e 's/^on_poweroff = .*/on_poweroff = "preserve"/' \
 	$O/etc/xen/domud.cfg >$O/etc/xen/domudoff.cfg
 (cd $O && find . | cpio -o -H newc --quiet | gzip -1) >$W/overlay.cpio.gz
 cat "$BASE" $W/overlay.cpio.gz >$W/dom0.cpio.gz
