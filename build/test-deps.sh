@@ -23,3 +23,21 @@ if [ ! -x "$root/usr/lib/xen-4.17/bin/xenstored" ]; then
   (cd "$cache/debs" && apt-get download xen-utils-4.17 xen-utils-common >/dev/null 2>&1 || { apt-get update -qq && apt-get download xen-utils-4.17 xen-utils-common >/dev/null; })
   for d in "$cache"/debs/*.deb; do dpkg -x "$d" "$root"; done
 fi
+# Debian 13's Xen 4.20 headers and libraries (and the glibc they need), for
+# launcher/xc's layout and loader tests: fetched with a private apt
+# configuration for trixie under the cache (the host's apt sources stay as
+# they are) and unpacked, not installed.
+x420=$cache/xen-4.20
+if [ ! -e "$x420/usr/include/xenctrl.h" ] || [ ! -e "$x420/usr/lib64/ld-linux-x86-64.so.2" ]; then
+  echo "== unpacking Debian 13's Xen 4.20 libraries and headers into $x420"
+  ta=$cache/trixie-apt
+  mkdir -p "$ta/lists/partial" "$ta/cache/archives/partial" "$ta/debs" "$x420"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" >"$ta/sources.list"
+  apt_t=(-o Dir::Etc::sourcelist="$ta/sources.list" -o Dir::Etc::sourceparts=- -o Dir::State::Lists="$ta/lists"
+    -o Dir::Cache="$ta/cache" -o Dir::State::status=/dev/null -o APT::Sandbox::User=root)
+  apt-get "${apt_t[@]}" update -qq
+  rm -f "$ta"/debs/*.deb
+  (cd "$ta/debs" && apt-get "${apt_t[@]}" download -qq libxen-dev libxenmisc4.20 libxencall1 libxendevicemodel1 \
+    libxenevtchn1 libxenforeignmemory1 libxengnttab1 libxenstore4 libxentoolcore1 libxentoollog1 libxenhypfs1 libc6 >/dev/null)
+  for d in "$ta"/debs/*.deb; do dpkg -x "$d" "$x420"; done
+fi

@@ -123,6 +123,7 @@ func (l *launch) start() (int, error) {
 		return ExitFail, err
 	}
 	l.h = h
+	l.say("%s", h.Describe())
 
 	// 1. Nothing else may serve xenstore.
 	if err := l.checkNoXenstored(); err != nil {
