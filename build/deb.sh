@@ -9,7 +9,7 @@
 #   DEB_OUT       output directory (default dist/)
 #   DEB_VERSION   package version (default: VERSION + git count and commit)
 #   DEB_MAINTAINER  Maintainer field
-#   DEB_COMPRESS  dpkg-deb -Z (default xz; the tests use none)
+#   DEB_COMPRESS  dpkg-deb -Z (default xz), DEB_COMPRESS_LEVEL -z (default 6; the tests: gzip, 1)
 # Prints the path of the package on its last line.
 set -euo pipefail
 
@@ -21,6 +21,7 @@ IMAGES=${DEB_IMAGES:-$ROOT/images}
 OUT=${DEB_OUT:-$ROOT/dist}
 MAINTAINER=${DEB_MAINTAINER:-xsstub developers <xsstub@example.org>}
 COMPRESS=${DEB_COMPRESS:-xz}
+LEVEL=${DEB_COMPRESS_LEVEL:-6}
 P=$ROOT/packaging
 
 say() { printf '== deb: %s\n' "$*" >&2; }
@@ -78,7 +79,7 @@ inst 644 "$P/lintian-overrides" /usr/share/lintian/overrides/$PKG
 inst 644 "$P/README.Debian" "$DOC/README.Debian"
 for f in README.md launcher/README.md kernel/README.md stubdom/init/README.md; do
 	name=$(basename "$f")
-	[ "$f" = README.md ] || name=$(dirname "$f" | tr / -).md
+	[ "$f" = README.md ] || name=$(dirname "$f" | tr / -)-README.md
 	install -D -m 644 "$ROOT/$f" "$D$DOC/$name"
 done
 inst 644 "$ROOT/images/xencommons" "$DOC/examples/xencommons"
@@ -131,6 +132,6 @@ find "$D" -depth -exec touch -h -d "@$EPOCH" {} +
 find "$D" -type d -exec chmod 755 {} +
 mkdir -p "$OUT"
 DEB=$OUT/${PKG}_${VERSION}_amd64.deb
-dpkg-deb --root-owner-group -Z"$COMPRESS" --build "$D" "$DEB" >/dev/null
+dpkg-deb --root-owner-group -Z"$COMPRESS" -z"$LEVEL" --build "$D" "$DEB" >/dev/null
 say "$(basename "$DEB"): $(stat -c %s "$DEB") bytes, installed $SIZE KiB; Depends: $(sed -n 's/^Depends: //p' "$D/DEBIAN/control")"
 echo "$DEB"
