@@ -57,6 +57,8 @@ type RingRigConfig struct {
 	// which lists every domain of the hypervisor for each question (see
 	// DomainExistsCost).
 	CacheDomains bool
+	// LiveUpdate is the engine's live updater (nil: none).
+	LiveUpdate store.LiveUpdater
 }
 
 // cachedPlatform is the transport with DomainExists answered by the rig.
@@ -97,7 +99,7 @@ func NewRingRig(cfg RingRigConfig) (*RingRig, error) {
 		cache = &cachedPlatform{Server: srv, live: map[uint32]bool{}}
 		plat = cache
 	}
-	e := store.New(store.Config{Platform: plat, Logger: log, WriteRate: cfg.WriteRate})
+	e := store.New(store.Config{Platform: plat, Logger: log, WriteRate: cfg.WriteRate, LiveUpdate: cfg.LiveUpdate})
 	srv.SetEngine(e)
 	if err := srv.WatchDomains(); err != nil {
 		h.Close()

@@ -11,6 +11,7 @@ import (
 	"github.com/xsstub/xenstored/store"
 	"github.com/xsstub/xenstored/store/migration"
 	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/transport/xenring"
 )
 
 // handover is what live update carries besides the store's State: the
@@ -189,19 +190,25 @@ func setQuotas(q *store.Quotas, named []migration.Quota) {
 // ring record with event channel 0 only says that its domain is
 // introduced.
 func decodeHandover(r io.Reader, priv uint32) (*store.State, *handover, error) {
-	s, err := migration.ReadStream(r, nil)
+	rd, err := migration.NewReader(r, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("live-update state: %w", err)
 	}
 	d := &decoder{st: &store.State{Quotas: store.DefaultQuotas()},
 		h:    &handover{listenFD: -1, evtchnFD: -1, sockets: map[uint64]socketState{}, rings: map[uint64]socketState{}},
 		priv: priv, conns: map[uint32]int{}, doms: map[uint32]int{}}
-	for _, rec := range s.Records {
+	for {
+		rec, err := rd.Next() // one record at a time: the stream is never all in memory
+		if err == io.EOF {
+			return d.st, d.h, nil
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("live-update state: %w", err)
+		}
 		if err := d.record(rec); err != nil {
 			return nil, nil, fmt.Errorf("live-update state: %s: %w", rec.Type(), err)
 		}
 	}
-	return d.st, d.h, nil
 }
 
 type decoder struct {
@@ -342,4 +349,21 @@ func splitMessages(b []byte) ([][]byte, error) {
 		b = b[n:]
 	}
 	return out, nil
+}
+
+// WriteRingState writes st and the rings' transport state as a live update
+// of a daemon without sockets (a stub) hands them over: for tests and
+// measurements of the stream.
+func WriteRingState(w io.Writer, st *store.State, rings []xenring.RingHandover) error {
+	h := &handover{listenFD: -1, evtchnFD: -1, sockets: map[uint64]socketState{}, rings: map[uint64]socketState{}}
+	for _, r := range rings {
+		h.rings[r.Conn.ID()] = socketState{fd: int32(r.Port), in: r.In, out: r.Out}
+	}
+	return encodeHandover(w, st, h)
+}
+
+// ReadState reads a stream WriteRingState (or a live update) wrote.
+func ReadState(r io.Reader, priv uint32) (*store.State, error) {
+	st, _, err := decodeHandover(r, priv)
+	return st, err
 }

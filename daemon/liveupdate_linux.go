@@ -1,9 +1,10 @@
 package daemon
 
 import (
-	"bytes"
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -122,20 +123,25 @@ func imageFile(image []byte) (*os.File, error) {
 }
 
 func (u *updater) exec(st *store.State, h *handover, binary, cmdline string, keep []int32) error {
-	var buf bytes.Buffer
-	if err := encodeHandover(&buf, st, h); err != nil {
-		return err
-	}
 	mfd, err := unix.MemfdCreate("xenstored-live-update", 0) // inherited: no CLOEXEC
 	if err != nil {
 		return fmt.Errorf("state memfd: %w", err)
 	}
 	mf := os.NewFile(uintptr(mfd), "xenstored-live-update")
 	defer mf.Close()
-	if _, err := mf.Write(buf.Bytes()); err != nil {
+	// Straight into the memfd: the stream is never in the heap as well.
+	bw := bufio.NewWriterSize(mf, 64<<10)
+	if err := encodeHandover(bw, st, h); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("writing state: %w", err)
 	}
-	if _, err := mf.Seek(0, 0); err != nil {
+	size, err := mf.Seek(0, io.SeekCurrent)
+	if err == nil {
+		_, err = mf.Seek(0, io.SeekStart)
+	}
+	if err != nil {
 		return fmt.Errorf("writing state: %w", err)
 	}
 	for _, fd := range keep {
@@ -148,7 +154,7 @@ func (u *updater) exec(st *store.State, h *handover, binary, cmdline string, kee
 		argv = append([]string{binary}, strings.Fields(cmdline)...)
 	}
 	env := append(os.Environ(), liveUpdateEnv+"="+strconv.Itoa(mfd))
-	u.log.Info("live-update: executing the new daemon", "binary", binary, "state-bytes", buf.Len(),
+	u.log.Info("live-update: executing the new daemon", "binary", binary, "state-bytes", size,
 		"connections", len(st.Conns), "rings", len(h.rings), "sockets", len(h.sockets))
 	err = syscall.Exec(binary, argv, env)
 	for _, fd := range keep {
@@ -191,7 +197,7 @@ func inheritedState(priv uint32) (*store.State, *handover, error) {
 	unix.CloseOnExec(fd)
 	f := os.NewFile(uintptr(fd), "live-update state")
 	defer f.Close()
-	return decodeHandover(f, priv)
+	return decodeHandover(bufio.NewReaderSize(f, 64<<10), priv)
 }
 
 // adoptSockets gives the restored engine's socket clients to a new socket

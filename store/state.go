@@ -75,8 +75,9 @@ type PendingReply struct {
 	ReqID, TxID uint32
 }
 
-// Export returns the store's state. It takes the engine lock for the
-// copy; see Freeze for an update, which must keep it.
+// Export returns the store's state. Node values and permission lists are
+// shared with the store (neither is ever changed in place); the rest is
+// copied.
 func (e *Engine) Export() *State {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -117,7 +118,10 @@ func (e *Engine) exportNodes() []NodeState {
 		if n == nil {
 			continue
 		}
-		out = append(out, NodeState{Path: p, Value: slices.Clone(n.value), Perms: n.perms.clone()})
+		// Values and permission lists are never changed in place, so the
+		// state may share them with the tree (an update's copy of the
+		// whole store would double its memory).
+		out = append(out, NodeState{Path: p, Value: n.value, Perms: n.perms})
 		var kids []string
 		eachChild(n.children, func(ch string) { kids = append(kids, childPath(p, ch)) })
 		for i := len(kids) - 1; i >= 0; i-- {
@@ -134,7 +138,7 @@ func (e *Engine) exportNodes() []NodeState {
 	slices.Sort(special)
 	for _, p := range special {
 		n := e.nodes.get(p)
-		out = append(out, NodeState{Path: p, Value: slices.Clone(n.value), Perms: n.perms.clone()})
+		out = append(out, NodeState{Path: p, Value: n.value, Perms: n.perms})
 	}
 	return out
 }
@@ -202,31 +206,33 @@ func Restore(cfg Config, st *State) (*Engine, error) {
 }
 
 // restoreNodes replaces the initial tree with the nodes of st, parents
-// first; children lists are rebuilt in the order the nodes come.
+// first; children lists are built in the order the nodes come, then each
+// node is stored once (linear in the tree, however wide a directory).
 func (e *Engine) restoreNodes(nodes []NodeState) error {
 	for _, p := range []string{"/tool/xenstored", "/tool", "/", "@introduceDomain", "@releaseDomain"} {
 		e.setLive(p, nil)
 	}
+	children := make(map[string][]byte, len(nodes)/4)
 	seen := make(map[string]bool, len(nodes))
 	for _, ns := range nodes {
 		if len(ns.Perms) == 0 || seen[ns.Path] {
 			return fmt.Errorf("restoring node %q: no permissions or twice", ns.Path)
 		}
 		seen[ns.Path] = true
-		if ns.Path != "/" && !isSpecial(ns.Path) {
-			parent := parentPath(ns.Path)
-			pn := e.nodes.get(parent)
-			if pn == nil {
-				return fmt.Errorf("restoring node %q before its parent", ns.Path)
-			}
-			up := pn.detached()
-			up.children = withChild(up.children, baseName(ns.Path))
-			e.setLive(parent, up)
+		if ns.Path == "/" || isSpecial(ns.Path) {
+			continue
 		}
-		e.setLive(ns.Path, &node{value: slices.Clone(ns.Value), perms: ns.Perms.clone()})
+		parent := parentPath(ns.Path)
+		if !seen[parent] {
+			return fmt.Errorf("restoring node %q before its parent", ns.Path)
+		}
+		children[parent] = append(append(children[parent], baseName(ns.Path)...), 0)
 	}
-	if e.nodes.get("/") == nil {
+	if !seen["/"] {
 		return errors.New("restored store has no root")
+	}
+	for _, ns := range nodes {
+		e.setLive(ns.Path, &node{value: slices.Clone(ns.Value), perms: ns.Perms.clone(), children: children[ns.Path]})
 	}
 	return nil
 }

@@ -7,7 +7,7 @@
 //	xsscale [-tree 1000,10000,100000,1000000] [-domains 10,100,1000,10000]
 //	        [-ring 1,100,1000] [-ring-duration 1s]
 //	        [-ours bin/xenstored] [-c /path/to/xenstored -shim xsshim.so]
-//	        [-mem 10000,100000,200000] [-markdown FILE]
+//	        [-mem 10000,100000,200000] [-liveupdate 1000,10000] [-markdown FILE]
 //
 // An empty list skips that part. Progress goes to stderr, tables to
 // stdout.
@@ -52,6 +52,7 @@ func main() {
 		cbin     = flag.String("c", "", "C xenstored 4.17 binary, for the process memory comparison")
 		shim     = flag.String("shim", "", "LD_PRELOAD shim for C xenstored (difftest/shim/xsshim.c, compiled)")
 		memS     = flag.String("mem", "10000,100000,200000", "process memory comparison sizes (nodes)")
+		luS      = flag.String("liveupdate", "1000,10000", "domain counts for the live-update cost (fake rings)")
 		mdPath   = flag.String("markdown", "", "also write the tables as Markdown to this file")
 		opsN     = flag.Int("ops", 20000, "engine operations per timed batch")
 		progress = flag.Bool("progress", true, "progress lines on stderr")
@@ -93,6 +94,10 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
+	lus, err := ints(*luS)
+	if err != nil {
+		fail(err)
+	}
 	var md strings.Builder
 	emit := func(title string, text, mdText string) {
 		fmt.Printf("== %s\n%s\n", title, text)
@@ -106,6 +111,18 @@ func main() {
 			fail(err)
 		}
 		emit("Engine, tree growing (in-process, dom0, random nodes; mean per operation)", bench.TreeTable(rows, false), bench.TreeTable(rows, true))
+	}
+	if len(lus) > 0 {
+		var rows []*bench.LiveUpdateRow
+		for _, n := range lus {
+			say(fmt.Sprintf("live update with %d domains", n))
+			row, err := bench.LiveUpdateCost(n)
+			if err != nil {
+				fail(err)
+			}
+			rows = append(rows, row)
+		}
+		emit("Live update (fake rings, ~100 nodes and a watch per guest; live heap after a collection plus the stream's memfd)", bench.LiveUpdateTable(rows, false), bench.LiveUpdateTable(rows, true))
 	}
 	if len(doms) > 0 {
 		say("domain scale")
