@@ -1,6 +1,8 @@
 package packaging
 
 import (
+	"bytes"
+	"compress/gzip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,7 +45,15 @@ func TestDeb(t *testing.T) {
 		images = filepath.Join(tmp, "images")
 		os.MkdirAll(images, 0o755)
 		for _, f := range []string{"xenstore-stubdom.kernel", "xenstore-stubdom-pv.kernel", "xenstore-stubdom.cpio.gz"} {
-			if err := os.WriteFile(filepath.Join(images, f), []byte("stand-in "+f+"\n"), 0o644); err != nil {
+			content := []byte("stand-in " + f + "\n")
+			if strings.HasSuffix(f, ".gz") { // lintian checks it is gzip
+				var b bytes.Buffer
+				zw := gzip.NewWriter(&b)
+				zw.Write(content)
+				zw.Close()
+				content = b.Bytes()
+			}
+			if err := os.WriteFile(filepath.Join(images, f), content, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
