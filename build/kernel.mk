@@ -1,6 +1,10 @@
 # The stub domain's Linux kernel: images/xenstore-stubdom.kernel (PVH/PV
 # vmlinux) from Debian's linux-source-6.1 and kernel/stubdom.config.
 # Takes ~12 minutes on 2 cores the first time; cached outside the tree after.
+# Then images/xenstore-stubdom-pv.kernel: the same vmlinux with its PVH
+# entry note disabled (build/pvkernel, well under a second), for Xen's own
+# init-xenstore-domain on HVM hosts (kernel/README.md).
 .PHONY: kernel
 kernel:
 	@bash build/kernel.sh
+	@$(GO) run ./build/pvkernel images/xenstore-stubdom.kernel images/xenstore-stubdom-pv.kernel

@@ -9,6 +9,9 @@ command -v xenstore-ls >/dev/null || need+=(xenstore-utils)
 /usr/bin/python3 -c 'import pyxs' 2>/dev/null || need+=(python3-pyxs)
 [ -e /usr/include/xenctrl.h ] || need+=(libxen-dev)
 command -v gcc >/dev/null || need+=(gcc)
+# make deb (build/deb.sh) and its test: dpkg-deb, dpkg-shlibdeps, lintian.
+command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
+command -v lintian >/dev/null || need+=(lintian)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   apt-get update -qq

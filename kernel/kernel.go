@@ -5,6 +5,7 @@ package kernel
 
 import (
 	"bufio"
+	"bytes"
 	"debug/elf"
 	"encoding/binary"
 	"fmt"
@@ -81,3 +82,81 @@ func PVHEntry(f *elf.File) (uint32, bool, error) {
 }
 
 func align4(n uint32) uint32 { return (n + 3) &^ 3 }
+
+// DisabledNoteName is the owner name DisablePVH gives the PVH entry note in
+// place of "Xen" (same length, so nothing moves). Xen's ELF loader reads
+// only notes owned by "Xen", so the kernel then has no PVH entry for it.
+const DisabledNoteName = "Off"
+
+// DisablePVH returns a copy of an ELF kernel whose Xen PVH entry notes
+// (XEN_ELFNOTE_PHYS32_ENTRY) are renamed from "Xen" to DisabledNoteName,
+// and how many it renamed. Every other byte is kept: the PV entry and the
+// other Xen notes stay, so Xen's domain builder can only boot it as PV
+// (Xen's own init-xenstore-domain from 4.18 tries PVH first and falls back
+// to PV when the kernel has no PVH entry). A kernel without the note is an
+// error: there is nothing to disable.
+func DisablePVH(data []byte) ([]byte, int, error) {
+	f, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		return nil, 0, err
+	}
+	out := append([]byte(nil), data...)
+	bo := f.ByteOrder
+	n := 0
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_NOTE {
+			continue
+		}
+		if p.Off+p.Filesz > uint64(len(data)) || p.Off+p.Filesz < p.Off {
+			return nil, 0, fmt.Errorf("note segment at %#x+%#x beyond the file's %d bytes", p.Off, p.Filesz, len(data))
+		}
+		seg := out[p.Off : p.Off+p.Filesz]
+		for pos := uint64(0); pos+12 <= uint64(len(seg)); {
+			namesz, descsz, typ := bo.Uint32(seg[pos:]), bo.Uint32(seg[pos+4:]), bo.Uint32(seg[pos+8:])
+			nameEnd := pos + 12 + uint64(align4(namesz))
+			descEnd := nameEnd + uint64(align4(descsz))
+			if descEnd > uint64(len(seg)) {
+				break
+			}
+			name := seg[pos+12 : pos+12+uint64(namesz)]
+			if namesz == 4 && string(name) == "Xen\x00" && typ == XenElfnotePhys32Entry {
+				copy(name, DisabledNoteName+"\x00")
+				n++
+			}
+			pos = descEnd
+		}
+	}
+	if n == 0 {
+		return nil, 0, fmt.Errorf("no Xen PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY) to disable")
+	}
+	return out, n, nil
+}
+
+// XenNotes lists the types of the Xen notes ("Xen" owner) in an ELF kernel's
+// note segments.
+func XenNotes(f *elf.File) ([]uint32, error) {
+	var types []uint32
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_NOTE {
+			continue
+		}
+		data, err := io.ReadAll(p.Open())
+		if err != nil {
+			return nil, err
+		}
+		for len(data) >= 12 {
+			bo := f.ByteOrder
+			namesz, descsz, typ := bo.Uint32(data), bo.Uint32(data[4:]), bo.Uint32(data[8:])
+			nameEnd := 12 + align4(namesz)
+			descEnd := nameEnd + align4(descsz)
+			if uint64(descEnd) > uint64(len(data)) || uint64(12+namesz) > uint64(len(data)) {
+				break
+			}
+			if strings.TrimRight(string(data[12:12+namesz]), "\x00") == "Xen" {
+				types = append(types, typ)
+			}
+			data = data[descEnd:]
+		}
+	}
+	return types, nil
+}

@@ -1,7 +1,9 @@
 package kernel
 
 import (
+	"bytes"
 	"debug/elf"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,4 +118,118 @@ func TestBuiltKernel(t *testing.T) {
 		t.Errorf("PVH entry %#x is outside every loaded segment", entry)
 	}
 	t.Logf("PVH entry %#x", entry)
+}
+
+// noteELF is an x86-64 ELF with one PT_NOTE segment holding Xen notes of
+// the given types, each with a 4-byte value.
+func noteELF(types ...uint32) []byte {
+	le := binary.LittleEndian
+	var notes []byte
+	for _, typ := range types {
+		n := make([]byte, 20)
+		le.PutUint32(n[0:], 4)
+		le.PutUint32(n[4:], 4)
+		le.PutUint32(n[8:], typ)
+		copy(n[12:], "Xen\x00")
+		le.PutUint32(n[16:], 0x1000000+typ)
+		notes = append(notes, n...)
+	}
+	h := make([]byte, 64+56)
+	copy(h, "\x7fELF")
+	h[4], h[5], h[6] = 2, 1, 1
+	le.PutUint16(h[16:], 2)
+	le.PutUint16(h[18:], 62)
+	le.PutUint32(h[20:], 1)
+	le.PutUint64(h[32:], 64)
+	le.PutUint16(h[52:], 64)
+	le.PutUint16(h[54:], 56)
+	le.PutUint16(h[56:], 1)
+	p := h[64:]
+	le.PutUint32(p[0:], 4)
+	le.PutUint64(p[8:], 120)
+	le.PutUint64(p[32:], uint64(len(notes)))
+	le.PutUint64(p[40:], uint64(len(notes)))
+	le.PutUint64(p[48:], 4)
+	return append(h, notes...)
+}
+
+func TestDisablePVH(t *testing.T) {
+	in := noteELF(1, XenElfnotePhys32Entry, 2)
+	out, n, err := DisablePVH(in)
+	if err != nil || n != 1 {
+		t.Fatalf("DisablePVH: %d, %v", n, err)
+	}
+	if len(out) != len(in) {
+		t.Fatalf("size changed: %d -> %d", len(in), len(out))
+	}
+	if _, ok, _ := PVHEntry(mustELF(t, in)); !ok {
+		t.Fatal("input lost its note (DisablePVH must copy)")
+	}
+	f := mustELF(t, out)
+	if _, ok, _ := PVHEntry(f); ok {
+		t.Error("output still has a PVH entry")
+	}
+	types, err := XenNotes(f)
+	if err != nil || len(types) != 2 || types[0] != 1 || types[1] != 2 {
+		t.Errorf("remaining Xen notes %v, %v; want [1 2]", types, err)
+	}
+	diff := 0
+	for i := range in {
+		if in[i] != out[i] {
+			diff++
+		}
+	}
+	if diff != 3 { // "Xen" -> "Off"
+		t.Errorf("%d bytes changed, want 3", diff)
+	}
+	if _, _, err := DisablePVH(noteELF(1, 2)); err == nil {
+		t.Error("a kernel without the PVH note: no error")
+	}
+	if _, _, err := DisablePVH([]byte("not an ELF")); err == nil {
+		t.Error("not an ELF: no error")
+	}
+}
+
+func mustELF(t *testing.T, b []byte) *elf.File {
+	t.Helper()
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestBuiltPVKernel checks images/xenstore-stubdom-pv.kernel when make
+// kernel has built it: no PVH entry, the PV entry (XEN_ELFNOTE_ENTRY, 1)
+// kept, otherwise the PVH kernel's bytes.
+func TestBuiltPVKernel(t *testing.T) {
+	dir := filepath.Join("..", "images")
+	pv, err := os.ReadFile(filepath.Join(dir, "xenstore-stubdom-pv.kernel"))
+	if os.IsNotExist(err) {
+		t.Skip("images/xenstore-stubdom-pv.kernel not built (make kernel)")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := mustELF(t, pv)
+	if _, ok, _ := PVHEntry(f); ok {
+		t.Fatal("the PV-only kernel has a PVH entry note")
+	}
+	types, err := XenNotes(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[uint32]bool{}
+	for _, ty := range types {
+		have[ty] = true
+	}
+	if !have[1] {
+		t.Errorf("Xen notes %v: want the PV entry (XEN_ELFNOTE_ENTRY, 1)", types)
+	}
+	pvh, err := os.ReadFile(filepath.Join(dir, "xenstore-stubdom.kernel"))
+	if err == nil {
+		if want, _, err := DisablePVH(pvh); err != nil || !bytes.Equal(want, pv) {
+			t.Error("the PV-only kernel is not the PVH kernel with its note disabled (stale? make kernel)")
+		}
+	}
 }

@@ -2,9 +2,13 @@ package privcmd
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"unsafe"
 
+	"github.com/xsstub/xenstored/xen"
+	"github.com/xsstub/xenstored/xen/domains"
 	"github.com/xsstub/xenstored/xen/internal/ctest"
 )
 
@@ -86,16 +90,43 @@ func TestLayout(t *testing.T) {
 // TestAgainstC compares with libxen-dev's headers when they are installed
 // (Debian 12's are 4.17's: get_domain_state is checked only by hand there).
 func TestAgainstC(t *testing.T) {
-	exprs := map[string]string{}
+	checkAgainstC(t, "/usr/include", release(t, 17))
+}
+
+// TestAgainstC420 checks the same layouts against Debian 13's Xen 4.20
+// headers, which build/test-deps.sh unpacks into the cache, and that the
+// domctl interface version the daemon uses for 4.20 is theirs.
+func TestAgainstC420(t *testing.T) {
+	cache := os.Getenv("XSSTUB_CACHE")
+	if cache == "" {
+		cache = "/var/cache/xsstub"
+	}
+	checkAgainstC(t, filepath.Join(cache, "xen-4.20/usr/include"), release(t, 20))
+}
+
+// release is the domctl interface version package domains uses for 4.minor.
+func release(t *testing.T, minor uint32) uint64 {
+	r, ok := domains.Lookup(xen.Version{Major: 4, Minor: minor})
+	if !ok {
+		t.Fatalf("no release 4.%d", minor)
+	}
+	return uint64(r.Domctl)
+}
+
+func checkAgainstC(t *testing.T, include string, ifVersion uint64) {
+	exprs := map[string]string{"ifversion": "XEN_DOMCTL_INTERFACE_VERSION"}
 	for i, tt := range layout {
 		exprs[fmt.Sprintf("v%d", i)] = tt.c
 	}
-	v := ctest.Values(t, []string{"xen/domctl.h", "xen/sys/privcmd.h", "xen/xen.h", "xen/version.h"},
+	v := ctest.ValuesIn(t, include, []string{"xen/domctl.h", "xen/sys/privcmd.h", "xen/xen.h", "xen/version.h"},
 		"#define __XEN_TOOLS__ 1\n#include <stdint.h>\n#include <linux/ioctl.h>\n#include <xen/xen.h>\n#include <xen/domctl.h>\n#include <xen/version.h>\n#include <xen/sys/privcmd.h>\n",
 		exprs)
 	for i, tt := range layout {
 		if c := v[fmt.Sprintf("v%d", i)]; uint64(tt.got) != c {
 			t.Errorf("%s (%s): Go %#x, C %#x", tt.name, tt.c, tt.got, c)
 		}
+	}
+	if v["ifversion"] != ifVersion {
+		t.Errorf("%s: XEN_DOMCTL_INTERFACE_VERSION %#x, the daemon uses %#x", include, v["ifversion"], ifVersion)
 	}
 }

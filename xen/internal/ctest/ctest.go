@@ -23,13 +23,20 @@ import (
 // headers (paths relative to /usr/include) is missing.
 func Values(t *testing.T, headers []string, prelude string, exprs map[string]string) map[string]uint64 {
 	t.Helper()
+	return ValuesIn(t, "/usr/include", headers, prelude, exprs)
+}
+
+// ValuesIn is Values with the headers looked for, first, in include (for
+// another release's headers unpacked beside the system's).
+func ValuesIn(t *testing.T, include string, headers []string, prelude string, exprs map[string]string) map[string]uint64 {
+	t.Helper()
 	cc, err := exec.LookPath("gcc")
 	if err != nil {
 		t.Skip("gcc not found; C cross-check skipped")
 	}
 	for _, h := range headers {
-		if _, err := os.Stat(filepath.Join("/usr/include", h)); err != nil {
-			t.Skipf("header %s not installed (libxen-dev/linux-libc-dev); C cross-check skipped", h)
+		if _, err := os.Stat(filepath.Join(include, h)); err != nil {
+			t.Skipf("header %s not in %s; C cross-check skipped", h, include)
 		}
 	}
 	names := make([]string, 0, len(exprs))
@@ -51,7 +58,7 @@ func Values(t *testing.T, headers []string, prelude string, exprs map[string]str
 	if err := os.WriteFile(cfile, []byte(src.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(cc, "-o", bin, cfile).CombinedOutput()
+	out, err := exec.Command(cc, "-I", include, "-o", bin, cfile).CombinedOutput()
 	if err != nil {
 		t.Fatalf("compiling C probe: %v\n%s\n%s", err, out, src.String())
 	}
