@@ -23,6 +23,8 @@
 #   E2E_TIMEOUT    seconds for the boot (default 600)
 #   E2E_LOG        serial log (default images/e2e-pvh.log)
 #   E2E_NOBUILD=1  skip `make kernel image`
+#   E2E_LIVE_UPDATE=0  skip step 3c (the stub's live update), e.g. to tell
+#                  the update's share of the stub's memory from the fill's
 #   E2E_DOMU_EXTRA extra words for the domU's kernel command line
 #                  (e2e.rebootonce: its first boot reboots, to test the test)
 set -euo pipefail
@@ -96,6 +98,7 @@ cp $W/img/bin/xenstored $O/stub/xenstored-new
 cat >$O/e2e/config <<CFG
 STUB_MEM=$STUB_MEM
 STUB_PARAM="$STUB_PARAM"
+LIVE_UPDATE=${E2E_LIVE_UPDATE:-1}
 CFG
 # The PVH domU: Debian's kernel (already in the base as /guest/vmlinuz), a
 # busybox initramfs with xsprobe and build/e2e/pvh-guest-init.sh.

@@ -17,7 +17,7 @@
 //	xsprobe time N PATH             N READs one after another; prints each latency in ms
 //	xsprobe watch PATH TOKEN SECS   WATCH PATH; prints "WATCH-EVENT path=P token=T t=S" for each
 //	                                event (S: seconds since the WATCH) for SECS seconds
-//	xsprobe fill PATH SIZE MAX      WRITE PATH/fNNNNNN with SIZE-byte values until an error or MAX
+//	xsprobe fill PATH SIZE MAX      WRITE PATH/dNNNN/fNNNNNN (100 a directory) with SIZE-byte values until an error or MAX
 //	                                writes: "written=N bytes=B first_error=E took=Ss" (exit 3 on error)
 //
 // The device is $XSPROBE_DEV or /dev/xen/xenbus.
@@ -290,7 +290,9 @@ func fill(c *conn, path string, size, max int) {
 	val := []byte(strings.Repeat("m", size))
 	var bytes int
 	for i := 0; i < max; i++ {
-		p := append([]byte(fmt.Sprintf("%s/f%06d", path, i)), 0)
+		// 100 values per directory: a directory's record (its
+		// children's names) stays far below the node-size quota.
+		p := append([]byte(fmt.Sprintf("%s/d%04d/f%06d", path, i/100, i)), 0)
 		if err := c.send(wire.Write, append(p, val...)); err != nil {
 			fatal(err)
 		}
