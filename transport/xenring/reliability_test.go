@@ -223,7 +223,9 @@ func TestRingFeaturesFollowSetFeature(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRig(t)
-			g := r.guestWithFeatures(r.dom0(), 7, tt.set)
+			d0 := r.dom0()
+			const id = 7
+			g := r.guestWithFeatures(d0, id, tt.set)
 			rg, err := ring.NewGuest(g.Page())
 			if err != nil {
 				t.Fatal(err)
