@@ -339,7 +339,19 @@ if [ "$LIVE_UPDATE" = 1 ]; then
 	echo "payload: $(ls -l /stub/xenstored-new | tr -s ' ' | cut -d' ' -f5) bytes /stub/xenstored-new (the image's /bin/xenstored); /tool/xenstored/domid=$(T xenstore-read /tool/xenstored/domid)"
 	mark LIVE-UPDATE-START
 	T0=$(up)
-	timeout 600 xenstore-control live-update /stub/xenstored-new >/tmp/lu.out 2>&1
+	# In the background, so that a stub dying during the update ends the
+	# wait (and the boot, with Xen's lines) instead of the boot's timeout.
+	timeout 600 xenstore-control live-update /stub/xenstored-new >/tmp/lu.out 2>&1 &
+	lupid=$!
+	while kill -0 $lupid 2>/dev/null; do
+		if ! xstool alive $STUBID >/dev/null; then
+			echo "our stub died during the live update: $(xstool alive $STUBID)"
+			kill $lupid
+			break
+		fi
+		sleep 2
+	done
+	wait $lupid
 	rc=$?
 	T1=$(up)
 	mark LIVE-UPDATE-END
