@@ -438,7 +438,13 @@ if [ "$FILL" = 1 ]; then
 	T xenstore-chmod $H/data/fill-go n$ID
 	mark FILL-START
 	T0=$(up)
-	gwait '^GUEST-FILL-DONE' 600
+	i=0 # the guest's end of the fill, unless our stub dies first
+	while [ $i -lt 600 ] && ! dcons | grep -q '^GUEST-FILL-DONE' && xstool alive $STUBID >/dev/null; do sleep 1; i=$((i + 1)); done
+	if ! xstool alive $STUBID >/dev/null; then
+		echo "our stub died during the fill; the guest's last lines: $(dcons | grep '^GUEST fill' | tail -2 | tr '\n' ';')"
+		touch /tmp/fill.stop
+		stub_dead_check
+	fi
 	T1=$(up)
 	mark FILL-END
 	sleep 2
