@@ -12,6 +12,9 @@
 #   make e2e-pvh-4.20     e2e-pvh on Debian 13's Xen 4.20 (trixie dom0 and
 #                   domU kernel 6.12; the launcher dlopens 4.20's libraries)
 #   make e2e-daemon-4.20  e2e-daemon on Debian 13's Xen 4.20
+#   make e2e-deb    4.17, HVM: dpkg -i of `make deb`'s package in dom0, then
+#                   Debian's unmodified /etc/init.d/xen starts our PVH stub;
+#                   PV domU, dpkg -r (~3-5 minutes)
 #   make e2e-pv-4.20      Xen 4.20's init-xenstore-domain starts our stub as
 #                   PV (not in `make e2e` yet: see the README, "Xen 4.20")
 #   make e2e-pv E2E_STUB_MEM=48       stub memory in MiB
@@ -45,3 +48,7 @@ e2e-pv-4.20:
 .PHONY: e2e-pvh-4.20
 e2e-pvh-4.20:
 	@E2E_XEN=4.20 bash build/e2e/pvh.sh
+
+.PHONY: e2e-deb
+e2e-deb:
+	@bash build/e2e/deb.sh
