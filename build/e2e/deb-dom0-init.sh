@@ -170,7 +170,7 @@ if [ $rc = 0 ] && [ "$v" = y ]; then pass write-read; else fail write-read "writ
 out=$(T xenstore-control connections 2>&1)
 rc=$?
 echo "$out" | head -10
-if [ $rc = 0 ] && [ -n "$out" ]; then pass xenstore-control-connections "$(echo "$out" | wc -l) lines"; else fail xenstore-control-connections "rc=$rc '$out'"; fi
+if [ $rc = 0 ] && echo "$out" | grep -q 'domid 0 priv true'; then pass xenstore-control-connections "$(echo "$out" | grep 'domid 0 ' | cut -c1-80)"; else fail xenstore-control-connections "rc=$rc '$out'"; fi
 v=$(T xenstore-read /tool/xenstored/domid 2>&1)
 if [ "$v" = "$STUBID" ] && stub_alive; then
 	pass tool-xenstored-domid "dom$v is the domain Xen flags as xenstore domain, alive: $(xstool alive $v)"
@@ -216,7 +216,8 @@ else
 	dcons $DOMUCONS | tail -20
 fi
 v=$(T xenstore-read /local/domain/$ID/data/hello 2>&1)
-if [ "$v" = from-the-guest ]; then pass guest-write-seen-by-dom0 "/local/domain/$ID/data/hello"; else fail guest-write-seen-by-dom0 "'$v'"; fi
+c=$(T xenstore-control connections 2>&1 | grep "domid $ID ")
+if [ "$v" = from-the-guest ] && [ -n "$c" ]; then pass guest-write-seen-by-dom0 "/local/domain/$ID/data/hello; the stub's connection: $(echo "$c" | cut -c1-60)"; else fail guest-write-seen-by-dom0 "'$v'; connections: $c"; fi
 rel0=$(grep -c '^@releaseDomain' /tmp/watch.log)
 mark DESTROY-START
 T0=$(up)
