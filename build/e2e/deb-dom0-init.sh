@@ -13,6 +13,16 @@ if [ -z "${E2E_DASH:-}" ]; then
 	# package has (its sh, start-stop-daemon, dpkg, tar... applets must not
 	# shadow them), and the rest of this script runs under dash: busybox's
 	# sh runs its own applets before PATH (its dpkg applet is not dpkg).
+	# Debian 13's packages install into /usr only (merged /usr; the base's
+	# /bin and /sbin are directories): link /bin/X and /sbin/X to them, as
+	# merged /usr's /bin -> usr/bin would (/bin/sh for #!/bin/sh).
+	if /bin/busybox grep -q '^XENV=4.20' /e2e/config; then
+		for d in bin sbin; do
+			for f in /usr/$d/*; do
+				[ -e /$d/${f##*/} ] || /bin/busybox ln -s $f /$d/${f##*/}
+			done
+		done
+	fi
 	for a in $(/bin/busybox --list); do
 		for d in /usr/sbin /usr/bin /sbin /bin; do
 			[ -e $d/$a ] && continue 2

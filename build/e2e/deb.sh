@@ -78,9 +78,59 @@ if [ "$XENV" = 4.17 ]; then
 	for p in "${EXTRA[@]}"; do PDEBS+=("$(ls "$DDEBS/${p}_"*.deb | head -1)"); done
 	listlibs() { LD_LIBRARY_PATH= ldd "$1" 2>/dev/null | awk '/=> \// {print $3}'; }
 else
-	die "E2E_XEN=$XENV: this boot runs on 4.17 only for now (trixie's dpkg, tar, util-linux and their libraries are not fetched yet)"
+	# Debian 13: with fetch-trixie.sh's private apt configuration (its lists,
+	# an empty status file; the host's apt is not touched). dpkg, tar, dash,
+	# libc-bin, sysvinit-utils and the libraries they need (Depends,
+	# followed), util-linux for choom (its libraries are not followed: choom
+	# needs only libc); what fetch-trixie.sh already has is taken from there.
+	TC=${XSSTUB_CACHE:-/var/cache/xsstub}/trixie
+	XDEBS=$TC/debs
+	DDEBS=$CACHE/deb-boot
+	TA=$TC/apt
+	mkdir -p "$DDEBS"
+	APT=(-o "Dir::Etc::sourcelist=$TA/sources.list" -o Dir::Etc::sourceparts=-
+		-o "Dir::State::Lists=$TA/lists" -o "Dir::Cache=$TA/cache" -o "Dir::State::status=$TA/status"
+		-o Dir::Etc::preferences=/dev/null -o Dir::Etc::preferencesparts=-
+		-o APT::Architecture=amd64 -o APT::Architectures=amd64 -o Debug::NoLocking=1)
+	if [ ! -s "$DDEBS/packages" ]; then
+		queue=(dpkg tar dash libc-bin sysvinit-utils) seen=" " list=(util-linux)
+		while ((${#queue[@]})); do
+			p=${queue[0]}
+			queue=("${queue[@]:1}")
+			case "$seen" in *" $p "*) continue ;; esac
+			seen="$seen$p "
+			ls "$XDEBS/${p}_"*.deb >/dev/null 2>&1 || list+=("$p")
+			for d in $(apt-cache "${APT[@]}" depends --no-recommends --no-suggests --no-conflicts \
+				--no-breaks --no-replaces --no-enhances "$p" 2>/dev/null |
+				awk '/^ *(Pre)?Depends:/ {n=$2; if (n !~ /^</) print n}'); do
+				case " debianutils perl-base libc6 libgcc-s1 gcc-14-base " in *" $d "*) continue ;; esac
+				queue+=("$d")
+			done
+		done
+		printf '%s\n' "${list[@]}" | sort -u >"$DDEBS/packages"
+	fi
+	EXTRA=($(cat "$DDEBS/packages"))
+	missing=()
+	for p in "${EXTRA[@]}"; do ls "$DDEBS/${p}_"*.deb >/dev/null 2>&1 || missing+=("$p"); done
+	if ((${#missing[@]})); then
+		say "downloading (trixie) ${missing[*]}"
+		(cd "$DDEBS" && apt-get "${APT[@]}" -q download "${missing[@]}" >/dev/null) || die "apt-get download failed"
+	fi
+	PDEBS=()
+	for p in "${EXTRA[@]}"; do PDEBS+=("$(ls "$DDEBS/${p}_"*.deb | head -1)"); done
+	PDEBS+=("$(ls "$XDEBS/xenstore-utils_"*.deb | head -1)")
+	TLD=$PKGROOT/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
+	# Resolved in the staged root first, then in fetch-trixie.sh's; printed
+	# as paths inside dom0's root.
+	listlibs() {
+		"$TLD" --library-path "$P/usr/lib/x86_64-linux-gnu:$PKGROOT/usr/lib/x86_64-linux-gnu" --list "$1" 2>/dev/null |
+			awk '/=> \// {print $3}' | while read -r l; do
+			case $l in "$P"/*) ;; "$PKGROOT"/*) echo "${l#"$PKGROOT"}" ;; esac
+		done
+	}
 fi
 for p in xen-utils-common "xen-utils-$XENV"; do PDEBS+=("$(ls "$XDEBS/${p}_"*.deb | head -1)"); done
+P=$W/pk
 
 # Cached (keyed on the packages and this script): the unpacked packages,
 # their libraries, dpkg's database and /etc/default/xen.
@@ -92,7 +142,6 @@ KEY=$({
 PKGS=$DDEBS/root-$KEY.cpio.gz
 if [ ! -f "$PKGS" ]; then
 	say "unpacking $(echo "${PDEBS[@]}" | wc -w) Debian packages for dom0's root into $PKGS"
-	P=$W/pk
 	A=$P/var/lib/dpkg
 	mkdir -p $A/info $A/updates $A/triggers $A/alternatives $A/parts $P/var/log $P/etc/default
 	: >$A/status
@@ -113,11 +162,17 @@ if [ ! -f "$PKGS" ]; then
 		dpkg-deb --fsys-tarfile "$d" | tar -t | sed -e 's#^\./$#/.#' -e 's#^\.##' -e 's#/$##' >$A/info/$pkg.list
 		dpkg-deb --ctrl-tarfile "$d" | tar -xO ./md5sums >$A/info/$pkg.md5sums 2>/dev/null || rm -f $A/info/$pkg.md5sums
 	done
+	# Debian 13 is merged /usr: /lib is usr/lib (the 4.20 base has no /lib).
+	if [ "$XENV" != 4.17 ] && [ -d $P/lib ] && [ ! -L $P/lib ]; then
+		cp -a $P/lib/. $P/usr/lib/
+		rm -rf $P/lib
+		ln -s usr/lib $P/lib
+	fi
 	# Their libraries (4.17: Debian 12's, from the host, like the base's).
 	find $P -type f -perm -u+x -size +8k | while read -r f; do
-		head -c4 "$f" | grep -q ELF && listlibs "$f"
+		if head -c4 "$f" | grep -q ELF; then listlibs "$f"; fi
 	done | sort -u | while read -r l; do
-		[ -e "$P$l" ] || { mkdir -p "$P$(dirname "$l")" && cp -L "$l" "$P$l"; }
+		[ -e "$P$l" ] || { mkdir -p "$P$(dirname "$l")" && cp -L "${LIBROOT:-}$l" "$P$l"; }
 	done
 	# What xen-utils-common's postinst (ucf) installs: Debian's default file
 	# as shipped (XENSTORED unset: the script tries oxenstored, then
