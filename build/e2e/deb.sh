@@ -163,14 +163,16 @@ if [ ! -f "$PKGS" ]; then
 		dpkg-deb --ctrl-tarfile "$d" | tar -xO ./md5sums >$A/info/$pkg.md5sums 2>/dev/null || rm -f $A/info/$pkg.md5sums
 	done
 	# Debian 13 is merged /usr: /lib is usr/lib (the 4.20 base has no /lib).
-	if [ "$XENV" != 4.17 ] && [ -d $P/lib ] && [ ! -L $P/lib ]; then
-		cp -a $P/lib/. $P/usr/lib/
-		rm -rf $P/lib
-		ln -s usr/lib $P/lib
+	if [ "$XENV" != 4.17 ]; then
+		if [ -d $P/lib ] && [ ! -L $P/lib ]; then
+			cp -a $P/lib/. $P/usr/lib/
+			rm -rf $P/lib
+		fi
+		ln -sfn usr/lib $P/lib
 	fi
 	# Their libraries (4.17: Debian 12's, from the host, like the base's).
 	find $P -type f -perm -u+x -size +8k | while read -r f; do
-		if head -c4 "$f" | grep -q ELF; then listlibs "$f"; fi
+		if head -c4 "$f" | grep -q ELF; then listlibs "$f" || :; fi
 	done | sort -u | while read -r l; do
 		[ -e "$P$l" ] || { mkdir -p "$P$(dirname "$l")" && cp -L "${LIBROOT:-}$l" "$P$l"; }
 	done
