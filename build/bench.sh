@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # make bench: the same load scenarios against our xenstored, Debian's C
 # xenstored 4.17 and oxenstored 4.17 (run without Xen through LD_PRELOAD
-# shims) and a do-nothing server, in one invocation on this machine.
+# shims) and two do-nothing servers (nullstored in Go, cnull in C), in one
+# invocation on this machine.
 # Prints a table with ratios against C and writes a chart.
 #   build/bench.sh OUR_XENSTORED [PNG]
 # Environment: BENCH_DURATION (per run, default 2s), BENCH_REPEAT (runs per
-# scenario and server, best reported, default 2), BENCH_TARGETS (subset of
-# "go c ox null"), BENCH_MD (also write the table as Markdown there),
+# scenario and server, best and median reported, default 2), BENCH_TARGETS
+# (subset of "go c ox null cnull"), BENCH_SCENARIOS (comma-separated subset
+# of the suite, e.g. rw-1x1), BENCH_MD (also write the table as Markdown there),
 # XSSTUB_CACHE (where build/test-deps.sh unpacked xen-utils-4.17).
 set -euo pipefail
 ours=$(realpath "$1"); png=${2:-images/bench.png}
@@ -14,7 +16,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${XSSTUB_CACHE:-/var/cache/xsstub}
 xen=$cache/xen-utils
 dur=${BENCH_DURATION:-2s}; repeat=${BENCH_REPEAT:-2}
-want=${BENCH_TARGETS:-go c ox null}
+want=${BENCH_TARGETS:-go c ox null cnull}
 
 tmp=$(mktemp -d /tmp/xsbench.XXXXXX)
 pids=()
@@ -25,9 +27,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== building the load generator, the do-nothing server and the shims in $tmp"
+echo "== building the load generator, the do-nothing servers and the shims in $tmp"
 (cd "$root" && go build -o "$tmp/" ./bench/cmd/xsload ./bench/cmd/nullstored)
 has() { [[ " $want " == *" $1 "* ]]; }
+if has cnull; then
+  gcc -O2 -Wall -o "$tmp/cnull" "$root/bench/cnull/cnull.c"
+fi
 if has c || has ox; then
   [ -x "$xen/usr/lib/xen-4.17/bin/xenstored" ] || { echo "no C xenstored in $xen: run bash build/test-deps.sh" >&2; exit 1; }
   gcc -O2 -Wall -fPIC -shared -o "$tmp/xsshim.so" "$root/difftest/shim/xsshim.c" -ldl
@@ -75,11 +80,15 @@ fi
 if has null; then
   start null "$tmp/null.sock" "$tmp/null.log" "$tmp/nullstored" --socket "$tmp/null.sock"
 fi
+if has cnull; then
+  start cnull "$tmp/cnull.sock" "$tmp/cnull.log" "$tmp/cnull" --socket "$tmp/cnull.sock"
+fi
 
 baseline=c; has c || baseline=${targets[1]%%=*}
-echo "== $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $dur per run, best of $repeat"
+echo "== $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $dur per run, $repeat runs (best and median)"
 args=(-suite "${targets[@]}" -baseline "$baseline" -duration "$dur" -repeat "$repeat" -png "$png")
 [ -n "${BENCH_MD:-}" ] && args+=(-markdown "$BENCH_MD")
+[ -n "${BENCH_SCENARIOS:-}" ] && args+=(-scenarios "$BENCH_SCENARIOS")
 "$tmp/xsload" "${args[@]}"
 for i in "${!pids[@]}"; do
   kill -0 "${pids[$i]}" 2>/dev/null || echo "warning: server ${targets[$((2*i+1))]} died during the run" >&2

@@ -12,6 +12,10 @@ import (
 // daemonEnv marks the re-executed child so it does not fork again.
 const daemonEnv = "XSSTUB_XENSTORED_CHILD"
 
+// Detached reports whether this process is the background daemon that
+// Daemonize started (its standard output and error go nowhere).
+func Detached() bool { return os.Getenv(daemonEnv) != "" }
+
 // Daemonize emulates C xenstored's fork without -N: it starts this program
 // again in a new session with the same arguments, waits until the child
 // serves socket, and reports whether the caller is the parent (which should

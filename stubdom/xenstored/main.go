@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/syslog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -32,8 +33,15 @@ func main() {
 		os.Exit(0)
 	}
 	logTo := io.Writer(os.Stderr)
-	if o.StubDomain {
+	switch {
+	case o.StubDomain:
 		logTo = daemon.ConsoleLog() // nobody may drain the console yet
+	case daemon.Detached():
+		// Forked into the background, as C xenstored: log to syslog
+		// as it does, where there is one.
+		if w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "xenstored"); err == nil {
+			logTo = w
+		}
 	}
 	log := daemon.NewLogger(logTo, o.Verbose)
 	if !gctune.Start(gctune.Default) {

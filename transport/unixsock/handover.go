@@ -7,6 +7,8 @@ import (
 	"os"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/xsstub/xenstored/store"
 )
 
@@ -38,7 +40,7 @@ func (s *Server) Freeze() (*os.File, []Handover, error) {
 	var err error
 	for cl := range s.clients {
 		h := cl.freeze()
-		if h.File, err = cl.nc.File(); err != nil {
+		if h.File, err = cl.file(); err != nil {
 			break
 		}
 		out = append(out, h)
@@ -58,6 +60,7 @@ func (s *Server) Freeze() (*os.File, []Handover, error) {
 	}
 	if err != nil {
 		closeHandovers(out)
+		s.thawLocked()
 		return nil, nil, fmt.Errorf("socket handover: %w", err)
 	}
 	return lf, out, nil
@@ -77,6 +80,10 @@ func (s *Server) Thaw(hs []Handover) {
 	closeHandovers(hs)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.thawLocked()
+}
+
+func (s *Server) thawLocked() {
 	s.frozen = false
 	s.ln.SetDeadline(time.Time{})
 	for cl := range s.clients {
@@ -85,17 +92,13 @@ func (s *Server) Thaw(hs []Handover) {
 	s.cond.Broadcast()
 }
 
-// freeze waits until cl is in no system call and copies its bytes. The
-// request being handled is left out if the engine took it already.
+// freeze stops cl's I/O (every read and write happens under cl.mu) and
+// copies its bytes. The request being handled is left out if the engine
+// took it already.
 func (cl *client) freeze() Handover {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	cl.frozen = true
-	cl.nc.SetReadDeadline(past)
-	cl.nc.SetWriteDeadline(past)
-	for cl.reading || cl.writing {
-		cl.cond.Wait()
-	}
 	in := cl.in
 	if cl.inflight > 0 && cl.c.HandledLocked() > cl.calls {
 		in = in[cl.inflight:]
@@ -103,23 +106,40 @@ func (cl *client) freeze() Handover {
 	return Handover{Conn: cl.c, In: bytes.Clone(in), Out: bytes.Clone(cl.out)}
 }
 
+// file duplicates cl's socket for the next daemon. Caller holds s.mu (the
+// client is open).
+func (cl *client) file() (*os.File, error) {
+	fd, err := unix.FcntlInt(uintptr(cl.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), "unixsock-client"), nil
+}
+
 func (cl *client) thaw() {
 	cl.mu.Lock()
-	defer cl.mu.Unlock()
 	cl.frozen = false
-	cl.nc.SetReadDeadline(time.Time{})
-	cl.nc.SetWriteDeadline(time.Time{})
-	cl.cond.Broadcast()
+	cl.mu.Unlock()
+	cl.s.markDirty(cl)
 }
 
 // Adopt takes over a client carried by a live update, before Serve: c is
 // its restored engine connection (nil: a new one), in and out the bytes
 // the last daemon held for it.
 func (s *Server) Adopt(c *store.Conn, nc *net.UnixConn, in, out []byte) {
+	fd, err := rawFD(nc)
+	nc.Close()
+	if err != nil {
+		s.log.Warn("live-update: a socket client was not adopted", "err", err)
+		if c != nil {
+			c.Close()
+		}
+		return
+	}
 	if c == nil {
 		c = s.e.NewConn(0, true, nil)
 	}
-	cl := newClient(s, c, nc)
+	cl := newClient(s, c, fd)
 	cl.in, cl.out = in, out
 	s.mu.Lock()
 	s.clients[cl] = struct{}{}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/xsstub/xenstored/store"
 	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/xen/fake"
 	"github.com/xsstub/xenstored/xen/ring"
 	"github.com/xsstub/xenstored/xen/ringclient"
 )
@@ -224,23 +225,7 @@ func TestRingFeaturesFollowSetFeature(t *testing.T) {
 			r := newRig(t)
 			d0 := r.dom0()
 			const id = 7
-			d, err := r.h.NewDomain(id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			g, err := d.Attach()
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { g.Close() })
-			if tt.set != "" {
-				if got := d0.call(t, wire.SetFeature, itoa(id), tt.set); got != "OK\x00" {
-					t.Fatalf("SET_FEATURE: %q", got)
-				}
-			}
-			if err := r.e.IntroduceDomain(id, d.GuestPort(), 0); err != nil {
-				t.Fatal(err)
-			}
+			g := r.guestWithFeatures(d0, id, tt.set)
 			rg, err := ring.NewGuest(g.Page())
 			if err != nil {
 				t.Fatal(err)
@@ -383,22 +368,7 @@ func TestRingFeaturesEnforced(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRig(t)
 			d0 := r.dom0()
-			const id = 8
-			d, err := r.h.NewDomain(id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			g, err := d.Attach()
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { g.Close() })
-			if got := d0.call(t, wire.SetFeature, itoa(id), tt.features); got != "OK\x00" {
-				t.Fatalf("SET_FEATURE: %q", got)
-			}
-			if got := d0.call(t, wire.Introduce, itoa(id), "0", itoa(d.GuestPort())); got != "OK\x00" {
-				t.Fatalf("INTRODUCE: %q", got)
-			}
+			g := r.guestWithFeatures(d0, 8, tt.features)
 			page := g.Page()
 			put32(page, xsaReqProd, get32(page, xsaReqCons)+5000) // more than the ring holds
 			g.Notify()
@@ -418,4 +388,29 @@ func TestRingFeaturesEnforced(t *testing.T) {
 			}
 		})
 	}
+}
+
+// guestWithFeatures creates domain id, restricts its features with
+// SET_FEATURE (unless set is empty) and introduces it; the test plays the
+// guest on the returned page.
+func (r *rig) guestWithFeatures(d0 *dom0, id uint32, set string) *fake.Guest {
+	r.t.Helper()
+	d, err := r.h.NewDomain(id)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	g, err := d.Attach()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { g.Close() })
+	if set != "" {
+		if got := d0.call(r.t, wire.SetFeature, itoa(id), set); got != "OK\x00" {
+			r.t.Fatalf("SET_FEATURE: %q", got)
+		}
+	}
+	if err := r.e.IntroduceDomain(id, d.GuestPort(), 0); err != nil {
+		r.t.Fatal(err)
+	}
+	return g
 }

@@ -65,6 +65,7 @@ func main() {
 		repeat   = flag.Int("repeat", 2, "suite: runs per scenario and target (the best is reported)")
 		png      = flag.String("png", "", "suite: write a chart to this PNG file")
 		md       = flag.String("markdown", "", "suite: also write the table as Markdown to this file")
+		only     = flag.String("scenarios", "", "suite: comma-separated scenario names to run (default all)")
 	)
 	flag.StringVar(&cfg.Socket, "socket", "", "Unix socket of the server")
 	flag.IntVar(&cfg.Conns, "conns", 1, "connections (1-1000)")
@@ -92,9 +93,13 @@ func main() {
 		if d == 0 {
 			d = 2 * time.Second
 		}
+		scs, err := pickScenarios(*only)
+		if err != nil {
+			fail(err)
+		}
 		rep, err := bench.RunSuite(bench.SuiteOptions{
 			Targets: tgts, Baseline: *baseline, Duration: d, Warmup: cfg.Warmup,
-			Repeat: *repeat, Log: os.Stderr,
+			Repeat: *repeat, Log: os.Stderr, Scenarios: scs,
 		})
 		if err != nil {
 			fail(err)
@@ -169,4 +174,25 @@ func flagSet(name string) bool {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "xsload:", err)
 	os.Exit(1)
+}
+
+// pickScenarios selects suite scenarios by name ("" is all of them).
+func pickScenarios(names string) ([]bench.Scenario, error) {
+	if names == "" {
+		return nil, nil
+	}
+	var out []bench.Scenario
+	for _, n := range strings.Split(names, ",") {
+		found := false
+		for _, sc := range bench.Suite {
+			if sc.Name == n {
+				out = append(out, sc)
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("no scenario %q", n)
+		}
+	}
+	return out, nil
 }

@@ -1,0 +1,176 @@
+package unixsock
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/store/wire"
+)
+
+func serve(t *testing.T) (*Server, string) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "socket")
+	ln, err := Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := NewServer(store.New(store.Config{Logger: log}), ln, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return s, sock
+}
+
+func dial(t *testing.T, sock string) *net.UnixConn {
+	t.Helper()
+	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
+func msg(typ wire.Type, id uint32, parts ...string) []byte {
+	var p []byte
+	for _, s := range parts {
+		p = append(append(p, s...), 0)
+	}
+	return enc(wire.Msg{Type: typ, ReqID: id, Payload: p})
+}
+
+func enc(m wire.Msg) []byte { return m.Encode() }
+
+func next(t *testing.T, c net.Conn) (wire.Header, string) {
+	t.Helper()
+	var h [wire.HeaderSize]byte
+	if _, err := io.ReadFull(c, h[:]); err != nil {
+		t.Fatal(err)
+	}
+	hd, err := wire.ParseHeader(h[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, hd.Len)
+	if _, err := io.ReadFull(c, p); err != nil {
+		t.Fatal(err)
+	}
+	return hd, string(p)
+}
+
+// Requests sent in one write, then a half-close: every reply, in order,
+// then EOF.
+func TestBatchThenHalfClose(t *testing.T) {
+	_, sock := serve(t)
+	c := dial(t, sock)
+	var b bytes.Buffer
+	b.Write(enc(wire.Msg{Type: wire.Write, ReqID: 1, Payload: []byte("/a\x00v1")}))
+	b.Write(msg(wire.Read, 2, "/a"))
+	b.Write(msg(wire.Read, 3, "/nope"))
+	if _, err := c.Write(b.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	c.CloseWrite()
+	want := []struct {
+		typ wire.Type
+		p   string
+	}{{wire.Write, "OK\x00"}, {wire.Read, "v1"}, {wire.Error, "ENOENT\x00"}}
+	for i, w := range want {
+		h, p := next(t, c)
+		if h.ReqID != uint32(i+1) || h.Type != w.typ || p != w.p {
+			t.Fatalf("reply %d: %v id %d %q, want %v %q", i, h.Type, h.ReqID, p, w.typ, w.p)
+		}
+	}
+	if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("after the replies: %d, %v; want EOF", n, err)
+	}
+}
+
+// An over-long header closes that client only.
+func TestOverlongCloses(t *testing.T) {
+	_, sock := serve(t)
+	bad, good := dial(t, sock), dial(t, sock)
+	var h [wire.HeaderSize]byte
+	binary.LittleEndian.PutUint32(h[0:], uint32(wire.Read))
+	binary.LittleEndian.PutUint32(h[12:], wire.PayloadMax+1)
+	bad.Write(h[:])
+	if _, err := bad.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("over-long header: %v, want EOF", err)
+	}
+	good.Write(msg(wire.Directory, 7, "/"))
+	if h, _ := next(t, good); h.Type != wire.Directory || h.ReqID != 7 {
+		t.Fatalf("other client: %v id %d", h.Type, h.ReqID)
+	}
+}
+
+// A watch event caused by another client reaches its watcher (output
+// queued outside the watcher's own requests wakes the poller).
+func TestEventFromElsewhere(t *testing.T) {
+	_, sock := serve(t)
+	w, x := dial(t, sock), dial(t, sock)
+	w.Write(msg(wire.Watch, 1, "/w", "tok"))
+	seen := map[wire.Type]int{}
+	for len(seen) < 2 { // the reply and the initial event, in either order
+		h, _ := next(t, w)
+		seen[h.Type]++
+	}
+	x.Write(enc(wire.Msg{Type: wire.Write, ReqID: 2, Payload: []byte("/w/x\x00v")}))
+	if h, _ := next(t, x); h.Type != wire.Write {
+		t.Fatalf("write: %v", h.Type)
+	}
+	h, p := next(t, w)
+	if h.Type != wire.WatchEvent || p != "/w/x\x00tok\x00" {
+		t.Fatalf("event: %v %q", h.Type, p)
+	}
+}
+
+// A freeze hands over the bytes read but not handled; after a thaw the
+// client carries on where it was.
+func TestFreezeKeepsPartialRequest(t *testing.T) {
+	s, sock := serve(t)
+	c := dial(t, sock)
+	req := msg(wire.Read, 5, "/")
+	c.Write(req[:wire.HeaderSize+1])
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lf, hs, err := s.Freeze()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lf.Close()
+		var in []byte
+		for _, h := range hs {
+			if h.Conn != nil {
+				in = h.In
+			}
+		}
+		s.Thaw(hs)
+		if bytes.Equal(in, req[:wire.HeaderSize+1]) {
+			break
+		}
+		if len(in) != 0 || time.Now().After(deadline) {
+			t.Fatalf("handover input %q, want %q", in, req[:wire.HeaderSize+1])
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.Write(req[wire.HeaderSize+1:])
+	if h, _ := next(t, c); h.Type != wire.Read || h.ReqID != 5 {
+		t.Fatalf("after thaw: %v id %d", h.Type, h.ReqID)
+	}
+}
