@@ -164,6 +164,70 @@ fi
 v=$(T xenstore-read /local/domain/$ID/data/hello 2>&1)
 if [ "$v" = from-the-guest ]; then pass guest-write-seen-by-dom0 "/local/domain/$ID/data/hello"; else fail guest-write-seen-by-dom0 "'$v'"; fi
 
+# --- 3b. live update of our daemon while the domU runs (issue 12)
+step "3b: xenstore-control live-update -f /usr/sbin/xsstub-xenstored while the domU holds a watch and polls"
+i=0
+while [ $i -lt 60 ] && ! dcons $DOMUCONS | grep -q '^WATCH-EVENT path=data/lu '; do sleep 1; i=$((i + 1)); done
+T xenstore-write /local/domain/$ID/data/lu/before 1
+T xenstore-chmod /local/domain/$ID/data/lu/before n$ID
+i=0
+while [ $i -lt 30 ] && ! dcons $DOMUCONS | grep -q '^WATCH-EVENT path=data/lu/before '; do sleep 1; i=$((i + 1)); done
+if dcons $DOMUCONS | grep -q '^WATCH-EVENT path=data/lu/before '; then
+	pass domu-watch-before-update "$(dcons $DOMUCONS | grep '^WATCH-EVENT path=data/lu/before ' | head -1)"
+else
+	fail domu-watch-before-update "$(dcons $DOMUCONS | grep '^WATCH' | tr '\n' ';')"
+fi
+pid0=$(cat /run/xenstore.pid 2>/dev/null)
+mark LIVE-UPDATE-START
+T0=$(up)
+timeout 300 xenstore-control live-update -f /usr/sbin/xsstub-xenstored >/tmp/lu.out 2>&1
+rc=$?
+T1=$(up)
+mark LIVE-UPDATE-END
+sed 's/^/xenstore-control: /' /tmp/lu.out
+echo "@@E2E INFO live-update-daemon xenstore-control live-update -f took $(dt $T1 $T0)s (dom0 time), rc=$rc"
+if [ $rc = 0 ]; then
+	pass live-update-daemon "xenstore-control rc=0 took=$(dt $T1 $T0)s output: '$(tr '\n' ' ' </tmp/lu.out)'"
+else
+	fail live-update-daemon "rc=$rc after $(dt $T1 $T0)s: $(tail -3 /tmp/lu.out | tr '\n' ' ')"
+fi
+pid1=$(cat /run/xenstore.pid 2>/dev/null)
+if [ -n "$pid0" ] && [ "$pid1" = "$pid0" ] && daemon_alive; then
+	pass daemon-same-pid "pid file $pid0 before and $pid1 after; /proc/$pid1/exe $(readlink /proc/$pid1/exe)"
+else
+	fail daemon-same-pid "pid $pid0 -> '$pid1'; alive: $(daemon_alive && echo yes || echo no)"
+fi
+v=$(T xenstore-read /e2e/sock 2>&1)
+v2=$(XENSTORED_PATH=/dev/xen/xenbus T xenstore-read /e2e/ring 2>&1)
+out=$(T xenstore-control connections 2>&1)
+crc=$?
+echo "$out" | head -8
+if [ "$v" = y ] && [ "$v2" = z ] && [ $crc = 0 ] && T xl list >/dev/null 2>&1; then
+	pass dom0-works-after-update "socket read '$v', kernel-ring read '$v2', xenstore-control connections rc=0 ($(echo "$out" | grep -c '^conn') connections), xl list"
+else
+	fail dom0-works-after-update "socket '$v' ring '$v2' connections rc=$crc"
+fi
+T0=$(up)
+T xenstore-write /local/domain/$ID/data/lu/after 1
+T xenstore-chmod /local/domain/$ID/data/lu/after n$ID
+i=0
+while [ $i -lt 60 ] && ! dcons $DOMUCONS | grep -q '^WATCH-EVENT path=data/lu/after '; do sleep 1; i=$((i + 1)); done
+if dcons $DOMUCONS | grep -q '^WATCH-EVENT path=data/lu/after '; then
+	pass domu-watch-after-update "the domU's watch (set before the update) fired $(dt $(up) $T0)s after dom0's write: $(dcons $DOMUCONS | grep '^WATCH-EVENT path=data/lu/after ' | head -1)"
+else
+	fail domu-watch-after-update "no event in 60 s; $(dcons $DOMUCONS | grep -E '^WATCH' | tail -3 | tr '\n' ';')"
+fi
+T xenstore-write /local/domain/$ID/data/read-go 1
+T xenstore-chmod /local/domain/$ID/data/read-go n$ID
+v=$(T xsprobe wait /local/domain/$ID/data/read-done 60 2>&1)
+dcons $DOMUCONS | grep -E '^(GUEST read-go|WATCH)'
+if [ "$v" = domud ]; then
+	pass domu-ring-after-update "the domU's READ poll ran across the update; it read its name after it and wrote data/read-done='$v'"
+else
+	fail domu-ring-after-update "data/read-done '$v'; $(dcons $DOMUCONS | grep '^GUEST read-go')"
+fi
+[ -f $TRACE ] && grep -a -i 'live.update' $TRACE | tail -5 | cut -c1-200 | sed 's/^/[trace] /'
+
 # --- 4. xl destroy: @releaseDomain, the nodes go
 step "4: xl destroy fires @releaseDomain; the guest's nodes are gone"
 rel0=$(grep -c '^@releaseDomain' /tmp/watch.log)

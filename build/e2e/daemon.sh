@@ -13,11 +13,11 @@
 # /init, our xenstored as /usr/sbin/xsstub-xenstored, /etc/default/xen,
 # what Debian's init script sources (/lib/lsb/init-functions, stubs),
 # xsprobe, and a PV domU whose /init reads its name through its kernel's
-# xenbus with xsprobe.
+# xenbus with xsprobe, holds a watch and polls a node across a live update.
 #
 # Environment:
 #   E2E_XEN        4.17 (default) or 4.20 (see pv.sh)
-#   E2E_TIMEOUT    seconds for the boot (default 300)
+#   E2E_TIMEOUT    seconds for the boot (default 420)
 #   E2E_LOG        serial log (default images/e2e-daemon[-4.20].log)
 #   E2E_NOBUILD=1  skip `make build`
 #   XSSTUB_CACHE   cache outside the tree (default /var/cache/xsstub)
@@ -26,7 +26,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$ROOT/build/e2e
 XENV=${E2E_XEN:-4.17}
-TIMEOUT=${E2E_TIMEOUT:-300}
+TIMEOUT=${E2E_TIMEOUT:-420}
 LOG=${E2E_LOG:-$ROOT/images/e2e-daemon$([ "$XENV" = 4.17 ] || echo "-$XENV").log}
 T0=$(date +%s.%N)
 since() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%6.1f", b-a}'; }
@@ -122,6 +122,12 @@ echo "GUEST name=$(xsprobe read name 2>&1) domid=$(xsprobe read domid 2>&1)"
 echo "GUEST write $(xsprobe write data/hello from-the-guest 2>&1; echo rc=$?)"
 echo "DOMU-DONE"
 if grep -q e2e.selfoff /proc/cmdline; then sleep 2; echo "DOMU-POWEROFF"; poweroff -f; fi
+# Across dom0's live update of our daemon: a watch on data/lu (each event a
+# WATCH-EVENT line), and a READ polled every 200 ms until dom0 says go.
+xsprobe watch data/lu lu 3000 &
+v=$(xsprobe wait data/read-go 1500 2>&1)
+echo "GUEST read-go '$v'; after the update: name=$(xsprobe read name 2>&1)"
+xsprobe write data/read-done "$(xsprobe read name 2>&1)"
 sleep 100000
 EOF
 chmod +x $G/init

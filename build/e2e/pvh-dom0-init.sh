@@ -19,6 +19,8 @@ mount -t tmpfs tmpfs /run
 mkdir -p /run/xen /var/run/xen /var/lib/xen /var/log/xen /run/xenstored
 STUB_MEM=32
 STUB_PARAM=
+LIVE_UPDATE=1
+FILL=1
 . /e2e/config
 
 up() { cut -d' ' -f1 /proc/uptime; }
@@ -57,6 +59,9 @@ stub_dead_check() {
 		xl dmesg | grep -E "d${STUBID}v[0-9]+ |Triple fault|domain_crash" | tail -20
 		finish
 	fi
+}
+memreport() { # memreport WHEN: the stub's own view of its memory
+	echo "@@E2E INFO stub-memreport $1: $(T xenstore-control memreport 2>&1 | grep -E '^(nodes|go heap|go sys|memory-ceiling)' | tr -s ' ' | tr '\n' ';')"
 }
 # xl list's state column (r b p s c d): s(hutdown), c(rashed), d(ying) fail.
 xl_state_ok() { # xl_state_ok NAME: the domain is listed and its state has no s, c or d
@@ -313,6 +318,180 @@ else
 fi
 T xenstore-control connections 2>&1 | head -10
 
+# --- 3c. live update of our stub while the domU holds a watch (issue 12)
+if [ "$LIVE_UPDATE" = 1 ]; then
+	step "3c: live update of the stub with Xen's xenstore-control (stub mode: the new xenstored binary in chunks) while the domU holds a watch"
+	# The guest's watch on data/lu (its initial event shows it is set); an
+	# event before the update shows the check works.
+	gwait '^WATCH-EVENT path=data/lu ' 60
+	T xenstore-write $H/data/lu/before 1
+	T xenstore-chmod $H/data/lu/before n$ID
+	gwait '^WATCH-EVENT path=data/lu/before ' 30
+	dcons | grep -E '^WATCH-(OK|EVENT)'
+	if dcons | grep -q '^WATCH-EVENT path=data/lu/before '; then
+		pass domu-watch-before-update "the domU's watch on data/lu fired: $(dcons | grep '^WATCH-EVENT path=data/lu/before ' | head -1)"
+	else
+		fail domu-watch-before-update "no event for data/lu/before; $(dcons | grep -E '^(WATCH|GUEST watching)' | tr '\n' ';')"
+	fi
+	sleep 1 # let the console line out before the update
+	memreport before-live-update
+	lu0=$(cat $CONS $XCCONS 2>/dev/null | grep -c 'live-update: serving the state handed over')
+	echo "payload: $(ls -l /stub/xenstored-new | tr -s ' ' | cut -d' ' -f5) bytes /stub/xenstored-new (the image's /bin/xenstored); /tool/xenstored/domid=$(T xenstore-read /tool/xenstored/domid)"
+	mark LIVE-UPDATE-START
+	T0=$(up)
+	# In the background, so that a stub dying during the update ends the
+	# wait (and the boot, with Xen's lines) instead of the boot's timeout.
+	timeout 600 xenstore-control live-update /stub/xenstored-new >/tmp/lu.out 2>&1 &
+	lupid=$!
+	while kill -0 $lupid 2>/dev/null; do
+		if ! xstool alive $STUBID >/dev/null; then
+			echo "our stub died during the live update: $(xstool alive $STUBID)"
+			kill $lupid
+			break
+		fi
+		sleep 2
+	done
+	wait $lupid
+	rc=$?
+	T1=$(up)
+	mark LIVE-UPDATE-END
+	sed 's/^/xenstore-control: /' /tmp/lu.out
+	echo "@@E2E INFO live-update-stub xenstore-control live-update took $(dt $T1 $T0)s (dom0 time), rc=$rc"
+	if [ $rc = 0 ]; then
+		pass live-update-stub "xenstore-control rc=0 took=$(dt $T1 $T0)s output: '$(tr '\n' ' ' </tmp/lu.out)'"
+	else
+		fail live-update-stub "rc=$rc after $(dt $T1 $T0)s: $(tail -3 /tmp/lu.out | tr '\n' ' ')"
+	fi
+	stub_dead_check
+	v=$(T xenstore-read /tool/xenstored/domid)
+	if [ "$v" = "$STUBID" ] && l=$(xstool alive $STUBID) && xl_state_ok Xenstore; then
+		pass stub-alive-after-update "same domain: /tool/xenstored/domid=$v; $l; xl state $(T xl list Xenstore | awk '$1 == "Xenstore" {print $5}')"
+	else
+		fail stub-alive-after-update "/tool/xenstored/domid='$v' (was $STUBID); $l"
+	fi
+	v=$(T xenstore-read /e2e/x 2>&1)
+	out=$(T xenstore-control connections 2>&1)
+	crc=$?
+	q=$(T xsprobe getquota $ID node-size 2>&1)
+	echo "$out" | head -10
+	if [ "$v" = y ] && [ $crc = 0 ] && [ "$q" = 16384 ]; then
+		pass dom0-works-after-update "xenstore-read /e2e/x=$v; xenstore-control connections rc=0 ($(echo "$out" | grep -c '^conn') connections); dom$ID node-size quota still $q"
+	else
+		fail dom0-works-after-update "read '$v', connections rc=$crc, dom$ID node-size '$q'"
+	fi
+	i=0
+	while [ $i -lt 30 ] && [ "$(cat $CONS $XCCONS 2>/dev/null | grep -c 'live-update: serving the state handed over')" -le "$lu0" ]; do sleep 1; i=$((i + 1)); done
+	l=$(cat $CONS $XCCONS 2>/dev/null | grep 'live-update' | tail -4)
+	echo "$l" | sed 's/^/stub live-update: /'
+	# The switch by the stub's own clock: -s received ("live-update: start") to
+	# the new daemon serving; the rest of xenstore-control's time is the transfer.
+	sw=$(echo "$l" | awk '/live-update: start/ {a = $0} /serving the state handed over/ {b = $0}
+		function s(x) { sub(/.*time=[^T]*T/, "", x); split(x, t, /[:Z ]/); return t[1] * 3600 + t[2] * 60 + t[3] }
+		END { if (a != "" && b != "") printf "%.2f", s(b) - s(a) }')
+	echo "@@E2E INFO live-update-stub-switch ${sw:-?}s from -s to the new daemon serving (stub clock); the transfer of $(ls -l /stub/xenstored-new | tr -s ' ' | cut -d' ' -f5) bytes took the rest of $(dt $T1 $T0)s"
+	if [ "$(cat $CONS $XCCONS 2>/dev/null | grep -c 'live-update: serving the state handed over')" -gt "$lu0" ]; then
+		pass stub-serves-handed-over-state "$(cat $CONS $XCCONS | grep 'live-update: serving the state handed over' | tail -1 | cut -c1-200)"
+	else
+		fail stub-serves-handed-over-state "no 'live-update: serving the state handed over' on the stub's console"
+	fi
+	memreport after-live-update
+	T0=$(up)
+	T xenstore-write $H/data/lu/after 1
+	T xenstore-chmod $H/data/lu/after n$ID
+	if gwait '^WATCH-EVENT path=data/lu/after ' 60; then
+		pass domu-watch-after-update "the domU's watch (set before the update) fired $(dt $(up) $T0)s after dom0's write: $(dcons | grep '^WATCH-EVENT path=data/lu/after ' | head -1)"
+	else
+		fail domu-watch-after-update "no event for data/lu/after in 60 s; $(dcons | grep -E '^WATCH' | tail -3 | tr '\n' ';')"
+	fi
+else
+	echo "@@E2E INFO live-update skipped (E2E_LIVE_UPDATE=0)"
+fi
+
+# --- 3d. the stub's memory under attack (issue 13): a domU with raised
+# quotas fills the store; the store-wide ceiling answers ENOMEM, the stub
+# lives, dom0 is served throughout.
+if [ "$FILL" = 1 ]; then
+	step "3d: the domU (quotas raised) fills the store: ENOMEM at the store-wide memory ceiling; dom0 served, stub alive"
+	echo "@@E2E INFO stub-memory-before-fill $(T xl list Xenstore | awk '$1 == "Xenstore" {print "Mem=" $3 "MiB"}') (xl list); $(T xenstore-control quota | grep memory-ceiling | tr -s ' ')"
+	qrc=0
+	for q in "memory 200000000" "soft-memory 200000000" "nodes 100000" "node-size 8192"; do
+		T xsprobe setquota $ID $q || qrc=1
+	done
+	qs=""
+	for q in memory soft-memory nodes node-size; do qs="$qs $q=$(T xsprobe getquota $ID $q 2>&1)"; done
+	if [ $qrc = 0 ] && echo "$qs" | grep -q 'nodes=100000 node-size=8192'; then pass quotas-raised-for-fill "dom$ID:$qs"; else fail quotas-raised-for-fill "rc=$qrc$qs"; fi
+	rm -f /tmp/fill.stop /tmp/fill-dom0.log
+	(
+		i=0
+		while [ ! -f /tmp/fill.stop ] && [ $i -lt 900 ]; do
+			a=$(up)
+			timeout 60 xenstore-write /e2e/fill-w $i
+			wr=$?
+			v=$(timeout 60 xenstore-read /e2e/fill-w 2>&1)
+			b=$(up)
+			echo "$i $wr $v $(dt $b $a)" >>/tmp/fill-dom0.log
+			sleep 1
+			i=$((i + 1))
+		done
+	) &
+	T xenstore-write $H/data/fill-go 1
+	T xenstore-chmod $H/data/fill-go n$ID
+	mark FILL-START
+	T0=$(up)
+	i=0 # the guest's end of the fill, unless our stub dies first
+	while [ $i -lt 600 ] && ! dcons | grep -q '^GUEST-FILL-DONE' && xstool alive $STUBID >/dev/null; do sleep 1; i=$((i + 1)); done
+	if ! xstool alive $STUBID >/dev/null; then
+		echo "our stub died during the fill; the guest's last lines: $(dcons | grep '^GUEST fill' | tail -2 | tr '\n' ';')"
+		touch /tmp/fill.stop
+		stub_dead_check
+	fi
+	T1=$(up)
+	mark FILL-END
+	sleep 2
+	touch /tmp/fill.stop
+	sleep 2
+	dcons | grep -E '^GUEST (watching|fill|reads after)'
+	l=$(dcons | grep '^GUEST fill written=' | tail -1)
+	if echo "$l" | grep -q 'first_error=ENOMEM'; then
+		pass guest-fill-enomem "the domU's writes of 3800-byte values ended in ENOMEM: ${l#GUEST fill } (dom0 saw the fill end $(dt $T1 $T0)s after its signal)"
+	else
+		fail guest-fill-enomem "'$l'"
+	fi
+	c=$(T xenstore-control quota 2>&1 | grep memory-ceiling | tr -s ' ')
+	refused=$(echo "$c" | sed -n 's/.*refused \([0-9]*\).*/\1/p')
+	echo "@@E2E INFO memory-ceiling $c"
+	memreport after-fill
+	echo "@@E2E INFO stub-memory-after-fill $(T xl list Xenstore | awk '$1 == "Xenstore" {print "Mem=" $3 "MiB"}') (xl list)"
+	if [ "${refused:-0}" -gt 0 ]; then pass memory-ceiling-refusals "$c"; else fail memory-ceiling-refusals "'$c'"; fi
+	n=$(wc -l </tmp/fill-dom0.log)
+	okn=$(awk '$2 == 0 && $3 == $1' /tmp/fill-dom0.log | wc -l)
+	max=$(awk '{print $4}' /tmp/fill-dom0.log | sort -n | tail -1)
+	echo "dom0 write+read during the fill (i rc value seconds): $(tr '\n' ';' </tmp/fill-dom0.log)"
+	if [ "$n" -gt 0 ] && [ "$okn" = "$n" ] && awk -v m="$max" 'BEGIN{exit !(m < 10)}'; then
+		pass dom0-served-during-fill "$okn/$n write+read pairs answered, max ${max}s each"
+	else
+		fail dom0-served-during-fill "$okn/$n answered, max ${max}s"
+	fi
+	big=$(head -c 3800 /dev/zero | tr '\0' d)
+	T0=$(up)
+	T xenstore-write /e2e/after-fill "$big"
+	v=$(T xenstore-read /e2e/after-fill 2>&1)
+	T1=$(up)
+	if [ "$v" = "$big" ]; then
+		pass dom0-writes-at-ceiling "dom0 (exempt) wrote and read back a 3800-byte value in $(dt $T1 $T0)s"
+	else
+		fail dom0-writes-at-ceiling "read back ${#v} bytes"
+	fi
+	stub_dead_check
+	if l=$(xstool alive $STUBID) && xl_state_ok Xenstore && dcons | grep -q '^GUEST reads after the fill: domupvh'; then
+		pass stub-alive-after-fill "$l; the domU still reads: $(dcons | grep '^GUEST reads after the fill')"
+	else
+		fail stub-alive-after-fill "$l; $(dcons | grep '^GUEST reads after' | tail -1)"
+	fi
+else
+	echo "@@E2E INFO fill skipped (E2E_FILL=0)"
+fi
+
 # --- 4. xl destroy: @releaseDomain in dom0's watcher, the nodes go
 step "4: xl destroy of the domU fires @releaseDomain; its nodes are gone"
 if l=$(xstool alive $ID) && [ "$(xl domid domupvh 2>/dev/null)" = "$ID" ] && xl_state_ok domupvh; then
@@ -330,6 +509,7 @@ rc=$?
 T1=$(up)
 mark DESTROY-END
 if [ $rc = 0 ]; then pass xl-destroy "took=$(dt $T1 $T0)s"; else fail xl-destroy "rc=$rc"; fi
+memreport after-destroy
 i=0
 while [ $i -lt 10 ] && [ "$(grep -c '^@releaseDomain' /tmp/watch.log)" -le "$rel0" ]; do sleep 1; i=$((i + 1)); done
 rel1=$(grep -c '^@releaseDomain' /tmp/watch.log)

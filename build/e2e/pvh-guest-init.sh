@@ -37,4 +37,20 @@ $P write data/flood-start 1
 echo "GUEST flood-read $($P flood read name 12 300000 2>&1)"
 echo "GUEST flood-write $($P flood write data/fl 8 3000 2>&1)"
 echo "GUEST-FLOOD-DONE uptime=$(cut -d' ' -f1 /proc/uptime)"
+
+# Live update of the stub (dom0 runs xenstore-control live-update): this
+# guest holds a watch on data/lu through its kernel's xenbus; each event
+# prints a WATCH-EVENT line. An event after the update shows that the
+# connection and its watch were carried over. Meanwhile `wait` polls a
+# READ every 200 ms through the same connection, across the update.
+$P watch data/lu lu 3000 &
+echo "GUEST watching data/lu; waiting for the fill signal: $($P wait data/fill-go 1500 2>&1)"
+
+# Attack 3: with quotas dom0 raised (memory, nodes, node-size), write
+# 3800-byte values until the store refuses: the store-wide memory ceiling
+# must answer ENOMEM before the stub runs out of memory.
+echo "GUEST fill-start uptime=$(cut -d' ' -f1 /proc/uptime)"
+echo "GUEST fill $($P fill data/fill 3800 20000 2>&1 | tail -1)"
+echo "GUEST reads after the fill: $($P read name 2>&1)"
+echo "GUEST-FILL-DONE uptime=$(cut -d' ' -f1 /proc/uptime)"
 sleep 100000

@@ -6,7 +6,9 @@
 # launcher (bin/xenstore-stubdom-launch; no xenstored in dom0). dom0's /init
 # is build/e2e/pvh-dom0-init.sh: xenstore from dom0, xl list, xl create of a
 # PVH domU whose kernel's xenbus talks to our store, guest-side attacks
-# (huge directory, request flood) with build/e2e/xsprobe, xl destroy and
+# (huge directory, request flood) with build/e2e/xsprobe, a live update of
+# the stub with Xen's xenstore-control while the domU holds a watch, the
+# domU filling the store up to the memory ceiling, xl destroy and
 # @releaseDomain, the stub's console free of panics and errors.
 #
 # Packages, dom0's initramfs base, `make kernel image` come from
@@ -18,9 +20,13 @@
 #   XSSTUB_CACHE   cache outside the tree (default /var/cache/xsstub)
 #   E2E_STUB_MEM   stub memory in MiB (default 32)
 #   E2E_STUB_PARAM extra words for the stub's kernel command line
-#   E2E_TIMEOUT    seconds for the boot (default 420)
+#   E2E_TIMEOUT    seconds for the boot (default 600)
 #   E2E_LOG        serial log (default images/e2e-pvh.log)
 #   E2E_NOBUILD=1  skip `make kernel image`
+#   E2E_LIVE_UPDATE=0  skip step 3c (the stub's live update), e.g. to tell
+#                  the update's share of the stub's memory from the fill's
+#   E2E_FILL=0     skip step 3d (the domU fills the store to the memory
+#                  ceiling; the guest then waits on)
 #   E2E_DOMU_EXTRA extra words for the domU's kernel command line
 #                  (e2e.rebootonce: its first boot reboots, to test the test)
 set -euo pipefail
@@ -30,7 +36,7 @@ HERE=$ROOT/build/e2e
 CACHE=${XSSTUB_CACHE:-/var/cache/xsstub}/e2e
 STUB_MEM=${E2E_STUB_MEM:-32}
 STUB_PARAM="sysctl.vm.overcommit_memory=1 console=hvc0 loglevel=5 ${E2E_STUB_PARAM:-}"
-TIMEOUT=${E2E_TIMEOUT:-420}
+TIMEOUT=${E2E_TIMEOUT:-600}
 XENV=${E2E_XEN:-4.17}
 LOG=${E2E_LOG:-$ROOT/images/e2e-pvh$([ "$XENV" = 4.17 ] || echo "-$XENV").log}
 KERNEL=$ROOT/images/xenstore-stubdom.kernel
@@ -84,9 +90,18 @@ done
 cp "$W/xsprobe" $O/usr/local/bin/
 cp "$KERNEL" $O/stub/kernel
 cp "$IMAGE" $O/stub/image.cpio.gz
+# The live update's payload (xenstore-control live-update FILE, stub mode:
+# sent in chunks): the new xenstored binary itself, here the very binary
+# in the stub's image (static, CGO_ENABLED=0, as build/image.sh builds it).
+mkdir -p $W/img
+gzip -dc "$IMAGE" | (cd $W/img && cpio -id --quiet bin/xenstored)
+[ -x $W/img/bin/xenstored ] || die "no bin/xenstored in $IMAGE"
+cp $W/img/bin/xenstored $O/stub/xenstored-new
 cat >$O/e2e/config <<CFG
 STUB_MEM=$STUB_MEM
 STUB_PARAM="$STUB_PARAM"
+LIVE_UPDATE=${E2E_LIVE_UPDATE:-1}
+FILL=${E2E_FILL:-1}
 CFG
 # The PVH domU: Debian's kernel (already in the base as /guest/vmlinuz), a
 # busybox initramfs with xsprobe and build/e2e/pvh-guest-init.sh.

@@ -15,6 +15,10 @@
 //	                                sends up to MAX READ (or WRITE) requests for PATH during
 //	                                SECS seconds and never reads a reply
 //	xsprobe time N PATH             N READs one after another; prints each latency in ms
+//	xsprobe watch PATH TOKEN SECS   WATCH PATH; prints "WATCH-EVENT path=P token=T t=S" for each
+//	                                event (S: seconds since the WATCH) for SECS seconds
+//	xsprobe fill PATH SIZE MAX      WRITE PATH/dNNNN/fNNNNNN (100 a directory) with SIZE-byte values until an error or MAX
+//	                                writes: "written=N bytes=B first_error=E took=Ss" (exit 3 on error)
 //
 // The device is $XSPROBE_DEV or /dev/xen/xenbus.
 package main
@@ -121,7 +125,7 @@ func atoi(s string) int {
 func main() {
 	a := os.Args[1:]
 	if len(a) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: xsprobe read|write|dir|wait|mkmany|setquota|getquota|flood|time ...")
+		fmt.Fprintln(os.Stderr, "usage: xsprobe read|write|dir|wait|mkmany|setquota|getquota|flood|time|watch|fill ...")
 		os.Exit(2)
 	}
 	c := open()
@@ -222,8 +226,88 @@ func main() {
 			ms = append(ms, fmt.Sprintf("%.1f", float64(time.Since(t0).Microseconds())/1000))
 		}
 		fmt.Println(strings.Join(ms, " "))
+	case a[0] == "watch" && len(a) == 4:
+		watch(c, a[1], a[2], atoi(a[3]))
+	case a[0] == "fill" && len(a) == 4:
+		fill(c, a[1], atoi(a[2]), atoi(a[3]))
 	default:
 		fmt.Fprintln(os.Stderr, "xsprobe: bad command")
 		os.Exit(2)
 	}
+}
+
+// next reads one whole message.
+func (c *conn) next() (wire.Header, []byte, error) {
+	hb := make([]byte, wire.HeaderSize)
+	if _, err := io.ReadFull(c.f, hb); err != nil {
+		return wire.Header{}, nil, err
+	}
+	h, err := wire.ParseHeader(hb)
+	if err != nil {
+		return h, nil, err
+	}
+	p := make([]byte, h.Len)
+	_, err = io.ReadFull(c.f, p)
+	return h, p, err
+}
+
+// watch registers a watch and prints each event as it comes (the initial
+// event included), for secs seconds; the connection is the caller's (a
+// guest's kernel xenbus), so an event after a live update shows that the
+// connection and its watch were carried over.
+func watch(c *conn, path, token string, secs int) {
+	t0 := time.Now()
+	time.AfterFunc(time.Duration(secs)*time.Second, func() { os.Exit(0) })
+	if err := c.send(wire.Watch, wire.JoinStrings(path, token)); err != nil {
+		fatal(err)
+	}
+	for {
+		h, p, err := c.next()
+		if err != nil {
+			fmt.Printf("WATCH-LOST err=%v t=%.1f\n", err, time.Since(t0).Seconds())
+			os.Exit(1)
+		}
+		switch {
+		case h.Type == wire.WatchEvent:
+			f, _ := wire.SplitStrings(p)
+			for len(f) < 2 {
+				f = append(f, "")
+			}
+			fmt.Printf("WATCH-EVENT path=%s token=%s t=%.1f\n", f[0], f[1], time.Since(t0).Seconds())
+		case h.Type == wire.Error:
+			fmt.Printf("WATCH-ERROR %s\n", strings.TrimRight(string(p), "\x00"))
+			os.Exit(3)
+		default:
+			fmt.Printf("WATCH-OK t=%.1f\n", time.Since(t0).Seconds())
+		}
+	}
+}
+
+// fill writes size-byte values under path until the store refuses one (or
+// max writes), and reports how far it got and the error's name.
+func fill(c *conn, path string, size, max int) {
+	t0 := time.Now()
+	val := []byte(strings.Repeat("m", size))
+	var bytes int
+	for i := 0; i < max; i++ {
+		// 100 values per directory: a directory's record (its
+		// children's names) stays far below the node-size quota.
+		p := append([]byte(fmt.Sprintf("%s/d%04d/f%06d", path, i/100, i)), 0)
+		if err := c.send(wire.Write, append(p, val...)); err != nil {
+			fatal(err)
+		}
+		h, pl, err := c.next()
+		if err != nil {
+			fatal(err)
+		}
+		if h.Type == wire.Error {
+			fmt.Printf("written=%d bytes=%d first_error=%s at=f%06d took=%.1fs\n", i, bytes, strings.TrimRight(string(pl), "\x00"), i, time.Since(t0).Seconds())
+			os.Exit(3)
+		}
+		bytes += size
+		if (i+1)%500 == 0 {
+			fmt.Printf("fill-progress written=%d bytes=%d t=%.1fs\n", i+1, bytes, time.Since(t0).Seconds())
+		}
+	}
+	fmt.Printf("written=%d bytes=%d took=%.1fs\n", max, bytes, time.Since(t0).Seconds())
 }
