@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"strconv"
 	"strings"
@@ -38,7 +39,11 @@ type updateCapture struct {
 
 func (u *updateCapture) CheckBinary(string) error { return nil }
 
-func (u *updateCapture) Exec(st *store.State, _ string, _ []byte, _ string) error {
+func (u *updateCapture) NewImage(int) (io.WriteCloser, error) {
+	return nil, errors.New("no images here")
+}
+
+func (u *updateCapture) Exec(st *store.State, _ string, _ string) error {
 	t0 := time.Now()
 	rings := u.srv.Freeze()
 	u.err = daemon.WriteRingState(&u.buf, st, rings)

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,10 +29,11 @@ const liveUpdateEnv = "XENSTORED_LIVE_UPDATE_FD"
 // on) with the listener, every client's socket and the state stream as
 // inherited descriptors.
 type updater struct {
-	sock *unixsock.Server // nil until serving (a stub may serve no socket)
-	xs   *xenSide         // nil without Xen
-	args []string         // this daemon's arguments, for the new one by default
-	log  *slog.Logger
+	image *os.File         // the new daemon sent with -b/-d, in a memfd
+	sock  *unixsock.Server // nil until serving (a stub may serve no socket)
+	xs    *xenSide         // nil without Xen
+	args  []string         // this daemon's arguments, for the new one by default
+	log   *slog.Logger
 }
 
 // CheckBinary answers as C xenstored does.
@@ -45,12 +48,23 @@ func (u *updater) CheckBinary(path string) error {
 	return nil
 }
 
+// NewImage holds the new daemon a stub receives (-b/-d) in a memfd, not
+// in the Go heap: a stub has little memory, and the memfd is what the
+// new daemon is executed from, so the image exists once.
+func (u *updater) NewImage(size int) (io.WriteCloser, error) {
+	fd, err := unix.MemfdCreate("xenstored-new", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("memfd for the new daemon: %w", err)
+	}
+	u.image = os.NewFile(uintptr(fd), "xenstored-new")
+	return u.image, nil
+}
+
 // Exec freezes the transports, writes the state stream and executes the
-// new daemon: binary (-f), or image (-b/-d: the new xenstored binary
-// itself, which a stub domain receives in memory). It runs with the
-// engine locked and returns only on failure, after which everything goes
-// on as before.
-func (u *updater) Exec(st *store.State, binary string, image []byte, cmdline string) error {
+// new daemon: binary (-f), or with "" the image received (-b/-d: the new
+// xenstored binary itself). It runs with the engine locked and returns
+// only on failure, after which everything goes on as before.
+func (u *updater) Exec(st *store.State, binary string, cmdline string) error {
 	h := &handover{listenFD: -1, evtchnFD: -1, sockets: map[uint64]socketState{}, rings: map[uint64]socketState{}}
 	var keep []int32 // descriptors the new daemon inherits
 	if u.sock != nil {
@@ -79,14 +93,15 @@ func (u *updater) Exec(st *store.State, binary string, image []byte, cmdline str
 		h.evtchnFD = int32(u.xs.evtchnFD)
 		keep = append(keep, h.evtchnFD)
 	}
-	if image != nil {
-		f, err := imageFile(image)
-		if err != nil {
-			return err
+	if binary == "" {
+		if u.image == nil {
+			return errors.New("no new daemon received")
 		}
-		defer f.Close()
-		binary = fmt.Sprintf("/proc/self/fd/%d", rawFD(f))
+		binary = fmt.Sprintf("/proc/self/fd/%d", rawFD(u.image))
 	}
+	// The image's chunks went through the heap as requests: give that
+	// memory back before the state's memfd takes its share.
+	debug.FreeOSMemory()
 	return u.exec(st, h, binary, cmdline, keep)
 }
 
@@ -105,21 +120,6 @@ func socketHandovers(st *store.State, h *handover, hs []unixsock.Handover) []int
 		h.sockets[c.Conn.ID()] = socketState{fd: rawFD(c.File), in: c.In, out: c.Out}
 	}
 	return fds
-}
-
-// imageFile holds a new daemon received in memory, executable through
-// /proc/self/fd.
-func imageFile(image []byte) (*os.File, error) {
-	fd, err := unix.MemfdCreate("xenstored-new", unix.MFD_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("memfd for the new daemon: %w", err)
-	}
-	f := os.NewFile(uintptr(fd), "xenstored-new")
-	if _, err := f.Write(image); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("memfd for the new daemon: %w", err)
-	}
-	return f, nil
 }
 
 func (u *updater) exec(st *store.State, h *handover, binary, cmdline string, keep []int32) error {
@@ -232,4 +232,21 @@ func adoptSockets(e *store.Engine, h *handover, log *slog.Logger) (*unixsock.Ser
 		s.Adopt(e.ConnByID(id), uc, ss.in, ss.out)
 	}
 	return s, nil
+}
+
+// accountImage lowers the Go memory limit by the size of this daemon's
+// own binary when a live update started it from a memfd: those pages
+// are memory the limit (derived from MemTotal) did not plan for.
+func accountImage(log *slog.Logger) {
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil || !strings.HasPrefix(exe, "/memfd:") {
+		return
+	}
+	fi, err := os.Stat("/proc/self/exe")
+	limit := debug.SetMemoryLimit(-1)
+	if err != nil || limit == math.MaxInt64 || limit <= 2*fi.Size() {
+		return
+	}
+	debug.SetMemoryLimit(limit - fi.Size())
+	log.Info("live-update: memory limit lowered by the binary held in memory", "bytes", fi.Size(), "limit", limit-fi.Size())
 }

@@ -43,6 +43,7 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 	evtchnFD := -1
 	if handed != nil {
 		evtchnFD = int(handed.evtchnFD)
+		accountImage(log)
 	}
 	xs, err := openXen(o, evtchnFD, log)
 	switch {

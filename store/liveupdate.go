@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,12 +20,16 @@ import (
 type LiveUpdater interface {
 	// CheckBinary validates the new daemon given with -f (daemon mode).
 	CheckBinary(path string) error
-	// Exec replaces the running daemon: binary or image (whichever the
-	// session got, -f or -b/-d), cmdline (-c, may be empty: the current
-	// arguments), st the state to carry, whose Reply names the request to
-	// answer "OK" once the new daemon runs. It returns only on failure,
-	// and then the old daemon goes on serving.
-	Exec(st *State, binary string, image []byte, cmdline string) error
+	// NewImage holds a new daemon of size bytes sent with -b/-d (a stub's
+	// payload), outside the engine's memory where it can: a stub has
+	// little. Closing it drops it (the update did not happen).
+	NewImage(size int) (io.WriteCloser, error)
+	// Exec replaces the running daemon: binary (-f), or "" for the last
+	// NewImage's; cmdline (-c, may be empty: the current arguments); st
+	// the state to carry, whose Reply names the request to answer "OK"
+	// once the new daemon runs. It returns only on failure, and then the
+	// old daemon goes on serving.
+	Exec(st *State, binary string, cmdline string) error
 }
 
 // maxImage bounds a stub image sent with -b (the stub holds it in memory).
@@ -39,8 +44,9 @@ const DefaultLiveUpdateTimeout = 60 * time.Second
 type luSession struct {
 	conn    *Conn
 	binary  string
-	image   []byte // -b SIZE preallocates; -d appends
+	image   io.WriteCloser // -b SIZE: where -d's bytes go
 	imgSize int
+	imgGot  int
 	cmdline string
 
 	// Set by -s: the request waiting for its answer, and its terms.
@@ -124,8 +130,13 @@ func (e *Engine) luAbort(c *Conn) string {
 }
 
 func (e *Engine) luEnd() {
-	if e.lu != nil && e.lu.retry != nil {
-		e.lu.retry.Stop()
+	if s := e.lu; s != nil {
+		if s.retry != nil {
+			s.retry.Stop()
+		}
+		if s.image != nil {
+			s.image.Close()
+		}
 	}
 	e.lu = nil
 }
@@ -159,8 +170,12 @@ func (e *Engine) luImageBegin(c *Conn, size string) string {
 	if r := e.luBegin(c); r != "" {
 		return r
 	}
-	e.lu.image = make([]byte, 0, n)
-	e.lu.imgSize = n
+	w, err := e.cfg.LiveUpdate.NewImage(n)
+	if err != nil {
+		e.luEnd()
+		return fmt.Sprintf("Allocation failure: %v", err)
+	}
+	e.lu.image, e.lu.imgSize = w, n
 	return ""
 }
 
@@ -176,10 +191,13 @@ func (e *Engine) luImageData(c *Conn, raw []byte) string {
 	if !found || err != nil || n < 0 || n > len(data) {
 		return "Bad image data."
 	}
-	if len(s.image)+n > s.imgSize {
+	if s.imgGot+n > s.imgSize {
 		return "Too much kernel data."
 	}
-	s.image = append(s.image, data[:n]...)
+	if _, err := s.image.Write(data[:n]); err != nil {
+		return fmt.Sprintf("Image write failure: %v", err)
+	}
+	s.imgGot += n
 	return ""
 }
 
@@ -191,7 +209,7 @@ func (e *Engine) luStart(c *Conn, m *wire.Msg, args []string) ([]byte, error) {
 	if s == nil {
 		return text("Not in live-update session.")
 	}
-	if s.imgSize != 0 && len(s.image) != s.imgSize {
+	if s.imgSize != 0 && s.imgGot != s.imgSize {
 		return text("Kernel not complete.")
 	}
 	s.timeout, s.force = DefaultLiveUpdateTimeout, false
@@ -237,7 +255,7 @@ func (e *Engine) luTry() {
 	}
 	st := e.exportLocked() // open transactions go as aborted ones
 	st.Reply = &PendingReply{Conn: s.conn.id, ReqID: s.start.ReqID, TxID: s.start.TxID}
-	err := e.cfg.LiveUpdate.Exec(st, s.binary, s.image, s.cmdline)
+	err := e.cfg.LiveUpdate.Exec(st, s.binary, s.cmdline)
 	e.log.Error("live-update: new daemon not started; this one goes on", "err", err)
 	e.luAnswer(fmt.Sprintf("Error activating new binary: %v", err))
 }

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +16,16 @@ type fakeUpdater struct {
 	badBinary error
 	execErr   error
 	execs     []fakeExec
+	image     *imageBuf
 }
+
+// imageBuf is an image held in memory; closed tells it was dropped.
+type imageBuf struct {
+	bytes.Buffer
+	closed bool
+}
+
+func (b *imageBuf) Close() error { b.closed = true; return nil }
 
 type fakeExec struct {
 	st              *State
@@ -24,7 +35,16 @@ type fakeExec struct {
 
 func (f *fakeUpdater) CheckBinary(path string) error { return f.badBinary }
 
-func (f *fakeUpdater) Exec(st *State, binary string, image []byte, cmdline string) error {
+func (f *fakeUpdater) NewImage(size int) (io.WriteCloser, error) {
+	f.image = &imageBuf{}
+	return f.image, nil
+}
+
+func (f *fakeUpdater) Exec(st *State, binary string, cmdline string) error {
+	var image []byte
+	if binary == "" && f.image != nil {
+		image = bytes.Clone(f.image.Bytes())
+	}
 	f.execs = append(f.execs, fakeExec{st, binary, cmdline, image})
 	if f.execErr != nil {
 		return f.execErr
@@ -181,6 +201,9 @@ func TestLiveUpdateImage(t *testing.T) {
 	d0.c.Handle(wire.Msg{Type: wire.Control, ReqID: 1, Payload: wire.JoinStrings("live-update", "-s")})
 	if len(f.execs) != 1 || string(f.execs[0].image) != "a\x00bc\x00d" {
 		t.Fatalf("image %+v", f.execs)
+	}
+	if !f.image.closed {
+		t.Fatal("the image of a failed update is not dropped")
 	}
 }
 

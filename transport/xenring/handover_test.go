@@ -3,6 +3,7 @@ package xenring
 import (
 	"context"
 	"errors"
+	"io"
 	"testing"
 	"time"
 
@@ -21,7 +22,9 @@ type capture struct {
 
 func (c *capture) CheckBinary(string) error { return nil }
 
-func (c *capture) Exec(st *store.State, _ string, _ []byte, _ string) error {
+func (c *capture) NewImage(int) (io.WriteCloser, error) { return nil, errors.New("no images here") }
+
+func (c *capture) Exec(st *store.State, _ string, _ string) error {
 	c.st, c.rings = st, c.srv.Freeze()
 	if err := c.srv.UnwatchDomains(); err != nil {
 		return err
