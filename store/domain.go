@@ -369,19 +369,6 @@ func (e *Engine) DomainGone(domid uint32, dead bool) {
 	e.releaseDomainLocked(d)
 }
 
-// IntroducedDomains lists introduced domains (for the platform's scan).
-func (e *Engine) IntroducedDomains() []uint32 {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var ids []uint32
-	for id, d := range e.domains {
-		if d.Introduced {
-			ids = append(ids, id)
-		}
-	}
-	return ids
-}
-
 // MarkBroken is called by a ring transport whose guest corrupted its ring
 // (XSA-325): the connection stops being served and loses its watches and
 // transactions, but the domain stays introduced until it really dies.
