@@ -27,10 +27,9 @@
 #                  the update's share of the stub's memory from the fill's
 #   E2E_FILL=1     run step 3d (the domU fills the store to the memory
 #                  ceiling; the guest then waits on). Off by default: with
-#                  the 32 MiB stub at its ceiling after a live update, the
-#                  stub answered so slowly (collector near the memory
-#                  limit, under emulation) that the later `xl destroy`
-#                  timed out (build/e2e/README.md, "Memory ceiling")
+#                  the 32 MiB stub at its ceiling, the `xl destroy` that
+#                  follows kills the stub (out-of-memory panic; the Go
+#                  limit ignores the initramfs): build/e2e/README.md
 #   E2E_DOMU_EXTRA extra words for the domU's kernel command line
 #                  (e2e.rebootonce: its first boot reboots, to test the test)
 set -euo pipefail
