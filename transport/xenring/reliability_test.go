@@ -395,15 +395,7 @@ func TestRingFeaturesEnforced(t *testing.T) {
 // guest on the returned page.
 func (r *rig) guestWithFeatures(d0 *dom0, id uint32, set string) *fake.Guest {
 	r.t.Helper()
-	d, err := r.h.NewDomain(id)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	g, err := d.Attach()
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	r.t.Cleanup(func() { g.Close() })
+	d, g := r.attachRaw(id)
 	if set != "" {
 		if got := d0.call(r.t, wire.SetFeature, itoa(id), set); got != "OK\x00" {
 			r.t.Fatalf("SET_FEATURE: %q", got)

@@ -37,6 +37,17 @@ func newXSARig(t *testing.T, q *store.Quotas) *rig { return newRigQuotas(t, q) }
 // plays a hostile guest on the page directly.
 func (r *rig) rawGuest(id uint32) (*fake.Domain, *fake.Guest) {
 	r.t.Helper()
+	d, g := r.attachRaw(id)
+	if err := r.e.IntroduceDomain(id, d.GuestPort(), 0); err != nil {
+		r.t.Fatal(err)
+	}
+	return d, g
+}
+
+// attachRaw creates domain id and attaches the test to its page, without
+// introducing it.
+func (r *rig) attachRaw(id uint32) (*fake.Domain, *fake.Guest) {
+	r.t.Helper()
 	d, err := r.h.NewDomain(id)
 	if err != nil {
 		r.t.Fatal(err)
@@ -46,9 +57,6 @@ func (r *rig) rawGuest(id uint32) (*fake.Domain, *fake.Guest) {
 		r.t.Fatal(err)
 	}
 	r.t.Cleanup(func() { g.Close() })
-	if err := r.e.IntroduceDomain(id, d.GuestPort(), 0); err != nil {
-		r.t.Fatal(err)
-	}
 	return d, g
 }
 
