@@ -17,8 +17,9 @@
 #                   Debian's unmodified /etc/init.d/xen starts our PVH stub;
 #                   PV domU, dpkg -r (~1.5-2 minutes warm)
 #   make e2e-deb-4.20     the same on Debian 13's Xen 4.20
-#   make e2e-pv-4.20      Xen 4.20's init-xenstore-domain starts our stub as
-#                   PV (not in `make e2e` yet: see the README, "Xen 4.20")
+#   make e2e-pv-4.20      HVM host: Xen 4.20's own init-xenstore-domain
+#                   starts the PV-only stub kernel (no PVH note) as PV
+#   make e2e-pv E2E_HOST=hvm E2E_XEN=4.20   the same, spelt out
 #   make e2e-pv E2E_STUB_MEM=48       stub memory in MiB
 .PHONY: e2e e2e-pvh e2e-pv e2e-daemon e2e-daemon-4.20 e2e-pv-4.20
 e2e:
@@ -45,7 +46,7 @@ e2e-daemon-4.20:
 	@E2E_XEN=4.20 bash build/e2e/daemon.sh
 
 e2e-pv-4.20:
-	@E2E_XEN=4.20 bash build/e2e/pv.sh
+	@E2E_XEN=4.20 E2E_HOST=hvm bash build/e2e/pv.sh
 
 .PHONY: e2e-pvh-4.20
 e2e-pvh-4.20:

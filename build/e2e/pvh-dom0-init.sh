@@ -83,6 +83,17 @@ if ls /run/xenstored/socket /var/run/xenstored/socket 2>/dev/null || pidof xenst
 	fail no-dom0-xenstored "a xenstored runs in dom0"
 fi
 
+# boot_timeline FILE: the stub's boot milestones in guest uptime, from its
+# console: init, xenstored's start, its first answer; and the Go limit.
+boot_timeline() {
+	tr -d '\r' <"$1" | awk '
+		/xsinit: uptime [0-9.]+s: init/ { sub(/s:.*/, "", $3); init = $3 }
+		/xsinit: uptime [0-9.]+s: xenstored/ { sub(/s:.*/, "", $3); xs = $3 }
+		/xsinit: GOMEMLIMIT=/ { split($2, a, /[=]/); lim = a[2] }
+		/first request answered/ { for (i = 1; i <= NF; i++) if ($i ~ /^uptime=/) { v = $i; sub(/uptime=/, "", v); sub(/s$/, "", v); first = v } }
+		END { printf "kernel=0s init=%ss xenstored=%ss first-reply=%ss gomemlimit=%s\n", init, xs, first, lim }'
+}
+
 # --- launch our stub as PVH with our launcher
 step "launch: xenstore-stubdom-launch --memory $STUB_MEM (PVH, default when Xen has HVM)"
 mark LAUNCH-START
@@ -151,6 +162,15 @@ else
 	fail xl-list "rc=$rc"
 fi
 echo "@@E2E INFO stub-memory $(echo "$out" | awk '$1 == "Xenstore" {print "Mem=" $3 "MiB"}') (xl list)"
+# Where the stub's memory goes, from inside (CONTROL memreport's system
+# line: the domain's /proc/meminfo), and its boot timeline in guest uptime
+# (kernel entry is 0; init's and xenstored's console lines have the rest).
+mr=$(T xenstore-control memreport 2>&1)
+echo "$mr"
+sysl=$(echo "$mr" | grep '^system (kB):')
+if [ -n "$sysl" ]; then pass stub-meminfo "${sysl#system (kB): }"; else fail stub-meminfo "no system line in memreport: $(echo "$mr" | tail -2)"; fi
+echo "@@E2E INFO stub-meminfo kB: ${sysl#system (kB): }"
+echo "@@E2E INFO stub-boot-timeline $(boot_timeline $CONS)"
 
 # xenconsoled takes the stub's console over from the launcher's drainer.
 xenconsoled --pid-file=/run/xen/xenconsoled.pid --log=guest --log-dir=/var/log/xen
@@ -336,7 +356,7 @@ if [ "$LIVE_UPDATE" = 1 ]; then
 	sleep 1 # let the console line out before the update
 	memreport before-live-update
 	lu0=$(cat $CONS $XCCONS 2>/dev/null | grep -c 'live-update: serving the state handed over')
-	echo "payload: $(ls -l /stub/xenstored-new | tr -s ' ' | cut -d' ' -f5) bytes /stub/xenstored-new (the image's /bin/xenstored); /tool/xenstored/domid=$(T xenstore-read /tool/xenstored/domid)"
+	echo "payload: $(ls -l /stub/xenstored-new | tr -s ' ' | cut -d' ' -f5) bytes /stub/xenstored-new (the image's /init, which is xenstored); /tool/xenstored/domid=$(T xenstore-read /tool/xenstored/domid)"
 	mark LIVE-UPDATE-START
 	T0=$(up)
 	# In the background, so that a stub dying during the update ends the

@@ -97,9 +97,9 @@ cp "$IMAGE" $O/stub/image.cpio.gz
 # sent in chunks): the new xenstored binary itself, here the very binary
 # in the stub's image (static, CGO_ENABLED=0, as build/image.sh builds it).
 mkdir -p $W/img
-gzip -dc "$IMAGE" | (cd $W/img && cpio -id --quiet bin/xenstored)
-[ -x $W/img/bin/xenstored ] || die "no bin/xenstored in $IMAGE"
-cp $W/img/bin/xenstored $O/stub/xenstored-new
+gzip -dc "$IMAGE" | (cd $W/img && cpio -id --quiet init)
+[ -x $W/img/init ] || die "no /init (xenstored) in $IMAGE"
+cp $W/img/init $O/stub/xenstored-new
 cat >$O/e2e/config <<CFG
 STUB_MEM=$STUB_MEM
 STUB_PARAM="$STUB_PARAM"
