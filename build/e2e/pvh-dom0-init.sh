@@ -61,7 +61,7 @@ stub_dead_check() {
 	fi
 }
 memreport() { # memreport WHEN: the stub's own view of its memory
-	echo "@@E2E INFO stub-memreport $1: $(T xenstore-control memreport 2>&1 | grep -E '^(nodes|go heap|go sys|memory-ceiling)' | tr -s ' ' | tr '\n' ';')"
+	echo "@@E2E INFO stub-memreport $1: $(T xenstore-control memreport 2>&1 | grep -E '^(nodes|go heap|go sys|memory-ceiling|system)' | tr -s ' ' | tr '\n' ';')"
 }
 # xl list's state column (r b p s c d): s(hutdown), c(rashed), d(ying) fail.
 xl_state_ok() { # xl_state_ok NAME: the domain is listed and its state has no s, c or d
