@@ -41,13 +41,13 @@ STUB_MEM=${E2E_STUB_MEM:-64}
 STUB_PARAM="xen_privcmd.unrestricted=1 sysctl.vm.overcommit_memory=1 console=hvc0 loglevel=5 ${E2E_STUB_PARAM:-}"
 DOMU=${E2E_DOMU:-1}
 TIMEOUT=${E2E_TIMEOUT:-300}
-LOG=${E2E_LOG:-$ROOT/images/e2e-pv$([ "$HOST" = pv ] || echo "-$HOST")$([ "$XENV" = 4.17 ] || echo "-$XENV").log}
 HOST=${E2E_HOST:-pv}
 case $HOST in
 pv) KERNEL=$ROOT/images/xenstore-stubdom.kernel CPU=-svm HOSTDESC="PV only" ;;
 hvm) KERNEL=$ROOT/images/xenstore-stubdom-pv.kernel CPU=+svm,+npt HOSTDESC="HVM+HAP, PV-only stub kernel" ;;
 *) echo "E2E_HOST=$HOST: want pv or hvm" >&2; exit 2 ;;
 esac
+LOG=${E2E_LOG:-$ROOT/images/e2e-pv$([ "$HOST" = pv ] || echo "-$HOST")$([ "$XENV" = 4.17 ] || echo "-$XENV").log}
 IMAGE=$ROOT/images/xenstore-stubdom.cpio.gz
 T0=$(date +%s.%N)
 
@@ -237,6 +237,7 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 mkdir -p $W/o/stub $W/o/e2e
 cp "$HERE/dom0-init.sh" $W/o/init
+cp "$HERE/stubinfo.sh" $W/o/e2e/stubinfo.sh
 chmod +x $W/o/init
 cp "$KERNEL" $W/o/stub/kernel
 cp "$IMAGE" $W/o/stub/image.cpio.gz

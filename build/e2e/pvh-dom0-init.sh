@@ -22,6 +22,7 @@ STUB_PARAM=
 LIVE_UPDATE=1
 FILL=1
 . /e2e/config
+. /e2e/stubinfo.sh
 
 up() { cut -d' ' -f1 /proc/uptime; }
 dt() { echo "$1 $2" | awk '{printf "%.1f", $1-$2}'; }
@@ -82,17 +83,6 @@ echo "dom0: /dev/xen: $(ls /dev/xen | tr '\n' ' '); xen caps: $(cat /sys/hypervi
 if ls /run/xenstored/socket /var/run/xenstored/socket 2>/dev/null || pidof xenstored oxenstored; then
 	fail no-dom0-xenstored "a xenstored runs in dom0"
 fi
-
-# boot_timeline FILE: the stub's boot milestones in guest uptime, from its
-# console: init, xenstored's start, its first answer; and the Go limit.
-boot_timeline() {
-	tr -d '\r' <"$1" | awk '
-		/xsinit: uptime [0-9.]+s: init/ { sub(/s:.*/, "", $3); init = $3 }
-		/xsinit: uptime [0-9.]+s: xenstored/ { sub(/s:.*/, "", $3); xs = $3 }
-		/xsinit: GOMEMLIMIT=/ { split($2, a, /[=]/); lim = a[2] }
-		/first request answered/ { for (i = 1; i <= NF; i++) if ($i ~ /^uptime=/) { v = $i; sub(/uptime=/, "", v); sub(/s$/, "", v); first = v } }
-		END { printf "kernel=0s init=%ss xenstored=%ss first-reply=%ss gomemlimit=%s\n", init, xs, first, lim }'
-}
 
 # --- launch our stub as PVH with our launcher
 step "launch: xenstore-stubdom-launch --memory $STUB_MEM (PVH, default when Xen has HVM)"
@@ -161,16 +151,7 @@ if [ $rc = 0 ] && echo "$out" | grep -q "^Xenstore  *$STUBID " && xl_state_ok Xe
 else
 	fail xl-list "rc=$rc"
 fi
-echo "@@E2E INFO stub-memory $(echo "$out" | awk '$1 == "Xenstore" {print "Mem=" $3 "MiB"}') (xl list)"
-# Where the stub's memory goes, from inside (CONTROL memreport's system
-# line: the domain's /proc/meminfo), and its boot timeline in guest uptime
-# (kernel entry is 0; init's and xenstored's console lines have the rest).
-mr=$(T xenstore-control memreport 2>&1)
-echo "$mr"
-sysl=$(echo "$mr" | grep '^system (kB):')
-if [ -n "$sysl" ]; then pass stub-meminfo "${sysl#system (kB): }"; else fail stub-meminfo "no system line in memreport: $(echo "$mr" | tail -2)"; fi
-echo "@@E2E INFO stub-meminfo kB: ${sysl#system (kB): }"
-echo "@@E2E INFO stub-boot-timeline $(boot_timeline $CONS)"
+stub_memory_and_boot $CONS
 
 # xenconsoled takes the stub's console over from the launcher's drainer.
 xenconsoled --pid-file=/run/xen/xenconsoled.pid --log=guest --log-dir=/var/log/xen

@@ -74,6 +74,7 @@ CGO_ENABLED=0 go build -C "$ROOT" -trimpath -ldflags='-s -w -buildid=' -o "$W/xs
 O=$W/o
 mkdir -p $O/stub $O/e2e $O/usr/local/bin $O/guest $O/etc/xen
 cp "$HERE/pvh-dom0-init.sh" $O/init
+mkdir -p $O/e2e && cp "$HERE/stubinfo.sh" $O/e2e/stubinfo.sh
 chmod +x $O/init
 cp "$ROOT/bin/xenstore-stubdom-launch" $O/usr/local/bin/
 for l in $(LD_LIBRARY_PATH= ldd "$ROOT/bin/xenstore-stubdom-launch" | awk '/=>/ {print $3}'); do
