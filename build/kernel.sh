@@ -25,7 +25,6 @@ PKG=linux-source-6.1
 CACHE=${XSSTUB_CACHE:-/var/cache/xsstub}
 KCACHE=$CACHE/linux-6.1
 SRC=$KCACHE/$PKG
-OBJ=$KCACHE/build
 OUT=${KERNEL_OUT:-$ROOT/images/xenstore-stubdom.kernel}
 BZOUT=$(dirname "$OUT")/xenstore-stubdom.bzImage
 JOBS=${JOBS:-$(nproc)}
@@ -52,20 +51,34 @@ VERSION=$(dpkg-query -W -f='${Version}' "$PKG")
 TARBALL=/usr/src/$PKG.tar.xz
 [ -f "$TARBALL" ] || die "$TARBALL missing (package $PKG $VERSION)"
 
-# --- 2. source, unpacked and patched once per package version and patch set
-# (a changed patch set unpacks afresh, so no patch is ever applied twice).
+# --- 2. source: unpacked pristine once per package version ($SRC, as older
+# checkouts of this script expect it), then a patched tree per patch set:
+# a hard-link copy whose patched files patch(1) replaces, never edits in
+# place, so the pristine tree stays pristine. Objects live per patch set too.
 mkdir -p "$KCACHE"
-SRCSTAMP="$VERSION patches $(cat "${PATCHES[@]}" | sha256sum | cut -c1-16)"
-if [ "$(cat "$KCACHE/src.version" 2>/dev/null)" != "$SRCSTAMP" ] || [ ! -f "$SRC/Makefile" ]; then
+if [ "$(cat "$KCACHE/src.version" 2>/dev/null)" != "$VERSION" ] || [ ! -f "$SRC/Makefile" ]; then
 	say "unpacking $PKG $VERSION into $SRC"
-	rm -rf "$SRC" "$OBJ" "$KCACHE/src.version"
+	rm -rf "$SRC" "$KCACHE/src.version" "$KCACHE"/src-* "$KCACHE"/build-*
 	tar -xJf "$TARBALL" -C "$KCACHE"
+	echo "$VERSION" >"$KCACHE/src.version"
+fi
+PHASH=$(cat "${PATCHES[@]}" | sha256sum | cut -c1-12)
+PSRC=$KCACHE/src-$PHASH
+OBJ=$KCACHE/build-$PHASH
+if [ ! -f "$PSRC/.xsstub-patched" ]; then
+	say "patched tree $PSRC"
+	rm -rf "$PSRC" "$OBJ"
+	cp -al "$SRC" "$PSRC"
 	for p in "${PATCHES[@]}"; do
 		say "applying $(basename "$p")"
-		patch -p1 --forward --quiet -d "$SRC" <"$p" || die "patch $p does not apply to $PKG $VERSION"
+		patch -p1 --forward --quiet -d "$PSRC" <"$p" || die "patch $p does not apply to $PKG $VERSION"
 	done
-	echo "$SRCSTAMP" >"$KCACHE/src.version"
+	touch "$PSRC/.xsstub-patched"
 fi
+touch "$PSRC" "$KCACHE/src.version"
+# Keep the two newest patched trees and their objects.
+ls -dt "$KCACHE"/src-* 2>/dev/null | tail -n +3 | while read -r d; do rm -rf "$d" "$KCACHE/build-${d##*/src-}"; done
+SRC=$PSRC
 KVER=$(make -s -C "$SRC" kernelversion)
 
 # --- 3. cache key
