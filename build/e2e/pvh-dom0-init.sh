@@ -33,6 +33,8 @@ pass() { NPASS=$((NPASS + 1)); echo "@@E2E PASS $*"; }
 fail() { NFAIL=$((NFAIL + 1)); echo "@@E2E FAIL $*"; }
 step() { echo "@@E2E STEP $*"; }
 T() { timeout 20 "$@"; }
+# xwait PATH SECS: xsprobe wait with its own deadline (T's 20 s would cut it short).
+xwait() { timeout $(($2 + 10)) xsprobe wait "$1" "$2"; }
 CONS=/var/log/xen/xenstore-domain-console.log
 XCCONS=/var/log/xen/guest-Xenstore.log
 DOMUCONS=/var/log/xen/guest-domupvh.log
@@ -223,7 +225,7 @@ else
 fi
 
 step "3a: huge directory built by the guest under $H/data/big"
-ready=$(T xsprobe wait $H/data/ready 120)
+ready=$(xwait $H/data/ready 120)
 echo "guest (default quota): $(dcons | grep '^GUEST big-default-quota')"
 if [ -n "$ready" ] && [ "$ready" -lt 400 ] && dcons | grep -q 'GUEST big-default-quota.*first_error=ENOSPC'; then
 	pass guest-node-size-quota-default "the default node-size quota (2048 bytes) stopped the guest's directory at $ready children with ENOSPC"
@@ -243,9 +245,9 @@ else
 fi
 T xenstore-write $H/data/go 1
 T xenstore-chmod $H/data/go n$ID
-big=$(T xsprobe wait $H/data/big-done 180)
+big=$(xwait $H/data/big-done 180)
 echo "guest (raised quota): $(dcons | grep '^GUEST big-raised-quota'); guest's own raw DIRECTORY: $big"
-kids=$(T xsprobe wait $H/data/ready 1)
+kids=$(xwait $H/data/ready 1)
 n=$(dcons | grep '^GUEST big-raised-quota' | sed -n 's/.*created=\([0-9]*\).*/\1/p')
 total=$(((${kids:-0}) + ${n:-0}))
 if [ "$total" = 400 ]; then pass guest-big-directory "400 children under $H/data/big"; else fail guest-big-directory "total=$total"; fi
@@ -287,7 +289,7 @@ base=$(T xsprobe time 10 /tool/xenstored/domid)
 echo "dom0 READ latency before the flood (ms): $base"
 T xenstore-write $H/data/flood-go 1
 T xenstore-chmod $H/data/flood-go n$ID
-T xsprobe wait $H/data/flood-start 120 >/dev/null || fail guest-flood-start "no data/flood-start"
+xwait $H/data/flood-start 120 >/dev/null || fail guest-flood-start "no data/flood-start"
 sleep 1
 lat=""
 okn=0
