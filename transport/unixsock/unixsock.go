@@ -43,6 +43,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -306,7 +307,18 @@ func (s *Server) takeDirty(buf []*client) []*client {
 func (s *Server) poll() {
 	evs := make([]unix.EpollEvent, 64)
 	var work []*client
+	lastYield := time.Now()
 	for {
+		// A goroutine that never passes through the scheduler looks stuck
+		// to the runtime's sysmon: after 10 ms it preempts it and takes
+		// its P, and every such retake resets sysmon to waking every
+		// 20 µs (thousands of wake-ups per second under load). A yield
+		// every few ms avoids that; a busy poller is the only goroutine
+		// that needs its P, so it gets it straight back.
+		if now := time.Now(); now.Sub(lastYield) > yieldEvery {
+			runtime.Gosched()
+			lastYield = now
+		}
 		s.mu.Lock()
 		for s.frozen && !s.stopping {
 			s.cond.Wait()
@@ -361,6 +373,10 @@ func (s *Server) poll() {
 		cl.drop(nil)
 	}
 }
+
+// yieldEvery is how often a busy poller passes through the scheduler,
+// well within sysmon's 10 ms (runtime.forcePreemptNS).
+const yieldEvery = 5 * time.Millisecond
 
 // timeout is epoll_wait's: until the earliest drain deadline, or forever.
 func (s *Server) timeout() int {
