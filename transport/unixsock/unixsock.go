@@ -107,10 +107,11 @@ type Server struct {
 	stopping  bool
 	wg        sync.WaitGroup
 
-	ep, evfd int               // the poller's epoll set and wake-up eventfd (-1: not made)
-	byFD     map[int32]*client // under mu
-	draining map[*client]bool  // the poller's: half-closed clients with a deadline
-	sleeping atomic.Bool       // the poller is in (or entering) epoll_wait
+	ep, evfd int                    // the poller's epoll set and wake-up eventfd (-1: not made)
+	byFD     map[int32]*client      // under mu
+	draining map[*client]bool       // the poller's: half-closed clients with a deadline
+	sleeping atomic.Bool            // the poller is in (or entering) epoll_wait
+	handling atomic.Pointer[client] // whose request the poller is in Handle for
 
 	dmu   sync.Mutex
 	dirty []*client // clients to pump: output queued, input may resume, thawed
@@ -270,6 +271,12 @@ func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 // markDirty queues cl for the poller and wakes it if it sleeps. It only
 // signals: the engine calls it with its lock held.
 func (s *Server) markDirty(cl *client) {
+	if s.handling.Load() == cl {
+		// The poller is inside cl's own request (its reply is the usual
+		// wake); pump sends and re-checks input right after Handle, so
+		// another pump would find nothing to do.
+		return
+	}
 	s.dmu.Lock()
 	if !cl.dirty {
 		cl.dirty = true
@@ -559,7 +566,9 @@ func (cl *client) nextRequest() (wire.Msg, int, error) {
 
 // handle runs one request, then drops its bytes.
 func (cl *client) handle(m wire.Msg, n int) {
+	cl.s.handling.Store(cl)
 	cl.c.Handle(m)
+	cl.s.handling.Store(nil)
 	cl.mu.Lock()
 	cl.in = cl.in[:copy(cl.in, cl.in[n:])] // keep the buffer
 	cl.inflight = 0
