@@ -591,7 +591,7 @@ func (cl *client) fill() error {
 		cl.in = grown
 	}
 	room := cl.in[len(cl.in):cap(cl.in)]
-	n, err := ignoringEINTR(func() (int, error) { return unix.Read(cl.fd, room) })
+	n, err := ignoringEINTR(func() (int, error) { return rawRead(cl.fd, room) })
 	switch {
 	case err == unix.EAGAIN:
 		cl.readable = false
@@ -622,42 +622,43 @@ func ignoringEINTR(f func() (int, error)) (int, error) {
 // readChunk is the room a read is given.
 const readChunk = 8192
 
-// send writes what the socket takes: what an earlier call left, else
+// send writes what the socket takes: what an earlier call left, then
 // everything the engine queued. Output the socket does not take stays with
 // the engine (counted against the connection's outstanding replies, which
-// stops its input) until EPOLLOUT.
+// stops its input) until EPOLLOUT. Output the engine queues after this
+// call's take marks the client dirty (its wake), so one take is enough.
 func (cl *client) send() error {
-	for {
-		cl.mu.Lock()
-		empty := len(cl.out) == 0
-		cl.mu.Unlock()
-		if empty {
+	took := false
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for !cl.frozen {
+		if len(cl.out) == 0 {
+			if took {
+				break
+			}
+			took = true
+			cl.mu.Unlock() // the engine's lock comes first
 			cl.c.TakeOutput(func(msg []byte) {
 				cl.mu.Lock()
 				cl.out = append(cl.out, msg...)
 				cl.mu.Unlock()
 			})
+			cl.mu.Lock()
+			continue
 		}
-		cl.mu.Lock()
-		if len(cl.out) == 0 || cl.frozen {
-			if len(cl.out) == 0 && cap(cl.out) > 64<<10 {
-				cl.out = nil // let a large buffer go
-			}
-			cl.mu.Unlock()
-			return nil
-		}
-		n, err := ignoringEINTR(func() (int, error) { return unix.Write(cl.fd, cl.out) })
+		n, err := ignoringEINTR(func() (int, error) { return rawWrite(cl.fd, cl.out) })
 		if err == unix.EAGAIN {
-			cl.mu.Unlock()
 			return nil
 		}
 		if err != nil {
-			cl.mu.Unlock()
 			return err
 		}
 		cl.out = cl.out[:copy(cl.out, cl.out[n:])]
-		cl.mu.Unlock()
 	}
+	if len(cl.out) == 0 && cap(cl.out) > 64<<10 {
+		cl.out = nil // let a large buffer go
+	}
+	return nil
 }
 
 // drop closes cl: engine connection, poller entry, socket.
