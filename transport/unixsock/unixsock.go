@@ -11,6 +11,10 @@
 // goroutine hand-off, no read that finds nothing and no poll of the
 // runtime's own netpoller (they cost the Go netpoller path about twice the
 // CPU per request of a C epoll server on this machine; bench/README.md).
+// The poller keeps one OS thread (the kernel then keeps it next to its
+// client), reads and writes with raw system calls (they never block) and
+// passes through the scheduler every few ms so that the runtime's sysmon
+// does not take it for a stuck goroutine.
 // Output the engine queues for a client outside its own requests (watch
 // events, replies unblocked elsewhere) reaches the poller through the
 // connection's wake callback: a list of dirty clients, and an eventfd
