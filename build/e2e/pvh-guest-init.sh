@@ -18,6 +18,23 @@ if grep -q e2e.rebootonce /proc/cmdline && [ "$($P read domid)" = 2 ]; then
 fi
 echo "GUEST name=$($P read name 2>&1) domid=$($P read domid 2>&1)"
 
+# Ring performance (issue 15): dom0 writes "SECS NAME:OP:DEPTH ..." to
+# data/perf-go once it only waits ("0": none); each kind prints
+# "GUEST PERF NAME ops=N secs=S ops_per_s=R errors=E" (or xsprobe's error).
+set -- $($P wait data/perf-go 900 2>&1)
+if [ "$1" != 0 ]; then
+	secs=$1
+	shift
+	for k in "$@"; do
+		name=${k%%:*}
+		op=${k#*:}
+		echo "GUEST PERF $name $($P perf ${op%:*} data/perf/$name $secs ${op#*:} 2>&1 | tail -1)"
+	done
+	echo "GUEST-PERF-DONE uptime=$(cut -d' ' -f1 /proc/uptime)"
+fi
+# The C xenstored boot (build/e2e/perf-c.sh) measures only.
+if grep -q e2e.perfonly /proc/cmdline; then exec sleep 100000; fi
+
 # Attack 1: a directory whose listing is far larger than 4096 bytes. First
 # under the default node-size quota (2048 bytes: the guest runs out), then,
 # once dom0 has raised this guest's quota, up to 400 children.
