@@ -131,34 +131,51 @@ pvh_domu_create() {
 # neither daemon's write rate limit charges).
 PERF_KINDS="ring-read:read:1 ring-read-16:read:16 ring-write:write:1 ring-write-16:write:16 ring-write-tx:txwrite:1 ring-write-tx-16:txwrite:16"
 
-# perf_step SECS: dom0 writes "SECS KINDS" to the domU's data/perf-go (the
-# guest waits for it: dom0 has done its own work by then and only waits),
-# waits for GUEST-PERF-DONE on the domU's console, prints each kind's result
-# as @@E2E PERF-RESULT, and checks ring-perf: every kind measured, no error.
-# A kind that failed prints no PERF-RESULT line.
+# perf_go N VALUE: the domU's Nth order (pvh-guest-init.sh waits for it):
+# "SECS NAME:OP:DEPTH", or "done".
+perf_go() {
+	T xenstore-write $H/data/perf/go-$1 "$2"
+	T xenstore-chmod $H/data/perf/go-$1 n$ID
+}
+cpu_ms() { xstool doms | sed -n 's/^dom=\([0-9]*\) .*cpu_ms=\([0-9]*\) .*/\1 \2/p'; }
+
+# perf_step SECS: dom0 hands the domU one kind at a time (dom0 has done its
+# own work by then and only waits), reads the result from the domU's
+# console, prints it as @@E2E PERF-RESULT, and the CPU time each domain
+# spent per operation meanwhile (Xen's accounting) as @@E2E INFO perf-cpu;
+# then checks ring-perf: every kind measured, no error. A kind that failed
+# prints no PERF-RESULT line.
 perf_step() {
 	n=0
-	for k in $PERF_KINDS; do n=$((n + 1)); done
-	T xenstore-write $H/data/perf-go "$1 $PERF_KINDS"
-	T xenstore-chmod $H/data/perf-go n$ID
+	bad=
 	mark PERF-START
 	T0=$(up)
-	gwait '^GUEST-PERF-DONE' $((n * $1 * 4 + 120))
-	mark PERF-END
-	bad=
+	perf_go 1 "2 warm-up:read:1" # 2 s of READs first, not reported
+	gwait "^GUEST PERF warm-up " 60
+	n=1
 	for k in $PERF_KINDS; do
+		n=$((n + 1))
 		name=${k%%:*}
+		cpu_ms >/tmp/cpu0
+		perf_go $n "$1 $k"
+		gwait "^GUEST PERF $name " $(($1 * 6 + 60))
+		cpu_ms >/tmp/cpu1
 		l=$(dcons | grep "^GUEST PERF $name " | tail -1)
 		r=${l#GUEST PERF $name }
 		echo "domU: $l"
 		if echo "$r" | grep -q '^ops=[1-9][0-9]* secs=[0-9.]* ops_per_s=[0-9]* errors=0$'; then
 			echo "@@E2E PERF-RESULT $name $(echo "$r" | sed 's/^ops=\([0-9]*\) secs=\([0-9.]*\) ops_per_s=\([0-9]*\) errors=0$/ops_per_s=\3 ops=\1 secs=\2 errors=0/')"
+			ops=${r#ops=}
+			echo "@@E2E INFO perf-cpu $name ms of CPU per operation (Xen's accounting, over ${1}s and dom0's wait around it):$(awk -v ops=${ops%% *} 'NR == FNR {a[$1] = $2; next} {printf " dom%s=%.2f", $1, ($2 - a[$1]) / ops}' /tmp/cpu0 /tmp/cpu1) (dom$ID: the domU${STUBID:+, dom$STUBID: our stub})"
 		else
 			bad="$bad $name: '${r:-no result}';"
 		fi
 	done
+	perf_go $((n + 1)) done
+	gwait '^GUEST-PERF-DONE' 30
+	mark PERF-END
 	if [ -z "$bad" ]; then
-		pass ring-perf "$n kinds measured through the domU's /dev/xen/xenbus, ${1}s each, no error (dom0 saw $(dt $(up) $T0)s)"
+		pass ring-perf "$((n - 1)) kinds measured through the domU's /dev/xen/xenbus, ${1}s each, no error (dom0 saw $(dt $(up) $T0)s)"
 	else
 		fail ring-perf "$bad"
 	fi

@@ -18,20 +18,24 @@ if grep -q e2e.rebootonce /proc/cmdline && [ "$($P read domid)" = 2 ]; then
 fi
 echo "GUEST name=$($P read name 2>&1) domid=$($P read domid 2>&1)"
 
-# Ring performance (issue 15): dom0 writes "SECS NAME:OP:DEPTH ..." to
-# data/perf-go once it only waits ("0": none); each kind prints
-# "GUEST PERF NAME ops=N secs=S ops_per_s=R errors=E" (or xsprobe's error).
-set -- $($P wait data/perf-go 900 2>&1)
-if [ "$1" != 0 ]; then
-	secs=$1
-	shift
-	for k in "$@"; do
-		name=${k%%:*}
-		op=${k#*:}
-		echo "GUEST PERF $name $($P perf ${op%:*} data/perf/$name $secs ${op#*:} 2>&1 | tail -1)"
-	done
-	echo "GUEST-PERF-DONE uptime=$(cut -d' ' -f1 /proc/uptime)"
-fi
+# Ring performance (issue 15): dom0 writes its Nth order to data/perf/go-N
+# once it only waits: "SECS NAME:OP:DEPTH" (each prints "GUEST PERF NAME
+# ops=N secs=S ops_per_s=R errors=E", or xsprobe's error) or "done".
+i=1
+while :; do
+	set -- $($P wait data/perf/go-$i 900 2>&1)
+	case $1 in
+	done) break ;;
+	[0-9]*) ;;
+	*) echo "GUEST PERF-ERROR order $i: $*" && break ;;
+	esac
+	k=$2
+	name=${k%%:*}
+	op=${k#*:}
+	echo "GUEST PERF $name $($P perf ${op%:*} data/perf/$name $1 ${op#*:} 2>&1 | tail -1)"
+	i=$((i + 1))
+done
+echo "GUEST-PERF-DONE uptime=$(cut -d' ' -f1 /proc/uptime)"
 # The C xenstored boot (build/e2e/perf-c.sh) measures only.
 if grep -q e2e.perfonly /proc/cmdline; then exec sleep 100000; fi
 
