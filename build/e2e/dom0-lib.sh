@@ -5,6 +5,7 @@
 #   @@E2E MARK <name> t=<dom0 uptime>
 #   @@E2E PASS <check> [detail] / @@E2E FAIL <check> [detail]
 #   @@E2E PERF-RESULT <kind> ops_per_s=R ops=N secs=S errors=0 (perf_step)
+#   @@E2E PERF-CALIBRATE loop_s=B,A (the domU's speed before and after)
 #   @@E2E DONE pass=<n> fail=<n>
 /bin/busybox --install -s /bin
 export PATH=/usr/local/bin:$(echo /usr/lib/xen-4.*/bin):/usr/sbin:/usr/bin:/sbin:/bin
@@ -140,7 +141,7 @@ perf_go() {
 cpu_ms() { xstool doms | sed -n 's/^dom=\([0-9]*\) .*cpu_ms=\([0-9]*\) .*/\1 \2/p'; }
 
 # perf_step SECS: dom0 hands the domU one kind at a time (dom0 has done its
-# own work by then and only waits), reads the result from the domU's
+# own work by then and only sleeps while the domU measures), reads the result from the domU's
 # console, prints it as @@E2E PERF-RESULT, and the CPU time each domain
 # spent per operation meanwhile (Xen's accounting) as @@E2E INFO perf-cpu;
 # then checks ring-perf: every kind measured, no error. A kind that failed
@@ -151,6 +152,7 @@ perf_step() {
 	mark PERF-START
 	T0=$(up)
 	perf_go 1 "2 warm-up:read:1" # 2 s of READs first, not reported
+	sleep 3
 	gwait "^GUEST PERF warm-up " 60
 	n=1
 	for k in $PERF_KINDS; do
@@ -158,6 +160,7 @@ perf_step() {
 		name=${k%%:*}
 		cpu_ms >/tmp/cpu0
 		perf_go $n "$1 $k"
+		sleep $(($1 + 1)) # one process: gwait's grep every second would take CPU from the ring
 		gwait "^GUEST PERF $name " $(($1 * 6 + 60))
 		cpu_ms >/tmp/cpu1
 		l=$(dcons | grep "^GUEST PERF $name " | tail -1)
@@ -172,7 +175,8 @@ perf_step() {
 		fi
 	done
 	perf_go $((n + 1)) done
-	gwait '^GUEST-PERF-DONE' 30
+	gwait '^GUEST-PERF-DONE' 60
+	echo "@@E2E PERF-CALIBRATE $(dcons | sed -n 's/^GUEST PERF-CALIBRATE //p' | tail -1) (seconds of a busybox loop in the domU before and after)"
 	mark PERF-END
 	if [ -z "$bad" ]; then
 		pass ring-perf "$((n - 1)) kinds measured through the domU's /dev/xen/xenbus, ${1}s each, no error (dom0 saw $(dt $(up) $T0)s)"

@@ -76,13 +76,14 @@ cat "$BASE" $W/overlay.cpio.gz >$W/dom0.cpio.gz
 # --- 4. boot, then ours beside C's, and the verdict (build/e2e/boot.sh)
 . "$HERE/boot.sh"
 after_boot() {
-	local ours="" why=""
+	local ours="" why="" ocal=""
 	if [ ! -f "$OURS" ]; then
 		why="no $OURS: pvh.sh did not run, or its step 3p measured nothing, in this run"
 	elif [ "$(stat -c %Y "$OURS")" -lt "$RUN_START" ]; then
 		why="$OURS was saved $(date -u -d @"$(stat -c %Y "$OURS")" +%FT%TZ), before this run began ($(date -u -d @"$RUN_START" +%FT%TZ)): make e2e-perf runs both boots"
 	else
 		ours=$(grep -v '^#' "$OURS")
+		ocal=$(sed -n 's/^# calibrate //p' "$OURS")
 	fi
 	{
 		perf_results "$LOG" | awk -v ours="$ours" '
@@ -99,6 +100,7 @@ after_boot() {
 			}'
 		[ -z "$why" ] || echo "@@E2E PERF-NOTE ours=?: $why"
 		[ -n "$(perf_results "$LOG")" ] || echo "@@E2E PERF-NOTE c=?: this boot measured nothing (see its checks)"
+		echo "@@E2E PERF-NOTE the domU's speed, seconds of a busybox loop before,after the measurements (host load moves it; lower is faster): ours' boot ${ocal:-?}, C's boot $(perf_calibration "$LOG")"
 	} >"$OUT"
 	say "ring measurements, ours (pvh.sh, this run) beside C xenstored 4.17 (this boot), ops/s; also in $OUT:"
 	sed 's/^/   /' "$OUT"

@@ -33,3 +33,8 @@ EOF
 perf_results() {
 	tr -d '\r' <"$1" | sed -n 's/^@@E2E PERF-RESULT //p'
 }
+
+# perf_calibration LOG: "loop_s=B,A" of dom0's @@E2E PERF-CALIBRATE line.
+perf_calibration() {
+	tr -d '\r' <"$1" | sed -n 's/^@@E2E PERF-CALIBRATE \(loop_s=[0-9.,]*\).*/\1/p' | tail -1
+}

@@ -136,6 +136,7 @@ after_boot() {
 	if [ "$PERF" = 1 ] && [ -n "$(perf_results "$LOG")" ]; then
 		{
 			echo "# our PVH stub, ring measurements by the domU (pvh.sh, Xen $XENV, $(date -u +%FT%TZ), log $LOG)"
+			echo "# calibrate $(perf_calibration "$LOG")"
 			perf_results "$LOG"
 		} >"$PERFOUT"
 		say "ring measurements (ours) saved in $PERFOUT:"
