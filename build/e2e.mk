@@ -9,7 +9,8 @@
 #   make e2e-perf-c 4.17, HVM: Debian's C xenstored in dom0, the PVH domU of
 #                   e2e-pvh measures the ring; prints @@E2E PERF KIND ours= c=
 #                   with ours from e2e-pvh's step 3p of the same run (~2-3 min)
-#   make e2e-perf   e2e-pvh then e2e-perf-c, as one run
+#   make e2e-perf   e2e-pvh, e2e-perf-c, then e2e-perf-c with OUR xenstored as
+#                   the dom0 daemon (E2E_PERF_DAEMON=ours), as one run
 #   make e2e-pv     4.17, PV only: Xen's init-xenstore-domain starts our stub
 #                   as PV (~2-3 minutes)
 #   make e2e-daemon 4.17, PV only: our xenstored in dom0, started by Debian's
@@ -70,4 +71,5 @@ e2e-perf:
 	@rc=0; export E2E_RUN_START=$$(date +%s); \
 	bash build/e2e/pvh.sh || rc=1; \
 	bash build/e2e/perf-c.sh || rc=1; \
+	E2E_PERF_DAEMON=ours E2E_NOBUILD=1 bash build/e2e/perf-c.sh || rc=1; \
 	exit $$rc

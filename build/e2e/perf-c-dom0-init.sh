@@ -4,20 +4,21 @@
 # build/e2e/pvh.sh (same kernel, xsprobe and /init, with e2e.perfonly) and
 # the domU measures reads and writes through its kernel's /dev/xen/xenbus
 # (perf_step in build/e2e/dom0-lib.sh), for `@@E2E PERF ... ours= c=`.
+# With E2E_PERF_DAEMON=ours, OUR xenstored is the dom0 daemon instead.
 #   @@E2E MARK/PASS/FAIL/INFO/STEP/PERF-RESULT/DONE lines for the host script;
 #   [domu] the domU's console.
 . /e2e/dom0-lib.sh
 PERF_SECS=5
+XSD=/usr/lib/xen-4.17/bin/xenstored # E2E_PERF_DAEMON=ours: /usr/sbin/xsstub-xenstored
 . /e2e/config
-XSD=$(echo /usr/lib/xen-4.*/bin/xenstored)
 
 mark DOM0-UP
 follow $DOMUCONS "[domu]"
 xen_modules
 if pidof xenstored oxenstored >/dev/null; then fail no-other-xenstored "a xenstored already runs"; fi
 
-# --- 1. Debian's C xenstored as the dom0 daemon (it forks once it serves)
-step "1: Debian's C xenstored ($XSD) in dom0"
+# --- 1. Debian's C xenstored (or ours) as the dom0 daemon (it forks)
+step "1: the dom0 daemon $XSD"
 mkdir -p /var/run/xenstored /var/lib/xenstored
 T0=$(up)
 timeout 60 $XSD --pid-file /run/xenstored.pid >/tmp/xsd.log 2>&1
@@ -29,9 +30,9 @@ cat /tmp/xsd.log
 pid=$(cat /run/xenstored.pid 2>/dev/null)
 xsd_alive() { [ -n "$pid" ] && [ "$(readlink /proc/$pid/exe)" = "$XSD" ]; }
 if [ $rc = 0 ] && xsd_alive && T xenstore-read -s / >/dev/null 2>&1; then
-	pass c-xenstored "rc=0, pid $pid ($(readlink /proc/$pid/exe)) serves after $(dt $T1 $T0)s"
+	pass dom0-xenstored "rc=0, pid $pid ($(readlink /proc/$pid/exe)) serves after $(dt $T1 $T0)s"
 else
-	fail c-xenstored "rc=$rc pid '$pid' after $(dt $T1 $T0)s"
+	fail dom0-xenstored "rc=$rc pid '$pid' after $(dt $T1 $T0)s"
 	finish
 fi
 T xen-init-dom0
@@ -50,9 +51,9 @@ perf_step $PERF_SECS
 
 v=$(T xenstore-read /local/domain/0/name 2>&1)
 if xsd_alive && [ "$v" = Domain-0 ] && l=$(xstool alive $ID); then
-	pass c-xenstored-alive-at-end "pid $pid serves; the domU: $l"
+	pass dom0-xenstored-alive-at-end "pid $pid serves; the domU: $l"
 else
-	fail c-xenstored-alive-at-end "pid '$pid' alive: $(xsd_alive && echo yes || echo no); read '$v'; domU: $l"
+	fail dom0-xenstored-alive-at-end "pid '$pid' alive: $(xsd_alive && echo yes || echo no); read '$v'; domU: $l"
 fi
 mark ALL-DONE
 finish

@@ -21,15 +21,25 @@
 #   E2E_PERF_SECS  seconds per measured kind (default 5, as pvh.sh)
 #   E2E_TIMEOUT    seconds for the boot (default 420)
 #   E2E_LOG        serial log (default images/e2e-perf-c.log)
+#   E2E_PERF_DAEMON  c (default) or ours: OUR xenstored (make build) as the
+#                  dom0 daemon instead, to tell our code from the stub
+#                  domain's platform; its lines read ours-dom0= instead of c=
+#                  (log images/e2e-perf-ours-dom0.log, images/e2e-perf-ours-dom0.txt)
 #   XSSTUB_CACHE   cache outside the tree (default /var/cache/xsstub)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$ROOT/build/e2e
 TIMEOUT=${E2E_TIMEOUT:-420}
-LOG=${E2E_LOG:-$ROOT/images/e2e-perf-c.log}
+DAEMON=${E2E_PERF_DAEMON:-c}
+case $DAEMON in
+c) LABEL=c SUFFIX=c ;;
+ours) LABEL=ours-dom0 SUFFIX=ours-dom0 ;;
+*) echo "E2E_PERF_DAEMON=$DAEMON: want c or ours" >&2; exit 2 ;;
+esac
+LOG=${E2E_LOG:-$ROOT/images/e2e-perf-$SUFFIX.log}
 OURS=${E2E_PERF_OURS:-$ROOT/images/e2e-perf-ours.txt}
-OUT=$ROOT/images/e2e-perf.txt
+OUT=$ROOT/images/e2e-perf$([ $DAEMON = c ] || echo "-$SUFFIX").txt
 RUN_START=${E2E_RUN_START:-$(date +%s)}
 T0=$(date +%s.%N)
 since() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%6.1f", b-a}'; }
@@ -59,10 +69,19 @@ mkdir -p $O/e2e $O/usr/local/bin $O/usr/lib/xen-4.17/bin
 cp "$HERE/perf-c-dom0-init.sh" $O/init
 chmod +x $O/init
 cp "$HERE/dom0-lib.sh" $O/e2e/
+if [ $DAEMON = ours ]; then
+	[ -n "${E2E_NOBUILD:-}" ] || make -s -C "$ROOT" build
+	XSD=$ROOT/bin/xenstored
+	DST=/usr/sbin/xsstub-xenstored
+else
+	DST=/usr/lib/xen-4.17/bin/xenstored
+fi
 cat >$O/e2e/config <<CFG
 PERF_SECS=${E2E_PERF_SECS:-5}
+XSD=$DST
 CFG
-cp "$XSD" $O/usr/lib/xen-4.17/bin/xenstored
+mkdir -p "$O/$(dirname $DST)"
+cp "$XSD" "$O/$DST"
 for l in $(LD_LIBRARY_PATH= ldd "$XSD" | awk '/=>/ {print $3}'); do
 	mkdir -p "$O/$(dirname "$l")"
 	cp -L "$l" "$O/$l"
@@ -86,24 +105,24 @@ after_boot() {
 		ocal=$(sed -n 's/^# calibrate //p' "$OURS")
 	fi
 	{
-		perf_results "$LOG" | awk -v ours="$ours" '
+		perf_results "$LOG" | awk -v ours="$ours" -v label="$LABEL" '
 			function rate(s) { return match(s, /ops_per_s=[0-9]+/) ? substr(s, RSTART + 10, RLENGTH - 10) : "?" }
 			BEGIN { n = split(ours, l, "\n"); for (i = 1; i <= n; i++) if (l[i] != "") { split(l[i], f, " "); o[f[1]] = rate(l[i]); order[++k] = f[1] } }
 			{ c[$1] = rate($0); if (!($1 in o)) order[++k] = $1 }
 			END {
 				for (i = 1; i <= k; i++) {
 					name = order[i]; a = (name in o) ? o[name] : "?"; b = (name in c) ? c[name] : "?"
-					r = (a != "?" && b != "?" && b > 0) ? sprintf(" ours/c=%.2f", a / b) : ""
-					printf "@@E2E PERF %s ours=%s c=%s%s\n", name, a, b, r
+					r = (a != "?" && b != "?" && b > 0) ? sprintf(" ours/%s=%.2f", label, a / b) : ""
+					printf "@@E2E PERF %s ours=%s %s=%s%s\n", name, a, label, b, r
 				}
 				if (k == 0) print "@@E2E PERF none: neither boot measured a kind"
 			}'
 		[ -z "$why" ] || echo "@@E2E PERF-NOTE ours=?: $why"
-		[ -n "$(perf_results "$LOG")" ] || echo "@@E2E PERF-NOTE c=?: this boot measured nothing (see its checks)"
-		echo "@@E2E PERF-NOTE the domU's speed, seconds of a busybox loop before,after the measurements (host load moves it; lower is faster): ours' boot ${ocal:-?}, C's boot $(perf_calibration "$LOG")"
+		[ -n "$(perf_results "$LOG")" ] || echo "@@E2E PERF-NOTE $LABEL=?: this boot measured nothing (see its checks)"
+		echo "@@E2E PERF-NOTE the domU's speed, seconds of a busybox loop before,after the measurements (host load moves it; lower is faster): ours' boot ${ocal:-?}, $LABEL's boot $(perf_calibration "$LOG")"
 	} >"$OUT"
-	say "ring measurements, ours (pvh.sh, this run) beside C xenstored 4.17 (this boot), ops/s; also in $OUT:"
+	say "ring measurements, ours (pvh.sh, this run) beside $LABEL (this boot's dom0 daemon), ops/s; also in $OUT:"
 	sed 's/^/   /' "$OUT"
 	sed 's/^/[host] /' "$OUT" >>"$LOG"
 }
-boot_and_judge +svm,+npt "Xen 4.17, HVM+HAP; Debian's C xenstored 4.17 in dom0, PVH domU measuring the ring"
+boot_and_judge +svm,+npt "Xen 4.17, HVM+HAP; $([ $DAEMON = c ] && echo "Debian's C xenstored 4.17" || echo "OUR xenstored") in dom0, PVH domU measuring the ring"
