@@ -32,10 +32,9 @@ calibrate() {
 i=1
 while :; do
 	set -- $($P wait data/perf/go-$i 900 2>&1)
-	[ $i = 1 ] && c0=$(calibrate)
 	case $1 in
-	done) echo "GUEST PERF-CALIBRATE loop_s=$c0,$(calibrate)" && break ;;
-	[0-9]*) ;;
+	done) [ $i = 1 ] || echo "GUEST PERF-CALIBRATE loop_s=$c0,$(calibrate)"; break ;;
+	[0-9]*) [ $i = 1 ] && c0=$(calibrate) ;;
 	*) echo "GUEST PERF-ERROR order $i: $*" && break ;;
 	esac
 	k=$2
