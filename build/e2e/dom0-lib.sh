@@ -4,7 +4,7 @@
 # Lines for the host script:
 #   @@E2E MARK <name> t=<dom0 uptime>
 #   @@E2E PASS <check> [detail] / @@E2E FAIL <check> [detail]
-#   @@E2E PERF-RESULT <kind> ops_per_s=R ops=N secs=S errors=0 (perf_step)
+#   @@E2E PERF-RESULT <kind> ops_per_s=R ops=N secs=S errors=0 rounds=R1,R2,.. (perf_step)
 #   @@E2E PERF-CALIBRATE loop_s=B,A (the domU's speed before and after)
 #   @@E2E DONE pass=<n> fail=<n>
 /bin/busybox --install -s /bin
@@ -140,46 +140,63 @@ perf_go() {
 }
 cpu_ms() { xstool doms | sed -n 's/^dom=\([0-9]*\) .*cpu_ms=\([0-9]*\) .*/\1 \2/p'; }
 
-# perf_step SECS: dom0 hands the domU one kind at a time (dom0 has done its
-# own work by then and only sleeps while the domU measures), reads the result from the domU's
-# console, prints it as @@E2E PERF-RESULT, and the CPU time each domain
-# spent per operation meanwhile (Xen's accounting) as @@E2E INFO perf-cpu;
-# then checks ring-perf: every kind measured, no error. A kind that failed
-# prints no PERF-RESULT line.
+# perf_step SECS ROUNDS: dom0 hands the domU one kind at a time, all kinds
+# ROUNDS times over (so a slow spell of the shared host hits every kind;
+# dom0 has done its own work by then and only sleeps while the domU
+# measures), reads each result from the domU's console, and prints per kind
+# the median of the rounds' ops/s with the rounds' ops and seconds summed
+# (@@E2E PERF-RESULT) and the CPU time each domain spent per operation over
+# them (Xen's accounting; @@E2E INFO perf-cpu); then checks ring-perf:
+# every kind measured in every round, no error. A kind that failed in any
+# round prints no PERF-RESULT line.
 perf_step() {
-	n=0
 	bad=
 	mark PERF-START
 	T0=$(up)
+	rm -f /tmp/perf-*.res /tmp/perf-*.cpu
 	perf_go 1 "2 warm-up:read:1" # 2 s of READs first, not reported
 	sleep 3
 	gwait "^GUEST PERF warm-up " 60
 	n=1
-	for k in $PERF_KINDS; do
-		n=$((n + 1))
-		name=${k%%:*}
-		cpu_ms >/tmp/cpu0
-		perf_go $n "$1 $k"
-		sleep $(($1 + 1)) # one process: gwait's grep every second would take CPU from the ring
-		gwait "^GUEST PERF $name " $(($1 * 6 + 60))
-		cpu_ms >/tmp/cpu1
-		l=$(dcons | grep "^GUEST PERF $name " | tail -1)
-		r=${l#GUEST PERF $name }
-		echo "domU: $l"
-		if echo "$r" | grep -q '^ops=[1-9][0-9]* secs=[0-9.]* ops_per_s=[0-9]* errors=0$'; then
-			echo "@@E2E PERF-RESULT $name $(echo "$r" | sed 's/^ops=\([0-9]*\) secs=\([0-9.]*\) ops_per_s=\([0-9]*\) errors=0$/ops_per_s=\3 ops=\1 secs=\2 errors=0/')"
-			ops=${r#ops=}
-			echo "@@E2E INFO perf-cpu $name ms of CPU per operation (Xen's accounting, over ${1}s and dom0's wait around it):$(awk -v ops=${ops%% *} 'NR == FNR {a[$1] = $2; next} {printf " dom%s=%.2f", $1, ($2 - a[$1]) / ops}' /tmp/cpu0 /tmp/cpu1) (dom$ID: the domU${STUBID:+, dom$STUBID: our stub})"
-		else
-			bad="$bad $name: '${r:-no result}';"
-		fi
+	r=1
+	while [ $r -le $2 ]; do
+		for k in $PERF_KINDS; do
+			n=$((n + 1))
+			name=${k%%:*}
+			cpu_ms >/tmp/cpu0
+			perf_go $n "$1 $k r$r"
+			sleep $(($1 + 1)) # one process: gwait's grep every second would take CPU from the ring
+			gwait "^GUEST PERF $name r$r " $(($1 * 6 + 60))
+			cpu_ms >/tmp/cpu1
+			l=$(dcons | grep "^GUEST PERF $name r$r " | tail -1)
+			res=${l#GUEST PERF $name r$r }
+			echo "domU: $l"
+			if echo "$res" | grep -q '^ops=[1-9][0-9]* secs=[0-9.]* ops_per_s=[0-9]* errors=0$'; then
+				echo "$res" >>/tmp/perf-$name.res
+				awk 'NR == FNR {a[$1] = $2; next} {print $1, $2 - a[$1]}' /tmp/cpu0 /tmp/cpu1 >>/tmp/perf-$name.cpu
+			else
+				bad="$bad $name r$r: '${res:-no result}';"
+			fi
+		done
+		r=$((r + 1))
 	done
 	perf_go $((n + 1)) done
 	gwait '^GUEST-PERF-DONE' 60
+	nk=0
+	for k in $PERF_KINDS; do
+		name=${k%%:*}
+		nk=$((nk + 1))
+		[ "$(wc -l </tmp/perf-$name.res 2>/dev/null)" = "$2" ] || continue
+		rates=$(sed 's/.*ops_per_s=\([0-9]*\).*/\1/' /tmp/perf-$name.res)
+		med=$(echo "$rates" | sort -n | sed -n "$((($2 + 1) / 2))p")
+		tot=$(sed 's/^ops=\([0-9]*\) secs=\([0-9.]*\) .*/\1 \2/' /tmp/perf-$name.res | awk '{o += $1; s += $2} END {printf "ops=%d secs=%.2f", o, s}')
+		echo "@@E2E PERF-RESULT $name ops_per_s=$med $tot errors=0 rounds=$(echo $rates | tr ' ' ,)"
+		echo "@@E2E INFO perf-cpu $name ms of CPU per operation over the rounds (Xen's accounting, dom0's wait around each included):$(awk -v ops="${tot%% *}" '{c[$1] += $2} END {sub(/ops=/, "", ops); for (d = 0; d < 1000; d++) if (d in c) printf " dom%s=%.2f", d, c[d] / ops}' /tmp/perf-$name.cpu) (dom$ID: the domU${STUBID:+, dom$STUBID: our stub})"
+	done
 	echo "@@E2E PERF-CALIBRATE $(dcons | sed -n 's/^GUEST PERF-CALIBRATE //p' | tail -1) (seconds of a busybox loop in the domU before and after)"
 	mark PERF-END
 	if [ -z "$bad" ]; then
-		pass ring-perf "$((n - 1)) kinds measured through the domU's /dev/xen/xenbus, ${1}s each, no error (dom0 saw $(dt $(up) $T0)s)"
+		pass ring-perf "$nk kinds measured through the domU's /dev/xen/xenbus, $2 rounds of ${1}s each, no error (dom0 saw $(dt $(up) $T0)s)"
 	else
 		fail ring-perf "$bad"
 	fi

@@ -18,7 +18,7 @@
 #                  Default: this script's start (so alone: ours=?); 0 takes
 #                  any saved file
 #   E2E_PERF_OURS  our saved measurements (default images/e2e-perf-ours.txt)
-#   E2E_PERF_SECS  seconds per measured kind (default 5, as pvh.sh)
+#   E2E_PERF_SECS, E2E_PERF_ROUNDS  as pvh.sh (default 3 and 3)
 #   E2E_TIMEOUT    seconds for the boot (default 420)
 #   E2E_LOG        serial log (default images/e2e-perf-c.log)
 #   E2E_PERF_DAEMON  c (default) or ours: OUR xenstored (make build) as the
@@ -77,7 +77,8 @@ else
 	DST=/usr/lib/xen-4.17/bin/xenstored
 fi
 cat >$O/e2e/config <<CFG
-PERF_SECS=${E2E_PERF_SECS:-5}
+PERF_SECS=${E2E_PERF_SECS:-3}
+PERF_ROUNDS=${E2E_PERF_ROUNDS:-3}
 XSD=$DST
 CFG
 mkdir -p "$O/$(dirname $DST)"

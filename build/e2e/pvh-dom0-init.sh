@@ -13,7 +13,8 @@ STUB_PARAM=
 LIVE_UPDATE=1
 FILL=1
 PERF=1
-PERF_SECS=5
+PERF_SECS=3
+PERF_ROUNDS=3
 . /e2e/config
 
 CONS=/var/log/xen/xenstore-domain-console.log
@@ -121,8 +122,8 @@ rel0=$(grep -c '^@releaseDomain' /tmp/watch.log)
 step "3: xl create of a PVH domU (Debian kernel, busybox + xsprobe initramfs)"
 pvh_domu_create
 if [ "$PERF" = 1 ]; then
-	step "3p: ring performance: the domU's reads and writes through /dev/xen/xenbus, ${PERF_SECS}s per kind (issue 15)"
-	perf_step $PERF_SECS
+	step "3p: ring performance: the domU's reads and writes through /dev/xen/xenbus, $PERF_ROUNDS rounds of ${PERF_SECS}s per kind (issue 15)"
+	perf_step $PERF_SECS $PERF_ROUNDS
 else
 	perf_go 1 done # the guest skips the measurements
 fi

@@ -19,8 +19,9 @@ fi
 echo "GUEST name=$($P read name 2>&1) domid=$($P read domid 2>&1)"
 
 # Ring performance (issue 15): dom0 writes its Nth order to data/perf/go-N
-# once it only waits: "SECS NAME:OP:DEPTH" (each prints "GUEST PERF NAME
-# ops=N secs=S ops_per_s=R errors=E", or xsprobe's error) or "done".
+# once it only waits: "SECS NAME:OP:DEPTH [TAG]" (each prints "GUEST PERF
+# NAME [TAG] ops=N secs=S ops_per_s=R errors=E", or xsprobe's error) or
+# "done".
 # Around them, the guest's own speed (a busybox loop: the host's share of
 # TCG), to tell a slower boot from a slower store.
 calibrate() {
@@ -40,7 +41,7 @@ while :; do
 	k=$2
 	name=${k%%:*}
 	op=${k#*:}
-	echo "GUEST PERF $name $($P perf ${op%:*} data/perf/$name $1 ${op#*:} 2>&1 | tail -1)"
+	echo "GUEST PERF $name${3:+ $3} $($P perf ${op%:*} data/perf/$name $1 ${op#*:} 2>&1 | tail -1)"
 	i=$((i + 1))
 done
 echo "GUEST-PERF-DONE uptime=$(cut -d' ' -f1 /proc/uptime)"

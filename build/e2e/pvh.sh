@@ -33,7 +33,8 @@
 #   E2E_PERF=0|1   step 3p, the domU's ring measurements (default 1 on 4.17,
 #                  0 on 4.20), saved in E2E_PERF_OUT (default
 #                  images/e2e-perf-ours.txt) for build/e2e/perf-c.sh
-#   E2E_PERF_SECS  seconds per measured kind (default 5)
+#   E2E_PERF_SECS, E2E_PERF_ROUNDS  seconds per measured kind and round
+#                  (default 3), rounds over all kinds (default 3)
 #   E2E_DOMU_EXTRA extra words for the domU's kernel command line
 #                  (e2e.rebootonce: its first boot reboots, to test the test)
 set -euo pipefail
@@ -113,7 +114,8 @@ STUB_PARAM="$STUB_PARAM"
 LIVE_UPDATE=${E2E_LIVE_UPDATE:-1}
 FILL=${E2E_FILL:-0}
 PERF=$PERF
-PERF_SECS=${E2E_PERF_SECS:-5}
+PERF_SECS=${E2E_PERF_SECS:-3}
+PERF_ROUNDS=${E2E_PERF_ROUNDS:-3}
 CFG
 cp "$HERE/dom0-lib.sh" $O/e2e/
 # The PVH domU (build/e2e/pvh-domu.sh): Debian's kernel (already in the
