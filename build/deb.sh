@@ -77,7 +77,7 @@ DOC=/usr/share/doc/$PKG
 inst 644 "$P/copyright" "$DOC/copyright"
 inst 644 "$P/lintian-overrides" /usr/share/lintian/overrides/$PKG
 inst 644 "$P/README.Debian" "$DOC/README.Debian"
-for f in README.md launcher/README.md kernel/README.md stubdom/init/README.md; do
+for f in README.md launcher/README.md kernel/README.md stubdom/boot/README.md; do
 	name=$(basename "$f")
 	[ "$f" = README.md ] || name=$(dirname "$f" | tr / -)-README.md
 	install -D -m 644 "$ROOT/$f" "$D$DOC/$name"

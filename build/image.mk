@@ -1,5 +1,6 @@
 # The stub domain's initramfs: images/xenstore-stubdom.cpio.gz holding /init
-# (./stubdom/init) and /bin/xenstored (./stubdom/xenstored), built with u-root.
+# (./stubdom/xenstored, which boots the domain and serves) and /bin/xenstored
+# (a link to it), built with u-root.
 # XENSTORED_BIN=path uses a prebuilt xenstored instead.
 .PHONY: image smoke-qemu
 image:

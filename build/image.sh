@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Build the stub domain's initramfs (make image):
-#   /init           ./stubdom/init (mounts, parses options, execs xenstored)
-#   /bin/xenstored  ./stubdom/xenstored
+#   /init           ./stubdom/xenstored: one Go program that boots the domain
+#                   (package stubdom/boot) and goes on as xenstored, PID 1
+#   /bin/xenstored  a symbolic link to /init
 # with u-root's builder (a go.mod tool: `go tool u-root`) in its -nocmd mode,
 # then gzip -9 -n. Output: images/xenstore-stubdom.cpio.gz. The builds use
 # -trimpath and zeroed build ids and u-root zeroes timestamps, so the same
 # sources give the same image.
 #
 # Environment:
-#   XENSTORED_PKG  package to build as /bin/xenstored (default ./stubdom/xenstored)
+#   XENSTORED_PKG  package to build as /init (default ./stubdom/xenstored)
 #   XENSTORED_BIN  use this prebuilt binary instead of building XENSTORED_PKG
-#   INIT_PKG       package to build as /init (default ./stubdom/init)
 #   IMAGE_OUT      output file (default images/xenstore-stubdom.cpio.gz)
 set -euo pipefail
 
@@ -18,7 +18,6 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 GO=${GO:-go}
 XENSTORED_PKG=${XENSTORED_PKG:-./stubdom/xenstored}
-INIT_PKG=${INIT_PKG:-./stubdom/init}
 OUT=${IMAGE_OUT:-$ROOT/images/xenstore-stubdom.cpio.gz}
 T0=$(date +%s%N)
 
@@ -37,29 +36,27 @@ static() { # file (checked where binutils is installed)
 	! readelf -l "$1" 2>/dev/null | grep -q 'Requesting program interpreter' || die "$1 is dynamically linked"
 }
 
-say "building /init from $INIT_PKG"
-gobuild "$WORK/init" "$INIT_PKG"
 if [ -n "${XENSTORED_BIN:-}" ]; then
 	say "using prebuilt xenstored $XENSTORED_BIN"
 	[ -f "$XENSTORED_BIN" ] || die "XENSTORED_BIN=$XENSTORED_BIN: no such file"
 	cp "$XENSTORED_BIN" "$WORK/xenstored"
 else
 	[ -d "$XENSTORED_PKG" ] || die "no package $XENSTORED_PKG (set XENSTORED_PKG, or XENSTORED_BIN to a prebuilt binary)"
-	say "building /bin/xenstored from $XENSTORED_PKG"
+	say "building /init from $XENSTORED_PKG"
 	gobuild "$WORK/xenstored" "$XENSTORED_PKG"
 fi
-static "$WORK/init"
 static "$WORK/xenstored"
+ln -s /init "$WORK/xenstored-link"
 
 say "assembling initramfs with go tool u-root"
 if ! "$GO" tool u-root -nocmd -initcmd= -uinitcmd= -defaultsh= \
-	-files "$WORK/init:init" -files "$WORK/xenstored:bin/xenstored" \
+	-files "$WORK/xenstored:init" -files "$WORK/xenstored-link:bin/xenstored" \
 	-o "$WORK/image.cpio" >"$WORK/u-root.log" 2>&1; then
 	cat "$WORK/u-root.log" >&2
 	die "u-root failed"
 fi
 
-# The kernel must find /init and init must find /bin/xenstored; the Go
+# The kernel must find /init, xenstored.path's default /bin/xenstored; the Go
 # runtime needs /dev/null before init mounts devtmpfs if the console is
 # missing. (Checked where cpio is installed; build/imagecheck's test checks
 # the same with u-root's cpio reader.)
@@ -77,7 +74,7 @@ gzip -9 -n -c "$WORK/image.cpio" >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 
 size() { stat -c %s "$1"; }
-say "/init $(size "$WORK/init") bytes, /bin/xenstored $(size "$WORK/xenstored") bytes"
+say "/init (xenstored) $(size "$WORK/xenstored") bytes"
 say "$(basename "$OUT"): $(size "$OUT") bytes gzipped, $(size "$WORK/image.cpio") bytes uncompressed, $entries entries"
 ms=$((($(date +%s%N) - T0) / 1000000))
 say "done in $((ms / 1000)).$(printf '%03d' $((ms % 1000)))s: $OUT"

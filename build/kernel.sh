@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the xenstore stub domain's Linux kernel (make kernel).
 #
-# Debian's linux-source-6.1, `make tinyconfig` + kernel/stubdom.config, then
+# Debian's linux-source-6.1 with kernel/patches/*.patch applied (in name
+# order), `make tinyconfig` + kernel/stubdom.config, then
 # `make olddefconfig`. Every line of the fragment is checked against the final
 # .config. The result, a stripped vmlinux with Xen's PVH entry note, goes to
 # images/xenstore-stubdom.kernel (and the bzImage to
@@ -9,8 +10,9 @@
 #
 # Source, objects and finished kernels live in a cache outside the git tree
 # (XSSTUB_CACHE, default /var/cache/xsstub) so fresh clones reuse them. A
-# kernel is rebuilt only when the key changes: a hash of the fragment, this
-# script, the source package's version and the compiler's version.
+# kernel is rebuilt only when the key changes: a hash of the fragment, the
+# patches, this script, the source package's version and the compiler's
+# version.
 #
 # Environment: XSSTUB_CACHE, JOBS (default nproc), KERNEL_FORCE=1 (ignore
 # the finished-kernel cache), KERNEL_OUT (default images/xenstore-stubdom.kernel).
@@ -18,11 +20,11 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FRAGMENT=$ROOT/kernel/stubdom.config
+PATCHES=("$ROOT"/kernel/patches/*.patch)
 PKG=linux-source-6.1
 CACHE=${XSSTUB_CACHE:-/var/cache/xsstub}
 KCACHE=$CACHE/linux-6.1
 SRC=$KCACHE/$PKG
-OBJ=$KCACHE/build
 OUT=${KERNEL_OUT:-$ROOT/images/xenstore-stubdom.kernel}
 BZOUT=$(dirname "$OUT")/xenstore-stubdom.bzImage
 JOBS=${JOBS:-$(nproc)}
@@ -34,7 +36,7 @@ die() { printf '== kernel: ERROR: %s\n' "$*" >&2; exit 1; }
 # --- 1. packages (installed only when missing)
 need=()
 dpkg-query -W -f='${Status}\n' "$PKG" 2>/dev/null | grep -q 'ok installed' || need+=("$PKG")
-for p in build-essential bc bison flex libelf-dev libssl-dev cpio xz-utils binutils; do
+for p in build-essential bc bison flex libelf-dev libssl-dev cpio xz-utils binutils patch; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
 done
 if ((${#need[@]})); then
@@ -49,19 +51,39 @@ VERSION=$(dpkg-query -W -f='${Version}' "$PKG")
 TARBALL=/usr/src/$PKG.tar.xz
 [ -f "$TARBALL" ] || die "$TARBALL missing (package $PKG $VERSION)"
 
-# --- 2. source, unpacked once per package version
+# --- 2. source: unpacked pristine once per package version ($SRC, as older
+# checkouts of this script expect it), then a patched tree per patch set:
+# a hard-link copy whose patched files patch(1) replaces, never edits in
+# place, so the pristine tree stays pristine. Objects live per patch set too.
 mkdir -p "$KCACHE"
 if [ "$(cat "$KCACHE/src.version" 2>/dev/null)" != "$VERSION" ] || [ ! -f "$SRC/Makefile" ]; then
 	say "unpacking $PKG $VERSION into $SRC"
-	rm -rf "$SRC" "$OBJ" "$KCACHE/src.version"
+	rm -rf "$SRC" "$KCACHE/src.version" "$KCACHE"/src-* "$KCACHE"/build-*
 	tar -xJf "$TARBALL" -C "$KCACHE"
 	echo "$VERSION" >"$KCACHE/src.version"
 fi
+PHASH=$(cat "${PATCHES[@]}" | sha256sum | cut -c1-12)
+PSRC=$KCACHE/src-$PHASH
+OBJ=$KCACHE/build-$PHASH
+if [ ! -f "$PSRC/.xsstub-patched" ]; then
+	say "patched tree $PSRC"
+	rm -rf "$PSRC" "$OBJ"
+	cp -al "$SRC" "$PSRC"
+	for p in "${PATCHES[@]}"; do
+		say "applying $(basename "$p")"
+		patch -p1 --forward --quiet -d "$PSRC" <"$p" || die "patch $p does not apply to $PKG $VERSION"
+	done
+	touch "$PSRC/.xsstub-patched"
+fi
+touch "$PSRC" "$KCACHE/src.version"
+# Keep the two newest patched trees and their objects.
+ls -dt "$KCACHE"/src-* 2>/dev/null | tail -n +3 | while read -r d; do rm -rf "$d" "$KCACHE/build-${d##*/src-}"; done
+SRC=$PSRC
 KVER=$(make -s -C "$SRC" kernelversion)
 
 # --- 3. cache key
 KEY=$({
-	cat "$FRAGMENT" "$0"
+	cat "$FRAGMENT" "${PATCHES[@]}" "$0"
 	echo "$VERSION"
 	gcc --version | head -1
 } | sha256sum | cut -c1-16)

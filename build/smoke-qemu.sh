@@ -2,7 +2,7 @@
 # Smoke boot of the stub domain kernel + initramfs under QEMU, without Xen and
 # without KVM (make smoke-qemu). QEMU enters the vmlinux through its PVH note.
 # Passes when the kernel runs /init, init mounts /dev, /proc and /sys, parses
-# "--event 5" and execs /bin/xenstored. xenstored itself is expected to fail
+# "--event 5" and starts xenstored (same program). xenstored is expected to fail
 # here (no /dev/xen): its exit ends PID 1, the kernel panics and, with
 # panic=-1 and -no-reboot, QEMU exits.
 #
@@ -56,12 +56,8 @@ check '^xsinit: mounted devtmpfs on /dev' "devtmpfs on /dev"
 check '^xsinit: mounted proc on /proc' "proc on /proc"
 check '^xsinit: mounted sysfs on /sys' "sysfs on /sys"
 check '^xsinit: argv \["--event" "5"' "kernel passes --event 5 to init"
-check '^xsinit: uptime [0-9.]+s: exec \["/bin/xenstored" "--stubdom" "--event" "5"' "init execs xenstored --stubdom --event 5"
-if tr -d '\r' <"$LOG" | grep -aq '^xsinit: error: exec'; then
-	say "exec of /bin/xenstored failed"
-	fail=1
-fi
-up=$(tr -d '\r' <"$LOG" | grep -aoE '^xsinit: uptime [0-9.]+s' | grep -oE '[0-9.]+s' || true)
-[ -n "$up" ] && say "init reached exec at guest uptime $up"
+check '^xsinit: uptime [0-9.]+s: xenstored \["--stubdom" "--event" "5"' "init starts xenstored --stubdom --event 5"
+up=$(tr -d '\r' <"$LOG" | grep -aoE '^xsinit: uptime [0-9.]+s: xenstored' | grep -oE '[0-9.]+s' || true)
+[ -n "$up" ] && say "init started xenstored at guest uptime $up"
 ((fail == 0)) || die "see $LOG"
 say "passed"

@@ -234,19 +234,55 @@ func adoptSockets(e *store.Engine, h *handover, log *slog.Logger) (*unixsock.Ser
 	return s, nil
 }
 
-// accountImage lowers the Go memory limit by the size of this daemon's
-// own binary when a live update started it from a memfd: those pages
-// are memory the limit (derived from MemTotal) did not plan for.
+// accountImage accounts for this daemon's own binary when a live update
+// started it from a memfd: those pages are memory the limit did not plan
+// for. In the stub, where the image's copy of the program is no longer run
+// by anyone, that copy is removed instead, which gives at least as much
+// back; elsewhere the Go memory limit is lowered by the binary's size.
 func accountImage(log *slog.Logger) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil || !strings.HasPrefix(exe, "/memfd:") {
 		return
 	}
 	fi, err := os.Stat("/proc/self/exe")
+	if err != nil {
+		return
+	}
+	if dropBootImage(fi.Size(), log) {
+		return
+	}
 	limit := debug.SetMemoryLimit(-1)
-	if err != nil || limit == math.MaxInt64 || limit <= 2*fi.Size() {
+	if limit == math.MaxInt64 || limit <= 2*fi.Size() {
 		return
 	}
 	debug.SetMemoryLimit(limit - fi.Size())
 	log.Info("live-update: memory limit lowered by the binary held in memory", "bytes", fi.Size(), "limit", limit-fi.Size())
+}
+
+// dropBootImage removes the stub image's copy of the program, /init (and
+// /bin/xenstored, its link), when this process is the stub's PID 1 running
+// from a memfd: an initramfs file holds its memory until it is removed, and
+// nothing will run it again. It reports whether at least size bytes went.
+func dropBootImage(size int64, log *slog.Logger) bool {
+	if os.Getpid() != 1 {
+		return false // not the stub's init: never touch the system's files
+	}
+	var freed int64
+	for _, name := range []string{"/init", "/bin/xenstored"} {
+		fi, err := os.Lstat(name)
+		if err != nil {
+			continue
+		}
+		if err := os.Remove(name); err != nil {
+			log.Warn("live-update: cannot remove the image's program", "file", name, "err", err)
+			continue
+		}
+		if fi.Mode().IsRegular() {
+			freed += fi.Size()
+		}
+	}
+	if freed > 0 {
+		log.Info("live-update: the image's copy of the program removed, its memory given back", "bytes", freed)
+	}
+	return freed >= size
 }

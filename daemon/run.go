@@ -220,7 +220,7 @@ func engineConfig(o *Options, xs *xenSide, storeDomid uint32, up store.LiveUpdat
 	if ceiling > 0 {
 		log.Info("store memory ceiling", "bytes", ceiling)
 	}
-	return store.Config{
+	cfg := store.Config{
 		LiveUpdate:    up,
 		Quotas:        &qs,
 		Logger:        log,
@@ -233,6 +233,11 @@ func engineConfig(o *Options, xs *xenSide, storeDomid uint32, up store.LiveUpdat
 		EventTimeout:  o.EventTimeout,
 		MemoryCeiling: ceiling,
 	}
+	if o.StubDomain { // the domain is ours: its memory and boot are worth showing
+		cfg.SystemReport = systemReport
+		cfg.FirstAnswer = logFirstAnswer(log)
+	}
+	return cfg
 }
 
 // startTrace logs every request and reply to path (-T).

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/xsstub/xenstored/daemon"
-	"github.com/xsstub/xenstored/stubdom/init/initcfg"
+	"github.com/xsstub/xenstored/stubdom/boot/initcfg"
 )
 
 // rig is a temporary root for the wrapper: a config, fake launcher, daemon

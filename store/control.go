@@ -230,7 +230,14 @@ func (e *Engine) memReport() string {
 		watches += len(l)
 	}
 	return fmt.Sprintf("nodes: %d (%d bytes of records, %d bytes held with the index)\nconnections: %d\nwatches: %d\ndomains: %d\ngo heap in use: %d bytes\ngo sys: %d bytes\n",
-		e.nodes.len(), records, held, len(e.conns), watches, len(e.domains), ms.HeapInuse, ms.Sys) + e.ceilingLine()
+		e.nodes.len(), records, held, len(e.conns), watches, len(e.domains), ms.HeapInuse, ms.Sys) + e.ceilingLine() + e.systemReport()
+}
+
+func (e *Engine) systemReport() string {
+	if e.cfg.SystemReport == nil {
+		return ""
+	}
+	return e.cfg.SystemReport()
 }
 
 // checkLocked verifies the tree and the accounting; it returns the

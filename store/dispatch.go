@@ -30,6 +30,12 @@ var handlerFlags = map[wire.Type]int{
 
 // dispatch runs one request and returns the reply payload.
 func (e *Engine) dispatch(c *Conn, m *wire.Msg) ([]byte, error) {
+	if !e.answered {
+		e.answered = true
+		if f := e.cfg.FirstAnswer; f != nil {
+			go f()
+		}
+	}
 	flags, known := handlerFlags[m.Type]
 	if !known {
 		e.log.Debug("unknown request type", "conn", c.id, "type", uint32(m.Type))

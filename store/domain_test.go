@@ -327,3 +327,30 @@ func TestDomainTransactionCount(t *testing.T) {
 		})
 	}
 }
+
+// The daemon's hooks: memreport carries the system report, and FirstAnswer
+// runs once, after the first request, not at start.
+func TestSystemHooks(t *testing.T) {
+	answered := make(chan struct{}, 4)
+	e := newTestEngine(t, func(c *Config) {
+		c.SystemReport = func() string { return "system (kB): MemTotal=1\n" }
+		c.FirstAnswer = func() { answered <- struct{}{} }
+	})
+	select {
+	case <-answered:
+		t.Fatal("FirstAnswer ran before any request")
+	default:
+	}
+	d := dom0(t, e)
+	if got := d.must(wire.Control, 0, "memreport"); !strings.Contains(got, "system (kB): MemTotal=1\n") {
+		t.Errorf("memreport %q lacks the system report at its end", got)
+	}
+	d.must(wire.Write, 0, "/a", "1")
+	<-answered
+	d.must(wire.Read, 0, "/a")
+	select {
+	case <-answered:
+		t.Fatal("FirstAnswer ran twice")
+	default:
+	}
+}

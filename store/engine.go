@@ -82,6 +82,13 @@ type Config struct {
 	// it holds: past it unprivileged changes get ENOMEM (ceiling.go;
 	// CeilingFor derives it from the process memory limit). 0: none.
 	MemoryCeiling int64
+	// SystemReport, if set, adds the memory of the system the daemon runs
+	// in (in a stub domain: the whole domain's) to CONTROL memreport. It
+	// is called under the engine's lock and must be quick (a /proc read).
+	SystemReport func() string
+	// FirstAnswer, if set, runs once, in its own goroutine, after the
+	// engine answered its first request (the stub's boot timeline).
+	FirstAnswer func()
 }
 
 // Engine is the store. Create it with New; it is safe for concurrent use.
@@ -112,6 +119,8 @@ type Engine struct {
 	trace   func(string) // CONTROL print / log sink, may be nil
 
 	lu *luSession // a live update in progress, or nil
+
+	answered bool // some request was answered (Config.FirstAnswer ran)
 
 	// For the memory ceiling's estimate (ceiling.go): node memory as the
 	// memory quota counts it, summed over all owners; watches; bytes held

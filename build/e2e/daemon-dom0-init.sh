@@ -31,6 +31,8 @@ pass() { NPASS=$((NPASS + 1)); echo "@@E2E PASS $*"; }
 fail() { NFAIL=$((NFAIL + 1)); echo "@@E2E FAIL $*"; }
 step() { echo "@@E2E STEP $*"; }
 T() { timeout 20 "$@"; }
+# xwait PATH SECS: xsprobe wait with its own deadline (T's 20 s would cut it short).
+xwait() { timeout $(($2 + 10)) xsprobe wait "$1" "$2"; }
 TRACE=/var/log/xen/xenstored-trace.log
 finish() {
 	if [ -f $TRACE ]; then
@@ -219,7 +221,7 @@ else
 fi
 T xenstore-write /local/domain/$ID/data/read-go 1
 T xenstore-chmod /local/domain/$ID/data/read-go n$ID
-v=$(T xsprobe wait /local/domain/$ID/data/read-done 60 2>&1)
+v=$(xwait /local/domain/$ID/data/read-done 60 2>&1)
 dcons $DOMUCONS | grep -E '^(GUEST read-go|WATCH)'
 if [ "$v" = domud ]; then
 	pass domu-ring-after-update "the domU's READ poll ran across the update; it read its name after it and wrote data/read-done='$v'"

@@ -24,6 +24,7 @@ STUB_PARAM="xen_privcmd.unrestricted=1 console=hvc0"
 IXD_TIMEOUT=120
 DOMU=1
 . /e2e/config
+. /e2e/stubinfo.sh
 
 up() { cut -d' ' -f1 /proc/uptime; }
 mark() { echo "@@E2E MARK $1 t=$(up)"; }
@@ -104,6 +105,8 @@ STUBID=$(xstool doms | sed -n 's/^dom=\([1-9][0-9]*\) xenstore=1 .*/\1/p' | head
 # Alive: the stub exists and is neither shut down nor dying (xstool alive).
 if [ $rc = 0 ] && [ -n "$STUBID" ] && l=$(xstool alive $STUBID); then
 	pass init-xenstore-domain "rc=0 serving_after=$(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s $l"
+	# Xen's tool builds PV what has no PVH note, also on an HVM host.
+	if echo "$l" | grep -q " hvm=0 "; then pass stub-is-pv "$l"; else fail stub-is-pv "$l"; fi
 else
 	echo "@@E2E INFO stub-console-last-line '$(tail -1 /tmp/stubcons.log 2>/dev/null)'"
 	fail init-xenstore-domain "rc=$rc after $(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s; $(xstool alive ${STUBID:-1})"
@@ -148,6 +151,7 @@ if [ $rc = 0 ] && echo "$out" | grep -q '^Xenstore ' && xl_state_ok Xenstore; th
 else
 	fail xl-list "rc=$rc"
 fi
+stub_memory_and_boot /tmp/stubcons.log
 mark BASIC-DONE
 
 # --- 3. a PV domU: introduce, watches, release

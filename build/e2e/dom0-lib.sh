@@ -27,6 +27,8 @@ pass() { NPASS=$((NPASS + 1)); echo "@@E2E PASS $*"; }
 fail() { NFAIL=$((NFAIL + 1)); echo "@@E2E FAIL $*"; }
 step() { echo "@@E2E STEP $*"; }
 T() { timeout 20 "$@"; }
+# xwait PATH SECS: xsprobe wait with its own deadline (T's 20 s would cut it short).
+xwait() { timeout $(($2 + 10)) xsprobe wait "$1" "$2"; }
 DOMUCONS=/var/log/xen/guest-domupvh.log
 dcons() { tr -d '\r' <$DOMUCONS 2>/dev/null; } # xenconsoled keeps the guest's CRs
 gwait() { # gwait PATTERN SECS: wait for a line in the domU's console

@@ -13,6 +13,10 @@
 #                  glibc, fetched by build/e2e/fetch-trixie.sh with a private
 #                  apt configuration; dom0's root is then trixie's files only)
 #   XSSTUB_CACHE   cache outside the tree (default /var/cache/xsstub)
+#   E2E_HOST       pv (default: a CPU without SVM, so Xen is PV-only) or hvm
+#                  (HVM+HAP: Xen's tool then tries the kernel as PVH first, so
+#                  the stub is the PV-only kernel, images/xenstore-stubdom-pv.kernel,
+#                  which Xen >= 4.18's tool builds as PV; 4.17's has no fallback)
 #   E2E_STUB_MEM   stub memory in MiB (default 64)
 #   E2E_STUB_PARAM extra words for the stub's kernel command line
 #   E2E_DOMU       1 (default) to create/destroy a domU, 0 to skip
@@ -37,8 +41,13 @@ STUB_MEM=${E2E_STUB_MEM:-64}
 STUB_PARAM="xen_privcmd.unrestricted=1 sysctl.vm.overcommit_memory=1 console=hvc0 loglevel=5 ${E2E_STUB_PARAM:-}"
 DOMU=${E2E_DOMU:-1}
 TIMEOUT=${E2E_TIMEOUT:-300}
-LOG=${E2E_LOG:-$ROOT/images/e2e-pv$([ "$XENV" = 4.17 ] || echo "-$XENV").log}
-KERNEL=$ROOT/images/xenstore-stubdom.kernel
+HOST=${E2E_HOST:-pv}
+case $HOST in
+pv) KERNEL=$ROOT/images/xenstore-stubdom.kernel CPU=-svm HOSTDESC="PV only" ;;
+hvm) KERNEL=$ROOT/images/xenstore-stubdom-pv.kernel CPU=+svm,+npt HOSTDESC="HVM+HAP, PV-only stub kernel" ;;
+*) echo "E2E_HOST=$HOST: want pv or hvm" >&2; exit 2 ;;
+esac
+LOG=${E2E_LOG:-$ROOT/images/e2e-pv$([ "$HOST" = pv ] || echo "-$HOST")$([ "$XENV" = 4.17 ] || echo "-$XENV").log}
 IMAGE=$ROOT/images/xenstore-stubdom.cpio.gz
 T0=$(date +%s.%N)
 
@@ -228,6 +237,7 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 mkdir -p $W/o/stub $W/o/e2e
 cp "$HERE/dom0-init.sh" $W/o/init
+cp "$HERE/stubinfo.sh" $W/o/e2e/stubinfo.sh
 chmod +x $W/o/init
 cp "$KERNEL" $W/o/stub/kernel
 cp "$IMAGE" $W/o/stub/image.cpio.gz
@@ -242,4 +252,4 @@ cat "$BASE" $W/overlay.cpio.gz >$W/dom0.cpio.gz
 
 # --- 5. boot and verdict (build/e2e/boot.sh)
 . "$(dirname "$0")/boot.sh"
-boot_and_judge -svm "Xen $XENV, PV only; stub memory ${STUB_MEM} MiB, param '$STUB_PARAM'"
+boot_and_judge $CPU "Xen $XENV, $HOSTDESC; stub $(basename "$KERNEL") ${STUB_MEM} MiB, param '$STUB_PARAM'"

@@ -16,6 +16,7 @@ PERF=1
 PERF_SECS=3
 PERF_ROUNDS=3
 . /e2e/config
+. /e2e/stubinfo.sh
 
 CONS=/var/log/xen/xenstore-domain-console.log
 XCCONS=/var/log/xen/guest-Xenstore.log
@@ -30,7 +31,7 @@ stub_dead_check() {
 	fi
 }
 memreport() { # memreport WHEN: the stub's own view of its memory
-	echo "@@E2E INFO stub-memreport $1: $(T xenstore-control memreport 2>&1 | grep -E '^(nodes|go heap|go sys|memory-ceiling)' | tr -s ' ' | tr '\n' ';')"
+	echo "@@E2E INFO stub-memreport $1: $(T xenstore-control memreport 2>&1 | grep -E '^(nodes|go heap|go sys|memory-ceiling|system)' | tr -s ' ' | tr '\n' ';')"
 }
 
 mark DOM0-UP
@@ -107,7 +108,7 @@ if [ $rc = 0 ] && echo "$out" | grep -q "^Xenstore  *$STUBID " && xl_state_ok Xe
 else
 	fail xl-list "rc=$rc"
 fi
-echo "@@E2E INFO stub-memory $(echo "$out" | awk '$1 == "Xenstore" {print "Mem=" $3 "MiB"}') (xl list)"
+stub_memory_and_boot $CONS
 
 # xenconsoled takes the stub's console over from the launcher's drainer.
 xenconsoled --pid-file=/run/xen/xenconsoled.pid --log=guest --log-dir=/var/log/xen
@@ -129,7 +130,7 @@ else
 fi
 
 step "3a: huge directory built by the guest under $H/data/big"
-ready=$(T xsprobe wait $H/data/ready 120)
+ready=$(xwait $H/data/ready 120)
 echo "guest (default quota): $(dcons | grep '^GUEST big-default-quota')"
 if [ -n "$ready" ] && [ "$ready" -lt 400 ] && dcons | grep -q 'GUEST big-default-quota.*first_error=ENOSPC'; then
 	pass guest-node-size-quota-default "the default node-size quota (2048 bytes) stopped the guest's directory at $ready children with ENOSPC"
@@ -149,9 +150,9 @@ else
 fi
 T xenstore-write $H/data/go 1
 T xenstore-chmod $H/data/go n$ID
-big=$(T xsprobe wait $H/data/big-done 180)
+big=$(xwait $H/data/big-done 180)
 echo "guest (raised quota): $(dcons | grep '^GUEST big-raised-quota'); guest's own raw DIRECTORY: $big"
-kids=$(T xsprobe wait $H/data/ready 1)
+kids=$(xwait $H/data/ready 1)
 n=$(dcons | grep '^GUEST big-raised-quota' | sed -n 's/.*created=\([0-9]*\).*/\1/p')
 total=$(((${kids:-0}) + ${n:-0}))
 if [ "$total" = 400 ]; then pass guest-big-directory "400 children under $H/data/big"; else fail guest-big-directory "total=$total"; fi
@@ -193,7 +194,7 @@ base=$(T xsprobe time 10 /tool/xenstored/domid)
 echo "dom0 READ latency before the flood (ms): $base"
 T xenstore-write $H/data/flood-go 1
 T xenstore-chmod $H/data/flood-go n$ID
-T xsprobe wait $H/data/flood-start 120 >/dev/null || fail guest-flood-start "no data/flood-start"
+xwait $H/data/flood-start 120 >/dev/null || fail guest-flood-start "no data/flood-start"
 sleep 1
 lat=""
 okn=0
@@ -243,7 +244,7 @@ if [ "$LIVE_UPDATE" = 1 ]; then
 	sleep 1 # let the console line out before the update
 	memreport before-live-update
 	lu0=$(cat $CONS $XCCONS 2>/dev/null | grep -c 'live-update: serving the state handed over')
-	echo "payload: $(ls -l /stub/xenstored-new | tr -s ' ' | cut -d' ' -f5) bytes /stub/xenstored-new (the image's /bin/xenstored); /tool/xenstored/domid=$(T xenstore-read /tool/xenstored/domid)"
+	echo "payload: $(ls -l /stub/xenstored-new | tr -s ' ' | cut -d' ' -f5) bytes /stub/xenstored-new (the image's /init, which is xenstored); /tool/xenstored/domid=$(T xenstore-read /tool/xenstored/domid)"
 	mark LIVE-UPDATE-START
 	T0=$(up)
 	# In the background, so that a stub dying during the update ends the

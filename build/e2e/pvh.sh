@@ -82,6 +82,7 @@ CGO_ENABLED=0 go build -C "$ROOT" -trimpath -ldflags='-s -w -buildid=' -o "$W/xs
 O=$W/o
 mkdir -p $O/stub $O/e2e $O/usr/local/bin $O/guest $O/etc/xen
 cp "$HERE/pvh-dom0-init.sh" $O/init
+mkdir -p $O/e2e && cp "$HERE/stubinfo.sh" $O/e2e/stubinfo.sh
 chmod +x $O/init
 cp "$ROOT/bin/xenstore-stubdom-launch" $O/usr/local/bin/
 for l in $(LD_LIBRARY_PATH= ldd "$ROOT/bin/xenstore-stubdom-launch" | awk '/=>/ {print $3}'); do
@@ -105,9 +106,9 @@ cp "$IMAGE" $O/stub/image.cpio.gz
 # sent in chunks): the new xenstored binary itself, here the very binary
 # in the stub's image (static, CGO_ENABLED=0, as build/image.sh builds it).
 mkdir -p $W/img
-gzip -dc "$IMAGE" | (cd $W/img && cpio -id --quiet bin/xenstored)
-[ -x $W/img/bin/xenstored ] || die "no bin/xenstored in $IMAGE"
-cp $W/img/bin/xenstored $O/stub/xenstored-new
+gzip -dc "$IMAGE" | (cd $W/img && cpio -id --quiet init)
+[ -x $W/img/init ] || die "no /init (xenstored) in $IMAGE"
+cp $W/img/init $O/stub/xenstored-new
 cat >$O/e2e/config <<CFG
 STUB_MEM=$STUB_MEM
 STUB_PARAM="$STUB_PARAM"

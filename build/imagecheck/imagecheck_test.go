@@ -95,7 +95,7 @@ func TestImage(t *testing.T) {
 		typ  uint64
 	}{
 		{"init", TypeReg},
-		{"bin/xenstored", TypeReg},
+		{"bin/xenstored", TypeLink}, // -> /init: one program
 		{"dev/console", TypeChr},
 		{"dev/null", TypeChr},
 		{"proc", TypeDir},

@@ -1,5 +1,6 @@
 // Command xenstored is the Go xenstore daemon: on a Unix socket in dom0 or
-// for tests, and inside the stub domain on Xen rings.
+// for tests, and inside the stub domain on Xen rings, where the same
+// program is the image's /init (package boot) and goes on serving as PID 1.
 package main
 
 import (
@@ -14,10 +15,15 @@ import (
 
 	"github.com/xsstub/xenstored/daemon"
 	"github.com/xsstub/xenstored/internal/gctune"
+	"github.com/xsstub/xenstored/stubdom/boot"
 )
 
 func main() {
-	o, err := daemon.Parse(os.Args[1:], os.Stderr)
+	args := os.Args[1:]
+	if boot.IsInit() {
+		args = boot.Start()
+	}
+	o, err := daemon.Parse(args, os.Stderr)
 	if errors.Is(err, daemon.ErrHelp) {
 		os.Exit(0)
 	}

@@ -1,12 +1,12 @@
 //go:build !linux
 
-package main
+package boot
 
 import (
 	"runtime"
 	"time"
 
-	"github.com/xsstub/xenstored/stubdom/init/initcfg"
+	"github.com/xsstub/xenstored/stubdom/boot/initcfg"
 )
 
 // The stub domain runs Linux; elsewhere init only logs what it would do.
@@ -17,9 +17,11 @@ func mountAll(log *logger, mounts []initcfg.Mount) {
 
 func openConsole() func([]byte) { return func([]byte) {} }
 
-func execXenstored(log *logger, cfg initcfg.Config) {
-	log.printf("would exec %q (exec needs linux)", cfg.Argv())
+func execOther(log *logger, path string, argv []string) {
+	log.printf("would exec %q (exec needs linux)", argv)
 }
+
+func setMemoryLimit(log *logger) {}
 
 func sleepForever() {
 	for {

@@ -37,8 +37,9 @@ import (
 	"strings"
 )
 
-// DefaultXenstored is the program init execs unless xenstored.path says
-// otherwise.
+// DefaultXenstored is the program init runs unless xenstored.path says
+// otherwise: the image's own xenstored (a link to /init), which then runs
+// in init's process instead of being executed.
 const DefaultXenstored = "/bin/xenstored"
 
 // PrivcmdParam is the kernel parameter that lets /dev/xen/privcmd issue
@@ -260,22 +261,39 @@ func Mounts() []Mount {
 	}
 }
 
-// MemoryLimit is the GOMEMLIMIT init gives xenstored: three quarters of
-// MemTotal from /proc/meminfo, so that the Go collector works harder as
-// the store nears the stub domain's small memory (32 MiB is the launcher's
-// default) instead of the kernel killing PID 1. ok is false when meminfo
-// has no usable MemTotal.
-func MemoryLimit(meminfo string) (limit int64, ok bool) {
+// MemoryLimit is the Go memory limit for xenstored in the stub domain: the
+// memory the domain has left when init runs (MemAvailable: free pages and
+// reclaimable caches; the kernel, its allocations so far and the
+// initramfs's files, which stay in memory, are gone from it already), less
+// a reserve for what the kernel still allocates for xenstored as it serves
+// (page tables, a page per mapped guest ring, kernel stacks): an eighth, at
+// least 1 MiB. MemTotal would count memory the process can never have, and
+// a limit above what is there lets the heap grow until the kernel kills
+// PID 1. why says where the number came from, or why there is none.
+func MemoryLimit(meminfo string) (limit int64, why string, ok bool) {
+	avail, found := meminfoKB(meminfo, "MemAvailable:")
+	if !found {
+		return 0, "no MemAvailable in /proc/meminfo", false
+	}
+	reserve := max(avail/8, 1<<20)
+	if avail-reserve < 1<<20 {
+		return 0, fmt.Sprintf("only %d bytes available", avail), false
+	}
+	return avail - reserve, fmt.Sprintf("MemAvailable %d bytes less %d for the kernel", avail, reserve), true
+}
+
+// meminfoKB is the value of a "Name: N kB" line of /proc/meminfo in bytes.
+func meminfoKB(meminfo, name string) (int64, bool) {
 	for _, line := range strings.Split(meminfo, "\n") {
 		f := strings.Fields(line)
-		if len(f) != 3 || f[0] != "MemTotal:" || f[2] != "kB" {
+		if len(f) != 3 || f[0] != name || f[2] != "kB" {
 			continue
 		}
 		kb, err := strconv.ParseInt(f[1], 10, 64)
 		if err != nil || kb <= 0 || kb > 1<<40 {
 			return 0, false
 		}
-		return kb * 1024 * 3 / 4, true
+		return kb * 1024, true
 	}
 	return 0, false
 }

@@ -1,13 +1,14 @@
-package main
+package boot
 
 import (
 	"errors"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
 
-	"github.com/xsstub/xenstored/stubdom/init/initcfg"
+	"github.com/xsstub/xenstored/stubdom/boot/initcfg"
 )
 
 func mountAll(log *logger, mounts []initcfg.Mount) {
@@ -54,17 +55,17 @@ func openConsole() func([]byte) {
 	}
 }
 
-func execXenstored(log *logger, cfg initcfg.Config) {
-	setMemoryLimit(log)
-	argv := cfg.Argv()
+// execOther replaces this process by the program xenstored.path named.
+func execOther(log *logger, path string, argv []string) {
 	log.printf("uptime %ss: exec %q", uptime(), argv)
-	err := syscall.Exec(cfg.Path, argv, os.Environ())
-	log.printf("error: exec %s: %v", cfg.Path, err)
+	err := syscall.Exec(path, argv, os.Environ())
+	log.printf("error: exec %s: %v", path, err)
 }
 
-// setMemoryLimit gives xenstored a GOMEMLIMIT from the domain's memory,
-// unless one is set already (a GOMEMLIMIT=... word on the kernel command
-// line reaches init's environment).
+// setMemoryLimit sets the Go memory limit from the memory the domain has
+// left, unless GOMEMLIMIT is set already (a GOMEMLIMIT=... word on the
+// kernel command line reaches init's environment). It goes into the
+// environment too, so that a live update's new program keeps it.
 func setMemoryLimit(log *logger) {
 	if v := os.Getenv("GOMEMLIMIT"); v != "" {
 		log.printf("GOMEMLIMIT=%s (from the command line)", v)
@@ -75,23 +76,14 @@ func setMemoryLimit(log *logger) {
 		log.printf("no /proc/meminfo (%v): xenstored runs without a memory limit", err)
 		return
 	}
-	limit, ok := initcfg.MemoryLimit(string(meminfo))
+	limit, why, ok := initcfg.MemoryLimit(string(meminfo))
 	if !ok {
-		log.printf("no MemTotal in /proc/meminfo: xenstored runs without a memory limit")
+		log.printf("%s: xenstored runs without a memory limit", why)
 		return
 	}
 	os.Setenv("GOMEMLIMIT", strconv.FormatInt(limit, 10))
-	log.printf("GOMEMLIMIT=%d (3/4 of MemTotal)", limit)
-}
-
-func uptime() string {
-	s := readTrim("/proc/uptime")
-	for i := 0; i < len(s); i++ {
-		if s[i] == ' ' {
-			return s[:i]
-		}
-	}
-	return s
+	debug.SetMemoryLimit(limit)
+	log.printf("GOMEMLIMIT=%d (%s)", limit, why)
 }
 
 // sleepForever keeps PID 1 alive: its exit would panic the kernel.

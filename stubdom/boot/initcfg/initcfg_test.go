@@ -202,25 +202,28 @@ func TestMounts(t *testing.T) {
 }
 
 func TestMemoryLimit(t *testing.T) {
+	const mib = 1 << 20
 	tests := []struct {
 		name    string
 		meminfo string
 		want    int64
 		ok      bool
 	}{
-		{"stub", "MemTotal:          24576 kB\nMemFree:           10000 kB\n", 24576 * 1024 * 3 / 4, true},
-		{"not first line", "MemFree: 1 kB\nMemTotal: 4000 kB\n", 4000 * 1024 * 3 / 4, true},
-		{"missing", "MemFree: 1 kB\n", 0, false},
+		{"stub", "MemTotal:          24576 kB\nMemFree:           10000 kB\nMemAvailable:      16384 kB\n", 14 * mib, true},
+		{"reserve at least 1 MiB", "MemAvailable: 4096 kB\n", 3 * mib, true},
+		{"not MemTotal", "MemTotal: 65536 kB\nMemAvailable: 8192 kB\n", 7 * mib, true},
+		{"too little", "MemAvailable: 2000 kB\n", 0, false},
+		{"missing", "MemTotal: 4000 kB\nMemFree: 1 kB\n", 0, false},
 		{"empty", "", 0, false},
-		{"bad number", "MemTotal: lots kB\n", 0, false},
-		{"zero", "MemTotal: 0 kB\n", 0, false},
-		{"other unit", "MemTotal: 4000 MB\n", 0, false},
+		{"bad number", "MemAvailable: lots kB\n", 0, false},
+		{"zero", "MemAvailable: 0 kB\n", 0, false},
+		{"other unit", "MemAvailable: 4000 MB\n", 0, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := MemoryLimit(tc.meminfo)
-			if got != tc.want || ok != tc.ok {
-				t.Errorf("MemoryLimit(%q) = %d, %v; want %d, %v", tc.meminfo, got, ok, tc.want, tc.ok)
+			got, why, ok := MemoryLimit(tc.meminfo)
+			if got != tc.want || ok != tc.ok || why == "" {
+				t.Errorf("MemoryLimit(%q) = %d, %q, %v; want %d, %v", tc.meminfo, got, why, ok, tc.want, tc.ok)
 			}
 		})
 	}
