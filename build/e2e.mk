@@ -1,11 +1,16 @@
 # End-to-end boots under real Xen in QEMU (TCG); see build/e2e/README.md.
 #   make e2e        every boot that passes today, each run even when an
 #                   earlier one failed; fails if any did:
-#                   e2e-pvh, e2e-pv, e2e-deb (Xen 4.17), e2e-pvh-4.20,
+#                   e2e-pvh, e2e-perf-c, e2e-pv, e2e-deb (Xen 4.17), e2e-pvh-4.20,
 #                   e2e-daemon-4.20, e2e-pv-4.20 (e2e-daemon on 4.17 left out for CI time:
 #                   build/e2e/README.md, "Durations and CI time")
 #   make e2e-pvh    4.17, HVM: our launcher starts a PVH stub; PVH domU,
 #                   guest attacks (~3-4 minutes)
+#   make e2e-perf-c 4.17, HVM: Debian's C xenstored in dom0, the PVH domU of
+#                   e2e-pvh measures the ring; prints @@E2E PERF KIND ours= c=
+#                   with ours from e2e-pvh's step 3p of the same run (~2-3 min)
+#   make e2e-perf   e2e-pvh, e2e-perf-c, then e2e-perf-c with OUR xenstored as
+#                   the dom0 daemon (E2E_PERF_DAEMON=ours), as one run
 #   make e2e-pv     4.17, PV only: Xen's init-xenstore-domain starts our stub
 #                   as PV (~2-3 minutes)
 #   make e2e-daemon 4.17, PV only: our xenstored in dom0, started by Debian's
@@ -23,8 +28,8 @@
 #   make e2e-pv E2E_STUB_MEM=48       stub memory in MiB
 .PHONY: e2e e2e-pvh e2e-pv e2e-daemon e2e-daemon-4.20 e2e-pv-4.20
 e2e:
-	@rc=0; t0=$$(date +%s); \
-	for b in "pvh.sh" "pv.sh" "deb.sh" "pvh.sh 4.20" "daemon.sh 4.20" "pv.sh 4.20 hvm"; do \
+	@rc=0; t0=$$(date +%s); export E2E_RUN_START=$$t0; \
+	for b in "pvh.sh" "perf-c.sh" "pv.sh" "deb.sh" "pvh.sh 4.20" "daemon.sh 4.20" "pv.sh 4.20 hvm"; do \
 		set -- $$b; t=$$(date +%s); \
 		E2E_XEN=$${2:-4.17} E2E_HOST=$${3:-pv} E2E_NOBUILD=$$(case $$1 in pvh.sh | deb.sh) ;; *) echo 1 ;; esac) bash build/e2e/$$1 || { rc=1; failed="$$failed $$b"; }; \
 		echo "== make e2e: $$b took $$(( $$(date +%s) - t )) s"; \
@@ -58,3 +63,14 @@ e2e-deb:
 
 e2e-deb-4.20:
 	@E2E_XEN=4.20 bash build/e2e/deb.sh
+
+.PHONY: e2e-perf-c e2e-perf
+e2e-perf-c:
+	@bash build/e2e/perf-c.sh
+
+e2e-perf:
+	@rc=0; export E2E_RUN_START=$$(date +%s); \
+	bash build/e2e/pvh.sh || rc=1; \
+	bash build/e2e/perf-c.sh || rc=1; \
+	E2E_PERF_DAEMON=ours E2E_NOBUILD=1 bash build/e2e/perf-c.sh || rc=1; \
+	exit $$rc

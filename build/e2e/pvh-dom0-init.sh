@@ -7,52 +7,19 @@
 #   @@E2E DONE pass=<n> fail=<n>
 #   [stub] / [stub-xc] the stub's console (launcher's drainer / xenconsoled)
 #   [domu] the PVH domU's console (xenconsoled), [watch] dom0's watcher
-/bin/busybox --install -s /bin
-export PATH=/usr/local/bin:$(echo /usr/lib/xen-4.*/bin):/usr/sbin:/usr/bin:/sbin:/bin
-export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-mkdir -p /dev/pts /dev/shm /run /tmp
-mount -t devpts devpts /dev/pts
-mount -t tmpfs tmpfs /run
-mkdir -p /run/xen /var/run/xen /var/lib/xen /var/log/xen /run/xenstored
+. /e2e/dom0-lib.sh # helpers shared with the C xenstored boot (perf-c-dom0-init.sh)
 STUB_MEM=32
 STUB_PARAM=
 LIVE_UPDATE=1
 FILL=1
+PERF=1
+PERF_SECS=3
+PERF_ROUNDS=3
 . /e2e/config
 . /e2e/stubinfo.sh
 
-up() { cut -d' ' -f1 /proc/uptime; }
-dt() { echo "$1 $2" | awk '{printf "%.1f", $1-$2}'; }
-mark() { echo "@@E2E MARK $1 t=$(up)"; }
-NPASS=0
-NFAIL=0
-pass() { NPASS=$((NPASS + 1)); echo "@@E2E PASS $*"; }
-fail() { NFAIL=$((NFAIL + 1)); echo "@@E2E FAIL $*"; }
-step() { echo "@@E2E STEP $*"; }
-T() { timeout 20 "$@"; }
-# xwait PATH SECS: xsprobe wait with its own deadline (T's 20 s would cut it short).
-xwait() { timeout $(($2 + 10)) xsprobe wait "$1" "$2"; }
 CONS=/var/log/xen/xenstore-domain-console.log
 XCCONS=/var/log/xen/guest-Xenstore.log
-DOMUCONS=/var/log/xen/guest-domupvh.log
-dcons() { tr -d '\r' <$DOMUCONS 2>/dev/null; } # xenconsoled keeps the guest's CRs
-# The stub's console goes to the serial log as it comes (a hung boot still
-# shows it): the launcher's drain, then xenconsoled's log.
-follow() { # follow FILE PREFIX
-	(tail -n +1 -F $1 2>/dev/null | while IFS= read -r l; do echo "$2 $l"; done) &
-}
-finish() {
-	sleep 1
-	echo "@@E2E DONE pass=$NPASS fail=$NFAIL"
-	sleep 1
-	echo o >/proc/sysrq-trigger
-	sleep 5
-	poweroff -f
-}
-
 # Our stub crashed? Then say so once, with Xen's lines, and stop: a crash of
 # our stub is never retried or tolerated (issue 13).
 stub_dead_check() {
@@ -66,22 +33,12 @@ stub_dead_check() {
 memreport() { # memreport WHEN: the stub's own view of its memory
 	echo "@@E2E INFO stub-memreport $1: $(T xenstore-control memreport 2>&1 | grep -E '^(nodes|go heap|go sys|memory-ceiling|system)' | tr -s ' ' | tr '\n' ';')"
 }
-# xl list's state column (r b p s c d): s(hutdown), c(rashed), d(ying) fail.
-xl_state_ok() { # xl_state_ok NAME: the domain is listed and its state has no s, c or d
-	st=$(T xl list "$1" 2>/dev/null | awk -v n="$1" '$1 == n {print $5}')
-	[ -n "$st" ] && ! echo "$st" | grep -q '[scd]'
-}
 
 mark DOM0-UP
 follow $CONS "[stub]"
 follow $XCCONS "[stub-xc]"
 follow $DOMUCONS "[domu]"
-for m in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc; do
-	insmod /modules/$m.ko* || echo "insmod $m failed"
-done
-mount -t xenfs xenfs /proc/xen
-echo "@@E2E INFO hypervisor Xen $(cat /sys/hypervisor/version/major).$(cat /sys/hypervisor/version/minor)$(cat /sys/hypervisor/version/extra) (sysfs)"
-echo "dom0: /dev/xen: $(ls /dev/xen | tr '\n' ' '); xen caps: $(cat /sys/hypervisor/properties/capabilities 2>&1)"
+xen_modules
 if ls /run/xenstored/socket /var/run/xenstored/socket 2>/dev/null || pidof xenstored oxenstored; then
 	fail no-dom0-xenstored "a xenstored runs in dom0"
 fi
@@ -142,9 +99,7 @@ else
 	fail tool-xenstored-domid "'$v' (launcher said $STUBID)"
 fi
 T xen-init-dom0
-# Which Xen runs: `xl info`'s xen_version line, as is, into the serial log.
-T xl info >/tmp/xlinfo 2>&1
-grep '^xen_version' /tmp/xlinfo || echo "xen_version: (xl info failed: $(tail -1 /tmp/xlinfo))"
+xen_version
 out=$(T xl list 2>&1)
 rc=$?
 echo "$out"
@@ -166,62 +121,12 @@ rel0=$(grep -c '^@releaseDomain' /tmp/watch.log)
 
 # --- 3. a PVH domU; its xenbus; attacks from the guest
 step "3: xl create of a PVH domU (Debian kernel, busybox + xsprobe initramfs)"
-mark CREATE-START
-T0=$(up)
-(timeout 150 xl -vvv create /etc/xen/domupvh.cfg 2>&1
-	echo "xl-rc=$?") | while IFS= read -r l; do echo "$(up) $l"; done >/tmp/xl-create.log
-rc=$(sed -n 's/^[0-9.]* xl-rc=//p' /tmp/xl-create.log)
-T1=$(up)
-mark CREATE-END
-grep -v 'xl-rc=' /tmp/xl-create.log | grep -E -v 'debug|detail' | tail -5
-gwait() { # gwait PATTERN SECS: wait for a line in the domU's console
-	i=0
-	while [ $i -lt $2 ] && ! dcons | grep -q "$1"; do sleep 1; i=$((i + 1)); done
-	dcons | grep -q "$1"
-}
-sort /proc/kallsyms >/tmp/ks.sorted # dom0 runs the same kernel as the domU
-sym() { awk -v A="$1" '$2 ~ /[tT]/ { if ($1 <= A) b = $3; else exit } END { print b }' /tmp/ks.sorted; }
-# The domU's kernel (Debian's, a guest we do not ship, booted PVH under TCG)
-# triple-faulted early in boot in 1 of 9 boots with -smp 2 (before it used
-# xenstore); libxl then restarts it under a new domid (on_reboot=restart).
-# That rerun is bounded to ONE and named in the log (@@E2E INFO domu-rerun);
-# a second restart fails the boot (domu-restarts). Follow the domain by name.
-ID0=$(xl domid domupvh 2>/dev/null)
-gwait '^GUEST name=' 150
-ID=$(xl domid domupvh 2>/dev/null)
-if [ -n "$ID0" ] && [ -n "$ID" ] && [ "$ID0" != "$ID" ]; then
-	echo "@@E2E INFO domu-rerun the domU (Debian's kernel, not ours) rebooted: domid $ID0 -> $ID, $((ID - ID0)) restart(s) (dom$ID0's nodes: $(T xenstore-list /local/domain/$ID0 >/dev/null 2>&1 && echo still there || echo gone))"
-	if [ $((ID - ID0)) -gt 1 ]; then fail domu-restarts "the domU restarted $((ID - ID0)) times (bound: 1)"; fi
-fi
-if xl dmesg | grep -q 'Triple fault'; then
-	xl dmesg | grep -A3 'Triple fault' | head -8
-	rip=$(xl dmesg | sed -n 's/.*RIP: *[0-9a-f]*:\[<\([0-9a-f]*\)>\].*/\1/p' | head -1)
-	if xl dmesg | grep -q "d${STUBID}v[0-9]* Triple fault"; then
-		fail stub-triple-fault "OUR stub (dom$STUBID) triple-faulted at $rip"
-	else
-		echo "@@E2E INFO domu-triple-fault the PVH domU's kernel triple-faulted at $rip ($(sym $rip)); libxl restarted it: domid $ID0 -> $ID"
-	fi
-fi
-stub_dead_check
-if [ "$rc" = 0 ] && [ -n "$ID" ] && xstool alive $ID | grep -q "^dom=$ID xenstore=0 hvm=1 .*state=alive"; then
-	pass xl-create-pvh "domid=$ID took=$(dt $T1 $T0)s"
+pvh_domu_create
+if [ "$PERF" = 1 ]; then
+	step "3p: ring performance: the domU's reads and writes through /dev/xen/xenbus, $PERF_ROUNDS rounds of ${PERF_SECS}s per kind (issue 15)"
+	perf_step $PERF_SECS $PERF_ROUNDS
 else
-	fail xl-create-pvh "rc=$rc domid='$ID' after $(dt $T1 $T0)s"
-	grep -v 'xl-rc=' /tmp/xl-create.log | tail -30
-fi
-xl list
-H=/local/domain/$ID
-if dcons | grep -q '^GUEST name='; then
-	l=$(dcons | grep '^GUEST name=' | tail -1)
-	echo "domU: $(dcons | grep -E '^(DOMU-UP|GUEST /dev)' | tr '\n' ' ')"
-	if [ "$l" = "GUEST name=domupvh domid=$ID" ]; then
-		pass guest-xenbus-reads-name "the guest read its name through /dev/xen/xenbus: '$l' ($(dt $(up) $T1)s after create returned)"
-	else
-		fail guest-xenbus-reads-name "'$l'"
-	fi
-else
-	fail guest-xenbus-reads-name "no GUEST line in the domU's console in 150s"
-	dcons | tail -30
+	perf_go 1 done # the guest skips the measurements
 fi
 
 step "3a: huge directory built by the guest under $H/data/big"

@@ -18,6 +18,36 @@ if grep -q e2e.rebootonce /proc/cmdline && [ "$($P read domid)" = 2 ]; then
 fi
 echo "GUEST name=$($P read name 2>&1) domid=$($P read domid 2>&1)"
 
+# Ring performance (issue 15): dom0 writes its Nth order to data/perf/go-N
+# once it only waits: "SECS NAME:OP:DEPTH [TAG]" (each prints "GUEST PERF
+# NAME [TAG] ops=N secs=S ops_per_s=R errors=E", or xsprobe's error) or
+# "done".
+# Around them, the guest's own speed (a busybox loop: the host's share of
+# TCG), to tell a slower boot from a slower store.
+calibrate() {
+	a=$(cut -d' ' -f1 /proc/uptime)
+	j=0
+	while [ $j -lt 50000 ]; do j=$((j + 1)); done
+	echo "$a $(cut -d' ' -f1 /proc/uptime)" | awk '{printf "%.2f", $2 - $1}'
+}
+i=1
+while :; do
+	set -- $($P wait data/perf/go-$i 900 2>&1)
+	case $1 in
+	done) [ $i = 1 ] || echo "GUEST PERF-CALIBRATE loop_s=$c0,$(calibrate)"; break ;;
+	[0-9]*) [ $i = 1 ] && c0=$(calibrate) ;;
+	*) echo "GUEST PERF-ERROR order $i: $*" && break ;;
+	esac
+	k=$2
+	name=${k%%:*}
+	op=${k#*:}
+	echo "GUEST PERF $name${3:+ $3} $($P perf ${op%:*} data/perf/$name $1 ${op#*:} 2>&1 | tail -1)"
+	i=$((i + 1))
+done
+echo "GUEST-PERF-DONE uptime=$(cut -d' ' -f1 /proc/uptime)"
+# The C xenstored boot (build/e2e/perf-c.sh) measures only.
+if grep -q e2e.perfonly /proc/cmdline; then exec sleep 100000; fi
+
 # Attack 1: a directory whose listing is far larger than 4096 bytes. First
 # under the default node-size quota (2048 bytes: the guest runs out), then,
 # once dom0 has raised this guest's quota, up to 400 children.

@@ -29,6 +29,11 @@
 #                  ceiling; the stub must survive it and the `xl destroy`
 #                  after); 0: skip it. Default 1 on Xen 4.17, 0 on 4.20 (CI
 #                  time: the fill takes ~2 min of emulated guest time)
+#   E2E_PERF=0|1   step 3p, the domU's ring measurements (default 1 on 4.17,
+#                  0 on 4.20), saved in E2E_PERF_OUT (default
+#                  images/e2e-perf-ours.txt) for build/e2e/perf-c.sh
+#   E2E_PERF_SECS, E2E_PERF_ROUNDS  seconds per measured kind and round
+#                  (default 3), rounds over all kinds (default 3)
 #   E2E_DOMU_EXTRA extra words for the domU's kernel command line
 #                  (e2e.rebootonce: its first boot reboots, to test the test)
 set -euo pipefail
@@ -41,6 +46,9 @@ STUB_PARAM="sysctl.vm.overcommit_memory=1 console=hvc0 loglevel=5 ${E2E_STUB_PAR
 TIMEOUT=${E2E_TIMEOUT:-600}
 XENV=${E2E_XEN:-4.17}
 LOG=${E2E_LOG:-$ROOT/images/e2e-pvh$([ "$XENV" = 4.17 ] || echo "-$XENV").log}
+# The ring measurements (step 3p) and where they are saved for perf-c.sh.
+PERF=${E2E_PERF:-$([ "$XENV" = 4.17 ] && echo 1 || echo 0)}
+PERFOUT=${E2E_PERF_OUT:-$ROOT/images/e2e-perf-ours$([ "$XENV" = 4.17 ] || echo "-$XENV").txt}
 KERNEL=$ROOT/images/xenstore-stubdom.kernel
 IMAGE=$ROOT/images/xenstore-stubdom.cpio.gz
 T0=$(date +%s.%N)
@@ -105,36 +113,37 @@ STUB_MEM=$STUB_MEM
 STUB_PARAM="$STUB_PARAM"
 LIVE_UPDATE=${E2E_LIVE_UPDATE:-1}
 FILL=${E2E_FILL:-$([ "$XENV" = 4.17 ] && echo 1 || echo 0)}
+PERF=$PERF
+PERF_SECS=${E2E_PERF_SECS:-3}
+PERF_ROUNDS=${E2E_PERF_ROUNDS:-3}
 CFG
-# The PVH domU: Debian's kernel (already in the base as /guest/vmlinuz), a
-# busybox initramfs with xsprobe and build/e2e/pvh-guest-init.sh.
-G=$W/g
-mkdir -p $G/bin $G/proc $G/sys $G/dev
-cp "$(ls "$PKGROOT/bin/busybox" "$PKGROOT/usr/bin/busybox" 2>/dev/null | head -1)" $G/bin/busybox
-cp "$W/xsprobe" $G/bin/xsprobe
-cp "$HERE/pvh-guest-init.sh" $G/init
-chmod +x $G/init
-(cd $G && find . | cpio -o -H newc --quiet | gzip -1) >$O/guest/pvh.cpio.gz
-cat >$O/etc/xen/domupvh.cfg <<EOF
-name = "domupvh"
-type = "pvh"
-kernel = "/guest/vmlinuz"
-ramdisk = "/guest/pvh.cpio.gz"
-extra = "console=hvc0 loglevel=4 ${E2E_DOMU_EXTRA:-}"
-memory = 256
-vcpus = 1
-on_poweroff = "destroy"
-on_crash = "preserve"
-EOF
+cp "$HERE/dom0-lib.sh" $O/e2e/
+# The PVH domU (build/e2e/pvh-domu.sh): Debian's kernel (already in the
+# base as /guest/vmlinuz), a busybox initramfs with xsprobe and
+# build/e2e/pvh-guest-init.sh.
+. "$HERE/pvh-domu.sh"
+pvh_domu_image $O "${E2E_DOMU_EXTRA:-}"
 (cd $O && find . | cpio -o -H newc --quiet | gzip -1) >$W/overlay.cpio.gz
 cat "$BASE" $W/overlay.cpio.gz >$W/dom0.cpio.gz
 
 # --- 4. boot and verdict (build/e2e/boot.sh)
 . "$(dirname "$0")/boot.sh"
+rm -f "$PERFOUT" # only this boot's measurements may be found there
 after_boot() {
 	local serving
 	serving=$(awk '/@@E2E PASS launcher / {print $1; exit}' "$HOSTMARKS")
 	[ -n "$serving" ] && say "host seconds from QEMU start to our stub serving (launcher returned): ~${serving}s"
+	# The ring measurements, for the C xenstored boot (perf-c.sh) to print
+	# beside its own; only those that succeeded (perf_step).
+	if [ "$PERF" = 1 ] && [ -n "$(perf_results "$LOG")" ]; then
+		{
+			echo "# our PVH stub, ring measurements by the domU (pvh.sh, Xen $XENV, $(date -u +%FT%TZ), log $LOG)"
+			echo "# calibrate $(perf_calibration "$LOG")"
+			perf_results "$LOG"
+		} >"$PERFOUT"
+		say "ring measurements (ours) saved in $PERFOUT:"
+		sed 's/^/   /' "$PERFOUT"
+	fi
 	return 0
 }
 boot_and_judge +svm,+npt "Xen $XENV, HVM+HAP; stub PVH ${STUB_MEM} MiB via our launcher"

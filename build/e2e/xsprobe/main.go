@@ -17,6 +17,13 @@
 //	xsprobe time N PATH             N READs one after another; prints each latency in ms
 //	xsprobe watch PATH TOKEN SECS   WATCH PATH; prints "WATCH-EVENT path=P token=T t=S" for each
 //	                                event (S: seconds since the WATCH) for SECS seconds
+//	xsprobe perf read|write|txwrite PATH SECS DEPTH
+//	                                READs of PATH (a 16-byte value, written first), WRITEs of a
+//	                                16-byte value to PATH, or those WRITEs inside one transaction
+//	                                (aborted at the end), for SECS seconds with DEPTH requests in
+//	                                flight (1: strictly one at a time); every reply's req_id, type
+//	                                and payload checked: "ops=N secs=S ops_per_s=R errors=E" (exit 3
+//	                                on an error or no operation)
 //	xsprobe fill PATH SIZE MAX      WRITE PATH/dNNNN/fNNNNNN (100 a directory) with SIZE-byte values until an error or MAX
 //	                                writes: "written=N bytes=B first_error=E took=Ss" (exit 3 on error)
 //
@@ -38,6 +45,7 @@ import (
 type conn struct {
 	f     io.ReadWriter
 	reqID uint32
+	txID  uint32 // the transaction requests are sent in (0: none)
 }
 
 func open() *conn {
@@ -68,7 +76,7 @@ func fatal(err error) {
 // takes exactly one message per write.
 func (c *conn) send(t wire.Type, payload []byte) error {
 	c.reqID++
-	m := wire.Msg{Type: t, ReqID: c.reqID, Payload: payload}
+	m := wire.Msg{Type: t, ReqID: c.reqID, TxID: c.txID, Payload: payload}
 	_, err := c.f.Write(m.Encode())
 	return err
 }
@@ -76,7 +84,12 @@ func (c *conn) send(t wire.Type, payload []byte) error {
 // call sends one request and returns the reply's payload, or the wire error
 // name of an ERROR reply as errName. Watch events are skipped.
 func (c *conn) call(t wire.Type, args ...string) (payload []byte, errName string, err error) {
-	if err := c.send(t, wire.JoinStrings(args...)); err != nil {
+	return c.callRaw(t, wire.JoinStrings(args...))
+}
+
+// callRaw is call with the request's payload as is.
+func (c *conn) callRaw(t wire.Type, req []byte) (payload []byte, errName string, err error) {
+	if err := c.send(t, req); err != nil {
 		return nil, "", err
 	}
 	for {
@@ -103,7 +116,12 @@ func (c *conn) call(t wire.Type, args ...string) (payload []byte, errName string
 }
 
 func (c *conn) must(t wire.Type, args ...string) []byte {
-	p, e, err := c.call(t, args...)
+	return c.mustRaw(t, wire.JoinStrings(args...))
+}
+
+// mustRaw is must with the request's payload as is.
+func (c *conn) mustRaw(t wire.Type, req []byte) []byte {
+	p, e, err := c.callRaw(t, req)
 	if err != nil {
 		fatal(err)
 	}
@@ -125,7 +143,7 @@ func atoi(s string) int {
 func main() {
 	a := os.Args[1:]
 	if len(a) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: xsprobe read|write|dir|wait|mkmany|setquota|getquota|flood|time|watch|fill ...")
+		fmt.Fprintln(os.Stderr, "usage: xsprobe read|write|dir|wait|mkmany|setquota|getquota|flood|time|watch|perf|fill ...")
 		os.Exit(2)
 	}
 	c := open()
@@ -228,6 +246,8 @@ func main() {
 		fmt.Println(strings.Join(ms, " "))
 	case a[0] == "watch" && len(a) == 4:
 		watch(c, a[1], a[2], atoi(a[3]))
+	case a[0] == "perf" && len(a) == 5:
+		perf(c, a[1], a[2], a[3], a[4])
 	case a[0] == "fill" && len(a) == 4:
 		fill(c, a[1], atoi(a[2]), atoi(a[3]))
 	default:
