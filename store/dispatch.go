@@ -142,7 +142,11 @@ func (e *Engine) dispatch(c *Conn, m *wire.Msg) ([]byte, error) {
 	case wire.SetQuota:
 		return e.setQuota(p)
 	case wire.Control:
-		return e.control(c, m)
+		// A copy: control commands keep the message (an indirect call,
+		// so it escapes), and m itself must not, or every request's
+		// message would be allocated on the heap.
+		mc := *m
+		return e.control(c, &mc)
 	}
 	return nil, syscall.ENOSYS
 }

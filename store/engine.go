@@ -402,6 +402,9 @@ func (c *Conn) TakeNext(into func(msg []byte)) bool {
 	return ok
 }
 
+// keptOutCap is the largest emptied output queue a connection keeps.
+const keptOutCap = 8
+
 func (c *Conn) nextOutputLocked() ([]byte, bool) {
 	e := c.e
 	if len(c.out) == 0 {
@@ -410,9 +413,13 @@ func (c *Conn) nextOutputLocked() ([]byte, bool) {
 	it := c.out[0]
 	e.outBytes -= int64(len(it.msg))
 	c.out[0] = outItem{}
-	c.out = c.out[1:]
-	if len(c.out) == 0 {
-		c.out = nil // let the backing array go
+	switch {
+	case len(c.out) > 1:
+		c.out = c.out[1:]
+	case cap(c.out) <= keptOutCap:
+		c.out = c.out[:0] // the usual single reply: no new array for the next
+	default:
+		c.out = nil // let a large backing array go
 	}
 	if it.watch == nil {
 		c.replies--

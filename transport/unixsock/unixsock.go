@@ -11,6 +11,10 @@
 // goroutine hand-off, no read that finds nothing and no poll of the
 // runtime's own netpoller (they cost the Go netpoller path about twice the
 // CPU per request of a C epoll server on this machine; bench/README.md).
+// The poller keeps one OS thread (the kernel then keeps it next to its
+// client), reads and writes with raw system calls (they never block) and
+// passes through the scheduler every few ms so that the runtime's sysmon
+// does not take it for a stuck goroutine.
 // Output the engine queues for a client outside its own requests (watch
 // events, replies unblocked elsewhere) reaches the poller through the
 // connection's wake callback: a list of dirty clients, and an eventfd
@@ -43,6 +47,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,10 +111,11 @@ type Server struct {
 	stopping  bool
 	wg        sync.WaitGroup
 
-	ep, evfd int               // the poller's epoll set and wake-up eventfd (-1: not made)
-	byFD     map[int32]*client // under mu
-	draining map[*client]bool  // the poller's: half-closed clients with a deadline
-	sleeping atomic.Bool       // the poller is in (or entering) epoll_wait
+	ep, evfd int                    // the poller's epoll set and wake-up eventfd (-1: not made)
+	byFD     map[int32]*client      // under mu
+	draining map[*client]bool       // the poller's: half-closed clients with a deadline
+	sleeping atomic.Bool            // the poller is in (or entering) epoll_wait
+	handling atomic.Pointer[client] // whose request the poller is in Handle for
 
 	dmu   sync.Mutex
 	dirty []*client // clients to pump: output queued, input may resume, thawed
@@ -269,6 +275,12 @@ func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 // markDirty queues cl for the poller and wakes it if it sleeps. It only
 // signals: the engine calls it with its lock held.
 func (s *Server) markDirty(cl *client) {
+	if s.handling.Load() == cl {
+		// The poller is inside cl's own request (its reply is the usual
+		// wake); pump sends and re-checks input right after Handle, so
+		// another pump would find nothing to do.
+		return
+	}
 	s.dmu.Lock()
 	if !cl.dirty {
 		cl.dirty = true
@@ -304,9 +316,27 @@ func (s *Server) takeDirty(buf []*client) []*client {
 // poll is the poller: it runs until Serve stops it, then closes every
 // client.
 func (s *Server) poll() {
+	// One thread for the poller: otherwise each yield (below) or
+	// preemption may move it to another runtime thread, last run on the
+	// other CPU, and the kernel's wake-up placement next to the client is
+	// lost (measured: half the depth-1 rounds on a second thread, waiting
+	// 18 µs on average to run once woken, against 2-4 µs).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	evs := make([]unix.EpollEvent, 64)
 	var work []*client
+	lastYield := time.Now()
 	for {
+		// A goroutine that never passes through the scheduler looks stuck
+		// to the runtime's sysmon: after 10 ms it preempts it and takes
+		// its P, and every such retake resets sysmon to waking every
+		// 20 µs (thousands of wake-ups per second under load). A yield
+		// every few ms avoids that, for the price of handing the P to
+		// another thread and back (the poller's thread is locked).
+		if now := time.Now(); now.Sub(lastYield) > yieldEvery {
+			runtime.Gosched()
+			lastYield = now
+		}
 		s.mu.Lock()
 		for s.frozen && !s.stopping {
 			s.cond.Wait()
@@ -362,6 +392,10 @@ func (s *Server) poll() {
 	}
 }
 
+// yieldEvery is how often a busy poller passes through the scheduler,
+// well within sysmon's 10 ms (runtime.forcePreemptNS).
+const yieldEvery = 5 * time.Millisecond
+
 // timeout is epoll_wait's: until the earliest drain deadline, or forever.
 func (s *Server) timeout() int {
 	var first time.Time
@@ -378,6 +412,9 @@ func (s *Server) timeout() int {
 
 // expire closes half-closed clients whose replies were not taken in time.
 func (s *Server) expire() {
+	if len(s.draining) == 0 {
+		return // the usual case: no clock read
+	}
 	now := time.Now()
 	for cl := range s.draining {
 		if now.After(cl.drainBy) {
@@ -543,7 +580,9 @@ func (cl *client) nextRequest() (wire.Msg, int, error) {
 
 // handle runs one request, then drops its bytes.
 func (cl *client) handle(m wire.Msg, n int) {
+	cl.s.handling.Store(cl)
 	cl.c.Handle(m)
+	cl.s.handling.Store(nil)
 	cl.mu.Lock()
 	cl.in = cl.in[:copy(cl.in, cl.in[n:])] // keep the buffer
 	cl.inflight = 0
@@ -566,7 +605,7 @@ func (cl *client) fill() error {
 		cl.in = grown
 	}
 	room := cl.in[len(cl.in):cap(cl.in)]
-	n, err := ignoringEINTR(func() (int, error) { return unix.Read(cl.fd, room) })
+	n, err := ignoringEINTR(func() (int, error) { return rawRead(cl.fd, room) })
 	switch {
 	case err == unix.EAGAIN:
 		cl.readable = false
@@ -597,42 +636,43 @@ func ignoringEINTR(f func() (int, error)) (int, error) {
 // readChunk is the room a read is given.
 const readChunk = 8192
 
-// send writes what the socket takes: what an earlier call left, else
+// send writes what the socket takes: what an earlier call left, then
 // everything the engine queued. Output the socket does not take stays with
 // the engine (counted against the connection's outstanding replies, which
-// stops its input) until EPOLLOUT.
+// stops its input) until EPOLLOUT. Output the engine queues after this
+// call's take marks the client dirty (its wake), so one take is enough.
 func (cl *client) send() error {
-	for {
-		cl.mu.Lock()
-		empty := len(cl.out) == 0
-		cl.mu.Unlock()
-		if empty {
+	took := false
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for !cl.frozen {
+		if len(cl.out) == 0 {
+			if took {
+				break
+			}
+			took = true
+			cl.mu.Unlock() // the engine's lock comes first
 			cl.c.TakeOutput(func(msg []byte) {
 				cl.mu.Lock()
 				cl.out = append(cl.out, msg...)
 				cl.mu.Unlock()
 			})
+			cl.mu.Lock()
+			continue
 		}
-		cl.mu.Lock()
-		if len(cl.out) == 0 || cl.frozen {
-			if len(cl.out) == 0 && cap(cl.out) > 64<<10 {
-				cl.out = nil // let a large buffer go
-			}
-			cl.mu.Unlock()
-			return nil
-		}
-		n, err := ignoringEINTR(func() (int, error) { return unix.Write(cl.fd, cl.out) })
+		n, err := ignoringEINTR(func() (int, error) { return rawWrite(cl.fd, cl.out) })
 		if err == unix.EAGAIN {
-			cl.mu.Unlock()
 			return nil
 		}
 		if err != nil {
-			cl.mu.Unlock()
 			return err
 		}
 		cl.out = cl.out[:copy(cl.out, cl.out[n:])]
-		cl.mu.Unlock()
 	}
+	if len(cl.out) == 0 && cap(cl.out) > 64<<10 {
+		cl.out = nil // let a large buffer go
+	}
+	return nil
 }
 
 // drop closes cl: engine connection, poller entry, socket.

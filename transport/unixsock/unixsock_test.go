@@ -140,6 +140,29 @@ func TestEventFromElsewhere(t *testing.T) {
 	}
 }
 
+// A client's own write fires its own watch: the event, queued while the
+// poller handles that very client (which does not mark it dirty), goes
+// out with the reply.
+func TestOwnEvent(t *testing.T) {
+	_, sock := serve(t)
+	w := dial(t, sock)
+	w.Write(msg(wire.Watch, 1, "/w", "tok"))
+	seen := map[wire.Type]int{}
+	for len(seen) < 2 { // the reply and the initial event
+		h, _ := next(t, w)
+		seen[h.Type]++
+	}
+	w.Write(enc(wire.Msg{Type: wire.Write, ReqID: 2, Payload: []byte("/w/x\x00v")}))
+	got := map[wire.Type]string{}
+	for len(got) < 2 { // the reply and the event, in either order
+		h, p := next(t, w)
+		got[h.Type] = p
+	}
+	if got[wire.Write] != "OK\x00" || got[wire.WatchEvent] != "/w/x\x00tok\x00" {
+		t.Fatalf("got %q", got)
+	}
+}
+
 // A freeze hands over the bytes read but not handled; after a thaw the
 // client carries on where it was.
 func TestFreezeKeepsPartialRequest(t *testing.T) {
