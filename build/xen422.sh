@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Xen 4.22.0 from source (no distribution ships it): the hypervisor and the C
+# toolstack (xl, libxl, libxenctrl/guest, libxenmanage, xenconsoled, C
+# xenstored, init-xenstore-domain, the xenstore-* tools), built from the
+# tarball in ../shared/xen-src (checked against its SHA256SUMS) with Debian
+# 12's packages only, into a cache outside the tree:
+#   $XSSTUB_CACHE/xen-4.22/root                  the install tree (DESTDIR)
+#   $XSSTUB_CACHE/xen-4.22/xen-4.22.0-<key>.tar.gz  the same, packed (kept)
+# The key is the tarball's checksum and the configure options, so a rerun
+# with the cache in place only checks (well under a second). Prints the root
+# on its last line. Progress on stderr; a failed step prints its name and the
+# last 40 lines of its log.
+#
+# What is left out, and why: docs, stubdom, pygrub, ocaml, golang (not in
+# the tarball or not needed); SeaBIOS, iPXE, ROMBIOS (git downloads: no
+# network), so hvmloader has no BIOS and HVM guests cannot boot (PV and PVH
+# can: the e2e boots use only those); the pvshim; debug symbols and
+# xen.efi (85 MB, unused).
+#
+# Environment: XSSTUB_CACHE (default /var/cache/xsstub), XEN_TARBALL
+# (default ../shared/xen-src/xen-4.22.0.tar.xz beside the repository),
+# JOBS (default nproc).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SRCDIR=$(cd "$ROOT/.." && pwd)/shared/xen-src
+TARBALL=${XEN_TARBALL:-$SRCDIR/xen-4.22.0.tar.xz}
+C=${XSSTUB_CACHE:-/var/cache/xsstub}/xen-4.22
+T0=$SECONDS
+say() { printf '== xen-4.22 [%ss]: %s\n' "$((SECONDS - T0))" "$*" >&2; }
+die() { printf '== xen-4.22 [%ss]: FAIL: %s\n' "$((SECONDS - T0))" "$*" >&2; exit 1; }
+
+CONFIGURE=(PYTHON=/usr/bin/python3 --prefix=/usr --disable-stubdom --disable-docs
+	--disable-ocamltools --disable-golang --disable-pygrub --disable-seabios --disable-ipxe
+	--disable-rombios --disable-pvshim --disable-xsmpolicy --disable-werror --enable-systemd
+	--with-xenstored=xenstored --with-system-qemu=/usr/libexec/xen-qemu-system-i386)
+DEPS=(build-essential bison flex python3-dev uuid-dev libncurses-dev zlib1g-dev liblzma-dev
+	libbz2-dev libjson-c-dev acpica-tools pkg-config)
+
+[ -f "$TARBALL" ] || die "no Xen source tarball at $TARBALL (set XEN_TARBALL)"
+SUM=$(sha256sum "$TARBALL" | cut -d' ' -f1)
+if [ -z "${XEN_TARBALL:-}" ]; then
+	want=$(awk '$2 == "xen-4.22.0.tar.xz" {print $1}' "$SRCDIR/SHA256SUMS")
+	[ "$SUM" = "$want" ] || die "$TARBALL: sha256 $SUM, SHA256SUMS says $want"
+fi
+KEY=$(printf '%s %s\n' "$SUM" "${CONFIGURE[*]}" | sha256sum | cut -c1-16)
+PACK=$C/xen-4.22.0-$KEY.tar.gz
+R=$C/root
+mkdir -p "$C"
+if [ "$(cat "$R/.key" 2>/dev/null)" = "$KEY" ]; then
+	say "cached: $R"
+	echo "$R"
+	exit 0
+fi
+if [ -f "$PACK" ]; then
+	say "unpacking the cached build $PACK"
+	rm -rf "$R" && mkdir -p "$R" && tar -xzf "$PACK" -C "$R"
+	[ "$(cat "$R/.key" 2>/dev/null)" = "$KEY" ] || die "$PACK holds no build for key $KEY"
+	echo "$R"
+	exit 0
+fi
+
+miss=()
+for p in "${DEPS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || miss+=("$p"); done
+if ((${#miss[@]})); then
+	say "installing ${miss[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -qq --no-install-recommends "${miss[@]}" >/dev/null 2>&1 || {
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends "${miss[@]}" >/dev/null
+	}
+fi
+
+B=$C/build
+rm -rf "$B" && mkdir -p "$B"
+say "unpacking $(basename "$TARBALL") (sha256 ${SUM:0:16}…)"
+tar -xJf "$TARBALL" -C "$B"
+S=$B/xen-4.22.0
+step() {
+	local name=$1 t=$SECONDS
+	shift
+	say "$name"
+	(cd "$S" && "$@") >"$B/$name.log" 2>&1 || {
+		echo "----- last 40 lines of $B/$name.log -----" >&2
+		tail -40 "$B/$name.log" >&2
+		die "step $name failed (log $B/$name.log)"
+	}
+	say "$name done in $((SECONDS - t)) s"
+}
+JOBS=${JOBS:-$(nproc)}
+step configure ./configure "${CONFIGURE[@]}"
+step dist-xen make -j"$JOBS" dist-xen
+step dist-tools make -j"$JOBS" dist-tools
+I=$S/dist/install
+rm -rf "$I/usr/lib/debug" "$I/usr/lib64"
+for f in boot/xen-4.22.0.gz usr/sbin/xl usr/sbin/xenstored usr/sbin/xenconsoled \
+	usr/lib/xen/bin/init-xenstore-domain usr/lib/xen/bin/xen-init-dom0 usr/bin/xenstore-control \
+	usr/lib/libxenmanage.so.1; do
+	[ -e "$I/$f" ] || die "the build has no $f"
+done
+echo "$KEY" >"$I/.key"
+tar -czf "$PACK.tmp" -C "$I" . && mv "$PACK.tmp" "$PACK"
+find "$C" -maxdepth 1 -name 'xen-4.22.0-*.tar.gz' ! -name "$(basename "$PACK")" -delete
+rm -rf "$R" && mv "$I" "$R" && rm -rf "$B"
+say "built: $R ($(du -sh "$R" | cut -f1)), packed in $PACK"
+echo "$R"
