@@ -240,11 +240,11 @@ func (h *Handle) createdomain(c CreateConfig) cmem {
 }
 
 // CreateDomain creates a paused domain flagged as the xenstore domain
-// (XEN_DOMCTL_CDF_xs_domain) with one vCPU.
+// (XEN_DOMCTL_CDF_xs_domain) with one vCPU, letting Xen choose its domid.
 func (h *Handle) CreateDomain(c CreateConfig) (uint32, error) {
 	m := h.createdomain(c)
 	defer m.free()
-	domid := C.uint32_t(0)
+	domid := C.uint32_t(RequestAnyDomid)
 	if r, err := C.xs_domain_create(h.xch, &domid, m.p); r != 0 {
 		return 0, h.fail("xc_domain_create", err)
 	}
