@@ -17,7 +17,7 @@ const (
 	// for: DOMID_ANY (0x7FF5). Xen 4.22 allocates only for DOMID_ANY and
 	// refuses 0 (dom0's) with EEXIST; 4.17-4.21 allocate for 0 or any id
 	// at or above DOMID_FIRST_RESERVED, so DOMID_ANY works on every release.
-	RequestAnyDomid = 0x7FF5
+	RequestAnyDomid         = 0x7FF5
 	VirqDomExc              = 3  // VIRQ_DOM_EXC
 	HVMParamStorePFN        = 1  // HVM_PARAM_STORE_PFN
 	EvtchnStatUnbound       = 1  // EVTCHNSTAT_unbound
