@@ -132,6 +132,10 @@ type Engine struct {
 	// Changes refused at the ceiling, and when that was last logged.
 	ceilRefused, ceilRefusedLogged uint64
 	ceilLogged                     time.Time
+
+	// removeSteps counts the elements visited while removing watches,
+	// so that tests see the cost grow linearly (no wall-clock bounds).
+	removeSteps int
 }
 
 // node is one node as the engine works on it: read from Engine.nodes (a

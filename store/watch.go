@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"slices"
 	"sort"
 	"strconv"
 	"syscall"
@@ -283,63 +284,89 @@ func (e *Engine) releaseParked(src *Conn) {
 
 // removeWatch unregisters w and drops its queued and parked events.
 func (e *Engine) removeWatch(w *watch) {
-	c := w.c
-	w.removed = true
-	e.watchCount--
-	if w.expiry != nil {
-		w.expiry.Stop()
-		w.expiry = nil
-	}
-	for i, x := range c.watches {
-		if x == w {
-			c.watches = append(c.watches[:i], c.watches[i+1:]...)
-			break
-		}
-	}
-	list := e.watchIdx[w.path]
-	for i, x := range list {
-		if x == w {
-			list = append(list[:i], list[i+1:]...)
-			break
-		}
-	}
-	if len(list) == 0 {
-		delete(e.watchIdx, w.path)
-	} else {
-		e.watchIdx[w.path] = list
-	}
-	if w.queued > 0 {
-		kept := c.out[:0]
-		for _, it := range c.out {
-			if it.watch != w {
-				kept = append(kept, it)
-			} else {
-				c.forgetEvent(it.msg)
-				e.outBytes -= int64(len(it.msg))
-			}
-		}
-		for i := len(kept); i < len(c.out); i++ {
-			c.out[i] = outItem{}
-		}
-		c.out = kept
-		w.queued = 0
-	}
-	for _, p := range w.overflow {
-		e.releaseParked(p.source)
-	}
-	w.overflow = nil
-	if d := e.domains[c.domid]; d != nil && c.dom == d {
-		d.watches--
-	}
+	e.removeWatches(w.c, []*watch{w})
 }
 
 // resetWatchesLocked drops every watch and transaction of c (RESET_WATCHES,
 // XSA-330, XSA-484).
 func (e *Engine) resetWatchesLocked(c *Conn) {
-	for len(c.watches) > 0 {
-		e.removeWatch(c.watches[len(c.watches)-1])
-	}
+	e.removeWatches(c, c.watches)
 	e.dropTxns(c)
+}
+
+// removeWatches unregisters ws, watches of c, and drops their queued and
+// parked events. Each list involved (c's watches, each path's index entry,
+// c's output) is filtered once, whatever the number removed: a connection
+// closing with thousands of watches and queued events must not hold the
+// engine's lock for a time quadratic in them.
+func (e *Engine) removeWatches(c *Conn, ws []*watch) {
+	if len(ws) == 0 {
+		return
+	}
+	queued := false
+	d := e.domains[c.domid]
+	for _, w := range ws {
+		w.removed = true
+		e.watchCount--
+		if w.expiry != nil {
+			w.expiry.Stop()
+			w.expiry = nil
+		}
+		queued = queued || w.queued > 0
+		w.queued = 0
+		for _, p := range w.overflow {
+			e.releaseParked(p.source)
+		}
+		w.overflow = nil
+		if d != nil && c.dom == d {
+			d.watches--
+		}
+	}
+	paths := make(map[string]bool, len(ws))
+	for _, w := range ws {
+		if !paths[w.path] {
+			paths[w.path] = true
+			e.unindex(w.path)
+		}
+	}
+	e.removeSteps += len(c.watches)
+	c.watches = slices.DeleteFunc(c.watches, isRemoved)
+	if len(c.watches) == 0 {
+		c.watches = nil
+	}
+	if queued {
+		e.dropRemovedEvents(c)
+	}
+}
+
+func isRemoved(w *watch) bool { return w.removed }
+
+// unindex drops the removed watches from path's index entry.
+func (e *Engine) unindex(path string) {
+	list := e.watchIdx[path]
+	e.removeSteps += len(list)
+	list = slices.DeleteFunc(list, isRemoved)
+	if len(list) == 0 {
+		delete(e.watchIdx, path)
+	} else {
+		e.watchIdx[path] = list
+	}
+}
+
+// dropRemovedEvents drops from c's output the events of removed watches.
+func (e *Engine) dropRemovedEvents(c *Conn) {
+	e.removeSteps += len(c.out)
+	kept := c.out[:0]
+	for _, it := range c.out {
+		if it.watch != nil && it.watch.removed {
+			c.forgetEvent(it.msg)
+			e.outBytes -= int64(len(it.msg))
+			continue
+		}
+		kept = append(kept, it)
+	}
+	clear(c.out[len(kept):])
+	c.out = kept
 }
 
 func (e *Engine) doWatch(c *Conn, m *wire.Msg) ([]byte, error) {

@@ -164,3 +164,93 @@ func TestRemovedWatchDropsQueue(t *testing.T) {
 	}
 	checkConsistent(t, e)
 }
+
+// Removing a connection's watches costs time linear in its watches and
+// queued output (issue: closing a client with 2000 watches and queued
+// events froze the daemon for a minute). The work is counted, not timed:
+// the elements visited must stay within a small multiple of what there is
+// to remove, which a quadratic removal exceeds by far at these sizes.
+func TestRemoveWatchesLinear(t *testing.T) {
+	tests := []struct {
+		name     string
+		watches  int
+		samePath bool // every watch on one path (distinct tokens)
+		writes   int  // changes fired at each watch before the removal
+		read     bool // the watcher read everything before the removal
+		reset    bool // RESET_WATCHES instead of closing
+	}{
+		{"close, distinct paths, events queued", 2000, false, 2, false, false},
+		{"close, one path, events queued", 2000, true, 2, false, false},
+		{"close, nothing queued", 5000, false, 0, true, false},
+		{"reset, distinct paths, events queued", 2000, false, 2, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEngine(t, nil)
+			d := dom0(t, e)
+			bystander := dom0(t, e)
+			bystander.must(wire.Watch, 0, "/w", "B")
+			w := e.NewConn(0, true, nil)
+			path := func(i int) string {
+				if tt.samePath {
+					return "/w"
+				}
+				return "/w/" + strconv.Itoa(i)
+			}
+			for i := range tt.watches {
+				// Not read: replies and events stay queued.
+				w.Handle(wire.Msg{Type: wire.Watch, Payload: wire.JoinStrings(path(i), "t"+strconv.Itoa(i))})
+			}
+			for j := range tt.writes {
+				if tt.samePath {
+					d.write("/w/x"+strconv.Itoa(j), "")
+					continue
+				}
+				for i := range tt.watches {
+					d.write(path(i)+"/x"+strconv.Itoa(j), "")
+				}
+			}
+			if tt.read {
+				for _, ok := w.NextOutput(); ok; _, ok = w.NextOutput() {
+				}
+			}
+			queued := w.PendingOutput()
+			before := e.removeSteps
+			if tt.reset {
+				w.Handle(wire.Msg{Type: wire.ResetWatches})
+			} else {
+				w.Close()
+			}
+			steps := e.removeSteps - before
+			if limit := 3 * (tt.watches + queued); steps > limit {
+				t.Errorf("removing %d watches with %d messages queued visited %d elements, want at most %d", tt.watches, queued, steps, limit)
+			}
+			if tt.reset {
+				var replies int
+				for {
+					b, ok := w.NextOutput()
+					if !ok {
+						break
+					}
+					if m, _ := wire.Decode(b); m.Type == wire.WatchEvent {
+						t.Fatalf("event %q left queued after RESET_WATCHES", m.Payload)
+					}
+					replies++
+				}
+				want := tt.watches + 1 // WATCH replies and RESET_WATCHES's
+				if tt.read {
+					want = 1
+				}
+				if replies != want {
+					t.Errorf("%d replies queued after RESET_WATCHES, want %d", replies, want)
+				}
+			}
+			checkConsistent(t, e)
+			bystander.drainEvents()
+			d.write("/w/after", "")
+			if got := bystander.drainEvents(); !reflect.DeepEqual(got, []string{"/w/after B"}) {
+				t.Errorf("bystander's watch after the removal: events %q", got)
+			}
+		})
+	}
+}
