@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 
@@ -27,6 +28,7 @@ type handover struct {
 type socketState struct {
 	fd      int32
 	in, out []byte
+	partial int // out's first bytes that end a message partly written; whole messages follow
 }
 
 // encodeHandover writes st and h as the xenstore migration stream
@@ -52,8 +54,11 @@ func encodeHandover(w io.Writer, st *store.State, h *handover) error {
 		}
 	}
 	for _, cs := range st.Conns {
-		rec, ok := connRecord(cs, st, h, next, introduced)
-		if !ok {
+		rec, err := connRecord(cs, st, h, next, introduced)
+		if err != nil {
+			return fmt.Errorf("live-update state: %w", err)
+		}
+		if rec == nil {
 			continue // a socket whose transport is gone
 		}
 		next++
@@ -98,28 +103,35 @@ func target(d store.DomainState) uint16 {
 	return migration.DomIDInvalid
 }
 
-// connRecord is cs's CONNECTION_DATA record, numbered id.
-func connRecord(cs store.ConnState, st *store.State, h *handover, id uint32, doms map[uint32]store.DomainState) (*migration.Connection, bool) {
+// connRecord is cs's CONNECTION_DATA record, numbered id; nil for a
+// connection whose transport is gone. Its out-resp-len counts only the rest
+// of a message partly written, as C xenstored's does: the transport's whole
+// messages go after it, with the engine's queue.
+func connRecord(cs store.ConnState, st *store.State, h *handover, id uint32, doms map[uint32]store.DomainState) (*migration.Connection, error) {
 	rec := &migration.Connection{ID: id}
-	var out []byte
+	var ts socketState
 	if cs.Ring {
 		rs, ok := h.rings[cs.ID]
 		if !ok || rs.fd <= 0 {
-			return nil, false
+			return nil, nil
 		}
 		d := doms[cs.Domid]
-		rec.Kind, rec.In = migration.ConnRing, rs.in
+		rec.Kind = migration.ConnRing
 		rec.Ring = migration.Ring{DomID: uint16(cs.Domid), TargetDomID: target(d), Evtchn: uint32(rs.fd)}
-		out = append(out, rs.out...)
+		ts = rs
 	} else {
 		s, ok := h.sockets[cs.ID]
 		if !ok {
-			return nil, false
+			return nil, nil
 		}
-		rec.Kind, rec.Socket, rec.In = migration.ConnSocket, s.fd, s.in
-		out = append(out, s.out...)
+		rec.Kind, rec.Socket = migration.ConnSocket, s.fd
+		ts = s
 	}
-	rec.OutResp = uint16(len(out))
+	if ts.partial < 0 || ts.partial > min(len(ts.out), math.MaxUint16) {
+		return nil, fmt.Errorf("connection %d: out-resp-len cannot carry %d bytes of a message partly written (%d unsent)", id, ts.partial, len(ts.out))
+	}
+	rec.In, rec.OutResp = ts.in, uint16(ts.partial)
+	out := slices.Clone(ts.out)
 	for _, m := range cs.Output {
 		out = append(out, m...)
 	}
@@ -128,7 +140,7 @@ func connRecord(cs store.ConnState, st *store.State, h *handover, id uint32, dom
 		out = append(out, ok.Encode()...)
 	}
 	rec.Out = out
-	return rec, true
+	return rec, nil
 }
 
 func watchRecord(conn uint32, ws store.WatchState) migration.Record {
@@ -190,23 +202,42 @@ func setQuotas(q *store.Quotas, named []migration.Quota) {
 // ring record with event channel 0 only says that its domain is
 // introduced.
 func decodeHandover(r io.Reader, priv uint32) (*store.State, *handover, error) {
-	rd, err := migration.NewReader(r, nil)
-	if err != nil {
-		return nil, nil, fmt.Errorf("live-update state: %w", err)
+	d := newDecoder(priv)
+	if err := d.read(r); err != nil {
+		return nil, nil, err
 	}
-	d := &decoder{st: &store.State{Quotas: store.DefaultQuotas()},
+	return d.st, d.h, nil
+}
+
+// checkHandover reads the stream as the next daemon will, without keeping
+// the nodes: a stream it cannot read must never be handed over.
+func checkHandover(r io.Reader) error {
+	d := newDecoder(0)
+	d.dropNodes = true
+	return d.read(r)
+}
+
+func newDecoder(priv uint32) *decoder {
+	return &decoder{st: &store.State{Quotas: store.DefaultQuotas()},
 		h:    &handover{listenFD: -1, evtchnFD: -1, sockets: map[uint64]socketState{}, rings: map[uint64]socketState{}},
 		priv: priv, conns: map[uint32]int{}, doms: map[uint32]int{}}
+}
+
+func (d *decoder) read(r io.Reader) error {
+	rd, err := migration.NewReader(r, nil)
+	if err != nil {
+		return fmt.Errorf("live-update state: %w", err)
+	}
 	for {
 		rec, err := rd.Next() // one record at a time: the stream is never all in memory
 		if err == io.EOF {
-			return d.st, d.h, nil
+			return nil
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("live-update state: %w", err)
+			return fmt.Errorf("live-update state: %w", err)
 		}
 		if err := d.record(rec); err != nil {
-			return nil, nil, fmt.Errorf("live-update state: %s: %w", rec.Type(), err)
+			return fmt.Errorf("live-update state: %s: %w", rec.Type(), err)
 		}
 	}
 }
@@ -217,6 +248,8 @@ type decoder struct {
 	priv  uint32         // the control domain: its ring connection is privileged
 	conns map[uint32]int // conn-id to index in st.Conns; -1: a ring record without a connection
 	doms  map[uint32]int // domid to index in st.Domains
+
+	dropNodes bool // checking only: nodes are read, not kept
 }
 
 func (d *decoder) domain(id uint32) *store.DomainState {
@@ -260,7 +293,9 @@ func (d *decoder) record(rec migration.Record) error {
 		if err != nil {
 			return err
 		}
-		d.st.Nodes = append(d.st.Nodes, store.NodeState{Path: r.Path, Value: r.Value, Perms: ps})
+		if !d.dropNodes {
+			d.st.Nodes = append(d.st.Nodes, store.NodeState{Path: r.Path, Value: r.Value, Perms: ps})
+		}
 	case *migration.Domain:
 		dom := d.domain(uint32(r.DomID))
 		dom.Features = r.Features
@@ -289,9 +324,9 @@ func (d *decoder) connection(r *migration.Connection) error {
 			return nil
 		}
 		cs.Domid, cs.Ring, cs.Priv = uint32(r.Ring.DomID), true, uint32(r.Ring.DomID) == d.priv
-		d.h.rings[cs.ID] = socketState{fd: int32(r.Ring.Evtchn), in: r.In, out: out[:r.OutResp]}
+		d.h.rings[cs.ID] = socketState{fd: int32(r.Ring.Evtchn), in: r.In, out: out[:r.OutResp], partial: int(r.OutResp)}
 	case migration.ConnSocket:
-		d.h.sockets[cs.ID] = socketState{fd: r.Socket, in: r.In, out: out[:r.OutResp]}
+		d.h.sockets[cs.ID] = socketState{fd: r.Socket, in: r.In, out: out[:r.OutResp], partial: int(r.OutResp)}
 	default:
 		return fmt.Errorf("connection kind %v", r.Kind)
 	}
@@ -357,7 +392,7 @@ func splitMessages(b []byte) ([][]byte, error) {
 func WriteRingState(w io.Writer, st *store.State, rings []xenring.RingHandover) error {
 	h := &handover{listenFD: -1, evtchnFD: -1, sockets: map[uint64]socketState{}, rings: map[uint64]socketState{}}
 	for _, r := range rings {
-		h.rings[r.Conn.ID()] = socketState{fd: int32(r.Port), in: r.In, out: r.Out}
+		h.rings[r.Conn.ID()] = socketState{fd: int32(r.Port), in: r.In, out: r.Out, partial: len(r.Out)}
 	}
 	return encodeHandover(w, st, h)
 }

@@ -46,7 +46,7 @@ func TestHandoverRoundTrip(t *testing.T) {
 	st := e.Export()
 	st.Reply = &store.PendingReply{Conn: d0.ID(), ReqID: 9}
 	h := &handover{listenFD: 3, evtchnFD: -1, sockets: map[uint64]socketState{
-		d0.ID():    {fd: 4, in: []byte("partial request"), out: []byte("rest of a reply")},
+		d0.ID():    {fd: 4, in: []byte("partial request"), out: []byte("rest of a reply"), partial: 15},
 		other.ID(): {fd: 5},
 	}}
 	var buf bytes.Buffer
@@ -97,5 +97,62 @@ func TestHandoverRoundTrip(t *testing.T) {
 	}
 	if err := r.Check(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHandoverUnsentReplies: a socket transport holding far more than
+// out-resp-len's 64 KiB of unwritten replies (the rest of one, then whole
+// ones) hands them over in order: the rest to the transport, the whole
+// ones to the engine's queue, ahead of what the engine queued itself.
+func TestHandoverUnsentReplies(t *testing.T) {
+	e := store.New(store.Config{})
+	c := e.NewConn(0, true, nil)
+	reply := wire.Msg{Type: wire.Read, Payload: bytes.Repeat([]byte("v"), 4000)}
+	const rest = 100
+	out := reply.Encode()[wire.HeaderSize+4000-rest:]
+	var whole [][]byte
+	for i := range 300 {
+		reply.ReqID = uint32(i)
+		whole = append(whole, reply.Encode())
+		out = append(out, whole[i]...)
+	}
+	st := e.Export()
+	ev := wire.Msg{Type: wire.WatchEvent, Payload: []byte("/w\x00tok\x00")}
+	st.Conns[0].Output = [][]byte{ev.Encode()}
+	for _, tt := range []struct {
+		name    string
+		partial int
+		wantErr bool
+	}{
+		{"rest of a reply, then whole ones", rest, false},
+		{"whole ones only", 0, true}, // out does not start with a header
+		{"more than out-resp-len holds", 70000, true},
+		{"more than out", len(out) + 1, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &handover{listenFD: 3, evtchnFD: -1, sockets: map[uint64]socketState{c.ID(): {fd: 4, out: out, partial: tt.partial}}}
+			var buf bytes.Buffer
+			err := encodeHandover(&buf, st, h)
+			if err == nil {
+				err = checkHandover(bytes.NewReader(buf.Bytes()))
+			}
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("encode and check: %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			got, gh, err := decodeHandover(&buf, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := gh.sockets[1]; len(s.out) != rest || s.partial != rest {
+				t.Errorf("transport gets %d bytes (partial %d), want the rest of one reply, %d", len(s.out), s.partial, rest)
+			}
+			want := append(whole, ev.Encode())
+			if !reflect.DeepEqual(got.Conns[0].Output, want) {
+				t.Errorf("engine queue: %d messages, want the %d whole replies then the engine's", len(got.Conns[0].Output), len(whole))
+			}
+		})
 	}
 }

@@ -79,7 +79,7 @@ func (u *updater) Exec(st *store.State, binary string, cmdline string) error {
 	}
 	if u.xs != nil {
 		for _, r := range u.xs.rings.Freeze() {
-			h.rings[r.Conn.ID()] = socketState{fd: int32(r.Port), in: r.In, out: r.Out}
+			h.rings[r.Conn.ID()] = socketState{fd: int32(r.Port), in: r.In, out: r.Out, partial: len(r.Out)} // the rest of one message
 		}
 		defer u.xs.rings.Thaw()
 		if err := u.xs.rings.UnwatchDomains(); err != nil {
@@ -117,7 +117,7 @@ func socketHandovers(st *store.State, h *handover, hs []unixsock.Handover) []int
 			h.sockets[id] = socketState{fd: rawFD(c.File)}
 			continue
 		}
-		h.sockets[c.Conn.ID()] = socketState{fd: rawFD(c.File), in: c.In, out: c.Out}
+		h.sockets[c.Conn.ID()] = socketState{fd: rawFD(c.File), in: c.In, out: c.Out, partial: c.OutPartial}
 	}
 	return fds
 }
@@ -139,10 +139,10 @@ func (u *updater) exec(st *store.State, h *handover, binary, cmdline string, kee
 	}
 	size, err := mf.Seek(0, io.SeekCurrent)
 	if err == nil {
-		_, err = mf.Seek(0, io.SeekStart)
+		err = checkStream(mf)
 	}
 	if err != nil {
-		return fmt.Errorf("writing state: %w", err)
+		return err
 	}
 	for _, fd := range keep {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
@@ -161,6 +161,21 @@ func (u *updater) exec(st *store.State, h *handover, binary, cmdline string, kee
 		unix.CloseOnExec(int(fd))
 	}
 	return fmt.Errorf("exec %s: %w", binary, err)
+}
+
+// checkStream reads the stream in f back as the new daemon will, and
+// leaves f at its start for it. After the exec nothing could go back.
+func checkStream(f *os.File) error {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("reading state back: %w", err)
+	}
+	if err := checkHandover(bufio.NewReaderSize(f, 64<<10)); err != nil {
+		return fmt.Errorf("state written cannot be read back: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("reading state back: %w", err)
+	}
+	return nil
 }
 
 // rawFD is f's descriptor. Unlike f.Fd() it leaves the descriptor's mode

@@ -126,3 +126,45 @@ func waitEvent(t *testing.T, c *xsclient.Client, path, token string) {
 		}
 	}
 }
+
+// TestLiveUpdateUnreadReplies: a socket client that has not read more
+// than 64 KiB of replies (the transport holds them, past what
+// out-resp-len's 16 bits count) keeps every reply, in order, across an
+// update, and the store survives.
+func TestLiveUpdateUnreadReplies(t *testing.T) {
+	d := startDaemon(t)
+	ctl := needXenTool(t, "xenstore-control")
+	c := d.Client(t)
+	value := strings.Repeat("v", 4000)
+	if err := c.Write(0, "/big", []byte(value)); err != nil {
+		t.Fatal(err)
+	}
+	raw := d.Raw(t)
+	const n = 300
+	var reqs []byte
+	for i := range n {
+		m := wire.Msg{Type: wire.Read, ReqID: uint32(i), Payload: []byte("/big\x00")}
+		reqs = append(reqs, m.Encode()...)
+	}
+	if _, err := raw.Write(reqs); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // let the daemon answer what it reads
+
+	out := d.ok(t, ctl, "live-update", "-f", daemonBin(t))
+	if !strings.Contains(out, "OK") && strings.TrimSpace(out) != "" {
+		t.Fatalf("live-update: %q", out)
+	}
+	if !d.Alive() {
+		t.Fatalf("daemon gone after live-update:\n%s", d.Log())
+	}
+	for i := range n {
+		m, err := readMsg(t, raw)
+		if err != nil || m.ReqID != uint32(i) || string(m.Payload) != value {
+			t.Fatalf("reply %d: req-id %d, %d bytes, %v", i, m.ReqID, len(m.Payload), err)
+		}
+	}
+	if v, err := c.Read(0, "/big"); err != nil || string(v) != value {
+		t.Fatalf("the store after the update: %d bytes, %v", len(v), err)
+	}
+}

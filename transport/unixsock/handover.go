@@ -19,6 +19,9 @@ type Handover struct {
 	File *os.File    // a duplicate of the socket, for the next daemon
 	In   []byte      // read but not handled, whole requests first
 	Out  []byte      // taken from the engine but not written
+	// OutPartial bytes of Out end a message partly written; whole
+	// messages follow.
+	OutPartial int
 }
 
 // past is a deadline that cuts short a system call in progress.
@@ -103,7 +106,7 @@ func (cl *client) freeze() Handover {
 	if cl.inflight > 0 && cl.c.HandledLocked() > cl.calls {
 		in = in[cl.inflight:]
 	}
-	return Handover{Conn: cl.c, In: bytes.Clone(in), Out: bytes.Clone(cl.out)}
+	return Handover{Conn: cl.c, In: bytes.Clone(in), Out: bytes.Clone(cl.out), OutPartial: cl.outHead}
 }
 
 // file duplicates cl's socket for the next daemon. Caller holds s.mu (the
@@ -125,7 +128,8 @@ func (cl *client) thaw() {
 
 // Adopt takes over a client carried by a live update, before Serve: c is
 // its restored engine connection (nil: a new one), in and out the bytes
-// the last daemon held for it.
+// the last daemon held for it (out: the rest of one message partly
+// written, or nothing).
 func (s *Server) Adopt(c *store.Conn, nc *net.UnixConn, in, out []byte) {
 	fd, err := rawFD(nc)
 	nc.Close()
@@ -140,7 +144,7 @@ func (s *Server) Adopt(c *store.Conn, nc *net.UnixConn, in, out []byte) {
 		c = s.e.NewConn(0, true, nil)
 	}
 	cl := newClient(s, c, fd)
-	cl.in, cl.out = in, out
+	cl.in, cl.out, cl.outHead = in, out, len(out)
 	s.mu.Lock()
 	s.clients[cl] = struct{}{}
 	s.mu.Unlock()

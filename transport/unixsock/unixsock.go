@@ -41,6 +41,7 @@ package unixsock
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -437,6 +438,7 @@ type client struct {
 	inflight int    // bytes of in being handled now
 	calls    uint64 // Handle calls completed
 	out      []byte // taken from the engine, not written yet
+	outHead  int    // out's first bytes that end a message partly written
 	frozen   bool
 
 	dirty bool // in s.dirty (under s.dmu)
@@ -667,12 +669,23 @@ func (cl *client) send() error {
 		if err != nil {
 			return err
 		}
+		cl.outHead = headAfter(cl.out, cl.outHead, n)
 		cl.out = cl.out[:copy(cl.out, cl.out[n:])]
 	}
 	if len(cl.out) == 0 && cap(cl.out) > 64<<10 {
 		cl.out = nil // let a large buffer go
 	}
 	return nil
+}
+
+// headAfter is how much of a message partly written remains once n bytes
+// of out are written: out holds head bytes of such a message, then whole
+// messages. A live update hands the two kinds over differently.
+func headAfter(out []byte, head, n int) int {
+	for head < n {
+		head += wire.HeaderSize + int(binary.LittleEndian.Uint32(out[head+12:]))
+	}
+	return head - n
 }
 
 // drop closes cl: engine connection, poller entry, socket.

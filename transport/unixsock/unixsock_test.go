@@ -197,3 +197,92 @@ func TestFreezeKeepsPartialRequest(t *testing.T) {
 		t.Fatalf("after thaw: %v id %d", h.Type, h.ReqID)
 	}
 }
+
+func TestHeadAfter(t *testing.T) {
+	a := msg(wire.Read, 1, "aaaa") // 21 bytes
+	b := msg(wire.Read, 2, "bb")   // 19 bytes
+	whole := append(bytes.Clone(a), b...)
+	headed := append([]byte("xyz"), whole...)
+	for _, tt := range []struct {
+		name    string
+		out     []byte
+		head, n int
+		want    int
+	}{
+		{"inside the partial head", headed, 3, 2, 1},
+		{"the head exactly", headed, 3, 3, 0},
+		{"into the first whole message", headed, 3, 5, 19},
+		{"the first whole message exactly", headed, 3, 24, 0},
+		{"into the second", headed, 3, 30, 13},
+		{"everything", headed, 3, len(headed), 0},
+		{"no head, into the first", whole, 0, 4, 17},
+		{"no head, into the second", whole, 0, 22, 18},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := headAfter(tt.out, tt.head, tt.n); got != tt.want {
+				t.Errorf("headAfter(head %d, n %d) = %d, want %d", tt.head, tt.n, got, tt.want)
+			}
+		})
+	}
+}
+
+// A client that reads nothing while far more than 64 KiB of replies wait:
+// the handover's out is the rest of one message, then whole messages,
+// every reply in order; after a thaw all of them arrive.
+func TestFreezeSplitsUnsentReplies(t *testing.T) {
+	s, sock := serve(t)
+	c := dial(t, sock)
+	value := string(bytes.Repeat([]byte("v"), 4000))
+	c.Write(msg(wire.Write, 0, "/big", value))
+	value += "\x00" // msg ends every part with a NUL
+	next(t, c)
+	const n = 300
+	var reqs []byte
+	for i := range n {
+		reqs = append(reqs, msg(wire.Read, uint32(i+1), "/big")...)
+	}
+	c.Write(reqs)
+	var h Handover
+	for prev := -1; ; prev = len(h.Out) {
+		time.Sleep(50 * time.Millisecond) // until the daemon stops making progress
+		lf, hs, err := s.Freeze()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lf.Close()
+		for _, x := range hs {
+			if x.Conn != nil {
+				h = x
+			}
+		}
+		s.Thaw(hs)
+		if len(h.Out) == prev && len(h.Out) > 64<<10 {
+			break
+		}
+	}
+	if h.OutPartial >= wire.HeaderSize+len(value) {
+		t.Fatalf("OutPartial %d: more than one reply", h.OutPartial)
+	}
+	rest := h.Out[h.OutPartial:]
+	first := uint32(0)
+	for len(rest) > 0 {
+		hd, err := wire.ParseHeader(rest)
+		if err != nil || hd.Type != wire.Read || int(hd.Len) != len(value) || len(rest) < wire.HeaderSize+len(value) {
+			t.Fatalf("after OutPartial %d: not a whole reply: %+v, %v", h.OutPartial, hd, err)
+		}
+		if first != 0 && hd.ReqID != first+1 {
+			t.Fatalf("reply %d after %d", hd.ReqID, first)
+		}
+		first = hd.ReqID
+		rest = rest[wire.HeaderSize+len(value):]
+	}
+	if first != n {
+		t.Fatalf("the last reply held is %d, want %d", first, n)
+	}
+	for i := range n {
+		hd, p := next(t, c)
+		if hd.ReqID != uint32(i+1) || p != value {
+			t.Fatalf("reply %d: id %d, %d bytes", i+1, hd.ReqID, len(p))
+		}
+	}
+}
