@@ -80,3 +80,16 @@ e2e-perf:
 .PHONY: xen-4.22
 xen-4.22:
 	@bash build/xen422.sh >/dev/null
+
+# Xen 4.22.0 built from source (build/xen422.sh): the PVH stub through our
+# launcher, our xenstored as the dom0 daemon, Xen 4.22's own
+# init-xenstore-domain starting the PV-only stub kernel on an HVM host.
+.PHONY: e2e-pvh-4.22 e2e-daemon-4.22 e2e-pv-4.22
+e2e-pvh-4.22:
+	@E2E_XEN=4.22 bash build/e2e/pvh.sh
+
+e2e-daemon-4.22:
+	@E2E_XEN=4.22 bash build/e2e/daemon.sh
+
+e2e-pv-4.22:
+	@E2E_XEN=4.22 E2E_HOST=hvm bash build/e2e/pv.sh

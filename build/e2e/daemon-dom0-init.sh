@@ -34,6 +34,7 @@ T() { timeout 20 "$@"; }
 # xwait PATH SECS: xsprobe wait with its own deadline (T's 20 s would cut it short).
 xwait() { timeout $(($2 + 10)) xsprobe wait "$1" "$2"; }
 TRACE=/var/log/xen/xenstored-trace.log
+. /e2e/xen422-lib.sh # Xen 4.22's toolstack features (no-ops on other releases)
 finish() {
 	if [ -f $TRACE ]; then
 		echo "our daemon's trace: $(wc -l <$TRACE) lines; the last 15:"
@@ -138,6 +139,7 @@ rel0=$(grep -c '^@releaseDomain' /tmp/watch.log)
 int0=$(grep -c '^@introduceDomain' /tmp/watchi.log)
 mark CREATE-START
 T0=$(up)
+xen422_domu_cfg /etc/xen/domud.cfg
 timeout 150 xl create /etc/xen/domud.cfg >/tmp/xl.log 2>&1
 rc=$?
 T1=$(up)
@@ -167,6 +169,10 @@ v=$(T xenstore-read /local/domain/$ID/data/hello 2>&1)
 if [ "$v" = from-the-guest ]; then pass guest-write-seen-by-dom0 "/local/domain/$ID/data/hello"; else fail guest-write-seen-by-dom0 "'$v'"; fi
 
 # --- 3b. live update of our daemon while the domU runs (issue 12)
+if is_xen422; then
+	step "3x: Xen 4.22's toolstack against our dom0 daemon: xl info -x, xl xenstore-quota-get/-set, the domU's xenstore_quota= and xenstore_feature_mask="
+	xen422_checks $ID
+fi
 step "3b: xenstore-control live-update -f /usr/sbin/xsstub-xenstored while the domU holds a watch and polls"
 i=0
 while [ $i -lt 60 ] && ! dcons $DOMUCONS | grep -q '^WATCH-EVENT path=data/lu '; do sleep 1; i=$((i + 1)); done
@@ -219,6 +225,7 @@ if dcons $DOMUCONS | grep -q '^WATCH-EVENT path=data/lu/after '; then
 else
 	fail domu-watch-after-update "no event in 60 s; $(dcons $DOMUCONS | grep -E '^WATCH' | tail -3 | tr '\n' ';')"
 fi
+xen422_after_update $ID
 T xenstore-write /local/domain/$ID/data/read-go 1
 T xenstore-chmod /local/domain/$ID/data/read-go n$ID
 v=$(xwait /local/domain/$ID/data/read-done 60 2>&1)

@@ -56,6 +56,7 @@ O=$W/o
 mkdir -p $O/e2e $O/usr/sbin $O/usr/bin $O/usr/local/bin $O/guest $O/etc/xen $O/etc/default \
 	$O/etc/init.d $O/lib/init $O/lib/lsb $O/usr/lib/xen-common/bin
 cp "$HERE/daemon-dom0-init.sh" $O/init
+cp "$HERE/xen422-lib.sh" $O/e2e/
 chmod +x $O/init
 # Our daemon, where a user would put it, and the libraries it links (glibc:
 # the base's own, host or trixie, serves it).

@@ -33,6 +33,8 @@ NFAIL=0
 pass() { NPASS=$((NPASS + 1)); echo "@@E2E PASS $*"; }
 fail() { NFAIL=$((NFAIL + 1)); echo "@@E2E FAIL $*"; }
 T() { timeout 20 "$@"; }
+step() { echo "@@E2E STEP $*"; }
+. /e2e/xen422-lib.sh # Xen 4.22's toolstack features (no-ops on other releases)
 # xl list's state column (r b p s c d): s(hutdown), c(rashed), d(ying) fail.
 xl_state_ok() { # xl_state_ok NAME: the domain is listed and its state has no s, c or d
 	st=$(T xl list "$1" 2>/dev/null | awk -v n="$1" '$1 == n {print $5}')
@@ -175,6 +177,7 @@ if [ "$DOMU" = 1 ]; then
 	T0=$(up)
 	# xl's debug log, each line stamped with dom0's uptime, shows where a
 	# slow create spends its time.
+	xen422_domu_cfg /etc/xen/domu.cfg
 	(timeout 120 xl -vvv create /etc/xen/domu.cfg 2>&1
 		echo "xl-rc=$?") | while IFS= read -r l; do echo "$(up) $l"; done >/tmp/xl-create.log
 	rc=$(sed -n 's/^[0-9.]* xl-rc=//p' /tmp/xl-create.log)
@@ -193,6 +196,10 @@ if [ "$DOMU" = 1 ]; then
 	sleep 1
 	int1=$(grep -c '^@introduceDomain' /tmp/watch.log)
 	if [ "$int1" -gt "$int0" ]; then pass watch-introduceDomain "fired $((int1 - int0))x"; else fail watch-introduceDomain "$int0 -> $int1"; fi
+	if [ -n "$ID" ] && is_xen422; then
+		step "3x: Xen 4.22's toolstack against the stub started by Xen's own init-xenstore-domain"
+		xen422_checks $ID
+	fi
 	if [ -n "$ID" ] && T xenstore-list /local/domain | grep -qx "$ID"; then
 		pass local-domain-appears "/local/domain/$ID"
 		T xenstore-ls /local/domain/$ID | head -30

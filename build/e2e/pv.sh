@@ -12,6 +12,8 @@
 #                  host's apt) or 4.20 (Debian 13's Xen, tools, kernel 6.12 and
 #                  glibc, fetched by build/e2e/fetch-trixie.sh with a private
 #                  apt configuration; dom0's root is then trixie's files only)
+#                  or 4.22 (Xen and its toolstack built from source by
+#                  build/xen422.sh; Debian 12's kernel, busybox, glibc)
 #   XSSTUB_CACHE   cache outside the tree (default /var/cache/xsstub)
 #   E2E_HOST       pv (default: a CPU without SVM, so Xen is PV-only) or hvm
 #                  (HVM+HAP: Xen's tool then tries the kernel as PVH first, so
@@ -35,7 +37,8 @@ XENV=${E2E_XEN:-4.17}
 case $XENV in
 4.17) CACHE=${XSSTUB_CACHE:-/var/cache/xsstub}/e2e ;;
 4.20) CACHE=${XSSTUB_CACHE:-/var/cache/xsstub}/trixie/e2e ;;
-*) echo "E2E_XEN=$XENV: want 4.17 or 4.20" >&2; exit 2 ;;
+4.22) CACHE=${XSSTUB_CACHE:-/var/cache/xsstub}/xen-4.22/e2e ;;
+*) echo "E2E_XEN=$XENV: want 4.17, 4.20 or 4.22" >&2; exit 2 ;;
 esac
 STUB_MEM=${E2E_STUB_MEM:-64}
 STUB_PARAM="xen_privcmd.unrestricted=1 sysctl.vm.overcommit_memory=1 console=hvc0 loglevel=5 ${E2E_STUB_PARAM:-}"
@@ -71,9 +74,21 @@ if ((${#need[@]})); then
 	}
 fi
 
-if [ "$XENV" = 4.17 ]; then
-DEBS=$CACHE/debs
-PKGROOT=$CACHE/root
+# Xen 4.22 (no distribution ships it): the hypervisor and the toolstack from
+# build/xen422.sh (built from ../shared/xen-src, cached); dom0's kernel,
+# busybox and xen-utils-common are Debian 12's, as for 4.17, whose package
+# cache it shares. XR is the 4.22 install tree (its tools keep their
+# upstream paths there; dom0 gets them in /usr/lib/xen-4.22/bin).
+XR=
+if [ "$XENV" = 4.22 ]; then
+	say "Xen 4.22: build/xen422.sh"
+	XR=$(bash "$ROOT/build/xen422.sh" | tail -1)
+	[ -f "$XR/.key" ] || die "no Xen 4.22 build in $XR"
+fi
+if [ "$XENV" != 4.20 ]; then
+D12=${XSSTUB_CACHE:-/var/cache/xsstub}/e2e
+DEBS=$D12/debs
+PKGROOT=$D12/root
 KPKG=linux-image-$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {sub("linux-image-", "", $2); print $2; exit}')
 [ "$KPKG" != linux-image- ] || die "cannot resolve linux-image-amd64"
 PKGS=(xen-hypervisor-4.17-amd64 xen-utils-4.17 xen-utils-common busybox-static "$KPKG")
@@ -92,9 +107,11 @@ for d in "$DEBS"/*.deb; do
 	[ -f "$s" ] || { dpkg -x "$d" "$PKGROOT" && touch "$s"; }
 done
 # The host's own glibc and Debian 12's libxen* runtime packages serve the
-# 4.17 binaries: libraries come from the host (ldd).
+# 4.17 binaries: libraries come from the host (ldd). 4.22's own libraries
+# come first from its install tree (and land in dom0's
+# /usr/lib/x86_64-linux-gnu, where no 4.17 library is).
 LIBROOT=
-listlibs() { LD_LIBRARY_PATH= ldd "$1" | awk '/=>/ {print $3} /ld-linux/ {print $1}'; }
+listlibs() { LD_LIBRARY_PATH=${XR:+$XR/usr/lib} ldd "$1" | awk '/=>/ {print $3} /ld-linux/ {print $1}'; }
 MODDIR=$PKGROOT/lib/modules
 else
 # Debian 13: everything from trixie, glibc included, resolved by trixie's own
@@ -109,13 +126,14 @@ listlibs() { "$TLD" --library-path "$PKGROOT/usr/lib/x86_64-linux-gnu" --list "$
 MODDIR=$PKGROOT/usr/lib/modules
 fi
 KVER=$(ls "$MODDIR" | sort -V | tail -1)
-XENGZ=$(ls "$PKGROOT"/boot/xen-$XENV*.gz | head -1)
+XENGZ=$(ls "${XR:-$PKGROOT}"/boot/xen-$XENV*.gz | head -1)
 [ -f "$PKGROOT/boot/vmlinuz-$KVER" ] && [ -f "$XENGZ" ] || die "unpacked packages incomplete in $PKGROOT"
 
 # --- 2. dom0's initramfs base (cached; keyed on the packages and this directory's tools)
 KEY=$({
 	echo "$XENV"
 	ls "$DEBS"
+	[ -z "$XR" ] || cat "$XR/.key"
 	cat "$HERE/xstool.c" "$0"
 	[ "$XENV" != 4.17 ] || dpkg-query -W libxen-dev xenstore-utils
 } | sha256sum | cut -c1-16)
@@ -141,6 +159,19 @@ if [ ! -f "$BASE" ]; then
 	if [ "$XENV" = 4.17 ]; then
 		gcc -O2 -Wall -o $W/xstool "$HERE/xstool.c" -lxenctrl -lxengnttab
 		XSCLI=/usr/bin/xenstore
+	elif [ "$XENV" = 4.22 ]; then
+		# The build's tools, gathered under one directory as Debian lays
+		# them out; C xenstored 4.22 comes too (for comparisons).
+		XB=$W/xb
+		mkdir -p $XB
+		for f in usr/sbin/xl usr/sbin/xenconsoled usr/sbin/xenstored usr/lib/xen/bin/init-xenstore-domain \
+			usr/lib/xen/bin/xen-init-dom0 usr/lib/xen/bin/libxl-save-helper usr/bin/xenstore-control; do
+			[ -e "$XR/$f" ] || die "the Xen 4.22 build has no $f"
+			ln -s "$XR/$f" $XB/
+		done
+		gcc -O2 -Wall -I"$XR/usr/include" -o $W/xstool "$HERE/xstool.c" \
+			"$XR/usr/lib/libxenctrl.so" "$XR/usr/lib/libxengnttab.so" -Wl,-rpath-link,"$XR/usr/lib"
+		XSCLI=$XR/usr/bin/xenstore
 	else
 		# Against trixie's headers and libraries (libxen-dev 4.20); the
 		# host's libc is older than trixie's, so its symbol versions are
@@ -152,6 +183,7 @@ if [ ! -f "$BASE" ]; then
 	fi
 	bins=($XB/xl $XB/init-xenstore-domain $XB/xenconsoled $XB/xen-init-dom0 $XB/xenstore-control
 		$XB/libxl-save-helper $XSCLI $W/xstool)
+	[ "$XENV" != 4.22 ] || bins+=($XB/xenstored)
 	for b in "${bins[@]}"; do
 		dst=$D/usr/lib/xen-$XENV/bin/$(basename "$b")
 		[ "$b" = "$XSCLI" ] && dst=$D/usr/bin/xenstore
@@ -161,12 +193,17 @@ if [ ! -f "$BASE" ]; then
 		for l in $(listlibs "$b"); do
 			[ -f "$l" ] || continue
 			rel=${l#"$LIBROOT"}
+			# 4.22's own: where ld.so looks first in dom0
+			[ -z "$XR" ] || [ "${l#"$XR"/}" = "$l" ] || rel=/usr/lib/x86_64-linux-gnu/$(basename "$l")
 			mkdir -p "$D/$(dirname "$rel")"
 			cp -Ln "$l" "$D/$rel"
 		done
 	done
 	for n in ls read write list rm watch exists chmod; do ln -s xenstore $D/usr/bin/xenstore-$n; done
-	if [ "$XENV" = 4.17 ]; then
+	# 4.22's tools were built for --prefix=/usr: they look for their
+	# helpers (libxl-save-helper, init-xenstore-domain) in /usr/lib/xen/bin.
+	[ "$XENV" != 4.22 ] || ln -s xen-4.22 $D/usr/lib/xen
+	if [ "$XENV" != 4.20 ]; then
 		cp /lib64/ld-linux-x86-64.so.2 $D/lib64/
 		# glibc dlopens libgcc_s for pthread_cancel (xl aborts without it).
 		cp -L /lib/x86_64-linux-gnu/libgcc_s.so.1 $D/lib/x86_64-linux-gnu/
@@ -174,7 +211,7 @@ if [ ! -f "$BASE" ]; then
 		cp -L "$TLD" $D/lib64/ld-linux-x86-64.so.2
 		cp -L "$PKGROOT/usr/lib/x86_64-linux-gnu/libgcc_s.so.1" $D/usr/lib/x86_64-linux-gnu/
 	fi
-	cp "$PKGROOT/etc/xen/xl.conf" $D/etc/xen/ 2>/dev/null || : >$D/etc/xen/xl.conf
+	cp "${XR:-$PKGROOT}/etc/xen/xl.conf" $D/etc/xen/ 2>/dev/null || : >$D/etc/xen/xl.conf
 	# domU: Debian's kernel with a busybox initramfs that reports and waits.
 	G=$W/guest
 	mkdir -p $G/{bin,proc,sys,dev}
@@ -238,6 +275,9 @@ trap 'rm -rf "$W"' EXIT
 mkdir -p $W/o/stub $W/o/e2e
 cp "$HERE/dom0-init.sh" $W/o/init
 cp "$HERE/stubinfo.sh" $W/o/e2e/stubinfo.sh
+cp "$HERE/xen422-lib.sh" $W/o/e2e/
+mkdir -p $W/o/usr/bin
+CGO_ENABLED=0 go build -C "$ROOT" -trimpath -ldflags='-s -w -buildid=' -o "$W/o/usr/bin/xsprobe" ./build/e2e/xsprobe
 chmod +x $W/o/init
 cp "$KERNEL" $W/o/stub/kernel
 cp "$IMAGE" $W/o/stub/image.cpio.gz

@@ -8,6 +8,7 @@
 #   [stub] / [stub-xc] the stub's console (launcher's drainer / xenconsoled)
 #   [domu] the PVH domU's console (xenconsoled), [watch] dom0's watcher
 . /e2e/dom0-lib.sh # helpers shared with the C xenstored boot (perf-c-dom0-init.sh)
+. /e2e/xen422-lib.sh # Xen 4.22's toolstack features (no-ops on other releases)
 STUB_MEM=32
 STUB_PARAM=
 LIVE_UPDATE=1
@@ -121,6 +122,7 @@ rel0=$(grep -c '^@releaseDomain' /tmp/watch.log)
 
 # --- 3. a PVH domU; its xenbus; attacks from the guest
 step "3: xl create of a PVH domU (Debian kernel, busybox + xsprobe initramfs)"
+xen422_domu_cfg /etc/xen/domupvh.cfg
 pvh_domu_create
 if [ "$PERF" = 1 ]; then
 	step "3p: ring performance: the domU's reads and writes through /dev/xen/xenbus, $PERF_ROUNDS rounds of ${PERF_SECS}s per kind (issue 15)"
@@ -226,6 +228,11 @@ else
 fi
 T xenstore-control connections 2>&1 | head -10
 
+if is_xen422; then
+	step "3x: Xen 4.22's toolstack against our stub: xl info -x, xl xenstore-quota-get/-set, the domU's xenstore_quota= and xenstore_feature_mask="
+	xen422_checks $ID
+fi
+
 # --- 3c. live update of our stub while the domU holds a watch (issue 12)
 if [ "$LIVE_UPDATE" = 1 ]; then
 	step "3c: live update of the stub with Xen's xenstore-control (stub mode: the new xenstored binary in chunks) while the domU holds a watch"
@@ -311,6 +318,7 @@ if [ "$LIVE_UPDATE" = 1 ]; then
 	else
 		fail domu-watch-after-update "no event for data/lu/after in 60 s; $(dcons | grep -E '^WATCH' | tail -3 | tr '\n' ';')"
 	fi
+	xen422_after_update $ID
 else
 	echo "@@E2E INFO live-update skipped (E2E_LIVE_UPDATE=0)"
 fi

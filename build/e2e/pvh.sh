@@ -118,7 +118,7 @@ PERF=$PERF
 PERF_SECS=${E2E_PERF_SECS:-3}
 PERF_ROUNDS=${E2E_PERF_ROUNDS:-3}
 CFG
-cp "$HERE/dom0-lib.sh" $O/e2e/
+cp "$HERE/dom0-lib.sh" "$HERE/xen422-lib.sh" $O/e2e/
 # The PVH domU (build/e2e/pvh-domu.sh): Debian's kernel (already in the
 # base as /guest/vmlinuz), a busybox initramfs with xsprobe and
 # build/e2e/pvh-guest-init.sh.

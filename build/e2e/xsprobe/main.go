@@ -11,6 +11,7 @@
 //	xsprobe mkmany PATH FROM TO     write PATH/entry-NNNN-<pad> for FROM<=N<TO; stops at the first error
 //	xsprobe setquota DOMID NAME VAL SET_QUOTA for one domain
 //	xsprobe getquota DOMID NAME     GET_QUOTA for one domain
+//	xsprobe getfeature [DOMID]      GET_FEATURE: the server's features, or one domain's
 //	xsprobe flood read|write PATH SECS MAX
 //	                                sends up to MAX READ (or WRITE) requests for PATH during
 //	                                SECS seconds and never reads a reply
@@ -218,6 +219,8 @@ func main() {
 		c.must(wire.SetQuota, a[1], a[2], a[3])
 	case a[0] == "getquota" && len(a) == 3:
 		fmt.Println(strings.TrimRight(string(c.must(wire.GetQuota, a[1], a[2])), "\x00"))
+	case a[0] == "getfeature" && len(a) <= 2:
+		fmt.Println(strings.TrimRight(string(c.must(wire.GetFeature, a[1:]...)), "\x00"))
 	case a[0] == "flood" && len(a) == 5:
 		secs, max := atoi(a[3]), atoi(a[4])
 		end := time.Now().Add(time.Duration(secs) * time.Second)
