@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,10 +10,13 @@ import (
 	"math"
 	"net"
 	"os"
+	"os/exec"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -144,14 +148,17 @@ func (u *updater) exec(st *store.State, h *handover, binary, cmdline string, kee
 	if err != nil {
 		return err
 	}
+	argv := append([]string{binary}, u.args...)
+	if cmdline != "" {
+		argv = append([]string{binary}, strings.Fields(cmdline)...)
+	}
+	if err := checkNewDaemon(binary, argv[1:], mf); err != nil {
+		return err
+	}
 	for _, fd := range keep {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
 			return fmt.Errorf("keeping descriptor %d: %w", fd, err)
 		}
-	}
-	argv := append([]string{binary}, u.args...)
-	if cmdline != "" {
-		argv = append([]string{binary}, strings.Fields(cmdline)...)
 	}
 	env := append(os.Environ(), liveUpdateEnv+"="+strconv.Itoa(mfd))
 	u.log.Info("live-update: executing the new daemon", "binary", binary, "state-bytes", size,
@@ -176,6 +183,83 @@ func checkStream(f *os.File) error {
 		return fmt.Errorf("reading state back: %w", err)
 	}
 	return nil
+}
+
+// checkOK is what a new daemon run with --live-update-check prints when it
+// could parse its command line and read the state.
+const checkOK = "xenstored: live-update check passed"
+
+// checkTimeout bounds the new daemon's check: the engine is locked.
+const checkTimeout = 20 * time.Second
+
+// checkNewDaemon runs binary with the arguments it is to be executed with,
+// plus --live-update-check, and the state on descriptor 3: it must parse
+// them, read the state and say so. What execs but is no working xenstored
+// (a truncated ELF, a script, a bad -c command line) is refused here,
+// while this daemon can still go on; nothing could go back after the exec.
+func checkNewDaemon(binary string, args []string, state *os.File) error {
+	// The child has its own /proc/self: name this process's descriptor.
+	binary = strings.Replace(binary, "/proc/self/", fmt.Sprintf("/proc/%d/", os.Getpid()), 1)
+	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, append(slices.Clone(args), "--live-update-check")...)
+	cmd.Env = append(os.Environ(), liveUpdateEnv+"=3")
+	cmd.ExtraFiles = []*os.File{state}
+	var stdout, stderr tailBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = time.Second // a child of a script may hold the pipes
+	err := cmd.Run()
+	// The child shares the descriptor's offset: the new daemon reads from 0.
+	if _, serr := state.Seek(0, io.SeekStart); serr != nil {
+		return fmt.Errorf("rewinding the state: %w", serr)
+	}
+	if err != nil {
+		if msg := stderr.lastLine(); msg != "" {
+			return fmt.Errorf("the new binary failed its check (%w): %s", err, msg)
+		}
+		return fmt.Errorf("the new binary failed its check: %w", err)
+	}
+	if stdout.lastLine() != checkOK {
+		return fmt.Errorf("the new binary did not pass its check (no %q from %s --live-update-check; not a xenstored that checks?)", checkOK, binary)
+	}
+	return nil
+}
+
+// tailBuffer keeps the last KiB written to it.
+type tailBuffer struct{ b []byte }
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > 1024 {
+		t.b = t.b[len(t.b)-1024:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) lastLine() string {
+	s := strings.TrimRight(string(t.b), "\n")
+	return s[strings.LastIndexByte(s, '\n')+1:]
+}
+
+// CheckLiveUpdate is --live-update-check: it reads the state a live update
+// hands over (as a new daemon would, without keeping the nodes) and
+// prints checkOK on w.
+func CheckLiveUpdate(w io.Writer) error {
+	v, ok := os.LookupEnv(liveUpdateEnv)
+	if !ok {
+		return fmt.Errorf("--live-update-check: no state (%s not set)", liveUpdateEnv)
+	}
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 0 {
+		return fmt.Errorf("--live-update-check: %s=%q", liveUpdateEnv, v)
+	}
+	f := os.NewFile(uintptr(fd), "live-update state")
+	defer f.Close()
+	if err := checkHandover(bufio.NewReaderSize(f, 64<<10)); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, checkOK)
+	return err
 }
 
 // rawFD is f's descriptor. Unlike f.Fd() it leaves the descriptor's mode

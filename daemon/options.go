@@ -47,6 +47,11 @@ type Options struct {
 	NoDomainInit bool          // -D: do not serve dom0's kernel ring
 	OutputPid    bool          // -P: print the pid on stdout once serving
 	EventTimeout time.Duration // -w watch-event=<s>: 0 default, <0 never
+
+	// LiveUpdateCheck (--live-update-check): parse the command line, read
+	// the live-update state handed over, say so and exit; a live update
+	// runs the new binary so before it executes it.
+	LiveUpdateCheck bool
 }
 
 // ignoredFlag accepts a C xenstored option that has no meaning here (-R,
@@ -190,6 +195,7 @@ func Parse(args []string, stderr io.Writer) (*Options, error) {
 	for _, name := range []string{"R", "no-recovery", "I", "internal-db", "trace-control"} {
 		fs.Var(ignoredFlag{}, name, "accepted for compatibility with C xenstored; no effect")
 	}
+	fs.BoolVar(&o.LiveUpdateCheck, "live-update-check", false, "only check the command line and the live-update state handed over, then exit (run by live update)")
 	var help bool
 	boolVar(&help, "H", "help", "print this help")
 	fs.Usage = func() {

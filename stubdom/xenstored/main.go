@@ -31,6 +31,13 @@ func main() {
 		fmt.Fprintf(os.Stderr, "xenstored: %v\n", err)
 		os.Exit(2)
 	}
+	if o.LiveUpdateCheck {
+		if err := daemon.CheckLiveUpdate(os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "xenstored: %v\n", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if parent, err := daemon.Daemonize(o); parent || err != nil {
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "xenstored: %v\n", err)

@@ -89,26 +89,52 @@ func TestLiveUpdateDaemon(t *testing.T) {
 }
 
 // TestLiveUpdateRefusals: what the client is told when the update cannot
-// happen, and the old daemon serving on.
+// happen, and the old daemon serving on with its store. A binary that
+// execs but is not a working xenstored (truncated, a script that exits 0,
+// a command line it rejects) is run with --live-update-check first and
+// refused.
 func TestLiveUpdateRefusals(t *testing.T) {
 	d := startDaemon(t)
 	ctl := needXenTool(t, "xenstore-control")
-	notExec := filepath.Join(shortTempDir(t), "plain")
+	c := d.Client(t)
+	if err := c.Write(0, "/kept", []byte("yes")); err != nil {
+		t.Fatal(err)
+	}
+	dir := shortTempDir(t)
+	notExec := filepath.Join(dir, "plain")
 	os.WriteFile(notExec, []byte("x"), 0o644)
-	broken := filepath.Join(shortTempDir(t), "broken")
+	broken := filepath.Join(dir, "broken")
 	os.WriteFile(broken, []byte("#!/nonexistent/interpreter\n"), 0o755)
+	script := filepath.Join(dir, "script")
+	os.WriteFile(script, []byte("#!/bin/sh\nexit 0\n"), 0o755)
+	elf, err := os.ReadFile(daemonBin(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncated := filepath.Join(dir, "truncated")
+	os.WriteFile(truncated, elf[:len(elf)/2], 0o755)
 	for _, tt := range []struct {
-		file, want string
+		args []string
+		want string
 	}{
-		{"/nonexistent/xenstored", "File not accessible."},
-		{notExec, "File not executable."},
-		{broken, "Error activating new binary"},
+		{[]string{"-f", "/nonexistent/xenstored"}, "File not accessible."},
+		{[]string{"-f", notExec}, "File not executable."},
+		{[]string{"-f", broken}, "Error activating new binary"},
+		{[]string{"-f", script}, "Error activating new binary"},
+		{[]string{"-f", truncated}, "Error activating new binary"},
+		{[]string{"-c", "-N --no-such-option", "-f", daemonBin(t)}, "no-such-option"},
 	} {
-		r := d.run(t, ctl, "live-update", "-f", tt.file)
+		r := d.run(t, ctl, append([]string{"live-update"}, tt.args...)...)
 		if r.Code == 0 || !strings.Contains(r.Stdout+r.Stderr, tt.want) {
-			t.Errorf("live-update -f %s: exit %d, %q %q; want %q", tt.file, r.Code, r.Stdout, r.Stderr, tt.want)
+			t.Errorf("live-update %q: exit %d, %q %q; want %q", tt.args, r.Code, r.Stdout, r.Stderr, tt.want)
+		}
+		if !d.Alive() {
+			t.Fatalf("live-update %q: daemon gone:\n%s", tt.args, d.Log())
 		}
 		d.mustServe(t, "after a refused live-update")
+		if v, err := d.Client(t).Read(0, "/kept"); err != nil || string(v) != "yes" {
+			t.Fatalf("live-update %q: the store after: %q, %v", tt.args, v, err)
+		}
 	}
 }
 
