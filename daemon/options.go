@@ -191,7 +191,7 @@ func Parse(args []string, stderr io.Writer) (*Options, error) {
 	boolVar(&o.StubDomain, "s", "stubdom", "serve dom0 through its ring from inside a stub domain")
 	boolVar(&o.NoDomainInit, "D", "no-domain-init", "do not serve dom0's own kernel ring")
 	boolVar(&o.OutputPid, "P", "output-pid", "print the pid on stdout once serving")
-	valVar(timeoutFlag{&o.EventTimeout}, "w", "timeout", "watch-event=`seconds` a guest may leave events unread (0: forever)")
+	valVar(timeoutFlag{&o.EventTimeout}, "w", "timeout", "watch-event=`seconds` a watcher may leave events unread (0: forever)")
 	for _, name := range []string{"R", "no-recovery", "I", "internal-db", "trace-control"} {
 		fs.Var(ignoredFlag{}, name, "accepted for compatibility with C xenstored; no effect")
 	}

@@ -19,7 +19,9 @@
 // while events it caused are parked because a target watch's queue is full,
 // WantsInput reports false and the transport must stop reading its
 // requests. Parked events move to their watch as the target drains, in
-// order.
+// order. A watcher that leaves its events unread past Config.EventTimeout
+// loses them, and its later ones until it reads again, so that nobody
+// stays parked behind it (scheduleExpiry).
 package store
 
 import (
@@ -74,9 +76,10 @@ type Config struct {
 	// LiveUpdate lets CONTROL live-update replace the daemon (nil: it
 	// cannot be).
 	LiveUpdate LiveUpdater
-	// EventTimeout bounds how long a guest may leave watch events unread
-	// while they hold up the connections that caused them: older ones are
-	// dropped, as C xenstored does after 20 s. Zero: 20 s; negative: never.
+	// EventTimeout bounds how long a watcher (guest or dom0) may leave
+	// watch events unread while they hold up the connections that caused
+	// them: older ones are dropped, as C xenstored does for guests after
+	// 20 s, and further ones until it reads. Zero: 20 s; negative: never.
 	EventTimeout time.Duration
 	// MemoryCeiling bounds, in bytes, the engine's estimate of the memory
 	// it holds: past it unprivileged changes get ENOMEM (ceiling.go;
@@ -270,7 +273,7 @@ func (e *Engine) NodeCount() int {
 type outItem struct {
 	msg   []byte
 	watch *watch    // nil for a reply
-	at    time.Time // when an event was queued for a guest (see expireEvents)
+	at    time.Time // when an event was queued (see expireEvents)
 }
 
 // Conn is one client connection as the engine sees it. Transports create it
@@ -433,6 +436,7 @@ func (c *Conn) nextOutputLocked() ([]byte, bool) {
 	} else {
 		it.watch.queued--
 		c.forgetEvent(it.msg)
+		e.watchRead(it.watch)
 		e.unpark(it.watch)
 	}
 	return it.msg, true

@@ -1,7 +1,13 @@
 package store
 
 import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,44 +130,103 @@ func TestUnwatchReleasesParkedSource(t *testing.T) {
 	checkConsistent(t, e)
 }
 
-// A guest that never reads its watch events holds up the connection whose
-// writes fill its queue only until the events time out (C xenstored drops
-// a guest's events unread for 20 s); then the writer is released.
-func TestGuestUnreadEventsExpire(t *testing.T) {
-	q := DefaultQuotas()
-	q.Hard[QMaxWatchEvents] = 4
-	e := newTestEngine(t, func(c *Config) {
-		c.Quotas = &q
-		c.EventTimeout = 50 * time.Millisecond
-	})
-	d := dom0(t, e)
-	guestHome(t, d, "5")
-	released := make(chan struct{}, 16)
-	writer := &tconn{t: t, c: e.NewConn(0, true, func() {
-		select {
-		case released <- struct{}{}:
-		default:
-		}
-	})}
-	g := guest(t, e, 5)
-	g.must(wire.Watch, 0, "/local/domain/5", "T")
-	g.c.NextOutput() // the initial event
-	n := 0
-	for writer.c.WantsInput() && n < 100 {
-		writer.write("/local/domain/5/n"+strconv.Itoa(n), "")
-		n++
+// A watcher that never reads its watch events, guest or dom0 alike (a
+// stopped xenstore-watch /), holds up the connection whose writes fill its
+// queue only until the events time out (C xenstored drops a guest's events
+// unread for 20 s). Then the writer is released, and while the watcher
+// still reads nothing its further events are dropped rather than parking
+// the writer again; the log names the watcher. Once it reads, its events
+// queue normally again.
+func TestUnreadEventsExpire(t *testing.T) {
+	tests := []struct {
+		name  string
+		domid uint32
+		priv  bool
+	}{
+		{"guest watcher", 5, false},
+		{"dom0 watcher", 0, true},
 	}
-	if writer.c.WantsInput() {
-		t.Fatal("writer never parked behind the guest's full queue")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := DefaultQuotas()
+			q.Hard[QMaxWatchEvents] = 4
+			var logs syncBuffer
+			e := newTestEngine(t, func(c *Config) {
+				c.Quotas = &q
+				c.EventTimeout = 50 * time.Millisecond
+				c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			})
+			d := dom0(t, e)
+			guestHome(t, d, "5")
+			released := make(chan struct{}, 16)
+			writer := &tconn{t: t, c: e.NewConn(0, true, func() {
+				select {
+				case released <- struct{}{}:
+				default:
+				}
+			})}
+			w := &tconn{t: t, c: e.NewConn(tt.domid, tt.priv, nil)}
+			w.must(wire.Watch, 0, "/local/domain/5", "T")
+			w.c.NextOutput() // the initial event
+			n := 0
+			write := func() {
+				writer.write("/local/domain/5/n"+strconv.Itoa(n), "")
+				n++
+			}
+			for writer.c.WantsInput() && n < 100 {
+				write()
+			}
+			if writer.c.WantsInput() {
+				t.Fatal("writer never parked behind the watcher's full queue")
+			}
+			deadline := time.After(5 * time.Second)
+			for !writer.c.WantsInput() {
+				select {
+				case <-released:
+				case <-deadline:
+					t.Fatal("writer still parked long after the watcher's events timed out")
+				}
+			}
+			for range 3 * q.Hard[QMaxWatchEvents] {
+				if !writer.c.WantsInput() {
+					t.Fatalf("writer parked again after %d writes by a watcher known to be stuck", n)
+				}
+				write()
+			}
+			want := fmt.Sprintf("conn=%d", w.c.ID())
+			if l := logs.String(); !strings.Contains(l, "dropping unread watch events") || !strings.Contains(l, want) {
+				t.Fatalf("log does not name the watcher (%s):\n%s", want, l)
+			}
+			// Reading again: the watcher gets the events since, in order.
+			w.drainEvents()
+			write()
+			write()
+			if got, want := w.drainEvents(), []string{
+				"/local/domain/5/n" + strconv.Itoa(n-2) + " T",
+				"/local/domain/5/n" + strconv.Itoa(n-1) + " T",
+			}; !slices.Equal(got, want) {
+				t.Fatalf("events after reading again: %q, want %q", got, want)
+			}
+			d.write("/elsewhere", "ok")
+			checkConsistent(t, e)
+		})
 	}
-	deadline := time.After(5 * time.Second)
-	for !writer.c.WantsInput() {
-		select {
-		case <-released:
-		case <-deadline:
-			t.Fatal("writer still parked long after the guest's events timed out")
-		}
-	}
-	d.write("/elsewhere", "ok")
-	checkConsistent(t, e)
+}
+
+// syncBuffer is a bytes.Buffer for a logger written from timers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -283,7 +283,7 @@ func (c *Conn) restoreOutput(msg []byte) error {
 	if err != nil {
 		return fmt.Errorf("connection %d: queued message: %w", c.id, err)
 	}
-	it := outItem{msg: slices.Clone(msg)}
+	it := outItem{msg: slices.Clone(msg), at: c.e.now()} // its timeout starts anew
 	if m.Type == wire.WatchEvent {
 		parts, _ := wire.SplitStrings(m.Payload)
 		for _, w := range c.watches {

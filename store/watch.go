@@ -25,8 +25,14 @@ type watch struct {
 
 	queued   int
 	overflow []parked
-	expiry   *time.Timer // pending expireEvents, for a guest's full queue
+	expiry   *time.Timer // pending expireEvents, for a full queue
 	removed  bool
+	// stuck: events timed out unread and the owner has taken none since.
+	// Its events that find the queue full are then dropped (lost counts
+	// them), not parked: one stuck watcher must not hold up the writers
+	// again every maxwatchevents changes.
+	stuck bool
+	lost  int
 }
 
 type parked struct {
@@ -173,6 +179,11 @@ func (e *Engine) queueEvent(w *watch, path string, source *Conn) {
 	msg := (&wire.Msg{Type: wire.WatchEvent, Payload: payload}).Encode()
 	max := e.quotas.Hard[QMaxWatchEvents]
 	if len(w.overflow) > 0 || (max > 0 && w.queued >= max) {
+		if w.stuck {
+			w.lost++
+			w.c.dropped++
+			return
+		}
 		w.overflow = append(w.overflow, parked{msg: msg, source: source})
 		if source != nil {
 			source.parked++
@@ -184,15 +195,19 @@ func (e *Engine) queueEvent(w *watch, path string, source *Conn) {
 	w.c.wake()
 }
 
-// DefaultEventTimeout is C xenstored's watch-event timeout for guests.
+// DefaultEventTimeout is C xenstored's watch-event timeout for guests; we
+// apply it to every watcher (see scheduleExpiry).
 const DefaultEventTimeout = 20 * time.Second
 
-// scheduleExpiry arranges, for a guest's watch whose queue is full, that
-// events it leaves unread past the timeout are dropped, so that the
-// connections parked behind them (dom0's among them) are released: a guest
-// that never reads can hold others up only for a bounded time.
+// scheduleExpiry arranges, for a watch whose queue is full, that events
+// its owner leaves unread past the timeout are dropped, so that the
+// connections parked behind them are released: a watcher that stops
+// reading, a guest or a dom0 process alike, can hold others up only for a
+// bounded time. C xenstored times out only guests' events, but queues
+// dom0's without bound; with dom0's queue bounded too, exempting it would
+// let one stopped dom0 watcher stall every write its watch covers.
 func (e *Engine) scheduleExpiry(w *watch) {
-	if !w.c.unprivileged() || e.cfg.EventTimeout < 0 || w.expiry != nil {
+	if e.cfg.EventTimeout < 0 || w.expiry != nil {
 		return
 	}
 	w.expiry = time.AfterFunc(e.cfg.EventTimeout, func() {
@@ -204,7 +219,9 @@ func (e *Engine) scheduleExpiry(w *watch) {
 }
 
 // expireEvents drops w's queued events older than the timeout and moves
-// parked ones in; it re-arms itself while events stay parked.
+// parked ones in. If any were dropped the watcher is stuck: parked events
+// that do not fit go too, and so do later ones until it reads (see
+// watch.stuck); otherwise it re-arms itself while events stay parked.
 func (e *Engine) expireEvents(w *watch) {
 	if w.removed {
 		return
@@ -222,27 +239,44 @@ func (e *Engine) expireEvents(w *watch) {
 		}
 		kept = append(kept, it)
 	}
-	for i := len(kept); i < len(c.out); i++ {
-		c.out[i] = outItem{}
-	}
+	clear(c.out[len(kept):])
 	c.out = kept
-	if dropped > 0 {
-		w.queued -= dropped
-		c.dropped += uint64(dropped)
-		e.log.Warn("dropping unread watch events", "domid", c.domid, "conn", c.id, "watch", w.path, "events", dropped, "timeout", e.cfg.EventTimeout)
-		e.unpark(w)
+	if dropped == 0 {
+		if len(w.overflow) > 0 {
+			e.scheduleExpiry(w)
+		}
+		return
 	}
-	if len(w.overflow) > 0 {
-		e.scheduleExpiry(w)
+	w.queued -= dropped
+	c.dropped += uint64(dropped)
+	w.stuck = true
+	e.unpark(w)
+	for _, p := range w.overflow {
+		e.releaseParked(p.source)
+		w.lost++
+		c.dropped++
 	}
+	w.overflow = nil
+	e.log.Warn("dropping unread watch events, and further ones until the watcher reads",
+		"domid", c.domid, "conn", c.id, "priv", c.priv, "watch", w.path, "token", w.token,
+		"events", dropped, "timeout", e.cfg.EventTimeout)
+}
+
+// watchRead notes that w's owner took one of its events: a stuck watcher
+// reads again.
+func (e *Engine) watchRead(w *watch) {
+	if !w.stuck {
+		return
+	}
+	w.stuck = false
+	e.log.Info("watcher reading again", "domid", w.c.domid, "conn", w.c.id, "watch", w.path,
+		"token", w.token, "events-dropped-meanwhile", w.lost)
+	w.lost = 0
 }
 
 func (c *Conn) enqueueEvent(w *watch, msg []byte) {
 	w.queued++
-	it := outItem{msg: msg, watch: w}
-	if c.unprivileged() {
-		it.at = c.e.now()
-	}
+	it := outItem{msg: msg, watch: w, at: c.e.now()}
 	c.out = append(c.out, it)
 	c.e.outBytes += int64(len(msg))
 	if c.queuedEvents == nil {

@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,13 +20,19 @@ import (
 
 func serve(t *testing.T) (*Server, string) {
 	t.Helper()
+	return serveWith(t, store.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+}
+
+// serveWith serves an engine made with cfg; the server logs to cfg.Logger.
+func serveWith(t *testing.T, cfg store.Config) (*Server, string) {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "socket")
 	ln, err := Listen(sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s := NewServer(store.New(store.Config{Logger: log}), ln, log)
+	log := cfg.Logger
+	s := NewServer(store.New(cfg), ln, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx) }()
@@ -285,4 +294,54 @@ func TestFreezeSplitsUnsentReplies(t *testing.T) {
 			t.Fatalf("reply %d: id %d, %d bytes", i+1, hd.ReqID, len(p))
 		}
 	}
+}
+
+// A dom0 client that watches / and stops reading (a stopped
+// xenstore-watch /) holds up a writer whose changes it would be told of
+// only until its unread events time out; from then on the writer is
+// served, whatever it writes, while the watcher still reads nothing.
+func TestStoppedWatcherReleasesWriters(t *testing.T) {
+	q := store.DefaultQuotas()
+	q.Hard[store.QMaxWatchEvents] = 16
+	var logs syncBuffer
+	_, sock := serveWith(t, store.Config{
+		Logger:       slog.New(slog.NewTextHandler(&logs, nil)),
+		Quotas:       &q,
+		EventTimeout: 100 * time.Millisecond,
+	})
+	watcher, writer := dial(t, sock), dial(t, sock)
+	watcher.Write(msg(wire.Watch, 1, "/", "tok")) // and never read
+	const after = 1000                            // writes once the watcher's events timed out
+	timedOut := -1
+	for i := 0; timedOut < 0 || i < timedOut+after; i++ {
+		if i == 200000 {
+			t.Fatalf("no event timed out after %d writes", i)
+		}
+		writer.SetDeadline(time.Now().Add(10 * time.Second)) // a hang, not a speed limit
+		writer.Write(enc(wire.Msg{Type: wire.Write, ReqID: uint32(i), Payload: []byte("/w/" + strconv.Itoa(i) + "\x00v")}))
+		if h, p := next(t, writer); h.Type != wire.Write || h.ReqID != uint32(i) {
+			t.Fatalf("write %d: %v id %d %q", i, h.Type, h.ReqID, p)
+		}
+		if timedOut < 0 && strings.Contains(logs.String(), "dropping unread watch events") {
+			timedOut = i
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger written from other goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
