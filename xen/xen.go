@@ -147,6 +147,11 @@ type DomState struct {
 // next domain whose state changed.
 const DomIDInvalid uint32 = 0x7ff4
 
+// DomIDAny is DOMID_ANY (public xen.h from 4.22; the same number is simply
+// a reserved id before): asked of XEN_DOMCTL_createdomain, it lets Xen
+// choose the new domain's id in every release from 4.17 on.
+const DomIDAny uint32 = 0x7ff5
+
 // Hypercalls are the raw hypervisor operations domain tracking is built
 // on, exactly as the hypervisor answers them: /dev/xen/privcmd
 // (package privcmd) and the fake hypervisor implement them, the latter

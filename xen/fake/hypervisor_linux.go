@@ -37,6 +37,7 @@ type Hypervisor struct {
 	changed       map[uint32]bool // get_domain_state's changed set
 	statesOn      bool            // VIRQ_DOM_EXC was bound: changes are kept
 	domctlCalls   int             // domctls answered, for cost tests
+	lastDomid     uint32          // createdomain's last searched-for id (rover)
 
 	hook    atomic.Pointer[func()] // SetDomctlHook; read without mu
 	mapHook atomic.Pointer[func()] // SetMapHook; read without mu
@@ -96,6 +97,12 @@ func (h *Hypervisor) NewDomain(domid uint32) (*Domain, error) {
 	if _, ok := h.domains[domid]; ok {
 		return nil, fmt.Errorf("fake: new domain %d: %w", domid, unix.EEXIST)
 	}
+	return h.newDomainLocked(domid)
+}
+
+// newDomainLocked creates domain domid, a free id below
+// xen.DomIDFirstReserved. Caller holds h.mu.
+func (h *Hypervisor) newDomainLocked(domid uint32) (*Domain, error) {
 	slot, err := h.pages.alloc()
 	if err != nil {
 		return nil, fmt.Errorf("fake: new domain %d: ring page: %w", domid, err)
