@@ -90,8 +90,10 @@ func ctlLog(e *Engine, c *Conn, m *wire.Msg, args []string, raw []byte) ([]byte,
 	case len(args) != 1:
 		return nil, syscall.EINVAL
 	case args[0] == "on" || args[0] == "+io":
+		e.commitPoint("trace switch")
 		e.traceOn = true
 	case args[0] == "off" || args[0] == "-io":
+		e.commitPoint("trace switch")
 		e.traceOn = false
 	default:
 		return nil, syscall.EINVAL
@@ -157,6 +159,7 @@ func (e *Engine) setGlobalQuota(args []string, soft bool) ([]byte, error) {
 	if err != nil || v < 1 {
 		return nil, syscall.EINVAL
 	}
+	e.commitPoint("quota change")
 	if err := e.quotas.Set(args[0], v, soft); err != nil {
 		return nil, syscall.EINVAL
 	}
@@ -230,7 +233,9 @@ func (e *Engine) memReport() string {
 		watches += len(l)
 	}
 	return fmt.Sprintf("nodes: %d (%d bytes of records, %d bytes held with the index)\nconnections: %d\nwatches: %d\ndomains: %d\ngo heap in use: %d bytes\ngo sys: %d bytes\n",
-		e.nodes.len(), records, held, len(e.conns), watches, len(e.domains), ms.HeapInuse, ms.Sys) + e.ceilingLine() + e.systemReport()
+		e.nodes.len(), records, held, len(e.conns), watches, len(e.domains), ms.HeapInuse, ms.Sys) + e.ceilingLine() +
+		fmt.Sprintf("internal errors contained: %d (each answered EIO, its connection closed, the store unchanged)\n", e.contained) +
+		e.systemReport()
 }
 
 func (e *Engine) systemReport() string {

@@ -67,6 +67,7 @@ func (e *Engine) dispatch(c *Conn, m *wire.Msg) ([]byte, error) {
 	case wire.TransactionEnd:
 		e.chargeWrite(c)
 	}
+	probe()
 	p := m.Payload
 	switch m.Type {
 	case wire.Read:
@@ -129,6 +130,7 @@ func (e *Engine) dispatch(c *Conn, m *wire.Msg) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		e.commitPoint("domain resume")
 		d.shutdown = false
 		return ok()
 	case wire.SetTarget:
@@ -169,6 +171,7 @@ func (e *Engine) setTarget(p []byte) ([]byte, error) {
 		return nil, syscall.ENOENT
 	}
 	t := tdomid
+	e.commitPoint("domain target")
 	d.target = &t
 	return ok()
 }
@@ -221,6 +224,7 @@ func (e *Engine) setFeature(p []byte) ([]byte, error) {
 	if f&^SupportedFeatures != 0 {
 		return nil, syscall.EINVAL
 	}
+	e.commitPoint("domain features")
 	d.Features = f
 	return ok()
 }
@@ -289,6 +293,7 @@ func (e *Engine) setQuota(p []byte) ([]byte, error) {
 	if !found || v <= 0 {
 		return nil, syscall.EINVAL
 	}
+	e.commitPoint("quota change")
 	if soft {
 		qs.Soft[q] = v
 	} else {

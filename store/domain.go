@@ -45,6 +45,9 @@ func (e *Engine) domainLocked(domid uint32) *Domain {
 	if d == nil {
 		d = &Domain{ID: domid, quotas: e.quotas, Features: SupportedFeatures}
 		e.domains[domid] = d
+		if e.jr.active {
+			e.jr.domains = append(e.jr.domains, domid)
+		}
 	}
 	return d
 }
@@ -142,6 +145,7 @@ func (e *Engine) introduce(c *Conn, args []string) ([]byte, error) {
 	if port == 0 || domid >= 0x7ff0 {
 		return nil, syscall.EINVAL
 	}
+	e.commitPoint("domain introduction")
 	d := e.domainLocked(domid)
 	if d.conn != nil {
 		// Re-introduction rebinds the event channel (used after resume).
@@ -214,6 +218,7 @@ func (e *Engine) introducedDomain(args []string, oneArg bool) (*Domain, error) {
 // its nodes are removed (unless KeepOrphans), permission entries naming it
 // are dropped, its accounting is reset, and @releaseDomain fires.
 func (e *Engine) releaseDomainLocked(d *Domain) {
+	e.commitPoint("domain release")
 	if d.conn != nil {
 		dc := d.conn
 		// Avoid events for the domain's own nodes being queued to it.

@@ -139,6 +139,9 @@ type Engine struct {
 	// removeSteps counts the elements visited while removing watches,
 	// so that tests see the cost grow linearly (no wall-clock bounds).
 	removeSteps int
+
+	jr        journal // the request being dispatched (contain.go)
+	contained uint64  // requests whose internal failure was contained
 }
 
 // node is one node as the engine works on it: read from Engine.nodes (a
@@ -349,6 +352,15 @@ func (c *Conn) CurrentRingFeatures() uint32 {
 	return c.RingFeatures()
 }
 
+// Closed reports whether the engine closed c itself (a request's contained
+// internal failure, contain.go): the transport sends what NextOutput still
+// gives, then closes the connection.
+func (c *Conn) Closed() bool {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	return c.closed
+}
+
 // Domid is the domain the connection speaks for.
 func (c *Conn) Domid() uint32 { return c.domid }
 
@@ -418,7 +430,9 @@ func (c *Conn) nextOutputLocked() ([]byte, bool) {
 		return nil, false
 	}
 	it := c.out[0]
-	e.outBytes -= int64(len(it.msg))
+	if !c.closed { // a closed connection's last reply is not counted
+		e.outBytes -= int64(len(it.msg))
+	}
 	c.out[0] = outItem{}
 	switch {
 	case len(c.out) > 1:
@@ -495,7 +509,12 @@ func (c *Conn) Handle(m wire.Msg) {
 	if e.traceOn && e.trace != nil {
 		e.trace("IN  conn " + strconv.FormatUint(c.id, 10) + " " + m.Type.String() + " " + printable(m.Payload))
 	}
-	payload, err := e.dispatch(c, &m)
+	payload, err := e.dispatchContained(c, &m)
+	if err == errContained {
+		// c is closed now, but its transport still sends this.
+		c.queueReply(wire.ErrorMsg(m.ReqID, m.TxID, syscall.EIO))
+		return
+	}
 	if c.closed || err == errReplied { // closed: RELEASE of our own domain, say
 		return
 	}
@@ -540,7 +559,9 @@ func (c *Conn) queueReply(m wire.Msg) {
 	}
 	msg := m.Encode()
 	c.out = append(c.out, outItem{msg: msg})
-	c.e.outBytes += int64(len(msg))
+	if !c.closed {
+		c.e.outBytes += int64(len(msg))
+	}
 	c.replies++
 	c.wake()
 }

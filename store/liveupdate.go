@@ -69,6 +69,7 @@ func ctlLiveUpdate(e *Engine, c *Conn, m *wire.Msg, args []string, raw []byte) (
 	if e.cfg.LiveUpdate == nil {
 		return text("Live update is not possible here.")
 	}
+	e.commitPoint("live update")
 	var reason string
 	switch args[0] {
 	case "-a":

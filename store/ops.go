@@ -13,6 +13,9 @@ import (
 func (e *Engine) setLive(path string, n *node) {
 	var old node
 	var had bool
+	// A failure in here is not contained (contain.go): the table and
+	// the accounting could be half-changed.
+	e.jr.critical = true
 	if n == nil {
 		old, had = e.nodes.delete(path)
 	} else {
@@ -20,6 +23,17 @@ func (e *Engine) setLive(path string, n *node) {
 		n.gen = e.gen
 		old, had = e.nodes.put(path, n)
 	}
+	if e.jr.active {
+		e.jr.undo = append(e.jr.undo, liveUndo{path: path, old: old, had: had})
+	}
+	e.setAccounting(path, n, old, had)
+	e.jr.critical = false
+	probe()
+}
+
+// setAccounting updates what setLive's change of path from old (if had)
+// to n (nil: deleted) changes in the accounting.
+func (e *Engine) setAccounting(path string, n *node, old node, had bool) {
 	samePerms := had && n != nil && sameList(old.perms, n.perms)
 	if had {
 		d := e.domainLocked(old.perms.Owner())
@@ -113,6 +127,7 @@ func (e *Engine) checkMemory(c *Conn, tx *txn, path string, n *node) error {
 // lookup reads path as c sees it: through tx when there is one (recording
 // the access for the commit-time conflict check), else the live tree.
 func (e *Engine) lookup(c *Conn, tx *txn, path string) (*node, error) {
+	probe()
 	if tx == nil {
 		return e.nodes.get(path), nil
 	}
@@ -139,6 +154,7 @@ func (e *Engine) store(c *Conn, tx *txn, path string, n *node) error {
 		e.setLive(path, n)
 		return nil
 	}
+	probe()
 	ent, err := tx.access(e, c, path)
 	if err != nil {
 		return err
@@ -158,6 +174,7 @@ func (e *Engine) store(c *Conn, tx *txn, path string, n *node) error {
 	}
 	ent.node = n.detached()
 	ent.modified = true
+	probe()
 	return nil
 }
 
@@ -337,6 +354,7 @@ func (e *Engine) removeTree(c *Conn, tx *txn, path string) error {
 			match = matchSubtree
 		}
 		e.fire(c, tx, f.path, f.n.perms, nil, match)
+		probe()
 	}
 	if parent != nil {
 		np := parent.clone()

@@ -96,6 +96,7 @@ func (e *Engine) txnStart(c *Conn, m *wire.Msg) ([]byte, error) {
 	tx := &txn{id: id, entries: make(map[string]*txEntry), nodeDelta: make(map[uint32]int), memDelta: make(map[uint32]int), dom: d, started: e.now()}
 	c.txns[id] = tx
 	e.txHold(tx, ceilTxnOverhead)
+	probe()
 	return append([]byte(strconv.FormatUint(uint64(id), 10)), 0), nil
 }
 
@@ -165,6 +166,7 @@ func (e *Engine) txnEnd(c *Conn, tx *txn, payload []byte) ([]byte, error) {
 			}
 		}
 	}
+	probe()
 	for _, p := range tx.order {
 		if ent := tx.entries[p]; ent.modified {
 			e.setLive(p, ent.node)

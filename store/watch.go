@@ -138,6 +138,7 @@ func (e *Engine) fireNow(source *Conn, path string, perms, oldPerms Perms, m wat
 			ok = e.watchPermitted(w.c, path, perms, oldPerms)
 			permitted[w.c] = ok
 		}
+		probe()
 		if ok {
 			e.queueEvent(w, path[w.relPrefix:], source)
 		}
@@ -167,6 +168,9 @@ func (e *Engine) watchPermitted(c *Conn, path string, perms, oldPerms Perms) boo
 // watch's queue is full (or already has parked events, to keep order).
 // Events too large for the wire are dropped (XSA-324).
 func (e *Engine) queueEvent(w *watch, path string, source *Conn) {
+	if w.c != e.jr.conn {
+		e.commitPoint("watch events for other connections")
+	}
 	if len(path)+len(w.token)+2 > wire.PayloadMax {
 		w.c.dropped++
 		e.log.Debug("dropping oversized watch event", "conn", w.c.id, "len", len(path)+len(w.token)+2)
@@ -438,6 +442,7 @@ func (e *Engine) doWatch(c *Conn, m *wire.Msg) ([]byte, error) {
 	if c.dom != nil {
 		c.dom.watches++
 	}
+	probe()
 	// The reply goes first, then the initial event.
 	c.queueReply(wire.Msg{Type: wire.Watch, ReqID: m.ReqID, TxID: m.TxID, Payload: okPayload})
 	e.queueEvent(w, p[w.relPrefix:], nil)

@@ -509,6 +509,10 @@ func (cl *client) pump(readable, hup bool) {
 	cl.mu.Lock()
 	pendingOut := len(cl.out) > 0
 	cl.mu.Unlock()
+	if !pendingOut && cl.c.Closed() {
+		cl.drop(nil) // the engine closed it (a contained failure): its reply is sent
+		return
+	}
 	if cl.eof {
 		if !pendingOut && cl.c.PendingOutput() == 0 && !cl.hasRequest() {
 			cl.drop(nil) // everything answered and sent

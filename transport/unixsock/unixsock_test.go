@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,6 +126,41 @@ func TestOverlongCloses(t *testing.T) {
 	good.Write(msg(wire.Directory, 7, "/"))
 	if h, _ := next(t, good); h.Type != wire.Directory || h.ReqID != 7 {
 		t.Fatalf("other client: %v id %d", h.Type, h.ReqID)
+	}
+}
+
+// A request whose handler panics (here the engine's clock, read by
+// TRANSACTION_START) is answered EIO and its client closed; the other
+// client is served on and the tree is as before.
+func TestPanicClosesOnlyItsClient(t *testing.T) {
+	var armed atomic.Bool
+	now := func() time.Time {
+		if armed.CompareAndSwap(true, false) {
+			panic("injected failure")
+		}
+		return time.Now()
+	}
+	_, sock := serveWith(t, store.Config{Now: now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	bad, good := dial(t, sock), dial(t, sock)
+	good.Write(msg(wire.Watch, 1, "/", "w"))
+	next(t, good) // the reply
+	next(t, good) // the initial event
+	bad.Write(msg(wire.Write, 2, "/a", "v"))
+	if h, _ := next(t, bad); h.Type != wire.Write {
+		t.Fatalf("write: %v", h.Type)
+	}
+	next(t, good) // the event for /a
+	armed.Store(true)
+	bad.Write(msg(wire.TransactionStart, 3, ""))
+	if h, p := next(t, bad); h.Type != wire.Error || h.ReqID != 3 || p != "EIO\x00" {
+		t.Fatalf("failed request: %v id %d %q, want EIO", h.Type, h.ReqID, p)
+	}
+	if n, err := bad.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("after the EIO: %d, %v; want EOF", n, err)
+	}
+	good.Write(msg(wire.Directory, 4, "/"))
+	if h, p := next(t, good); h.Type != wire.Directory || p != "tool\x00a\x00" {
+		t.Fatalf("other client: %v %q", h.Type, p)
 	}
 }
 
