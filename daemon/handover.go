@@ -42,9 +42,13 @@ func encodeHandover(w io.Writer, st *store.State, h *handover) error {
 	if err != nil {
 		return err
 	}
+	quotas, err := namedQuotas(st.Quotas)
+	if err != nil {
+		return fmt.Errorf("live-update state: %w", err)
+	}
 	recs := []migration.Record{
 		&migration.Global{SocketFD: h.listenFD, EvtchnFD: h.evtchnFD},
-		&migration.GlobalQuota{PerDomain: namedQuotas(st.Quotas)},
+		&migration.GlobalQuota{PerDomain: quotas},
 	}
 	next := uint32(1) // conn-ids, numbered from 1 as C does
 	introduced := map[uint32]store.DomainState{}
@@ -86,7 +90,11 @@ func encodeHandover(w io.Writer, st *store.State, h *handover) error {
 		recs = append(recs, &migration.Node{Path: n.Path, Value: n.Value, Perms: migrationPerms(n.Perms)})
 	}
 	for _, d := range st.Domains {
-		recs = append(recs, &migration.Domain{DomID: uint16(d.ID), Features: d.Features, Quotas: namedQuotas(d.Quotas)})
+		quotas, err := namedQuotas(d.Quotas)
+		if err != nil {
+			return fmt.Errorf("live-update state: domain %d: %w", d.ID, err)
+		}
+		recs = append(recs, &migration.Domain{DomID: uint16(d.ID), Features: d.Features, Quotas: quotas})
 	}
 	for _, r := range recs {
 		if err := mw.WriteRecord(r); err != nil {
@@ -176,8 +184,9 @@ func storePerms(ps []migration.Perm) (store.Perms, error) {
 	return out, nil
 }
 
-// namedQuotas lists every quota by name (soft ones prefixed).
-func namedQuotas(q store.Quotas) []migration.Quota {
+// namedQuotas lists every quota by name (soft ones prefixed). A value the
+// stream's 32 bits cannot carry is an error, never truncated.
+func namedQuotas(q store.Quotas) ([]migration.Quota, error) {
 	var out []migration.Quota
 	for _, name := range store.QuotaNames() {
 		qq, soft, _ := store.QuotaByName(name)
@@ -185,9 +194,12 @@ func namedQuotas(q store.Quotas) []migration.Quota {
 		if soft {
 			v = q.Soft[qq]
 		}
-		out = append(out, migration.Quota{Name: name, Value: uint32(max(v, 0))})
+		if v < 0 || v > math.MaxUint32 {
+			return nil, fmt.Errorf("quota %s: %d does not fit the stream's 32 bits", name, v)
+		}
+		out = append(out, migration.Quota{Name: name, Value: uint32(v)})
 	}
-	return out
+	return out, nil
 }
 
 // setQuotas applies named quotas over q; unknown names are skipped, as a

@@ -156,3 +156,51 @@ func TestHandoverUnsentReplies(t *testing.T) {
 		})
 	}
 }
+
+// TestHandoverQuotaRange: a quota the stream's 32 bits cannot carry stops
+// the encoding (it would come back as another value); the largest one
+// clients may set comes back whole.
+func TestHandoverQuotaRange(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		global  int
+		domain  int
+		wantErr bool
+	}{
+		{"largest settable", store.MaxQuota, store.MaxQuota, false},
+		{"global 2^32+1", 1<<32 + 1, 10, true},
+		{"domain 2^32+1", 10, 1<<32 + 1, true},
+		{"negative", -1, 10, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := store.New(store.Config{})
+			call(t, e.NewConn(0, true, nil), wire.Introduce, 0, "5", "0", "9")
+			st := e.Export()
+			st.Quotas.Hard[store.QNodes] = tt.global
+			for i := range st.Domains {
+				st.Domains[i].Quotas.Hard[store.QNodes] = tt.domain
+			}
+			h := &handover{listenFD: -1, evtchnFD: -1, sockets: map[uint64]socketState{}, rings: map[uint64]socketState{}}
+			var buf bytes.Buffer
+			err := encodeHandover(&buf, st, h)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("encode: %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			got, _, err := decodeHandover(&buf, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Quotas.Hard[store.QNodes] != tt.global {
+				t.Errorf("global nodes %d, want %d", got.Quotas.Hard[store.QNodes], tt.global)
+			}
+			for _, d := range got.Domains {
+				if d.Quotas.Hard[store.QNodes] != tt.domain {
+					t.Errorf("domain %d nodes %d, want %d", d.ID, d.Quotas.Hard[store.QNodes], tt.domain)
+				}
+			}
+		})
+	}
+}

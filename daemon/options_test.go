@@ -44,6 +44,9 @@ func TestParse(t *testing.T) {
 		{args: []string{"--nope"}, bad: true},
 		{args: []string{"stray"}, bad: true},
 		{args: []string{"-E", "x"}, bad: true},
+		{args: []string{"-Q", "nodes=4294967297"}, bad: true}, // a quota past C's int
+		{args: []string{"-E", "2147483648"}, bad: true},
+		{args: []string{"-E", "2147483647"}, chk: func(o *Options) bool { return o.Quotas.Hard[0] == 1<<31-1 }},
 	}
 	for _, tt := range tests {
 		o, err := Parse(tt.args, io.Discard)

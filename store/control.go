@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -155,8 +154,8 @@ func (e *Engine) setGlobalQuota(args []string, soft bool) ([]byte, error) {
 	if len(args) != 2 {
 		return nil, syscall.EINVAL
 	}
-	v, err := strconv.Atoi(args[1])
-	if err != nil || v < 1 {
+	v, err := ParseQuota(args[1])
+	if err != nil {
 		return nil, syscall.EINVAL
 	}
 	e.commitPoint("quota change")

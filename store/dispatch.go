@@ -288,16 +288,13 @@ func (e *Engine) setQuota(p []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	q, soft, found := QuotaByName(args[0])
-	v := atoi(args[1])
-	if !found || v <= 0 {
+	v, err := ParseQuota(args[1])
+	if err != nil {
 		return nil, syscall.EINVAL
 	}
 	e.commitPoint("quota change")
-	if soft {
-		qs.Soft[q] = v
-	} else {
-		qs.Hard[q] = v
+	if err := qs.Set(args[0], v, false); err != nil {
+		return nil, syscall.EINVAL
 	}
 	if dom == nil {
 		e.log.Info("global quota changed", "quota", args[0], "value", v)

@@ -354,3 +354,50 @@ func TestSystemHooks(t *testing.T) {
 	default:
 	}
 }
+
+// TestQuotaValueRule: CONTROL quota set and SET_QUOTA (global and per
+// domain) take the same values: C's atoi reading, 1 to 2^31-1. Larger
+// ones are refused, not wrapped (C would make 2^32+1 a quota of 1) nor
+// kept past what a live update's 32 bits carry.
+func TestQuotaValueRule(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		want  string // the nodes quota after; "" refused with EINVAL
+	}{
+		{"2147483647", "2147483647"},
+		{"4000", "4000"},
+		{" 12abc", "12"}, // as C's atoi
+		{"2147483648", ""},
+		{"4294967297", ""},
+		{"99999999999999999999999", ""},
+		{"0", ""},
+		{"-5", ""},
+		{"abc", ""},
+	} {
+		for _, path := range []struct {
+			name string
+			set  func(d *tconn) (string, string)
+			get  []string
+		}{
+			{"CONTROL quota set", func(d *tconn) (string, string) {
+				return d.call(wire.Control, 0, "quota", "set", "nodes", tt.value)
+			}, []string{"nodes"}},
+			{"SET_QUOTA", func(d *tconn) (string, string) { return d.call(wire.SetQuota, 0, "nodes", tt.value) }, []string{"nodes"}},
+			{"SET_QUOTA domain", func(d *tconn) (string, string) { return d.call(wire.SetQuota, 0, "3", "nodes", tt.value) }, []string{"3", "nodes"}},
+		} {
+			t.Run(path.name+" "+tt.value, func(t *testing.T) {
+				e := newTestEngine(t, nil)
+				d := dom0(t, e)
+				d.must(wire.Introduce, 0, "3", "1", "1")
+				_, errName := path.set(d)
+				got := strings.TrimSuffix(d.must(wire.GetQuota, 0, path.get...), "\x00")
+				switch {
+				case tt.want == "" && (errName != "EINVAL" || got != "1000"):
+					t.Errorf("reply %q, quota %s; want EINVAL and 1000 kept", errName, got)
+				case tt.want != "" && (errName != "" || got != tt.want):
+					t.Errorf("reply %q, quota %s; want %s", errName, got, tt.want)
+				}
+			})
+		}
+	}
+}

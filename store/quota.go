@@ -77,11 +77,30 @@ func QuotaByName(name string) (q Quota, soft bool, ok bool) {
 	return 0, false, false
 }
 
-// Set changes one value by name ("soft-" prefix allowed).
+// MaxQuota is the largest quota value: C xenstored keeps quotas in ints
+// (and a live update carries them in 32 bits).
+const MaxQuota = 1<<31 - 1
+
+// ParseQuota is the one rule for a quota value a client sets, by CONTROL
+// quota set or SET_QUOTA: read as C's atoi reads it, from 1 to MaxQuota.
+// C would wrap a larger value (2^32+1 becomes 1); it is refused here.
+func ParseQuota(s string) (int, error) {
+	v, _, digits := strtol(s, 10)
+	if !digits || v < 1 || v > MaxQuota {
+		return 0, fmt.Errorf("quota value %q not between 1 and %d: %w", s, MaxQuota, syscall.EINVAL)
+	}
+	return int(v), nil
+}
+
+// Set changes one value by name ("soft-" prefix allowed); v is from 0
+// (no limit) to MaxQuota.
 func (qs *Quotas) Set(name string, v int, soft bool) error {
 	q, s, ok := QuotaByName(name)
 	if !ok || (soft && s) {
 		return fmt.Errorf("unknown quota %q: %w", name, syscall.EINVAL)
+	}
+	if v < 0 || v > MaxQuota {
+		return fmt.Errorf("quota %s: %d not between 0 and %d: %w", name, v, MaxQuota, syscall.EINVAL)
 	}
 	if soft || s {
 		if quotaInfo[q].soft == 0 {

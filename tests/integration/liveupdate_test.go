@@ -194,3 +194,29 @@ func TestLiveUpdateUnreadReplies(t *testing.T) {
 		t.Fatalf("the store after the update: %d bytes, %v", len(v), err)
 	}
 }
+
+// TestLiveUpdateQuotaRange: a quota past C's int (2^32+1 would wrap to 1
+// in the stream, holding every guest to one node) is refused by CONTROL
+// quota set, and the largest accepted one survives an update unchanged.
+func TestLiveUpdateQuotaRange(t *testing.T) {
+	d := startDaemon(t)
+	ctl := needXenTool(t, "xenstore-control")
+	if r := d.run(t, ctl, "quota", "set", "nodes", "4294967297"); r.Code == 0 {
+		t.Fatalf("quota set nodes 4294967297 accepted: %q", r.Stdout)
+	}
+	d.ok(t, ctl, "quota", "set", "nodes", "2147483647")
+	d.ok(t, ctl, "live-update", "-f", daemonBin(t))
+	if !d.Alive() {
+		t.Fatalf("daemon gone after live-update:\n%s", d.Log())
+	}
+	q := d.ok(t, ctl, "quota")
+	for _, line := range strings.Split(q, "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == "nodes" {
+			if f[2] != "2147483647" {
+				t.Fatalf("nodes quota after the update: %q", line)
+			}
+			return
+		}
+	}
+	t.Fatalf("no nodes line in:\n%s", q)
+}
