@@ -140,7 +140,7 @@ func Open(hc xen.Hypercalls, assume xen.Version) (*Tracker, error) {
 }
 
 // probe makes one query whose only failure can be the interface itself:
-// a missing dom0 answers ESRCH (or EPERM), which proves acceptance too.
+// a missing dom0 answers ESRCH (4.22: EPERM), which proves acceptance too.
 func (t *Tracker) probe() error {
 	var err error
 	if t.rel.Method == DomainState {
@@ -148,16 +148,21 @@ func (t *Tracker) probe() error {
 	} else {
 		_, err = t.hc.GetDomainInfo(t.rel.Domctl, 0)
 	}
-	if absent(err) {
+	if t.absent(err) {
 		return nil
 	}
 	return err
 }
 
-// absent reports an answer meaning "no such domain": ESRCH, or EPERM,
-// which Xen 4.22 gives a non-control domain instead.
-func absent(err error) bool {
-	return errors.Is(err, syscall.ESRCH) || errors.Is(err, syscall.EPERM)
+// absent reports an answer meaning "no such domain": ESRCH, or from 4.22
+// on EPERM, which Xen then gives a caller that is not the control domain
+// instead (domctl.c, do_domctl). Before 4.22 a missing domain is always
+// ESRCH and EPERM is a refusal (XSM): an unknown answer, not a death.
+func (t *Tracker) absent(err error) bool {
+	if errors.Is(err, syscall.ESRCH) {
+		return true
+	}
+	return errors.Is(err, syscall.EPERM) && !t.running.Less(xen.Version{Major: 4, Minor: 22})
 }
 
 // Release is the interface in use.
@@ -176,7 +181,7 @@ func (t *Tracker) Domain(domid uint32) (xen.DomInfo, bool, error) {
 	}
 	if t.rel.Method == DomainState {
 		st, err := t.hc.GetDomainState(domid)
-		if absent(err) {
+		if t.absent(err) {
 			t.forget(domid)
 			return xen.DomInfo{}, false, nil
 		}
@@ -195,7 +200,7 @@ func (t *Tracker) Domain(domid uint32) (xen.DomInfo, bool, error) {
 		return stateInfo(st), true, nil
 	}
 	info, err := t.hc.GetDomainInfo(t.rel.Domctl, domid)
-	if absent(err) {
+	if t.absent(err) {
 		return xen.DomInfo{}, false, nil
 	}
 	if err != nil {

@@ -248,3 +248,26 @@ func TestExisting(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusalIsNotDeath: EPERM means "no such domain" only from 4.22,
+// which gives it a non-control caller for a missing domid; before, Xen
+// answers a missing domid with ESRCH and EPERM is a refusal, which must
+// not make a live domain look gone.
+func TestRefusalIsNotDeath(t *testing.T) {
+	eachRelease(t, func(t *testing.T, h *fake.Hypervisor, tr *domains.Tracker) {
+		h.SetDomctlError(syscall.EPERM)
+		defer h.SetDomctlError(nil)
+		_, ok, err := tr.Domain(5)
+		if tr.Running().Less(xen.Version{Major: 4, Minor: 22}) {
+			if !errors.Is(err, syscall.EPERM) {
+				t.Errorf("refused query: Domain(5) = %v, %v; want the EPERM error", ok, err)
+			}
+		} else if ok || err != nil {
+			t.Errorf("4.22 EPERM: Domain(5) = %v, %v; want absent", ok, err)
+		}
+		ch, err := tr.Changes([]uint32{5})
+		if slices.ContainsFunc(ch, gone) {
+			t.Errorf("refused queries: Changes = %+v, %v; reported dom5 gone", ch, err)
+		}
+	})
+}

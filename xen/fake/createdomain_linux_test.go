@@ -154,3 +154,94 @@ func TestCreateDomainFull(t *testing.T) {
 		})
 	}
 }
+
+// drainStates reads get_domain_state's changed-domain iteration to its end.
+func drainStates(t *testing.T, h *Hypervisor) []xen.DomState {
+	t.Helper()
+	var out []xen.DomState
+	for {
+		st, err := h.GetDomainState(xen.DomIDInvalid)
+		if errors.Is(err, syscall.ENOENT) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("get_domain_state(DOMID_INVALID): %v", err)
+		}
+		out = append(out, st)
+	}
+}
+
+// TestDomExcRebind: unbinding VIRQ_DOM_EXC drops what changed; binding it
+// again marks the domains existing then, so a domain destroyed in between
+// is not reported (Xen 4.21+ frees and reallocates its bitmap).
+func TestDomExcRebind(t *testing.T) {
+	for _, rel := range []xen.Version{v421, v422} {
+		t.Run(rel.String(), func(t *testing.T) {
+			h, ec := setup(t)
+			h.SetRelease(rel)
+			for _, id := range []uint32{0, 1, 5} {
+				h.NewDomain(id)
+			}
+			port, err := ec.BindVIRQ(xen.VIRQDomExc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(drainStates(t, h)); n != 3 {
+				t.Fatalf("first bind: %d domains reported, want 3", n)
+			}
+			if err := ec.Unbind(port); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.GetDomainState(xen.DomIDInvalid); !errors.Is(err, syscall.ENOENT) {
+				t.Fatalf("iteration with VIRQ_DOM_EXC unbound: %v, want ENOENT", err)
+			}
+			h.Destroy(5)
+			h.SetShutdown(1, xen.ShutdownPoweroff)
+			if _, err := ec.BindVIRQ(xen.VIRQDomExc); err != nil {
+				t.Fatal(err)
+			}
+			var got []uint32
+			for _, st := range drainStates(t, h) {
+				if !st.Exists {
+					t.Errorf("dom%d reported gone after the rebind", st.ID)
+				}
+				got = append(got, st.ID)
+			}
+			if !slices.Equal(got, []uint32{0, 1}) {
+				t.Errorf("after rebind: %v reported, want [0 1]", got)
+			}
+		})
+	}
+}
+
+// TestNotDomExcHandler: a daemon whose domain is not VIRQ_DOM_EXC's
+// handler cannot bind it from 4.21 (EBUSY); before, the binding succeeds
+// and no death ever fires it.
+func TestNotDomExcHandler(t *testing.T) {
+	for _, rel := range []xen.Version{v417, v420, v421, v422} {
+		t.Run(rel.String(), func(t *testing.T) {
+			h, ec := setup(t)
+			h.SetRelease(rel)
+			h.NewDomain(0)
+			h.NewDomain(3)
+			h.SetDomExcHandler(false)
+			port, err := ec.BindVIRQ(xen.VIRQDomExc)
+			if !rel.Less(v421) {
+				if !errors.Is(err, syscall.EBUSY) {
+					t.Fatalf("bind: %d, %v; want EBUSY", port, err)
+				}
+				if _, err := h.GetDomainState(xen.DomIDInvalid); !errors.Is(err, syscall.EACCES) {
+					t.Fatalf("changed-domain iteration: %v, want EACCES", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("bind: %v", err)
+			}
+			h.Destroy(3)
+			if p := pendingNow(t, ec); len(p) != 0 {
+				t.Fatalf("VIRQ_DOM_EXC fired on a domain that is not its handler: %v", p)
+			}
+		})
+	}
+}

@@ -149,9 +149,13 @@ func (ec *EventChannel) BindVIRQ(virq uint32) (uint32, error) {
 			return 0, fmt.Errorf("fake evtchn: bind virq %d: already bound: %w", virq, unix.EEXIST)
 		}
 	}
+	if virq == xen.VIRQDomExc && h.notDomExcHandler && h.atLeast(4, 21) {
+		return 0, fmt.Errorf("fake evtchn: bind virq %d: not its handler: %w", virq, unix.EBUSY)
+	}
 	port := h.allocPort()
 	ec.ports[port] = &portState{ec: ec, port: port, virq: virq}
 	if virq == xen.VIRQDomExc {
+		h.domExcBound++
 		h.initStatesLocked()
 	}
 	return port, nil
@@ -237,6 +241,9 @@ func (ec *EventChannel) Unbind(port uint32) error {
 func (ec *EventChannel) releaseLocked(ps *portState) error {
 	d := ps.dom
 	if d == nil {
+		if ps.virq == xen.VIRQDomExc {
+			ec.h.domExcUnboundLocked()
+		}
 		return nil
 	}
 	var err error

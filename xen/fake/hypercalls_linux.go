@@ -30,6 +30,18 @@ func (h *Hypervisor) SetRelease(v xen.Version) {
 	h.mu.Unlock()
 }
 
+// SetDomExcHandler says whether the daemon's domain is VIRQ_DOM_EXC's
+// handler (the default: dom0 is, until set_virq_handler names the stub,
+// as the launcher does before the stub runs). A domain that is not: from
+// 4.21 binding the VIRQ fails with EBUSY (event_channel.c
+// evtchn_bind_virq); before, the binding succeeds and never fires. Either
+// way get_domain_state's changed-domain iteration answers it EACCES.
+func (h *Hypervisor) SetDomExcHandler(on bool) {
+	h.mu.Lock()
+	h.notDomExcHandler = !on
+	h.mu.Unlock()
+}
+
 // SetCallerControl says whether the daemon runs in the control domain
 // (dom0 daemon) rather than in a stub domain (the default).
 func (h *Hypervisor) SetCallerControl(on bool) {
@@ -163,8 +175,11 @@ func (h *Hypervisor) GetDomainState(domid uint32) (xen.DomState, error) {
 		}
 		return xen.DomState{}, fmt.Errorf("fake: get_domain_state dom%d: %w", domid, h.missingLocked())
 	}
-	if !h.statesOn {
+	if h.notDomExcHandler {
 		return xen.DomState{}, fmt.Errorf("fake: get_domain_state: not the VIRQ_DOM_EXC handler: %w", unix.EACCES)
+	}
+	if !h.statesOn { // the handler, VIRQ_DOM_EXC not bound: Xen has no bitmap
+		return xen.DomState{}, fmt.Errorf("fake: get_domain_state: VIRQ_DOM_EXC not bound, no changed domain: %w", unix.ENOENT)
 	}
 	ids := make([]uint32, 0, len(h.changed))
 	for id := range h.changed {
@@ -191,6 +206,19 @@ func (h *Hypervisor) initStatesLocked() {
 	for id := range h.domains {
 		h.changed[id] = true
 	}
+}
+
+// domExcUnboundLocked: closing the last VIRQ_DOM_EXC port drops the
+// changed set, as Xen 4.21+ frees its bitmap then (event_channel.c
+// evtchn_close); the next bind marks every domain existing at that time,
+// so a domain that went meanwhile is never reported.
+func (h *Hypervisor) domExcUnboundLocked() {
+	h.domExcBound--
+	if h.domExcBound > 0 {
+		return
+	}
+	h.statesOn = false
+	clear(h.changed)
 }
 
 func (h *Hypervisor) stateChangedLocked(domid uint32) {

@@ -36,8 +36,11 @@ type Hypervisor struct {
 	nextUID       uint64          // unique ids handed out
 	changed       map[uint32]bool // get_domain_state's changed set
 	statesOn      bool            // VIRQ_DOM_EXC was bound: changes are kept
-	domctlCalls   int             // domctls answered, for cost tests
-	lastDomid     uint32          // createdomain's last searched-for id (rover)
+	domExcBound   int             // VIRQ_DOM_EXC ports bound, on all handles
+	// notDomExcHandler: the daemon's domain is not VIRQ_DOM_EXC's handler.
+	notDomExcHandler bool
+	domctlCalls      int    // domctls answered, for cost tests
+	lastDomid        uint32 // createdomain's last searched-for id (rover)
 
 	hook    atomic.Pointer[func()] // SetDomctlHook; read without mu
 	mapHook atomic.Pointer[func()] // SetMapHook; read without mu
@@ -388,6 +391,9 @@ func (h *Hypervisor) FireVIRQ(virq uint32) {
 }
 
 func (h *Hypervisor) fireLocked(virq uint32) {
+	if virq == xen.VIRQDomExc && h.notDomExcHandler {
+		return // Xen sends it to the handler only
+	}
 	for ec := range h.handles {
 		ec.raiseVIRQ(virq)
 	}
