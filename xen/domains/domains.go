@@ -12,6 +12,9 @@
 //     DOMID_INVALID, the next domain whose state changed; its 64-bit unique
 //     id tells a new domain from an old one with the same domid.
 //
+// What each release answers, call by call, and where in Xen's tree it was
+// read: xen/README.md.
+//
 // Scope and limits: an unknown release is refused unless the caller names
 // the release to assume. A failed query is an unknown answer, never a
 // death. On 4.18-4.20 a domid destroyed and reused between two

@@ -45,6 +45,10 @@
 //   - Domain life: SetShutdown, SetDying and Destroy change what Domains
 //     reports and raise xen.VIRQDomExc on every handle that bound it, as Xen
 //     does. FireVIRQ raises any VIRQ by hand.
+//   - Releases (SetRelease; hypercalls_linux.go, createdomain_linux.go):
+//     the domctl version, getdomaininfo's and get_domain_state's answers,
+//     createdomain's choice of domid, and VIRQ_DOM_EXC's handler rules as
+//     each release has them (table in xen/README.md).
 //
 // Limits: one interdomain binding per domain at a time (as on Xen, the
 // guest's port must be unbound to be bound); only ref xen.GrantRefXenstore
