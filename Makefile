@@ -6,7 +6,7 @@ BIN := bin
 GOFLAGS_BUILD := -trimpath -ldflags='-s -w -buildid='
 SOCKET ?= $(CURDIR)/run/socket
 
-.PHONY: all build run test test-deps vet fmt-check fuzz bench clean
+.PHONY: all build run test test-deps vet fmt-check fuzz bench clean hardening
 all: build
 
 build:
@@ -26,6 +26,10 @@ test: test-deps build
 	$(GO) vet ./...
 	@echo "== go test"
 	DIFFTEST_REQUIRE=1 XSTEST_BIN=$(CURDIR)/$(BIN)/xenstored $(GO) test -count=1 -timeout 20m ./...
+
+# The hardening suite at full size (make test runs it reduced).
+hardening: test-deps build
+	HARDENING_FULL=1 DIFFTEST_REQUIRE=1 XSTEST_BIN=$(CURDIR)/$(BIN)/xenstored $(GO) test -count=1 -timeout 20m -run 'Hardening' -v ./tests/integration ./difftest
 
 FUZZTIME ?= 30s
 fuzz:
