@@ -57,6 +57,9 @@ func Daemonize(o *Options) (parent bool, err error) {
 		}
 		if c, err := net.Dial("unix", o.Socket); err == nil {
 			c.Close()
+			if o.OutputPid { // the daemon's own output goes nowhere
+				fmt.Println(cmd.Process.Pid)
+			}
 			return true, nil
 		}
 	}

@@ -142,6 +142,19 @@ func (f oneQuota) Set(s string) error {
 	return f.q.Set(f.name, v, false)
 }
 
+// optString is a string option that tells "given empty" from "not given".
+type optString struct {
+	v   string
+	set bool
+}
+
+func (s *optString) String() string { return s.v }
+
+func (s *optString) Set(v string) error {
+	s.v, s.set = v, true
+	return nil
+}
+
 // ErrHelp is returned when the user asked for usage.
 var ErrHelp = flag.ErrHelp
 
@@ -183,8 +196,9 @@ func Parse(args []string, stderr io.Writer) (*Options, error) {
 	valVar(oneQuota{&o.Quotas, "path-max"}, "M", "path-max", "max. relative path length")
 	valVar(quotaFlag{&o.Quotas, false}, "Q", "quota", "hard quota `name=value` (repeatable)")
 	valVar(quotaFlag{&o.Quotas, true}, "q", "quota-soft", "soft quota `name=value` (repeatable)")
-	var master, priv, event, xenIf string
-	fs.StringVar(&xenIf, "xen-interface", "", "use Xen `release`'s interface (e.g. 4.22) on a hypervisor newer than this build knows")
+	var master, priv, event string
+	var xenIf optString
+	fs.Var(&xenIf, "xen-interface", "use Xen `release`'s interface (e.g. 4.22) on a hypervisor newer than this build knows")
 	strVar(&master, "m", "master-domid", "`domid` this store runs in")
 	strVar(&priv, "p", "priv-domid", "`domid` of the control domain")
 	strVar(&event, "e", "event", "dom0's event channel `port` (stub-domain mode)")
@@ -237,8 +251,8 @@ func Parse(args []string, stderr io.Writer) (*Options, error) {
 		o.Event = int(v)
 		o.StubDomain = true
 	}
-	if xenIf != "" {
-		v, err := domains.ParseVersion(xenIf)
+	if xenIf.set {
+		v, err := domains.ParseVersion(xenIf.v)
 		if err != nil {
 			return nil, fmt.Errorf("--xen-interface: %w", err)
 		}
@@ -246,6 +260,9 @@ func Parse(args []string, stderr io.Writer) (*Options, error) {
 			return nil, fmt.Errorf("--xen-interface: %w: %v", domains.ErrUnknownRelease, v)
 		}
 		o.XenInterface = v
+	}
+	if o.MemoryCeiling < -1 {
+		return nil, fmt.Errorf("--memory-ceiling: %d bytes (-1: none)", o.MemoryCeiling)
 	}
 	if o.StubDomain && o.Event < 0 {
 		return nil, errors.New("--stubdom needs --event <port>")

@@ -1,17 +1,19 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/xsstub/xenstored/store"
 	"github.com/xsstub/xenstored/transport/unixsock"
@@ -84,10 +86,11 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 		if unixsock.Serving(o.Socket) {
 			return fmt.Errorf("a xenstored is already serving %s", o.Socket)
 		}
-		if err := writePidFile(o.PidFile, os.Getpid()); err != nil {
+		pf, err := claimPidFile(o.PidFile, os.Getpid())
+		if err != nil {
 			return err
 		}
-		defer os.Remove(o.PidFile)
+		defer pf.release()
 	}
 	ln, err := unixsock.Listen(o.Socket)
 	if err == nil {
@@ -144,8 +147,13 @@ func runUpdated(ctx context.Context, o *Options, cfg store.Config, st *store.Sta
 		return fmt.Errorf("live update: %w", err)
 	}
 	defer os.Remove(o.Socket)
-	if o.PidFile != "" {
-		defer os.Remove(o.PidFile) // the last daemon wrote it: same pid
+	if o.PidFile != "" { // the last daemon wrote it (same pid); its lock went with the exec
+		pf, err := claimPidFile(o.PidFile, os.Getpid())
+		if err != nil {
+			log.Warn("live-update: pid file not locked again", "err", err)
+		} else {
+			defer pf.release()
+		}
 	}
 	up.sock = s
 	return s.Serve(ctx)
@@ -336,23 +344,42 @@ func memoryCeiling(opt, goLimit int64) int64 {
 // testHookListening runs as soon as the socket accepts connections (tests).
 var testHookListening = func() {}
 
-// writePidFile writes pid to path atomically: a temporary file in the same
-// directory renamed over path, so a reader sees no file or a whole one,
-// never an empty or partial one.
-func writePidFile(path string, pid int) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+// pidFile is a pid file this daemon owns. It is locked (flock) for the
+// daemon's life, as C xenstored locks its own: a second daemon given the
+// same file refuses to start instead of overwriting it, and only the owner
+// removes it. The pid is written before the socket listens, so a
+// supervisor that reads it once the socket answers finds it whole.
+type pidFile struct {
+	f    *os.File
+	path string
+	pid  int
+}
+
+func claimPidFile(path string, pid int) (*pidFile, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return fmt.Errorf("pid file: %w", err)
+		return nil, fmt.Errorf("pid file: %w", err)
 	}
-	_, werr := f.WriteString(strconv.Itoa(pid) + "\n")
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr, os.Chmod(f.Name(), 0o644)); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("pid file: %w", err)
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		held, _ := os.ReadFile(path)
+		return nil, fmt.Errorf("pid file %s is held by a running xenstored (pid %s): %w", path, bytes.TrimSpace(held), err)
 	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("pid file: %w", err)
+	b := []byte(strconv.Itoa(pid) + "\n")
+	if _, err := f.WriteAt(b, 0); err == nil {
+		err = f.Truncate(int64(len(b)))
 	}
-	return nil
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("pid file: %w", err)
+	}
+	return &pidFile{f: f, path: path, pid: pid}, nil
+}
+
+// release removes the pid file if it still names this daemon.
+func (p *pidFile) release() {
+	defer p.f.Close()
+	if b, err := os.ReadFile(p.path); err == nil && string(bytes.TrimSpace(b)) == strconv.Itoa(p.pid) {
+		os.Remove(p.path)
+	}
 }

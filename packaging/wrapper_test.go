@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -277,5 +278,33 @@ func TestDefaultFileMatchesWrapper(t *testing.T) {
 	}
 	if n < 14 {
 		t.Errorf("only %d settings compared", n)
+	}
+}
+
+// TestWrapperDom0AlreadyRunning: a second start finds the daemon by its
+// pid file's live process and a store that answers, whatever file the
+// process now runs (after a live update it is not XSSTUB_DAEMON).
+func TestWrapperDom0AlreadyRunning(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		pid     string
+		env     []string
+		started bool
+	}{
+		{"live, answering, another binary", strconv.Itoa(os.Getpid()), []string{"READ_RC=0"}, false},
+		{"live, not answering", strconv.Itoa(os.Getpid()), nil, true},
+		{"no such process", "999999999", []string{"READ_RC=0"}, true},
+		{"garbage", "x", []string{"READ_RC=0"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, "XSSTUB_MODE=dom0\n")
+			if err := os.WriteFile(r.path("pid"), []byte(tt.pid+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, stderr := r.run(tt.env, "--pid-file", r.path("pid"))
+			if started := r.args("daemon") != nil; code != 0 || started != tt.started {
+				t.Errorf("exit %d, daemon started %v, want %v (%s)", code, started, tt.started, stderr)
+			}
+		})
 	}
 }

@@ -141,13 +141,26 @@ func ctlQuota(e *Engine, c *Conn, m *wire.Msg, args []string, raw []byte) ([]byt
 			return nil, err
 		}
 		d := e.domains[domid]
-		if d == nil {
+		if d == nil || !e.knownDomain(d) {
 			return nil, syscall.ENOENT
 		}
 		return text(fmt.Sprintf("Domain %d:\n%-17s: %8d\n%-17s: %8d\n%-17s: %8d\n%-17s: %8d\n",
 			domid, "nodes", d.nodes, "watches", d.watches, "transactions", d.txns, "memory", d.memory))
 	}
 	return nil, syscall.EINVAL
+}
+
+// knownDomain is whether CONTROL quota DOMID answers for d, as C answers
+// for the domains it keeps: introduced, existing, or accounted for. A
+// record left only by a quota read or set on an unknown domain is not.
+func (e *Engine) knownDomain(d *Domain) bool {
+	switch {
+	case d.Introduced, d.nodes > 0, d.watches > 0, d.txns > 0:
+		return true
+	case d.ID == e.cfg.PrivDomid || d.ID == e.cfg.StoreDomid:
+		return true
+	}
+	return e.cfg.Platform != nil && e.cfg.Platform.DomainExists(d.ID)
 }
 
 func (e *Engine) setGlobalQuota(args []string, soft bool) ([]byte, error) {

@@ -401,3 +401,35 @@ func TestQuotaValueRule(t *testing.T) {
 		}
 	}
 }
+
+// TestControlQuotaUnknownDomain: CONTROL quota DOMID answers ENOENT for a
+// domain neither introduced, existing nor accounted for, as C does, even
+// when a quota read or set left a record for it.
+func TestControlQuotaUnknownDomain(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		setup   [][]string // CONTROL-free requests: type name then args
+		domid   string
+		wantErr string
+	}{
+		{"never seen", nil, "999", "ENOENT"},
+		{"a quota read", [][]string{{"GET_QUOTA", "999", "nodes"}}, "999", "ENOENT"},
+		{"a quota set", [][]string{{"SET_QUOTA", "999", "nodes", "5"}}, "999", "ENOENT"},
+		{"owns a node", [][]string{{"WRITE", "/a", "1"}, {"SET_PERMS", "/a", "n999"}}, "999", ""},
+		{"introduced", [][]string{{"INTRODUCE", "7", "1", "1"}}, "7", ""},
+		{"the control domain", nil, "0", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEngine(t, nil)
+			d := dom0(t, e)
+			types := map[string]wire.Type{"GET_QUOTA": wire.GetQuota, "SET_QUOTA": wire.SetQuota,
+				"WRITE": wire.Write, "SET_PERMS": wire.SetPerms, "INTRODUCE": wire.Introduce}
+			for _, r := range tt.setup {
+				d.must(types[r[0]], 0, r[1:]...)
+			}
+			if _, errName := d.call(wire.Control, 0, "quota", tt.domid); errName != tt.wantErr {
+				t.Errorf("CONTROL quota %s: %q, want %q", tt.domid, errName, tt.wantErr)
+			}
+		})
+	}
+}

@@ -116,8 +116,9 @@ func TestDaemonize(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(bin, "--socket", sock, "-F", pidf)
-	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd := exec.Command(bin, "--socket", sock, "-F", pidf, "-P")
+	var stdout strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, logf
 	pid := 0
 	t.Cleanup(func() { // never leave a daemon behind
 		if pid > 0 {
@@ -138,6 +139,9 @@ func TestDaemonize(t *testing.T) {
 	}
 	if pid == cmd.Process.Pid {
 		t.Errorf("the pid file names the exited parent %d", pid)
+	}
+	if got := strings.TrimSpace(stdout.String()); got != strconv.Itoa(pid) {
+		t.Errorf("-P printed %q, want the daemon's pid %d (as C xenstored)", got, pid)
 	}
 	if err := syscall.Kill(pid, 0); err != nil {
 		t.Fatalf("daemon %d is not running: %v", pid, err)
@@ -225,4 +229,57 @@ func TestDaemonizeReleasesOutput(t *testing.T) {
 	} else {
 		c.Close()
 	}
+}
+
+// TestPidFileHeld: a second daemon given a running one's pid file refuses
+// to start, and neither overwrites nor removes the file.
+func TestPidFileHeld(t *testing.T) {
+	pidf := filepath.Join(shortTempDir(t), "pid")
+	d := startDaemon(t, "-F", pidf)
+	want := strconv.Itoa(d.cmd.Process.Pid) + "\n"
+	second := exec.Command(daemonBin(t), "-N", "--socket", filepath.Join(shortTempDir(t), "other"), "-F", pidf)
+	var stderr strings.Builder
+	second.Stderr = &stderr
+	if err := runBounded(t, second); err == nil {
+		t.Fatalf("the second daemon started (%s)", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "held by a running xenstored") {
+		t.Errorf("second daemon said %q", stderr.String())
+	}
+	if b, err := os.ReadFile(pidf); err != nil || string(b) != want {
+		t.Fatalf("pid file after the second daemon: %q, %v; want %q", b, err, want)
+	}
+	d.mustServe(t, "after a second daemon was refused")
+}
+
+// TestBadOptionValues: values that used to be taken silently are usage
+// errors (exit 2); --memory-ceiling -1 still means none.
+func TestBadOptionValues(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"--xen-interface", ""}, 2},
+		{[]string{"--xen-interface="}, 2},
+		{[]string{"--memory-ceiling", "-5"}, 2},
+		{[]string{"--memory-ceiling", "-2"}, 2},
+		{[]string{"--help"}, 0},
+	} {
+		cmd := exec.Command(daemonBin(t), append([]string{"-N", "--socket", filepath.Join(shortTempDir(t), "s")}, tt.args...)...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		code := 0
+		if err := runBounded(t, cmd); err != nil {
+			ee, ok := err.(*exec.ExitError)
+			if !ok {
+				t.Fatal(err)
+			}
+			code = ee.ExitCode()
+		}
+		if code != tt.code {
+			t.Errorf("%q: exit %d, want %d (%s)", tt.args, code, tt.code, stderr.String())
+		}
+	}
+	d := startDaemon(t, "--memory-ceiling", "-1")
+	d.mustServe(t, "with --memory-ceiling -1")
 }
