@@ -25,7 +25,7 @@ func Detached() bool { return os.Getenv(daemonEnv) != "" }
 // xenstored (--stubdom) never forks: it is PID 1 there, and
 // its exit would panic the kernel.
 func Daemonize(o *Options) (parent bool, err error) {
-	if o.NoFork || o.StubDomain || os.Getpid() == 1 || os.Getenv(daemonEnv) != "" || os.Getenv(liveUpdateEnv) != "" {
+	if o.NoFork || o.StubDomain || o.LiveUpdate || os.Getpid() == 1 || os.Getenv(daemonEnv) != "" || os.Getenv(liveUpdateEnv) != "" {
 		return false, nil
 	}
 	self, err := os.Executable()

@@ -22,6 +22,7 @@ type handover struct {
 	evtchnFD int32 // the event channel device; -1: none
 	sockets  map[uint64]socketState
 	rings    map[uint64]socketState // fd is the local event channel port
+	version  uint32                 // of the stream to write; 0: 2
 }
 
 // socketState is one socket client: its descriptor and transport bytes.
@@ -38,7 +39,7 @@ type socketState struct {
 // the bytes its transport had not written (counted as out-resp-len) and
 // then the engine's queue; the pending live-update reply ends it.
 func encodeHandover(w io.Writer, st *store.State, h *handover) error {
-	mw, err := migration.NewWriter(w, nil)
+	mw, err := migration.NewWriter(w, &migration.WriterOptions{Version: h.version})
 	if err != nil {
 		return err
 	}
@@ -46,50 +47,25 @@ func encodeHandover(w io.Writer, st *store.State, h *handover) error {
 	if err != nil {
 		return fmt.Errorf("live-update state: %w", err)
 	}
-	recs := []migration.Record{
-		&migration.Global{SocketFD: h.listenFD, EvtchnFD: h.evtchnFD},
-		&migration.GlobalQuota{PerDomain: quotas},
+	// Version 1 (C xenstored 4.17) has no quota or domain records: the
+	// caller checked that they hold nothing its command line does not.
+	v1 := h.version == migration.Version1
+	recs := []migration.Record{&migration.Global{SocketFD: h.listenFD, EvtchnFD: h.evtchnFD}}
+	if !v1 {
+		recs = append(recs, &migration.GlobalQuota{PerDomain: quotas})
 	}
-	next := uint32(1) // conn-ids, numbered from 1 as C does
-	introduced := map[uint32]store.DomainState{}
-	for _, d := range st.Domains {
-		if d.Introduced {
-			introduced[d.ID] = d
-		}
+	conns, err := connRecords(st, h)
+	if err != nil {
+		return fmt.Errorf("live-update state: %w", err)
 	}
-	for _, cs := range st.Conns {
-		rec, err := connRecord(cs, st, h, next, introduced)
-		if err != nil {
-			return fmt.Errorf("live-update state: %w", err)
-		}
-		if rec == nil {
-			continue // a socket whose transport is gone
-		}
-		next++
-		recs = append(recs, rec)
-		for _, ws := range cs.Watches {
-			recs = append(recs, watchRecord(rec.ID, ws))
-		}
-		for _, tx := range cs.AbortedTxns {
-			recs = append(recs, &migration.Transaction{ConnID: rec.ID, TxID: tx})
-		}
-		if cs.Ring {
-			delete(introduced, cs.Domid)
-		}
-	}
-	// Introduced domains without a ring connection (a daemon without
-	// Xen, the store's own domain): a ring record with event channel 0,
-	// which no served ring has, names them.
-	for _, id := range slices.Sorted(maps.Keys(introduced)) {
-		d := introduced[id]
-		recs = append(recs, &migration.Connection{ID: next, Kind: migration.ConnRing,
-			Ring: migration.Ring{DomID: uint16(id), TargetDomID: target(d)}})
-		next++
-	}
+	recs = append(recs, conns...)
 	for _, n := range st.Nodes {
 		recs = append(recs, &migration.Node{Path: n.Path, Value: n.Value, Perms: migrationPerms(n.Perms)})
 	}
 	for _, d := range st.Domains {
+		if v1 {
+			break
+		}
 		quotas, err := namedQuotas(d.Quotas)
 		if err != nil {
 			return fmt.Errorf("live-update state: domain %d: %w", d.ID, err)
@@ -102,6 +78,64 @@ func encodeHandover(w io.Writer, st *store.State, h *handover) error {
 		}
 	}
 	return mw.Close()
+}
+
+// connRecords are the connections, numbered from 1 as C does, each with
+// its watches and transactions: domains first, then sockets. C xenstored
+// 4.17 crashes on a socket connection read before dom0's ring: a socket
+// client belongs to dom0 there.
+func connRecords(st *store.State, h *handover) ([]migration.Record, error) {
+	var recs []migration.Record
+	next := uint32(1)
+	introduced := map[uint32]store.DomainState{}
+	for _, d := range st.Domains {
+		if d.Introduced {
+			introduced[d.ID] = d
+		}
+	}
+	add := func(cs store.ConnState) error {
+		rec, err := connRecord(cs, st, h, next, introduced)
+		if err != nil || rec == nil {
+			return err // nil: a socket whose transport is gone
+		}
+		next++
+		recs = append(recs, rec)
+		for _, ws := range cs.Watches {
+			recs = append(recs, watchRecord(rec.ID, ws))
+		}
+		for _, tx := range cs.AbortedTxns {
+			recs = append(recs, &migration.Transaction{ConnID: rec.ID, TxID: tx})
+		}
+		return nil
+	}
+	for _, cs := range st.Conns {
+		if cs.Ring {
+			if err := add(cs); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, cs := range st.Conns {
+		if cs.Ring {
+			delete(introduced, cs.Domid)
+		}
+	}
+	// Introduced domains without a ring connection (a daemon without
+	// Xen, the store's own domain): a ring record with event channel 0,
+	// which no served ring has, names them.
+	for _, id := range slices.Sorted(maps.Keys(introduced)) {
+		recs = append(recs, &migration.Connection{ID: next, Kind: migration.ConnRing,
+			Ring: migration.Ring{DomID: uint16(id), TargetDomID: target(introduced[id])}})
+		next++
+	}
+	for _, cs := range st.Conns {
+		if !cs.Ring {
+			if err := add(cs); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return recs, nil
 }
 
 func target(d store.DomainState) uint16 {
@@ -236,7 +270,7 @@ func newDecoder(priv uint32) *decoder {
 }
 
 func (d *decoder) read(r io.Reader) error {
-	rd, err := migration.NewReader(r, nil)
+	rd, err := migration.NewReader(r, d.opts)
 	if err != nil {
 		return fmt.Errorf("live-update state: %w", err)
 	}
@@ -261,7 +295,8 @@ type decoder struct {
 	conns map[uint32]int // conn-id to index in st.Conns; -1: a ring record without a connection
 	doms  map[uint32]int // domid to index in st.Domains
 
-	dropNodes bool // checking only: nodes are read, not kept
+	dropNodes bool                     // checking only: nodes are read, not kept
+	opts      *migration.ReaderOptions // nil: strict, for our own streams
 }
 
 func (d *decoder) domain(id uint32) *store.DomainState {

@@ -74,7 +74,8 @@ func TestHandoverRoundTrip(t *testing.T) {
 			t.Errorf("domain %d: %+v, want %+v", want.ID, g, want)
 		}
 	}
-	if len(got.Conns) != 2 || got.Conns[0].ID != 1 || got.Conns[1].ID != 2 {
+	// Sockets are numbered after the domains (C's order: dom0 first).
+	if len(got.Conns) != 2 || got.Conns[0].ID != 3 || got.Conns[1].ID != 4 {
 		t.Fatalf("connections %+v", got.Conns)
 	}
 	c0 := got.Conns[0]
@@ -87,8 +88,8 @@ func TestHandoverRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(got.Conns[1].Output, st.Conns[1].Output) {
 		t.Errorf("conn 2 output differs")
 	}
-	if gh.listenFD != 3 || gh.sockets[1].fd != 4 || string(gh.sockets[1].in) != "partial request" ||
-		string(gh.sockets[1].out) != "rest of a reply" || gh.sockets[2].fd != 5 {
+	if gh.listenFD != 3 || gh.sockets[3].fd != 4 || string(gh.sockets[3].in) != "partial request" ||
+		string(gh.sockets[3].out) != "rest of a reply" || gh.sockets[4].fd != 5 {
 		t.Errorf("handover %+v", gh)
 	}
 	r, err := store.Restore(store.Config{}, got)
@@ -146,7 +147,7 @@ func TestHandoverUnsentReplies(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s := gh.sockets[1]; len(s.out) != rest || s.partial != rest {
+			if s := gh.sockets[got.Conns[0].ID]; len(s.out) != rest || s.partial != rest {
 				t.Errorf("transport gets %d bytes (partial %d), want the rest of one reply, %d", len(s.out), s.partial, rest)
 			}
 			want := append(whole, ev.Encode())

@@ -37,7 +37,10 @@ type updater struct {
 	sock  *unixsock.Server // nil until serving (a stub may serve no socket)
 	xs    *xenSide         // nil without Xen
 	args  []string         // this daemon's arguments, for the new one by default
-	log   *slog.Logger
+	// quotas are what this daemon's command line set: all a C xenstored
+	// 4.17 taking over gets.
+	quotas store.Quotas
+	log    *slog.Logger
 }
 
 // CheckBinary answers as C xenstored does.
@@ -127,6 +130,13 @@ func socketHandovers(st *store.State, h *handover, hs []unixsock.Handover) []int
 }
 
 func (u *updater) exec(st *store.State, h *handover, binary, cmdline string, keep []int32) error {
+	c, err := identifyC(binary)
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		return u.execC(st, h, binary, cmdline, keep, c)
+	}
 	mfd, err := unix.MemfdCreate("xenstored-live-update", 0) // inherited: no CLOEXEC
 	if err != nil {
 		return fmt.Errorf("state memfd: %w", err)
@@ -167,6 +177,46 @@ func (u *updater) exec(st *store.State, h *handover, binary, cmdline string, kee
 	for _, fd := range keep {
 		unix.CloseOnExec(int(fd))
 	}
+	return fmt.Errorf("exec %s: %w", binary, err)
+}
+
+// execC hands over to C xenstored of release c: the stream it reads
+// where it reads it, and its command line with -U. C has no check mode:
+// what it would refuse or lose is refused here, before anything is.
+func (u *updater) execC(st *store.State, h *handover, binary, cmdline string, keep []int32, c *cRelease) error {
+	args, base := u.args, u.quotas
+	if cmdline != "" {
+		args = strings.Fields(cmdline)
+		o, err := Parse(args, io.Discard)
+		if err != nil {
+			return fmt.Errorf("command line %q: %w", cmdline, err)
+		}
+		base = o.Quotas
+	}
+	args, err := c.argv(args)
+	if err != nil {
+		return err
+	}
+	if err := c.refusal(st, base); err != nil {
+		return err
+	}
+	path := cStateFile()
+	if err := writeCState(path, st, h, c); err != nil {
+		return err
+	}
+	for _, fd := range keep {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+			os.Remove(path)
+			return fmt.Errorf("keeping descriptor %d: %w", fd, err)
+		}
+	}
+	u.log.Info("live-update: executing C xenstored", "binary", binary, "release", c.name, "state", path,
+		"connections", len(st.Conns), "sockets", len(h.sockets), "rings", len(h.rings))
+	err = syscall.Exec(binary, append([]string{binary}, args...), os.Environ())
+	for _, fd := range keep {
+		unix.CloseOnExec(int(fd))
+	}
+	os.Remove(path)
 	return fmt.Errorf("exec %s: %w", binary, err)
 }
 
@@ -282,9 +332,13 @@ func newConnID(st *store.State) uint64 {
 }
 
 // inheritedState reads the state a live update handed over, if this
-// daemon was started by one.
-func inheritedState(priv uint32) (*store.State, *handover, error) {
+// daemon was started by one: ours passes a descriptor, C xenstored a file
+// and -U.
+func inheritedState(o *Options) (*store.State, *handover, error) {
 	v, ok := os.LookupEnv(liveUpdateEnv)
+	if !ok && o.LiveUpdate {
+		return readCState(cStateFile(), o.PrivDomid, o.Quotas)
+	}
 	if !ok {
 		return nil, nil, nil
 	}
@@ -296,7 +350,7 @@ func inheritedState(priv uint32) (*store.State, *handover, error) {
 	unix.CloseOnExec(fd)
 	f := os.NewFile(uintptr(fd), "live-update state")
 	defer f.Close()
-	return decodeHandover(bufio.NewReaderSize(f, 64<<10), priv)
+	return decodeHandover(bufio.NewReaderSize(f, 64<<10), o.PrivDomid)
 }
 
 // adoptSockets gives the restored engine's socket clients to a new socket

@@ -52,6 +52,9 @@ type Options struct {
 	// the live-update state handed over, say so and exit; a live update
 	// runs the new binary so before it executes it.
 	LiveUpdateCheck bool
+	// LiveUpdate (-U, --live-update): C xenstored executed us by live
+	// update and left its state in its run directory (cStateFile).
+	LiveUpdate bool
 }
 
 // ignoredFlag accepts a C xenstored option that has no meaning here (-R,
@@ -209,6 +212,7 @@ func Parse(args []string, stderr io.Writer) (*Options, error) {
 	for _, name := range []string{"R", "no-recovery", "I", "internal-db", "trace-control"} {
 		fs.Var(ignoredFlag{}, name, "accepted for compatibility with C xenstored; no effect")
 	}
+	boolVar(&o.LiveUpdate, "U", "live-update", "take over from the C xenstored that executed us by live update (its state in $XENSTORED_RUNDIR/state_dump)")
 	fs.BoolVar(&o.LiveUpdateCheck, "live-update-check", false, "only check the command line and the live-update state handed over, then exit (run by live update)")
 	var help bool
 	boolVar(&help, "H", "help", "print this help")

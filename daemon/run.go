@@ -38,7 +38,7 @@ func NewLogger(w io.Writer, verbose bool) *slog.Logger {
 func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 	// A daemon started by live update takes over its predecessor's state
 	// and descriptors, the event channel handle among them.
-	st, handed, err := inheritedState(o.PrivDomid)
+	st, handed, err := inheritedState(o)
 	if err != nil {
 		return fmt.Errorf("live update: %w", err)
 	}
@@ -61,7 +61,7 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	up := &updater{xs: xs, args: os.Args[1:], log: log}
+	up := &updater{xs: xs, args: os.Args[1:], quotas: o.Quotas, log: log}
 	cfg := engineConfig(o, xs, storeDomid, up, log)
 	if st != nil {
 		return runUpdated(ctx, o, cfg, st, handed, up, log)
