@@ -300,4 +300,8 @@ else
 fi
 xl list
 mark ALL-DONE
+if is_xen422; then
+	step "6: domid reuse on the real hypervisor: xl save -D + xl restore gives a new domain the old domid; it inherits nothing"
+	xen422_domid_reuse /etc/xen/domreuse.cfg domreuse
+fi
 finish

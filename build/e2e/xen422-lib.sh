@@ -82,3 +82,60 @@ xen422_after_update() {
 		fail xen422-kept-across-update "dom$id nodes='$n' (want $((XEN422_NODES + 100))) features='$df' server='$sf' mask $XEN422_MASK"
 	fi
 }
+# xen422_domid_reuse CFG NAME: a domain (xl create CFG, named NAME) is
+# given nodes, permissions and quota use in the store by dom0; `xl save -D`
+# (keep the domid) destroys it, `xl restore` makes a NEW domain (Xen: a new
+# unique id) with the SAME domid. The new one must inherit nothing: the
+# node the old one owned outside its home is gone (C 4.22 deletes a dead
+# domain's orphans), the permission naming it is removed, its quota use
+# is only its own. libxl refuses a domid used within 60 s
+# (LIBXL_DOMID_REUSE_TIMEOUT); its history file is removed as
+# xen-init-dom0 does at boot.
+xen422_domid_reuse() {
+	is_xen422 || return 0
+	cfg=$1 name=$2
+	if ! timeout 150 xl create $cfg >/tmp/reuse.log 2>&1; then
+		fail domid-reuse-create "xl create $cfg: $(tail -3 /tmp/reuse.log | tr '\n' ' ')"
+		return
+	fi
+	id=$(xl domid $name 2>/dev/null)
+	v=$(timeout 130 xsprobe wait /local/domain/$id/data/hello 120 2>&1)
+	T xenstore-write /e2e/reuse-perm p
+	T xenstore-chmod /e2e/reuse-perm n0 r$id
+	T xenstore-write /e2e/reuse-owned o
+	T xenstore-chmod /e2e/reuse-owned n$id
+	u0=$(T xenstore-control quota $id 2>&1 | awk '$1 == "nodes" {print $3}')
+	p0=$(T xenstore-ls -p /e2e 2>&1 | grep -E 'reuse-(perm|owned)' | tr -s ' ' | tr '\n' ';')
+	echo "dom$id ($name): guest wrote data/hello='$v'; nodes in use $u0; $p0"
+	rel0=$(grep -c '^@releaseDomain' /tmp/watch.log 2>/dev/null)
+	if ! timeout 300 xl save -D $name /tmp/reuse.save >>/tmp/reuse.log 2>&1; then
+		fail domid-reuse-save "xl save -D: $(tail -3 /tmp/reuse.log | tr '\n' ' ')"
+		return
+	fi
+	sleep 2
+	p1=$(T xenstore-ls -p /e2e 2>&1 | grep -E 'reuse-(perm|owned)' | tr -s ' ' | tr '\n' ';')
+	echo "after xl save -D (dom$id destroyed): $p1 @releaseDomain $rel0 -> $(grep -c '^@releaseDomain' /tmp/watch.log 2>/dev/null)"
+	rm -f /var/run/xen/domid-history /run/xen/domid-history
+	if ! timeout 300 xl restore /tmp/reuse.save >>/tmp/reuse.log 2>&1; then
+		fail domid-reuse-restore "xl restore: $(tail -3 /tmp/reuse.log | tr '\n' ' ')"
+		return
+	fi
+	rm -f /tmp/reuse.save
+	id2=$(xl domid $name 2>/dev/null)
+	u1=$(T xenstore-control quota $id2 2>&1 | awk '$1 == "nodes" {print $3}')
+	p2=$(T xenstore-ls -p /e2e 2>&1 | grep -E 'reuse-(perm|owned)' | tr -s ' ' | tr '\n' ';')
+	echo "restored: dom$id2; nodes in use $u1; $p2"
+	if [ -n "$id" ] && [ "$id2" = "$id" ]; then
+		pass domid-reused "xl save -D + xl restore: the new domain got domid $id2 again"
+	else
+		fail domid-reused "domid $id before, '$id2' after restore"
+		return
+	fi
+	perm=$(T xenstore-ls -p /e2e 2>&1 | awk '$1 == "reuse-perm" {print}')
+	if echo "$perm" | grep -q '(n0)' && ! T xenstore-read /e2e/reuse-owned >/dev/null 2>&1; then
+		pass domid-reuse-no-inheritance "old dom$id's orphan /e2e/reuse-owned is gone, its read permission on /e2e/reuse-perm removed ('$perm'); the new dom$id2 uses $u1 nodes (old: $u0)"
+	else
+		fail domid-reuse-no-inheritance "reuse-perm '$perm'; reuse-owned $(T xenstore-read /e2e/reuse-owned 2>&1); nodes in use $u0 -> $u1"
+	fi
+	timeout 60 xl destroy $name >/dev/null 2>&1
+}
