@@ -28,6 +28,12 @@
 // in C xenstored. A client that half-closes gets the replies to its whole
 // requests, for at most drainTimeout.
 //
+// Running out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM)
+// fails only the connections it meets: the accept loop waits a delay
+// doubling from 5 ms to 1 s between attempts (the listener stays ready
+// while its backlog is not empty), logs once per burst, and the connected
+// clients are served throughout.
+//
 // Live update (handover.go): a Server can be frozen with the engine
 // locked. Every client then holds, under its own lock, exactly the bytes
 // read but not handled and the bytes taken from the engine but not
@@ -51,6 +57,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -153,32 +160,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		defer s.wg.Done()
 		s.poll()
 	}()
-	var err error
-	for {
-		var nc *net.UnixConn
-		nc, err = s.accept()
-		if err != nil {
-			break
-		}
-		if nc == nil {
-			continue // woken by a freeze
-		}
-		c := s.e.NewConn(0, true, nil)
-		fd, derr := rawFD(nc)
-		s.mu.Lock()
-		delete(s.accepted, nc)
-		nc.Close()
-		if derr != nil {
-			s.mu.Unlock()
-			c.Close()
-			s.log.Warn("socket client dropped", "err", derr)
-			continue
-		}
-		cl := newClient(s, c, fd)
-		s.clients[cl] = struct{}{}
-		s.register(cl)
-		s.mu.Unlock()
-	}
+	err := s.acceptLoop(ctx)
 	s.mu.Lock()
 	s.stopping = true
 	s.mu.Unlock()
@@ -244,6 +226,109 @@ func (s *Server) register(cl *client) {
 		s.log.Warn("socket client dropped", "conn", cl.c.ID(), "err", err)
 	}
 	s.markDirty(cl)
+}
+
+// acceptLoop accepts clients until ctx is done or the listener fails. A
+// shortage of descriptors or memory fails only the connections it meets
+// (they wait in the listener's backlog, or are closed when the shortage
+// hits after accept): the loop backs off and retries while the connected
+// clients go on being served, as C xenstored stays up.
+func (s *Server) acceptLoop(ctx context.Context) error {
+	var b acceptBackoff
+	for {
+		nc, err := s.accept()
+		switch {
+		case err != nil && !isShortage(err):
+			return err
+		case err == nil && nc == nil:
+			continue // woken by a freeze
+		case err == nil:
+			err = s.admit(nc)
+		}
+		switch {
+		case err == nil:
+			b.succeeded(s.log)
+		case isShortage(err):
+			sleep(ctx, b.failed(s.log, err))
+		default:
+			s.log.Warn("socket client dropped", "err", err)
+		}
+	}
+}
+
+// admit makes nc a client: its engine connection and its descriptor in
+// the poller.
+func (s *Server) admit(nc *net.UnixConn) error {
+	c := s.e.NewConn(0, true, nil)
+	fd, err := rawFD(nc)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.accepted, nc)
+	nc.Close()
+	if err != nil {
+		c.Close()
+		return err
+	}
+	cl := newClient(s, c, fd)
+	s.clients[cl] = struct{}{}
+	s.register(cl)
+	return nil
+}
+
+// isShortage reports whether err means the process or the system ran out
+// of descriptors or memory: a passing condition, not a broken listener.
+func isShortage(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// acceptBackoff paces accepting during a shortage: the listener stays
+// ready while its backlog holds connections, so retrying at once would
+// spin. One log line per burst, another when it ends.
+type acceptBackoff struct {
+	delay    time.Duration // 0: no shortage
+	failures int
+}
+
+const (
+	minAcceptDelay = 5 * time.Millisecond
+	maxAcceptDelay = time.Second
+)
+
+// failed counts a failure and returns how long to wait before the next
+// accept: a delay doubling from minAcceptDelay up to maxAcceptDelay.
+func (b *acceptBackoff) failed(log *slog.Logger, err error) time.Duration {
+	b.failures++
+	if b.delay == 0 {
+		log.Warn("cannot accept socket clients, out of descriptors or memory: serving the connected ones and retrying", "err", err)
+		b.delay = minAcceptDelay
+		return b.delay
+	}
+	b.delay = min(2*b.delay, maxAcceptDelay)
+	return b.delay
+}
+
+// succeeded ends a burst of failures, if any.
+func (b *acceptBackoff) succeeded(log *slog.Logger) {
+	if b.delay == 0 {
+		return
+	}
+	log.Info("accepting socket clients again", "failed-attempts", b.failures)
+	*b = acceptBackoff{}
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // accept takes the next client, marking it accepted before its engine
