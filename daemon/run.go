@@ -366,11 +366,13 @@ func claimPidFile(path string, pid int) (*pidFile, error) {
 		return nil, fmt.Errorf("pid file %s is held by a running xenstored (pid %s): %w", path, bytes.TrimSpace(held), err)
 	}
 	b := []byte(strconv.Itoa(pid) + "\n")
-	if _, err := f.WriteAt(b, 0); err == nil {
+	_, err = f.WriteAt(b, 0)
+	if err == nil {
 		err = f.Truncate(int64(len(b)))
 	}
 	if err != nil {
 		f.Close()
+		os.Remove(path) // ours: locked, and nothing whole in it
 		return nil, fmt.Errorf("pid file: %w", err)
 	}
 	return &pidFile{f: f, path: path, pid: pid}, nil
