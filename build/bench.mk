@@ -1,16 +1,17 @@
-# Load benchmark (bench/README.md): ours vs C xenstored 4.17, oxenstored
-# 4.17 and two do-nothing servers (Go nullstored, C cnull), same scenarios, one invocation.
+# Load benchmark (bench/README.md): ours vs C xenstored 4.22 and 4.17,
+# oxenstored 4.17 and two do-nothing servers (Go nullstored, C cnull), same
+# scenarios, one invocation.
 #   make bench                                   ~2-3 minutes
 #   make bench BENCH_DURATION=5s BENCH_REPEAT=3  longer, steadier
 #   make bench BENCH_TARGETS="go null"           a subset
 #   make bench BENCH_SCENARIOS=rw-1x1 BENCH_REPEAT=7   depth 1 only, medians
 BENCH_DURATION ?= 2s
 BENCH_REPEAT ?= 2
-BENCH_TARGETS ?= go c ox null cnull
+BENCH_TARGETS ?= go c422 c417 ox null cnull
 BENCH_PNG ?= images/bench.png
 
 .PHONY: bench
 bench: build
-	@if [[ " $(BENCH_TARGETS) " == *" c "* || " $(BENCH_TARGETS) " == *" ox "* ]]; then bash build/test-deps.sh; fi
+	@if [[ " $(BENCH_TARGETS) " == *" c4"* || " $(BENCH_TARGETS) " == *" ox "* ]]; then bash build/test-deps.sh; fi
 	@BENCH_SCENARIOS="$(BENCH_SCENARIOS)" BENCH_DURATION=$(BENCH_DURATION) BENCH_REPEAT=$(BENCH_REPEAT) BENCH_TARGETS="$(BENCH_TARGETS)" \
 	  bash build/bench.sh $(BIN)/xenstored $(BENCH_PNG)

@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
-# make bench: the same load scenarios against our xenstored, Debian's C
-# xenstored 4.17 and oxenstored 4.17 (run without Xen through LD_PRELOAD
-# shims) and two do-nothing servers (nullstored in Go, cnull in C), in one
-# invocation on this machine.
-# Prints a table with ratios against C and writes a chart.
+# make bench: the same load scenarios against our xenstored, C xenstored
+# 4.22 (built by build/xen422.sh), Debian's C xenstored 4.17 and oxenstored
+# 4.17 (all run without Xen through LD_PRELOAD shims) and two do-nothing
+# servers (nullstored in Go, cnull in C), in one invocation on this machine.
+# Prints a table with ratios against C 4.22 and writes a chart.
 #   build/bench.sh OUR_XENSTORED [PNG]
 # Environment: BENCH_DURATION (per run, default 2s), BENCH_REPEAT (runs per
 # scenario and server, best and median reported, default 2), BENCH_TARGETS
-# (subset of "go c ox null cnull"), BENCH_SCENARIOS (comma-separated subset
-# of the suite, e.g. rw-1x1), BENCH_MD (also write the table as Markdown there),
-# XSSTUB_CACHE (where build/test-deps.sh unpacked xen-utils-4.17).
+# (subset of "go c422 c417 ox null cnull"), BENCH_SCENARIOS (comma-separated
+# subset of the suite, e.g. rw-1x1), BENCH_MD (also write the table as
+# Markdown there), XSSTUB_CACHE (where build/test-deps.sh unpacked
+# xen-utils-4.17 and build/xen422.sh built Xen 4.22).
 set -euo pipefail
 ours=$(realpath "$1"); png=${2:-images/bench.png}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${XSSTUB_CACHE:-/var/cache/xsstub}
 xen=$cache/xen-utils
+x422=$cache/xen-4.22/root
 dur=${BENCH_DURATION:-2s}; repeat=${BENCH_REPEAT:-2}
-want=${BENCH_TARGETS:-go c ox null cnull}
+want=${BENCH_TARGETS:-go c422 c417 ox null cnull}
 
 tmp=$(mktemp -d /tmp/xsbench.XXXXXX)
 pids=()
@@ -33,10 +35,15 @@ has() { [[ " $want " == *" $1 "* ]]; }
 if has cnull; then
   gcc -O2 -Wall -o "$tmp/cnull" "$root/bench/cnull/cnull.c"
 fi
-if has c || has ox; then
+if has c417 || has ox; then
   [ -x "$xen/usr/lib/xen-4.17/bin/xenstored" ] || { echo "no C xenstored in $xen: run bash build/test-deps.sh" >&2; exit 1; }
   gcc -O2 -Wall -fPIC -shared -o "$tmp/xsshim.so" "$root/difftest/shim/xsshim.c" -ldl
   gcc -O2 -Wall -fPIC -shared -o "$tmp/oxshim.so" "$root/bench/shim/oxshim.c" -ldl
+fi
+if has c422; then
+  [ -x "$x422/usr/sbin/xenstored" ] || { echo "no C xenstored 4.22 in $x422: run bash build/test-deps.sh" >&2; exit 1; }
+  gcc -O2 -Wall -fPIC -shared -DXSSHIM_XENMANAGE -I"$x422/usr/include" -o "$tmp/xsshim422.so" \
+    "$root/difftest/shim/xsshim.c" -ldl
 fi
 
 wait_socket() { # name socket pid log
@@ -61,9 +68,15 @@ if has go; then
   mkdir -p "$tmp/go"
   start go "$tmp/go/socket" "$tmp/go.log" "$ours" -N --socket "$tmp/go/socket"
 fi
-if has c; then
-  mkdir -p "$tmp/c"
-  start c "$tmp/c/socket" "$tmp/c.log" env XENSTORED_RUNDIR="$tmp/c" LD_PRELOAD="$tmp/xsshim.so" \
+if has c422; then
+  # libxenmanage is in no Debian package: its libraries come from the build.
+  mkdir -p "$tmp/c422"
+  start c422 "$tmp/c422/socket" "$tmp/c422.log" env XENSTORED_RUNDIR="$tmp/c422" LD_PRELOAD="$tmp/xsshim422.so" \
+    LD_LIBRARY_PATH="$x422/usr/lib" "$x422/usr/sbin/xenstored" -N
+fi
+if has c417; then
+  mkdir -p "$tmp/c417"
+  start c417 "$tmp/c417/socket" "$tmp/c417.log" env XENSTORED_RUNDIR="$tmp/c417" LD_PRELOAD="$tmp/xsshim.so" \
     "$xen/usr/lib/xen-4.17/bin/xenstored" -N
 fi
 if has ox; then
@@ -84,7 +97,7 @@ if has cnull; then
   start cnull "$tmp/cnull.sock" "$tmp/cnull.log" "$tmp/cnull" --socket "$tmp/cnull.sock"
 fi
 
-baseline=c; has c || baseline=${targets[1]%%=*}
+baseline=c422; has c422 || baseline=c417; has $baseline || baseline=${targets[1]%%=*}
 echo "== $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $dur per run, $repeat runs (best and median)"
 args=(-suite "${targets[@]}" -baseline "$baseline" -duration "$dur" -repeat "$repeat" -png "$png")
 [ -n "${BENCH_MD:-}" ] && args+=(-markdown "$BENCH_MD")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the tests need from Debian's packages, and unpacks (without
+# Installs what the tests need from Debian's packages, unpacks (without
 # installing) Xen 4.17's tools for xenstore-control, test-xenstore and the C
-# xenstored used for differential tests. Idempotent and quiet when done.
+# xenstored used for differential tests, and builds Xen 4.22 from source
+# for C xenstored 4.22, the differential tests' primary reference.
+# Idempotent and quiet when done.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
@@ -43,4 +45,22 @@ if [ ! -e "$x420/usr/include/xenctrl.h" ] || [ ! -e "$x420/usr/lib64/ld-linux-x8
   (cd "$ta/debs" && apt-get "${apt_t[@]}" download -qq libxen-dev libxenmisc4.20 libxencall1 libxendevicemodel1 \
     libxenevtchn1 libxenforeignmemory1 libxengnttab1 libxenstore4 libxentoolcore1 libxentoollog1 libxenhypfs1 libc6 >/dev/null)
   for d in "$ta"/debs/*.deb; do dpkg -x "$d" "$x420"; done
+fi
+# C xenstored 4.22, the differential tests' and the benchmark's primary
+# reference: no distribution ships it, so build/xen422.sh builds Xen 4.22.0
+# (about 2.5 minutes the first time, then cached in $cache/xen-4.22; a lock
+# keeps concurrent runs from building into the same tree). Its
+# "cached" line is dropped to keep this quiet when done.
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$cache"
+flock "$cache/xen-4.22.lock" bash "$here/xen422.sh" 2>&1 >/dev/null | { grep --line-buffered -v ': cached: ' >&2 || true; }
+# The tests build their shim for it (difftest/shim/xsshim.c) against its
+# headers; check here that they can, so a mismatch shows up before the tests.
+x422=$cache/xen-4.22/root
+shimtmp=$(mktemp -d)
+trap 'rm -rf "$shimtmp"' EXIT
+if ! gcc -O2 -Wall -fPIC -shared -DXSSHIM_XENMANAGE -I"$x422/usr/include" -o "$shimtmp/xsshim422.so" \
+  "$here/../difftest/shim/xsshim.c" -ldl; then
+  echo "test-deps: the shim for C xenstored 4.22 does not build against $x422/usr/include" >&2
+  exit 1
 fi

@@ -236,22 +236,23 @@ var corners = []struct {
 	}},
 }
 
-// TestCorners replays the hand-written sequences on both daemons.
+// TestCorners replays the hand-written sequences on ours and each C peer.
 func TestCorners(t *testing.T) {
-	needEnv(t)
-	for _, tc := range corners {
-		t.Run(tc.name, func(t *testing.T) {
-			ms, err := runSeqAll(tc.ops, true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, m := range ms {
-				title := fmt.Sprintf("corner %q: %s", tc.name, m.signature(tc.ops))
-				if i > 0 {
-					title += " (after an earlier difference)"
+	forPeers(t, func(t *testing.T, p *peer) {
+		for _, tc := range corners {
+			t.Run(tc.name, func(t *testing.T) {
+				ms, err := runSeqAll(p, tc.ops, true)
+				if err != nil {
+					t.Fatal(err)
 				}
-				report(t, title, tc.ops[:m.index+1], m)
-			}
-		})
-	}
+				for i, m := range ms {
+					title := fmt.Sprintf("corner %q: %s", tc.name, m.signature(tc.ops))
+					if i > 0 {
+						title += " (after an earlier difference)"
+					}
+					report(t, p, title, tc.ops[:m.index+1], m)
+				}
+			})
+		}
+	})
 }

@@ -14,13 +14,23 @@ import (
 	"time"
 )
 
+// peer is one C xenstored build that ours is compared against.
+type peer struct {
+	name    string // for reports: "C 4.22"
+	key     string // subtest name and $DIFFTEST_PEERS entry: "c422"
+	v       int    // Xen release, 417 or 422: selects the intended differences
+	bin     string
+	shim    string // our LD_PRELOAD library for it
+	libs    string // $LD_LIBRARY_PATH for its Xen libraries ("" for Debian's)
+	skipWhy string // non-empty when it cannot be run
+}
+
 // env holds what every daemon start needs; TestMain fills it once.
 type env struct {
-	cBin    string // C xenstored 4.17
-	shim    string // our LD_PRELOAD library for it
-	goBin   string // our daemon
-	tmp     string // scratch directory for run dirs and logs
-	skipWhy string // non-empty when a dependency is missing
+	peers   []*peer // C 4.22 (the primary reference), then C 4.17
+	goBin   string  // our daemon
+	tmp     string  // scratch directory for run dirs and logs
+	skipWhy string  // non-empty when our daemon cannot be built
 }
 
 var theEnv env
@@ -36,26 +46,29 @@ func repoRoot() string {
 	return filepath.Dir(wd)
 }
 
-// setupEnv locates C xenstored, builds the shim and (unless XSTEST_BIN
-// names one) our daemon into tmp.
+// setupEnv locates the C xenstoreds, builds a shim for each and (unless
+// XSTEST_BIN names one) our daemon into tmp.
 func setupEnv(tmp string) env {
 	e := env{tmp: tmp}
 	cache := os.Getenv("XSSTUB_CACHE")
 	if cache == "" {
 		cache = "/var/cache/xsstub"
 	}
-	e.cBin = filepath.Join(cache, "xen-utils/usr/lib/xen-4.17/bin/xenstored")
-	if _, err := os.Stat(e.cBin); err != nil {
-		e.skipWhy = fmt.Sprintf("no C xenstored at %s (run: bash build/test-deps.sh)", e.cBin)
-		return e
-	}
-	e.shim = filepath.Join(tmp, "xsshim.so")
 	src := filepath.Join(repoRoot(), "difftest", "shim", "xsshim.c")
-	out, err := exec.Command("gcc", "-O2", "-Wall", "-fPIC", "-shared", "-o", e.shim, src, "-ldl").CombinedOutput()
-	if err != nil {
-		e.skipWhy = fmt.Sprintf("building the shim (needs gcc and libxen-dev): %v\n%s", err, out)
-		return e
-	}
+	// C 4.22 comes from build/xen422.sh's install tree; it links
+	// libxenmanage, which no Debian package has, hence its library path.
+	root422 := filepath.Join(cache, "xen-4.22", "root")
+	c422 := &peer{name: "C 4.22", key: "c422", v: 422,
+		bin:  filepath.Join(root422, "usr/sbin/xenstored"),
+		shim: filepath.Join(tmp, "xsshim422.so"),
+		libs: filepath.Join(root422, "usr/lib")}
+	c422.skipWhy = buildShim(c422,
+		"-DXSSHIM_XENMANAGE", "-I"+filepath.Join(root422, "usr/include"), src)
+	c417 := &peer{name: "C 4.17", key: "c417", v: 417,
+		bin:  filepath.Join(cache, "xen-utils/usr/lib/xen-4.17/bin/xenstored"),
+		shim: filepath.Join(tmp, "xsshim.so")}
+	c417.skipWhy = buildShim(c417, src)
+	e.peers = []*peer{c422, c417}
 	if b := os.Getenv("XSTEST_BIN"); b != "" {
 		e.goBin = b
 		return e
@@ -69,6 +82,20 @@ func setupEnv(tmp string) env {
 	return e
 }
 
+// buildShim checks that p's daemon is there and compiles its shim with the
+// extra gcc arguments; it returns why p cannot be used, or "".
+func buildShim(p *peer, args ...string) string {
+	if _, err := os.Stat(p.bin); err != nil {
+		return fmt.Sprintf("no %s xenstored at %s (run: bash build/test-deps.sh)", p.name, p.bin)
+	}
+	args = append([]string{"-O2", "-Wall", "-fPIC", "-shared", "-o", p.shim}, args...)
+	out, err := exec.Command("gcc", append(args, "-ldl")...).CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("building the shim for %s (needs gcc and the Xen headers): %v\n%s", p.name, err, out)
+	}
+	return ""
+}
+
 // daemon is one running xenstored.
 type daemon struct {
 	name string
@@ -80,18 +107,21 @@ type daemon struct {
 	exited chan struct{}
 }
 
-// startC starts C xenstored with its run directory (and so its socket)
-// in a fresh directory.
-func startC() (*daemon, error) {
-	d := &daemon{name: "C"}
+// startC starts p's C xenstored with its run directory (and so its
+// socket) in a fresh directory.
+func startC(p *peer) (*daemon, error) {
+	d := &daemon{name: p.name}
 	d.dir = filepath.Join(theEnv.tmp, "c"+strconv.FormatInt(daemonSeq.Add(1), 10))
 	if err := os.MkdirAll(d.dir, 0o755); err != nil {
 		return nil, err
 	}
 	d.sock = filepath.Join(d.dir, "socket")
-	d.cmd = exec.Command(theEnv.cBin, "-N")
+	d.cmd = exec.Command(p.bin, "-N")
 	d.cmd.Dir = d.dir
-	d.cmd.Env = append(os.Environ(), "XENSTORED_RUNDIR="+d.dir, "LD_PRELOAD="+theEnv.shim)
+	d.cmd.Env = append(os.Environ(), "XENSTORED_RUNDIR="+d.dir, "LD_PRELOAD="+p.shim)
+	if p.libs != "" {
+		d.cmd.Env = append(d.cmd.Env, "LD_LIBRARY_PATH="+p.libs)
+	}
 	return d, d.start()
 }
 

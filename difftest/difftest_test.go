@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -41,22 +42,41 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func needEnv(t *testing.T) {
-	t.Helper()
-	if theEnv.skipWhy == "" {
-		return
+// forPeers runs f as a subtest for each C peer selected by $DIFFTEST_PEERS
+// (comma-separated keys, default all: c422,c417), skipping (or, with
+// $DIFFTEST_REQUIRE, failing) those that cannot be run.
+func forPeers(t *testing.T, f func(t *testing.T, p *peer)) {
+	want := map[string]bool{}
+	for _, k := range strings.Split(os.Getenv("DIFFTEST_PEERS"), ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			want[k] = true
+		}
 	}
-	if os.Getenv("DIFFTEST_REQUIRE") != "" {
-		t.Fatal(theEnv.skipWhy)
+	for _, p := range theEnv.peers {
+		if len(want) > 0 && !want[p.key] {
+			continue
+		}
+		t.Run(p.key, func(t *testing.T) {
+			for _, why := range []string{theEnv.skipWhy, p.skipWhy} {
+				if why == "" {
+					continue
+				}
+				if os.Getenv("DIFFTEST_REQUIRE") != "" {
+					t.Fatal(why)
+				}
+				t.Skip(why)
+			}
+			f(t, p)
+		})
 	}
-	t.Skip(theEnv.skipWhy)
 }
 
-// report logs a mismatch (and appends it to the report file, if any).
-func report(t *testing.T, title string, ops []Op, m *mismatch) {
+// report logs a mismatch against peer p (and appends it to the report
+// file, if any).
+func report(t *testing.T, p *peer, title string, ops []Op, m *mismatch) {
 	t.Helper()
-	text := fmt.Sprintf("### %s\n\nsequence (%d ops), mismatch at op %d (%s):\n%s\n  C 4.17 %s  ours   %s",
-		title, len(ops), m.index, m.what, formatSeq(ops), m.c, m.g)
+	text := fmt.Sprintf("### %s: %s\n\nsequence (%d ops), mismatch at op %d (%s):\n%s\n  %-6s %s  ours   %s",
+		p.key, title, len(ops), m.index, m.what, formatSeq(ops), p.name, m.c, m.g)
 	if len(m.masked) > 0 {
 		text += fmt.Sprintf("  (intended differences passed over: %v)\n", m.masked)
 	}
@@ -70,18 +90,21 @@ func report(t *testing.T, title string, ops []Op, m *mismatch) {
 	}
 }
 
-// TestRandom replays seeded random sequences on both daemons. Each
-// distinct mismatch is minimised and reported; the test fails if any
+// TestRandom replays seeded random sequences on ours and each C peer.
+// Each distinct mismatch is minimised and reported; the test fails if any
 // remain.
 func TestRandom(t *testing.T) {
-	needEnv(t)
+	forPeers(t, testRandom)
+}
+
+func testRandom(t *testing.T, p *peer) {
 	start := time.Now()
 	seen := map[string]bool{}
 	var minimiseSpent time.Duration
 	for i := range *flagSeqs {
 		seed := *flagSeed + uint64(i)
 		ops := genSeq(seed, *flagOps)
-		m, err := runSeq(ops)
+		m, err := runSeq(p, ops)
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
@@ -99,10 +122,10 @@ func TestRandom(t *testing.T) {
 		t0 := time.Now()
 		short, mm := ops[:m.index+1], m
 		if budget > 0 {
-			short, mm = minimise(ops, m, budget)
+			short, mm = minimise(p, ops, m, budget)
 		}
 		minimiseSpent += time.Since(t0)
-		report(t, fmt.Sprintf("seed %d: %s", seed, sig), short, mm)
+		report(t, p, fmt.Sprintf("seed %d: %s", seed, sig), short, mm)
 		if len(seen) >= *flagMax {
 			t.Fatalf("stopping after %d distinct mismatches", len(seen))
 		}
@@ -110,7 +133,9 @@ func TestRandom(t *testing.T) {
 	if testing.Verbose() {
 		keys := slices.Sorted(maps.Keys(stats))
 		for _, k := range keys {
-			t.Logf("%6d  %s", stats[k], k)
+			if strings.HasPrefix(k, p.key+": ") {
+				t.Logf("%6d  %s", stats[k], k)
+			}
 		}
 	}
 	t.Logf("%d sequences x %d ops in %v, %d distinct mismatches", *flagSeqs, *flagOps, time.Since(start).Round(time.Millisecond), len(seen))

@@ -12,8 +12,9 @@ import (
 	"github.com/xsstub/xenstored/store/wire"
 )
 
-// The intended differences between C xenstored 4.17 and ours (README.md
-// lists them with their reasons). Anything else that differs fails the test.
+// The intended differences between each C xenstored peer and ours
+// (README.md lists them with their reasons). Anything else that differs
+// fails the test.
 
 const (
 	replyENOSYS = `ERROR "ENOSYS\x00"`
@@ -35,12 +36,12 @@ func isOneArg(p []byte) bool {
 // countStrings is the number of NULs in p (C's get_strings/xs_count_strings).
 func countStrings(p []byte) int { return bytes.Count(p, []byte{0}) }
 
-// intended reports why a difference between C 4.17's outcome c and ours g
+// intended reports why a difference between peer p's outcome c and ours g
 // for op is one of the deliberate differences, or "" if it is not. fixup,
 // if not nil, must be run on our side afterwards to bring both daemons
 // back to equivalent states.
-func intended(op Op, c, g outcome) (why string, fixup *Op) {
-	if op.Act != actRequest {
+func intended(p *peer, op Op, c, g outcome) (why string, fixup *Op) {
+	if op.Act != actRequest || p.v != 417 {
 		return "", nil
 	}
 	switch op.Type {
@@ -72,10 +73,10 @@ var knownSpecial = map[string]bool{"@introduceDomain": true, "@releaseDomain": t
 // (assertion `conn->in == NULL' in consider_message), so such ops are never
 // sent to C: ours must give the answer upstream xenstored gives, returned
 // here as C's outcome, with other acceptable replies in alt.
-func cUnsafe(op Op) (want outcome, alt []string, unsafe bool) {
+func cUnsafe(p *peer, op Op) (want outcome, alt []string, unsafe bool) {
 	// The generator sends these ops outside transactions only (a stale
 	// transaction would make the answers differ for other reasons).
-	if op.Act != actRequest || op.Tx != txNone {
+	if p.v != 417 || op.Act != actRequest || op.Tx != txNone {
 		return outcome{}, nil, false
 	}
 	want.events[op.Conn] = []string{"<reply>"}
@@ -121,20 +122,29 @@ func permsParse(perms []string) bool {
 	return true
 }
 
-// allow holds masks for *open* findings, switched on through
+// intendedMasks are the intended differences allowed() always masks, per
+// peer release (difftest/README.md):
+//
+//	specialperms  GET_PERMS on @paths (C 4.17 EINVAL; ours like upstream)
+//	txrm          C's EIO/EINVAL for RM in a transaction with a stale view
+//	specialevents SET_PERMS on @introduceDomain/@releaseDomain fires in ours
+//	specialdomid  @introduceDomain/<id>, @releaseDomain/<id> fire in ours
+//	bigdomid      C prints permission domids of 2^31 and up negative
+var intendedMasks = map[int][]string{
+	417: {"specialperms", "txrm", "specialevents", "specialdomid", "bigdomid"},
+}
+
+// explore holds masks for *open* findings, switched on through
 // $DIFFTEST_ALLOW (comma-separated) only to look past them while exploring
 // or fixing; they are off by default, so those mismatches fail the test:
 //
 //	dupevents     C drops a watch event identical to one still queued
-//	specialperms  GET_PERMS on @paths (C 4.17 EINVAL; ours like upstream)
-//	txrm          C's EIO/EINVAL for RM in a transaction with a stale view
-//	specialevents SET_PERMS on @introduceDomain/@releaseDomain fires in ours
 //	notintro      RELEASE/RESUME/SET_TARGET of a not introduced domain:
 //	              C ENOENT, ours EINVAL
-var allow = func() map[string]bool {
-	// Intended differences, always masked (difftest/README.md):
-	// specialperms, txrm, specialevents, specialdomid, bigdomid.
-	m := map[string]bool{"specialperms": true, "txrm": true, "specialevents": true, "specialdomid": true, "bigdomid": true}
+//
+// Any name of intendedMasks may be given too, to apply it to every peer.
+var explore = func() map[string]bool {
+	m := map[string]bool{}
 	for _, c := range strings.Split(os.Getenv("DIFFTEST_ALLOW"), ",") {
 		if c = strings.TrimSpace(c); c != "" {
 			m[c] = true
@@ -149,17 +159,18 @@ var allow = func() map[string]bool {
 // subtree in its view; the transaction's later reads then differ.)
 var diverges = map[string]bool{"allowed: txrm": true}
 
-// allowed applies the $DIFFTEST_ALLOW masks.
-func allowed(op Op, c, g outcome) string {
-	if allow["specialperms"] && op.Act == actRequest && op.Type == wire.GetPerms &&
+// allowed applies p's intended masks and the $DIFFTEST_ALLOW ones.
+func allowed(p *peer, op Op, c, g outcome) string {
+	allow := func(name string) bool { return explore[name] || slices.Contains(intendedMasks[p.v], name) }
+	if allow("specialperms") && op.Act == actRequest && op.Type == wire.GetPerms &&
 		len(op.Payload) > 0 && op.Payload[0] == '@' && c.reply == replyEINVAL {
 		return "allowed: specialperms"
 	}
-	if allow["txrm"] && op.Act == actRequest && op.Type == wire.Rm && op.Tx != txNone &&
+	if allow("txrm") && op.Act == actRequest && op.Type == wire.Rm && op.Tx != txNone &&
 		(c.reply == `ERROR "EIO\x00"` || c.reply == replyEINVAL) && g.reply == "RM "+replyOK {
 		return "allowed: txrm"
 	}
-	if allow["specialevents"] && op.Act == actRequest && op.Type == wire.SetPerms && c.reply == g.reply {
+	if allow("specialevents") && op.Act == actRequest && op.Type == wire.SetPerms && c.reply == g.reply {
 		same := true
 		for i := range c.events {
 			var evs []string
@@ -176,7 +187,7 @@ func allowed(op Op, c, g outcome) string {
 			return "allowed: specialevents"
 		}
 	}
-	if allow["specialdomid"] && c.reply == g.reply {
+	if allow("specialdomid") && c.reply == g.reply {
 		// Watches on @introduceDomain/<id> and @releaseDomain/<id>
 		// (newer xenstored) never fire in 4.17.
 		same := true
@@ -195,15 +206,15 @@ func allowed(op Op, c, g outcome) string {
 			return "allowed: specialdomid"
 		}
 	}
-	if allow["bigdomid"] && op.Act == actRequest && op.Type == wire.GetPerms && strings.Contains(c.reply, "-") {
+	if allow("bigdomid") && op.Act == actRequest && op.Type == wire.GetPerms && strings.Contains(c.reply, "-") {
 		// C prints permission domids with %i: 2^31 and up come out negative.
 		return "allowed: bigdomid"
 	}
-	if allow["notintro"] && op.Act == actRequest && c.reply == `ERROR "ENOENT\x00"` && g.reply == replyEINVAL &&
+	if allow("notintro") && op.Act == actRequest && c.reply == `ERROR "ENOENT\x00"` && g.reply == replyEINVAL &&
 		(op.Type == wire.Release || op.Type == wire.Resume || op.Type == wire.SetTarget) {
 		return "allowed: notintro"
 	}
-	if allow["dupevents"] && c.reply == g.reply {
+	if allow("dupevents") && c.reply == g.reply {
 		same := true
 		for i := range c.events {
 			if !slices.Equal(c.events[i], dedupEvents(g.events[i])) {

@@ -315,13 +315,14 @@ type mismatch struct {
 	masked []string // intended differences seen before it
 }
 
-// stats counts C's reply kinds per request type over a run (coverage).
+// stats counts C's reply kinds per peer and request type over a run
+// (coverage).
 var stats = map[string]int{}
 
-// runSeq replays ops on a fresh C xenstored and a fresh daemon of ours and
-// returns the first unmasked difference, or nil.
-func runSeq(ops []Op) (*mismatch, error) {
-	ms, err := runSeqAll(ops, false)
+// runSeq replays ops on a fresh C xenstored of peer p and a fresh daemon of
+// ours and returns the first unmasked difference, or nil.
+func runSeq(p *peer, ops []Op) (*mismatch, error) {
+	ms, err := runSeqAll(p, ops, false)
 	if len(ms) > 0 {
 		return ms[0], err
 	}
@@ -330,9 +331,9 @@ func runSeq(ops []Op) (*mismatch, error) {
 
 // runSeqAll is runSeq, going on after a difference if all is set (later
 // differences may then be consequences of earlier ones).
-func runSeqAll(ops []Op, all bool) ([]*mismatch, error) {
+func runSeqAll(p *peer, ops []Op, all bool) ([]*mismatch, error) {
 	var found []*mismatch
-	cd, err := startC()
+	cd, err := startC(p)
 	if err != nil {
 		return nil, err
 	}
@@ -354,18 +355,18 @@ func runSeqAll(ops []Op, all bool) ([]*mismatch, error) {
 	defer gs.close()
 	var masked []string
 	for i, op := range ops {
-		co, alt, unsafe := cUnsafe(op)
+		co, alt, unsafe := cUnsafe(p, op)
 		if !unsafe {
 			co = cs.exec(op)
 		}
 		gso := gs.exec(op)
 		if op.Act == actRequest {
-			stats[op.Type.String()+" -> "+replyKind(co.reply)]++
+			stats[p.key+": "+op.Type.String()+" -> "+replyKind(co.reply)]++
 		}
 		for _, ev := range co.events {
 			for _, e := range ev {
 				if e != "<reply>" {
-					stats["(watch events)"]++
+					stats[p.key+": (watch events)"]++
 				}
 			}
 		}
@@ -376,9 +377,9 @@ func runSeqAll(ops []Op, all bool) ([]*mismatch, error) {
 		if what == "" {
 			continue
 		}
-		why, fixup := intended(op, co, gso)
+		why, fixup := intended(p, op, co, gso)
 		if why == "" {
-			why = allowed(op, co, gso)
+			why = allowed(p, op, co, gso)
 		}
 		if why != "" {
 			masked = append(masked, fmt.Sprintf("op %d: %s", i, why))
@@ -527,12 +528,12 @@ func replyKind(r string) string {
 
 // minimise drops ops while the same kind of mismatch still happens at the
 // end, returning the shortened sequence (ending at the mismatching op).
-func minimise(ops []Op, m *mismatch, budget time.Duration) ([]Op, *mismatch) {
+func minimise(p *peer, ops []Op, m *mismatch, budget time.Duration) ([]Op, *mismatch) {
 	sig := m.signature(ops)
 	cur := slices.Clone(ops[:m.index+1])
 	deadline := time.Now().Add(budget)
 	try := func(cand []Op) *mismatch {
-		mm, err := runSeq(cand)
+		mm, err := runSeq(p, cand)
 		if err != nil || mm == nil || mm.index != len(cand)-1 || mm.signature(cand) != sig {
 			return nil
 		}

@@ -1,21 +1,40 @@
 /*
- * xsshim.c - LD_PRELOAD library for the differential tests in difftest/.
+ * xsshim.c - LD_PRELOAD library for the differential tests in difftest/
+ * and the benchmark in bench/.
  *
- * Debian's C xenstored (Xen 4.17) expects a Xen host: it opens Xen's
- * control, event-channel and grant-table interfaces and maps dom0's ring
- * through /proc/xen. The differential tests only talk to it over its Unix
- * socket, so this library stands in for those interfaces with inert
- * equivalents that let it start and serve the socket on plain Linux:
+ * C xenstored expects a Xen host: it opens Xen's domain-information,
+ * event-channel and grant-table interfaces and maps dom0's ring through
+ * /proc/xen. The tests only talk to it over its Unix socket, so this
+ * library stands in for those interfaces with inert equivalents that let it
+ * start and serve the socket on plain Linux. One source, two builds:
  *
- *   libxenctrl    xc_interface_open/close; xc_domain_getinfo reports every
- *                 domid below DOMID_FIRST_RESERVED (0x7ff0) as an existing,
- *                 running domain, and none from there up, as on a real host
- *                 (our Go daemon, run without Xen, treats every domain as
- *                 existing).
+ *   Xen 4.17 (Debian's xenstored, also oxenstored with bench/shim/oxshim.c),
+ *   against Debian's libxen-dev headers:
+ *     gcc -O2 -fPIC -shared -o xsshim.so xsshim.c -ldl
+ *   Xen 4.22 (build/xen422.sh), against that install tree's headers:
+ *     gcc -O2 -fPIC -shared -DXSSHIM_XENMANAGE -I$ROOT/usr/include \
+ *         -o xsshim422.so xsshim.c -ldl
+ *
+ * Domain information, the part that differs:
+ *   4.17: libxenctrl   xc_interface_open/close; xc_domain_getinfo reports
+ *                      every domid below DOMID_FIRST_RESERVED (0x7ff0) as an
+ *                      existing, running domain, and none from there up, as
+ *                      on a real host (our Go daemon, run without Xen, treats
+ *                      every domain as existing).
+ *   4.22: libxenmanage (4.21 and later, replacing libxenctrl there)
+ *                      xenmanage_open/close; xenmanage_get_domain_info: the
+ *                      same domids exist, dom0 with the control, hardware and
+ *                      xenstore capabilities (so it is the privileged and the
+ *                      store domain), each with a fixed unique id;
+ *                      xenmanage_poll_changed_domain reports dom0 once, at
+ *                      start, and nothing after: xenstored 4.21+ introduces
+ *                      the domains reported there at start, and a host
+ *                      starting its xenstored has only dom0.
+ * Common to both:
  *   libxenevtchn  the event-channel handle is an idle pipe that never
- *                 becomes readable; binds hand out fresh port numbers
- *                 (ESRCH for a domid that cannot exist); notify/unbind/
- *                 unmask succeed and do nothing.
+ *                 becomes readable (so no VIRQ_DOM_EXC: no domain dies);
+ *                 binds hand out fresh port numbers (ESRCH for a domid that
+ *                 cannot exist); notify/unbind/unmask succeed and do nothing.
  *   libxengnttab  grant mappings are private zero-filled pages (ESRCH for
  *                 a domid that cannot exist), so INTRODUCE works.
  *   open()        /proc/xen/xsd_port reads as "1" and /proc/xen/xsd_kva is
@@ -23,8 +42,7 @@
  *                 both backed by memfds.
  *
  * Nothing here emulates a domain or a ring: only the socket is meant to be
- * used. Built by the test harness with:
- *   gcc -O2 -fPIC -shared -o xsshim.so xsshim.c -ldl
+ * used.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -36,14 +54,19 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#ifdef XSSHIM_XENMANAGE
+#include <xen/xen.h>
+#include <xenmanage.h>
+#else
 #include <xenctrl.h>
+#endif
 #include <xenevtchn.h>
 #include <xengnttab.h>
 
 #define PAGE 4096
 
 /* Opaque handles: the daemon only compares them with NULL. */
-static char ctrl_handle, evtchn_handle, gnttab_handle;
+static char info_handle, evtchn_handle, gnttab_handle;
 
 /* Read end of a pipe whose write end is kept open and never written. */
 static int idle_fd = -1;
@@ -75,13 +98,15 @@ static void *zero_page(size_t len)
 	return m == MAP_FAILED ? NULL : m;
 }
 
-/* libxenctrl */
+#ifndef XSSHIM_XENMANAGE
+
+/* libxenctrl (4.17) */
 
 xc_interface *xc_interface_open(xentoollog_logger *l, xentoollog_logger *dl,
 				unsigned flags)
 {
 	(void)l; (void)dl; (void)flags;
-	return (xc_interface *)&ctrl_handle;
+	return (xc_interface *)&info_handle;
 }
 
 int xc_interface_close(xc_interface *x)
@@ -101,6 +126,80 @@ int xc_domain_getinfo(xc_interface *x, uint32_t first, unsigned int max,
 	info->running = 1;
 	return 1;
 }
+
+#else
+
+/* libxenmanage (4.21 and later) */
+
+static int dom0_polled;
+
+xenmanage_handle *xenmanage_open(struct xentoollog_logger *l,
+				 unsigned int flags)
+{
+	(void)l;
+	if (flags) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return (xenmanage_handle *)&info_handle;
+}
+
+int xenmanage_close(xenmanage_handle *h)
+{
+	(void)h;
+	return 0;
+}
+
+/*
+ * The state of an existing, running domain. Unique ids tell a domain from
+ * a later one reusing its domid; no domain is ever replaced here, so each
+ * domid keeps one (non-zero: 0 means "unknown" to xenstored).
+ */
+static void running(unsigned int domid, unsigned int *state,
+		    unsigned int *caps, uint64_t *unique_id)
+{
+	if (state)
+		*state = XENMANAGE_GETDOMSTATE_STATE_EXIST;
+	if (caps)
+		*caps = domid == 0 ? XENMANAGE_GETDOMSTATE_CAP_CONTROL |
+				     XENMANAGE_GETDOMSTATE_CAP_HARDWARE |
+				     XENMANAGE_GETDOMSTATE_CAP_XENSTORE : 0;
+	if (unique_id)
+		*unique_id = (uint64_t)domid + 1;
+}
+
+int xenmanage_get_domain_info(xenmanage_handle *h, unsigned int domid,
+			      unsigned int *state, unsigned int *caps,
+			      uint64_t *unique_id)
+{
+	/* As the real library: reserved ids are refused before asking Xen. */
+	if (!h || domid >= DOMID_FIRST_RESERVED) {
+		errno = EINVAL;
+		return -1;
+	}
+	running(domid, state, caps, unique_id);
+	return 0;
+}
+
+int xenmanage_poll_changed_domain(xenmanage_handle *h, unsigned int *domid,
+				  unsigned int *state, unsigned int *caps,
+				  uint64_t *unique_id)
+{
+	if (!h || !domid) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (dom0_polled) {
+		errno = ENOENT; /* Xen's answer when nothing changed */
+		return -1;
+	}
+	dom0_polled = 1;
+	*domid = 0;
+	running(0, state, caps, unique_id);
+	return 0;
+}
+
+#endif
 
 /* libxenevtchn */
 

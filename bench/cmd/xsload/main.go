@@ -24,7 +24,7 @@
 //
 // The benchmark suite of `make bench`:
 //
-//	xsload -suite -target go=SOCK -target c=SOCK ... [-baseline c]
+//	xsload -suite -target go=SOCK -target c422=SOCK ... [-baseline c422]
 //	       [-duration 2s] [-repeat 2] [-png images/bench.png]
 //
 // runs every scenario of bench.Suite against every target and prints a
@@ -61,7 +61,7 @@ func main() {
 		progress = flag.Bool("progress", false, "print a progress line per second on stderr (default: on for runs over 3s)")
 		suite    = flag.Bool("suite", false, "run the benchmark suite against -target servers")
 		tgts     targets
-		baseline = flag.String("baseline", "c", "suite: the target ratios are computed against")
+		baseline = flag.String("baseline", "c422", "suite: the target ratios are computed against")
 		repeat   = flag.Int("repeat", 2, "suite: runs per scenario and target (the best is reported)")
 		png      = flag.String("png", "", "suite: write a chart to this PNG file")
 		md       = flag.String("markdown", "", "suite: also write the table as Markdown to this file")
