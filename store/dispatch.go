@@ -102,13 +102,20 @@ func (e *Engine) dispatch(c *Conn, m *wire.Msg) ([]byte, error) {
 		if !good {
 			return nil, syscall.EINVAL
 		}
-		return append([]byte(domainPath(looseDomid(arg))), 0), nil
+		domid, err := parseDomid(arg)
+		if err != nil {
+			return nil, err
+		}
+		return append([]byte(domainPath(domid)), 0), nil
 	case wire.IsDomainIntroduced:
 		arg, good := oneArg(p)
 		if !good {
 			return nil, syscall.EINVAL
 		}
-		domid := looseDomid(arg)
+		domid, err := parseDomid(arg)
+		if err != nil {
+			return nil, err
+		}
 		if d := e.domains[domid]; domid == DomidSelf || (d != nil && d.Introduced) {
 			return []byte("T\x00"), nil
 		}
@@ -165,7 +172,14 @@ func (e *Engine) setTarget(p []byte) ([]byte, error) {
 	if len(args) < 2 {
 		return nil, syscall.EINVAL
 	}
-	domid, tdomid := looseDomid(args[0]), looseDomid(args[1])
+	domid, err := parseDomid(args[0])
+	if err != nil {
+		return nil, err
+	}
+	tdomid, err := parseDomid(args[1])
+	if err != nil {
+		return nil, err
+	}
 	d, td := e.domains[domid], e.domains[tdomid]
 	if d == nil || td == nil || !d.Introduced || !td.Introduced {
 		return nil, syscall.ENOENT

@@ -139,7 +139,10 @@ func (e *Engine) introduce(c *Conn, args []string) ([]byte, error) {
 	if len(args) < 3 {
 		return nil, syscall.EINVAL
 	}
-	domid := looseDomid(args[0])
+	domid, err := parseDomid(args[0])
+	if err != nil {
+		return nil, err
+	}
 	gfn, _ := strconv.ParseInt(args[1], 10, 64)
 	port := looseDomid(args[2]) // C: atoi into an unsigned port
 	if port == 0 || domid >= 0x7ff0 {
@@ -203,7 +206,10 @@ func (e *Engine) introducedDomain(args []string, oneArg bool) (*Domain, error) {
 	if len(args) != 1 || !oneArg {
 		return nil, syscall.EINVAL
 	}
-	domid := looseDomid(args[0])
+	domid, err := parseDomid(args[0])
+	if err != nil {
+		return nil, err
+	}
 	if domid == 0 || domid == e.cfg.PrivDomid || domid == e.cfg.StoreDomid {
 		return nil, syscall.EINVAL
 	}

@@ -41,9 +41,15 @@ func TestBasicOps(t *testing.T) {
 		{typ: wire.GetPerms, args: []string{"/a"}, want: "n0\x00"},
 		{typ: wire.GetPerms, args: []string{"@introduceDomain"}, want: "n0\x00"},
 		{typ: wire.GetDomainPath, args: []string{"7"}, want: "/local/domain/7\x00"},
-		// C parses domids with atoi: garbage reads as 0, nothing is refused.
-		{typ: wire.GetDomainPath, args: []string{"x"}, want: "/local/domain/0\x00"},
-		{typ: wire.GetDomainPath, args: []string{"70000"}, want: "/local/domain/70000\x00"},
+		// C 4.22 refuses a domid that is not a whole number up to 65535.
+		{typ: wire.GetDomainPath, args: []string{"x"}, wantErr: "EINVAL"},
+		{typ: wire.GetDomainPath, args: []string{"70000"}, wantErr: "EINVAL"},
+		{typ: wire.GetDomainPath, args: []string{""}, want: "/local/domain/0\x00"},
+		{typ: wire.IsDomainIntroduced, args: []string{"0x0"}, wantErr: "EINVAL"},
+		{typ: wire.Release, args: []string{"65536"}, wantErr: "EINVAL"},
+		{typ: wire.Resume, args: []string{"5x"}, wantErr: "EINVAL"},
+		{typ: wire.SetTarget, args: []string{"5", "-1"}, wantErr: "EINVAL"},
+		{typ: wire.Introduce, args: []string{"abc", "0", "7"}, wantErr: "EINVAL"},
 		{typ: wire.Write, args: []string{"/" + strings.Repeat("p", 2048)}, wantErr: "EINVAL"}, // path-max for dom0 too
 		{typ: wire.IsDomainIntroduced, args: []string{"0"}, want: "T\x00"},
 		{typ: wire.IsDomainIntroduced, args: []string{"9"}, want: "F\x00"},

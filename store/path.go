@@ -123,22 +123,24 @@ func childPath(parent, name string) string {
 // isSpecial reports whether p names a special (@...) path.
 func isSpecial(p string) bool { return p != "" && p[0] == '@' }
 
-// parseDomid parses a decimal domid as C xenstored does: digits only,
-// at most 65535.
+// parseDomid parses a domid argument as C xenstored 4.22 does for every
+// domain message (parse_domid: strtoul in base 10, which must use the whole
+// string, at most 65535). strtoul takes leading white space and a sign
+// ("-0" is 0, "-1" wraps far above 65535), and an empty string converts
+// nothing and stops at its end, so it reads as 0.
 func parseDomid(s string) (uint32, error) {
 	if s == "" {
-		return 0, syscall.EINVAL
+		return 0, nil
 	}
-	v, err := strconv.ParseUint(s, 10, 32)
-	if err != nil || v > 65535 {
+	v, n, digits := strtol(s, 10)
+	if !digits || n != len(s) || v < 0 || v > 65535 {
 		return 0, syscall.EINVAL
 	}
 	return uint32(v), nil
 }
 
-// looseDomid parses a domid as C xenstored 4.17 does for the domain
-// management messages: with atoi, so garbage reads as 0 ("parsing errors
-// and values out of range generally go undetected", xenstore.txt).
+// looseDomid reads a number as C's atoi does (garbage reads as 0), for the
+// arguments C xenstored still parses that way (INTRODUCE's event channel).
 func looseDomid(s string) uint32 {
 	v, _, _ := strtol(s, 10)
 	return uint32(v) // C: long to int to unsigned, i.e. the low 32 bits

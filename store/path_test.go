@@ -140,3 +140,36 @@ func TestHomeOf(t *testing.T) {
 		}
 	}
 }
+
+func TestParseDomid(t *testing.T) {
+	tests := []struct {
+		in   string
+		want uint32
+		ok   bool
+	}{
+		{"0", 0, true},
+		{"5", 5, true},
+		{"07", 7, true},
+		{"65535", 65535, true},
+		{"", 0, true},    // strtoul converts nothing and stops at the end
+		{" 5", 5, true},  // strtoul skips leading white space
+		{"+5", 5, true},  // and takes a sign
+		{"-0", 0, true},  //
+		{"-1", 0, false}, // wraps above 65535
+		{"65536", 0, false},
+		{"4294967295", 0, false},
+		{"99999999999999999999999", 0, false},
+		{"abc", 0, false},
+		{"5abc", 0, false},
+		{"0x5", 0, false},
+		{"5 ", 0, false},
+		{" ", 0, false},
+		{"+", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := parseDomid(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("parseDomid(%q) = %d, %v; want %d, ok %v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}

@@ -87,7 +87,7 @@ func (c *Conn) prepare(m *wire.Msg) {
 	}
 	if p, ok := e.cfg.Platform.(RingPreparer); ok && c.priv && m.Type == wire.Introduce {
 		if args := splitArgs(m.Payload); len(args) >= 3 {
-			if domid := looseDomid(args[0]); domid < 0x7ff0 {
+			if domid, err := parseDomid(args[0]); err == nil && domid < 0x7ff0 {
 				p.PrepareRing(domid)
 			}
 		}

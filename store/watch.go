@@ -456,7 +456,7 @@ func (e *Engine) doUnwatch(c *Conn, payload []byte) ([]byte, error) {
 	}
 	p, _, err := canonicalPath(args[0], domainPath(c.domid), true, e.pathMax(c))
 	if err != nil {
-		return nil, syscall.ENOENT // C: an invalid path names no watch
+		return nil, err // EINVAL, as WATCH (C 4.22; 4.17 answered ENOENT)
 	}
 	for _, w := range c.watches {
 		if w.path == p && w.token == args[1] {

@@ -44,6 +44,10 @@ func TestWatches(t *testing.T) {
 			w.fails("EEXIST", wire.Watch, 0, "/u", "T")
 			w.must(wire.Unwatch, 0, "/u", "T")
 			w.fails("ENOENT", wire.Unwatch, 0, "/u", "T")
+			// An invalid path is EINVAL, as for WATCH (C 4.22).
+			w.fails("EINVAL", wire.Unwatch, 0, "/u/", "T")
+			w.fails("EINVAL", wire.Unwatch, 0, "/a b", "T")
+			w.fails("ENOENT", wire.Unwatch, 0, "@x", "T")
 			w.takeEvents()
 			d.write("/u", "")
 		}, nil},
