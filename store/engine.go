@@ -187,7 +187,10 @@ func (n *node) size() int {
 
 // New creates an engine holding the nodes C xenstored creates at start-up:
 // /, /tool, /tool/xenstored and the special nodes @introduceDomain and
-// @releaseDomain, all owned by the control domain with no access for others.
+// @releaseDomain, all owned by the control domain with no access for
+// others, except that every domain may read @releaseDomain (DOMID_ANY, as
+// C 4.22 sets it up), so a guest can watch @releaseDomain/<domid> for the
+// domains it talks to.
 func New(cfg Config) *Engine {
 	e := &Engine{
 		cfg:      cfg,
@@ -220,7 +223,7 @@ func New(cfg Config) *Engine {
 	e.setLive("/tool", &node{perms: owner, children: []byte("xenstored\x00")})
 	e.setLive("/tool/xenstored", &node{perms: owner})
 	e.setLive("@introduceDomain", &node{perms: owner})
-	e.setLive("@releaseDomain", &node{perms: owner})
+	e.setLive("@releaseDomain", &node{perms: Perms{owner[0], {ID: DomidAny, Access: PermRead}}})
 	e.domainLocked(cfg.PrivDomid).Introduced = true
 	return e
 }

@@ -388,11 +388,16 @@ func (e *Engine) path(c *Conn, p string, allowSpecial bool) (string, error) {
 }
 
 // specialOrPath accepts a path or one of the special nodes
-// (@introduceDomain, @releaseDomain); other @ names are EINVAL, as in C.
+// (@introduceDomain, @releaseDomain). Another well-formed @ name is a node
+// that does not exist (ENOENT), as in C 4.22, where @ names are ordinary
+// node names; a malformed one is EINVAL.
 func (e *Engine) specialOrPath(c *Conn, p string) (string, error) {
 	if isSpecial(p) {
 		if e.nodes.permsOf(p) == nil {
-			return "", syscall.EINVAL
+			if _, err := e.path(c, p, true); err != nil {
+				return "", err
+			}
+			return "", syscall.ENOENT
 		}
 		return p, nil
 	}

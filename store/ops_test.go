@@ -40,6 +40,13 @@ func TestBasicOps(t *testing.T) {
 		{typ: wire.Rm, args: []string{"/"}, wantErr: "EINVAL"},
 		{typ: wire.GetPerms, args: []string{"/a"}, want: "n0\x00"},
 		{typ: wire.GetPerms, args: []string{"@introduceDomain"}, want: "n0\x00"},
+		{typ: wire.GetPerms, args: []string{"@releaseDomain"}, want: "n0\x00r32757\x00"},
+		// Other @ names are nodes that do not exist, as in C 4.22.
+		{typ: wire.GetPerms, args: []string{"@foo"}, wantErr: "ENOENT"},
+		{typ: wire.GetPerms, args: []string{"@introduceDomain/1"}, wantErr: "ENOENT"},
+		{typ: wire.SetPerms, args: []string{"@", "n0"}, wantErr: "ENOENT"},
+		{typ: wire.GetPerms, args: []string{"@a b"}, wantErr: "EINVAL"},
+		{typ: wire.GetPerms, args: []string{"@a/"}, wantErr: "EINVAL"},
 		{typ: wire.GetDomainPath, args: []string{"7"}, want: "/local/domain/7\x00"},
 		// C 4.22 refuses a domid that is not a whole number up to 65535.
 		{typ: wire.GetDomainPath, args: []string{"x"}, wantErr: "EINVAL"},

@@ -59,7 +59,7 @@ func TestPermissions(t *testing.T) {
 		{g5, wire.GetQuota, nil, "", "EACCES"},
 		{g5, wire.SetFeature, []string{"5", "1"}, "", "EACCES"},
 		{g5, wire.GetFeature, []string{"5"}, "", "EACCES"},
-		{g5, wire.Watch, []string{"@releaseDomain", "t"}, "OK\x00", ""}, // allowed, but no events
+		{g5, wire.Watch, []string{"@introduceDomain", "t"}, "OK\x00", ""}, // allowed, but no events
 	}
 	for i, tt := range tests {
 		var got, errName string
