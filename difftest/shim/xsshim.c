@@ -203,7 +203,7 @@ int xenmanage_poll_changed_domain(xenmanage_handle *h, unsigned int *domid,
 
 /* libxenevtchn */
 
-xenevtchn_handle *xenevtchn_open(xentoollog_logger *l, unsigned flags)
+xenevtchn_handle *xenevtchn_open(struct xentoollog_logger *l, unsigned flags)
 {
 	(void)l; (void)flags;
 	if (idle_pipe() < 0)
@@ -211,7 +211,7 @@ xenevtchn_handle *xenevtchn_open(xentoollog_logger *l, unsigned flags)
 	return (xenevtchn_handle *)&evtchn_handle;
 }
 
-xenevtchn_handle *xenevtchn_fdopen(xentoollog_logger *l, int fd,
+xenevtchn_handle *xenevtchn_fdopen(struct xentoollog_logger *l, int fd,
 				   unsigned flags)
 {
 	(void)fd;
@@ -282,7 +282,7 @@ int xenevtchn_unmask(xenevtchn_handle *h, evtchn_port_t port)
 
 /* libxengnttab */
 
-xengnttab_handle *xengnttab_open(xentoollog_logger *l, unsigned flags)
+xengnttab_handle *xengnttab_open(struct xentoollog_logger *l, unsigned flags)
 {
 	(void)l; (void)flags;
 	return (xengnttab_handle *)&gnttab_handle;
