@@ -62,20 +62,22 @@ func malformed() []Op {
 	return ops
 }
 
-// TestHardeningMalformed sends the malformed requests to both daemons.
+// TestHardeningMalformed sends the malformed requests to ours and each C
+// peer.
 func TestHardeningMalformed(t *testing.T) {
-	needEnv(t)
-	ops := malformed()
-	ms, err := runSeqAll(ops, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, m := range ms {
-		title := fmt.Sprintf("malformed request: %s", m.signature(ops))
-		if i > 0 {
-			title += " (after an earlier difference)"
+	forPeers(t, func(t *testing.T, p *peer) {
+		ops := malformed()
+		ms, err := runSeqAll(p, ops, true)
+		if err != nil {
+			t.Fatal(err)
 		}
-		report(t, title, ops[:m.index+1], m)
-	}
-	t.Logf("%d requests compared", len(ops))
+		for i, m := range ms {
+			title := fmt.Sprintf("malformed request: %s", m.signature(ops))
+			if i > 0 {
+				title += " (after an earlier difference)"
+			}
+			report(t, p, title, ops[:m.index+1], m)
+		}
+		t.Logf("%d requests compared", len(ops))
+	})
 }

@@ -386,6 +386,9 @@ func runSeqAll(p *peer, ops []Op, all bool) ([]*mismatch, error) {
 			if fixup != nil {
 				gs.exec(*fixup)
 			}
+			if f := cFixup(op, why, co); f != nil {
+				cs.exec(*f)
+			}
 			if diverges[why] {
 				break // the two stores differ from here on: nothing left to compare
 			}
