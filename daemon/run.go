@@ -17,6 +17,7 @@ import (
 
 	"github.com/xsstub/xenstored/store"
 	"github.com/xsstub/xenstored/transport/unixsock"
+	"github.com/xsstub/xenstored/transport/xenring"
 	"github.com/xsstub/xenstored/xen/domains"
 )
 
@@ -35,7 +36,24 @@ func NewLogger(w io.Writer, verbose bool) *slog.Logger {
 // Fail closed: where /dev/xen exists, the daemon serves only if it can
 // follow domains' lives; otherwise it returns why and serves no one.
 // Without /dev/xen it serves its Unix socket only (development mode).
+//
+// If a serving loop (the rings', the socket's) fails, Run returns its
+// error: a daemon that stopped serving must end, and say why, so that the
+// toolstack or the operator sees it.
 func Run(ctx context.Context, o *Options, log *slog.Logger) error {
+	sctx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	err := serve(sctx, fail, o, log)
+	if ctx.Err() == nil {
+		if cause := context.Cause(sctx); cause != nil {
+			return cause // the first loop to fail, which stopped the others
+		}
+	}
+	return err
+}
+
+// serve is Run; fail ends it with a serving loop's error.
+func serve(ctx context.Context, fail context.CancelCauseFunc, o *Options, log *slog.Logger) error {
 	// A daemon started by live update takes over its predecessor's state
 	// and descriptors, the event channel handle among them.
 	st, handed, err := inheritedState(o)
@@ -64,7 +82,7 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 	up := &updater{xs: xs, args: os.Args[1:], quotas: o.Quotas, log: log}
 	cfg := engineConfig(o, xs, storeDomid, up, log)
 	if st != nil {
-		return runUpdated(ctx, o, cfg, st, handed, up, log)
+		return runUpdated(ctx, fail, o, cfg, st, handed, up, log)
 	}
 	e := store.New(cfg)
 	if o.TraceFile != "" {
@@ -75,7 +93,7 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 		defer closeTrace()
 	}
 	if xs != nil {
-		if err := startRings(ctx, o, xs, e, log); err != nil {
+		if err := startRings(ctx, fail, o, xs, e, log); err != nil {
 			return err
 		}
 	}
@@ -118,7 +136,7 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 // runUpdated goes on serving where the daemon that executed us by live
 // update stopped: its store, its rings and event channels, its listener
 // and its clients.
-func runUpdated(ctx context.Context, o *Options, cfg store.Config, st *store.State, h *handover, up *updater, log *slog.Logger) error {
+func runUpdated(ctx context.Context, fail context.CancelCauseFunc, o *Options, cfg store.Config, st *store.State, h *handover, up *updater, log *slog.Logger) error {
 	dropUnservedRings(st, h, up.xs != nil)
 	e, err := store.Restore(cfg, st)
 	if err != nil {
@@ -132,7 +150,7 @@ func runUpdated(ctx context.Context, o *Options, cfg store.Config, st *store.Sta
 		defer closeTrace()
 	}
 	if up.xs != nil {
-		if err := adoptRings(ctx, o, up.xs, e, h, log); err != nil {
+		if err := adoptRings(ctx, fail, o, up.xs, e, h, log); err != nil {
 			return fmt.Errorf("live update: %w", err)
 		}
 	}
@@ -175,7 +193,7 @@ func dropUnservedRings(st *store.State, h *handover, xen bool) {
 // adoptRings binds VIRQ_DOM_EXC again (the last daemon let it go), serves
 // every ring handed over on its still-bound port, then checks every known
 // domain: deaths during the switch were not signalled to anyone.
-func adoptRings(ctx context.Context, o *Options, xs *xenSide, e *store.Engine, h *handover, log *slog.Logger) error {
+func adoptRings(ctx context.Context, fail context.CancelCauseFunc, o *Options, xs *xenSide, e *store.Engine, h *handover, log *slog.Logger) error {
 	rings := xs.rings
 	rings.SetEngine(e)
 	if err := rings.WatchDomains(); err != nil {
@@ -195,13 +213,19 @@ func adoptRings(ctx context.Context, o *Options, xs *xenSide, e *store.Engine, h
 			log.Error("live-update: a ring was not taken over", "domid", c.Domid(), "err", err)
 		}
 	}
-	go func() {
-		if err := rings.Serve(ctx.Done()); err != nil {
-			log.Error("ring transport stopped", "err", err)
-		}
-	}()
+	serveRings(ctx, fail, rings)
 	rings.Recheck()
 	return nil
+}
+
+// serveRings runs the ring loop in its own goroutine; if it fails, fail
+// ends the daemon with its error.
+func serveRings(ctx context.Context, fail context.CancelCauseFunc, rings *xenring.Server) {
+	go func() {
+		if err := rings.Serve(ctx.Done()); err != nil {
+			fail(fmt.Errorf("ring transport stopped: %w", err))
+		}
+	}()
 }
 
 // findStoreDomid is the domain the store runs in: -m, else in a stub the
@@ -266,17 +290,13 @@ func startTrace(e *store.Engine, path string) (func(), error) {
 // startRings binds VIRQ_DOM_EXC, starts the ring loop and connects the
 // control domain: through the ring and port its kernel granted us (stub)
 // or through its local kernel ring (dom0 daemon).
-func startRings(ctx context.Context, o *Options, xs *xenSide, e *store.Engine, log *slog.Logger) error {
+func startRings(ctx context.Context, fail context.CancelCauseFunc, o *Options, xs *xenSide, e *store.Engine, log *slog.Logger) error {
 	rings := xs.rings
 	rings.SetEngine(e)
 	if err := rings.WatchDomains(); err != nil {
 		return fmt.Errorf("refusing to serve: domain deaths could not be noticed: %w", err)
 	}
-	go func() {
-		if err := rings.Serve(ctx.Done()); err != nil {
-			log.Error("ring transport stopped", "err", err)
-		}
-	}()
+	serveRings(ctx, fail, rings)
 	switch {
 	case o.StubDomain:
 		if err := e.IntroduceDomain(o.PrivDomid, uint32(o.Event), 0); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -186,4 +187,102 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// String is what was written, if the writer can tell.
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.w.(fmt.Stringer); ok {
+		return st.String()
+	}
+	return ""
+}
+
+// TestRingLoopFailureEndsDaemon: when the ring loop fails (the event
+// channel device breaks) the daemon ends with the reason, in stub mode
+// with or without a socket and in dom0 mode, rather than living on
+// serving no guest.
+func TestRingLoopFailureEndsDaemon(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		socket bool // it serves a socket (else: rings only)
+	}{
+		{"stub", []string{"--event", "1"}, true},
+		{"stub without a socket", []string{"--event", "1", "--socket", "/dev/null/sock"}, false},
+		{"dom0", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := fakeHost(t, xen.Version{Major: 4, Minor: 22})
+			evs := withFakeXenHandles(t, h)
+			o := testOptions(t, tt.args...)
+			logged := &syncWriter{w: &strings.Builder{}}
+			log := slog.New(slog.NewTextHandler(logged, nil))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- Run(ctx, o, log) }()
+			waitServing(t, o.Socket, tt.socket, done, logged)
+
+			broken := errors.New("device gone")
+			(<-evs).FailPending(broken)
+			select {
+			case err := <-done:
+				if !errors.Is(err, broken) || !strings.Contains(err.Error(), "ring transport stopped") {
+					t.Fatalf("Run = %v, want the ring loop's failure", err)
+				}
+			case <-time.After(10 * time.Second): // a hang, not a speed limit
+				t.Fatalf("the daemon lives on after its ring loop failed; log:\n%s", logged.String())
+			}
+			if _, err := net.Dial("unix", o.Socket); err == nil {
+				t.Error("the socket still answers")
+			}
+		})
+	}
+}
+
+// withFakeXenHandles is withFakeXen that also hands over each event
+// channel handle the daemon opens.
+func withFakeXenHandles(t *testing.T, h *fake.Hypervisor) <-chan *fake.EventChannel {
+	t.Helper()
+	saved := openDevices
+	t.Cleanup(func() { openDevices = saved })
+	evs := make(chan *fake.EventChannel, 4)
+	openDevices = func(int) (*xenDevices, error) {
+		ev, err := h.OpenEventChannel()
+		if err != nil {
+			return nil, err
+		}
+		evs <- ev
+		return &xenDevices{ev: ev, gm: h.GrantMapper(), hc: h, close: func() { ev.Close() }}, nil
+	}
+	return evs
+}
+
+// waitServing waits until the daemon's socket answers or, without one,
+// until it says it serves rings only.
+func waitServing(t *testing.T, sock string, socket bool, done <-chan error, logged *syncWriter) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if socket {
+			if c, err := net.Dial("unix", sock); err == nil {
+				c.Close()
+				return
+			}
+		} else if strings.Contains(logged.String(), "serving rings only") {
+			return
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned %v before serving", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon never served")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -326,13 +326,15 @@ func (s *Server) WatchDomains() error {
 	return nil
 }
 
-// Serve runs the event loop until stop is closed (or forever).
+// Serve runs the event loop until stop is closed (or forever). It returns
+// an error when it cannot go on: polling or reading the event channel
+// failed, so no ring would be served again.
 func (s *Server) Serve(stop <-chan struct{}) error {
 	var stopR, stopW int = -1, -1
 	if stop != nil {
 		var p [2]int
 		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-			return err
+			return fmt.Errorf("xenring: stop pipe: %w", err)
 		}
 		stopR, stopW = p[0], p[1]
 		defer unix.Close(stopR)
@@ -365,14 +367,19 @@ func (s *Server) Serve(stop <-chan struct{}) error {
 			s.mu.Unlock()
 		}
 		if fds[0].Revents != 0 {
-			s.handleEvents()
+			if err := s.handleEvents(); err != nil {
+				return err
+			}
 		}
 		s.serviceDirty()
 		s.releaseDetached()
 	}
 }
 
-func (s *Server) handleEvents() {
+// handleEvents marks the rings whose ports fired dirty. An error other
+// than an overflow means the event channel device is unusable: no ring
+// would be served again, so the loop must end.
+func (s *Server) handleEvents() error {
 	ports, err := s.ev.Pending()
 	if errors.Is(err, xen.ErrEventOverflow) {
 		// Events were lost: look at every ring. The kernel masked each
@@ -397,11 +404,10 @@ func (s *Server) handleEvents() {
 				s.log.Warn("unmask failed", "port", p, "err", err)
 			}
 		}
-		return
+		return nil
 	}
 	if err != nil {
-		s.log.Error("reading pending events", "err", err)
-		return
+		return fmt.Errorf("xenring: reading pending events: %w", err)
 	}
 	for _, p := range ports {
 		s.mu.Lock()
@@ -418,6 +424,7 @@ func (s *Server) handleEvents() {
 			s.log.Warn("unmask failed", "port", p, "err", err)
 		}
 	}
+	return nil
 }
 
 // checkDomains asks Xen which of the domains the store knows died or

@@ -33,6 +33,7 @@ type EventChannel struct {
 	// ring (see SetRingSize, OverflowNext); guarded by mu.
 	ringSize     int
 	overflowNext bool
+	failure      error // see FailPending; guarded by mu
 
 	// wakeMu is held shared while signalling wake, exclusively to close
 	// it (closing set).
@@ -269,6 +270,9 @@ func (ec *EventChannel) Pending() ([]uint32, error) {
 	if ec.closed {
 		return nil, errors.New("fake evtchn: pending: handle closed")
 	}
+	if ec.failure != nil {
+		return nil, fmt.Errorf("fake evtchn: pending: %w", ec.failure)
+	}
 	var out []uint32
 	fire := func(ps *portState) {
 		if ps.masked {
@@ -346,6 +350,20 @@ func (ec *EventChannel) OverflowNext() {
 	ec.mu.Lock()
 	ec.overflowNext = true
 	ec.mu.Unlock()
+}
+
+// FailPending makes Pending fail with err from now on, as the real
+// device's read does when the device breaks, and wakes the handle's
+// descriptor so that its reader finds out.
+func (ec *EventChannel) FailPending(err error) {
+	ec.mu.Lock()
+	ec.failure = err
+	ec.mu.Unlock()
+	ec.wakeMu.RLock()
+	defer ec.wakeMu.RUnlock()
+	if !ec.wakeClosed {
+		signalFD(ec.wake)
+	}
 }
 
 // Close unbinds every port and releases the handle.
