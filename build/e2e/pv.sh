@@ -92,7 +92,7 @@ PKGROOT=$D12/root
 KPKG=linux-image-$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {sub("linux-image-", "", $2); print $2; exit}')
 [ "$KPKG" != linux-image- ] || die "cannot resolve linux-image-amd64"
 PKGS=(xen-hypervisor-4.17-amd64 xen-utils-4.17 xen-utils-common busybox-static "$KPKG")
-mkdir -p "$DEBS" "$PKGROOT"
+mkdir -p "$DEBS" "$PKGROOT" "$CACHE"
 missing=()
 for p in "${PKGS[@]}"; do
 	ls "$DEBS/${p}_"*.deb >/dev/null 2>&1 || missing+=("$p")
