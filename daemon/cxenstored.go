@@ -242,16 +242,56 @@ func (c *cRelease) refusal(st *store.State, base store.Quotas) error {
 			}
 		}
 	}
+	for _, d := range unknownToC(st) {
+		if d.Quotas != st.Quotas {
+			why = append(why, fmt.Sprintf("domain %d, neither introduced nor owning a node, has quotas of its own", d.ID))
+		}
+	}
 	if len(why) == 0 {
 		return nil
 	}
 	return fmt.Errorf("C xenstored %s cannot take over: its stream would lose that %s", c.name, strings.Join(why, "; "))
 }
 
+// unknownToC are the domains C will have no record of when it reads the
+// domains (4.22 domain.c read_state_domain): neither introduced (a ring
+// record) nor owning a node. It exits on a DOMAIN_DATA for one, its own
+// stream too (a domain only named in a node's permissions).
+func unknownToC(st *store.State) []store.DomainState {
+	owners := map[uint32]bool{}
+	for _, n := range st.Nodes {
+		if len(n.Perms) > 0 {
+			owners[n.Perms[0].ID] = true
+		}
+	}
+	var out []store.DomainState
+	for _, d := range st.Domains {
+		if !d.Introduced && !owners[d.ID] {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// forC is st without the domains C cannot take (refusal checked that
+// they carry nothing but defaults).
+func forC(st *store.State) *store.State {
+	unknown := unknownToC(st)
+	if len(unknown) == 0 {
+		return st
+	}
+	c := *st
+	c.Domains = slices.DeleteFunc(slices.Clone(st.Domains), func(d store.DomainState) bool {
+		return slices.ContainsFunc(unknown, func(u store.DomainState) bool { return u.ID == d.ID })
+	})
+	return &c
+}
+
 // writeCState writes the state to path for release c, so that a failed
 // write never leaves a partial stream where C looks for one.
 func writeCState(path string, st *store.State, h *handover, c *cRelease) error {
 	h.version = c.version
+	st = forC(st)
 	tmp := path + ".new"
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {

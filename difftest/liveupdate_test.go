@@ -109,14 +109,31 @@ func (l *luClient) dumpTree(path string) []string {
 	return out
 }
 
-// liveUpdate runs C's own xenstore-control against the daemon on sock.
-func liveUpdate(t *testing.T, xc, sock string, args ...string) string {
+// xenstoreControl is p's own xenstore-control: installed next to 4.17's
+// xenstored, in usr/bin of 4.22's tree (with its libraries).
+func xenstoreControl(t *testing.T, p *peer) (path string, env []string) {
 	t.Helper()
+	path = filepath.Join(filepath.Dir(p.bin), "xenstore-control")
+	env = os.Environ()
+	if p.libs != "" {
+		path = filepath.Join(filepath.Dir(p.libs), "bin", "xenstore-control")
+		env = append(env, "LD_LIBRARY_PATH="+p.libs)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("no xenstore-control for %s: %v", p.name, err)
+	}
+	return path, env
+}
+
+// liveUpdate runs p's own xenstore-control against the daemon on sock.
+func liveUpdate(t *testing.T, p *peer, sock string, args ...string) string {
+	t.Helper()
+	xc, env := xenstoreControl(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// No answer is a lost reply: the OK travels in the stream.
 	cmd := exec.CommandContext(ctx, xc, append([]string{"live-update"}, args...)...)
-	cmd.Env = append(os.Environ(), "XENSTORED_PATH="+sock)
+	cmd.Env = append(env, "XENSTORED_PATH="+sock)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("xenstore-control live-update %q: %v\n%s", args, err, out)
@@ -133,22 +150,19 @@ func exeOf(t *testing.T, d *daemon) string {
 	return exe
 }
 
-// TestLiveUpdateCRoundTrip: C xenstored 4.17 serving on its socket hands
+// TestLiveUpdateCRoundTrip: C xenstored (4.22, 4.17) serving on its socket hands
 // over to ours by its own live update, and ours back to it, while clients
 // hold watches (absolute, relative, special), a request sent in part,
 // watch events the client has not read and an introduced domain. Each
 // side must carry all of it: same process, same socket, same tree.
-func TestLiveUpdateCRoundTrip(t *testing.T) {
-	needEnv(t)
-	xc := filepath.Join(filepath.Dir(theEnv.cBin), "xenstore-control")
-	if _, err := os.Stat(xc); err != nil {
-		t.Skipf("no xenstore-control next to C xenstored: %v", err)
-	}
+func TestLiveUpdateCRoundTrip(t *testing.T) { forPeers(t, testLiveUpdateRoundTrip) }
+
+func testLiveUpdateRoundTrip(t *testing.T, p *peer) {
 	goBin, err := filepath.Abs(theEnv.goBin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := startC()
+	d, err := startC(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,17 +187,17 @@ func TestLiveUpdateCRoundTrip(t *testing.T) {
 	watcher.ok(wire.Watch, 0, "@introduceDomain", "tok-intro")
 	watcher.waitEvents(3) // each watch fires once when set
 	watcher.events = nil
-	slow := newSlowReader(t, d.sock)
+	slow := newSlowReader(t, d.sock, 1500)
 	split := newSplitWriter(t, d.sock)
 	before := admin.dumpTree("/")
 
 	hops := []struct {
 		name, bin string
-	}{{"C 4.17 to ours", goBin}, {"ours to C 4.17", theEnv.cBin}}
+	}{{p.name + " to ours", goBin}, {"ours to " + p.name, p.bin}}
 	for i, hop := range hops {
 		split.sendHead(fmt.Sprintf("/split/%d", i), "split value")
 		slow.flood(admin, 200)
-		liveUpdate(t, xc, d.sock, "-f", hop.bin)
+		liveUpdate(t, p, d.sock, "-f", hop.bin)
 		if dead, out := d.dead(); dead {
 			t.Fatalf("%s: the daemon died:\n%s", hop.name, out)
 		}
@@ -246,13 +260,13 @@ type slowReader struct {
 	path string
 }
 
-func newSlowReader(t *testing.T, sock string) *slowReader {
+func newSlowReader(t *testing.T, sock string, pathLen int) *slowReader {
 	nc, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
-	s := &slowReader{t: t, nc: nc, path: "/slow/" + strings.Repeat("p", 1500)}
+	s := &slowReader{t: t, nc: nc, path: "/slow/" + strings.Repeat("p", pathLen)}
 	s.request(wire.Watch, "/slow\x00tok-slow\x00")
 	s.read(1) // WATCH's OK
 	s.read(1) // the watch fires once when set
@@ -286,8 +300,7 @@ func (s *slowReader) read(n int) []string {
 	return out
 }
 
-// flood makes the daemon owe n events of about 1.5 KiB each, each for
-// a node of its own: C drops an event equal to one still queued.
+// flood makes the daemon owe n events, each for a node of its own: C drops an event equal to one still queued.
 func (s *slowReader) flood(admin *luClient, n int) {
 	for i := range n {
 		admin.ok(wire.Write, 0, fmt.Sprintf("%s/%d", s.path, s.sent+i), "v")
