@@ -168,9 +168,7 @@ func containsAny(r io.Reader, markers []string) ([]bool, error) {
 // that release's getopt would stop on any of it (C exits then, and
 // nothing could go back after the exec).
 func (c *cRelease) argv(args []string) ([]string, error) {
-	if !slices.Contains(args, "-U") && !slices.Contains(args, "--live-update") {
-		args = append(slices.Clone(args), "-U")
-	}
+	// Checked before -U is added: a trailing option would take it as its value.
 	for i := 0; i < len(args); i++ {
 		skip, err := c.option(args[i])
 		if err != nil {
@@ -182,6 +180,9 @@ func (c *cRelease) argv(args []string) ([]string, error) {
 		if skip {
 			i++
 		}
+	}
+	if !slices.Contains(args, "-U") && !slices.Contains(args, "--live-update") {
+		args = append(slices.Clone(args), "-U")
 	}
 	return args, nil
 }
