@@ -297,7 +297,12 @@ func allowed(p *peer, op Op, c, g outcome) string {
 			// Outside transactions cFixup removes what C created; in one,
 			// C's transaction has touched nodes ours has not (it may fail
 			// to commit where ours does not).
-			if strings.HasPrefix(a[0], "/") && op.Tx == txNone && (op.Type == wire.Write || op.Type == wire.Mkdir) {
+			switch {
+			case op.Tx != txNone:
+				// Even a failed lookup puts the path's ancestors into C's
+				// transaction, which ours never saw.
+				return "allowed: sockpath, C went on"
+			case strings.HasPrefix(a[0], "/") && (op.Type == wire.Write || op.Type == wire.Mkdir):
 				return "allowed: sockpath"
 			}
 			return wentOn("sockpath", c)
@@ -310,7 +315,8 @@ func allowed(p *peer, op Op, c, g outcome) string {
 			return "allowed: features"
 		}
 	}
-	if allow("quotanames") && op.Act == actRequest && op.Type == wire.GetQuota && len(op.Payload) == 0 {
+	if allow("quotanames") && op.Act == actRequest && op.Type == wire.GetQuota && strings.Contains(c.reply, " ") {
+		// The list (no argument, or none NUL-terminated).
 		names := func(r, typ string) []string {
 			r = strings.TrimSuffix(strings.TrimPrefix(r, typ+` "`), `\x00"`)
 			return slices.Sorted(slices.Values(strings.Fields(r)))

@@ -387,21 +387,13 @@ func (e *Engine) path(c *Conn, p string, allowSpecial bool) (string, error) {
 	return abs, err
 }
 
-// specialOrPath accepts a path or one of the special nodes
-// (@introduceDomain, @releaseDomain). Another well-formed @ name is a node
-// that does not exist (ENOENT), as in C 4.22, where @ names are ordinary
-// node names; a malformed one is EINVAL.
+// specialOrPath accepts a path or a well-formed @ name: the special nodes
+// (@introduceDomain, @releaseDomain) and, as in C 4.22, any other, which
+// names a node that does not exist, looked up like one (ENOENT, or EACCES
+// when its nearest ancestor, "/" or a special node, is not readable; in a
+// transaction, that ancestor is read). A malformed @ name is EINVAL.
 func (e *Engine) specialOrPath(c *Conn, p string) (string, error) {
-	if isSpecial(p) {
-		if e.nodes.permsOf(p) == nil {
-			if _, err := e.path(c, p, true); err != nil {
-				return "", err
-			}
-			return "", syscall.ENOENT
-		}
-		return p, nil
-	}
-	return e.path(c, p, false)
+	return e.path(c, p, isSpecial(p))
 }
 
 // pathMax is the path-max limit for c. As in C xenstored 4.17 it applies to

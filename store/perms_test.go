@@ -60,6 +60,8 @@ func TestPermissions(t *testing.T) {
 		{g5, wire.SetFeature, []string{"5", "1"}, "", "EACCES"},
 		{g5, wire.GetFeature, []string{"5"}, "", "EACCES"},
 		{g5, wire.Watch, []string{"@introduceDomain", "t"}, "OK\x00", ""}, // allowed, but no events
+		{g5, wire.GetPerms, []string{"@nonsense"}, "", "EACCES"},          // "/" is not readable (C 4.22)
+		{g5, wire.GetPerms, []string{"@releaseDomain/1"}, "", "ENOENT"},   // @releaseDomain is
 	}
 	for i, tt := range tests {
 		var got, errName string

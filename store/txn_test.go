@@ -51,6 +51,12 @@ func TestTransactions(t *testing.T) {
 			b.fails("ENOENT", wire.Read, 0, "/t/x")
 			a.fails("ENOENT", wire.TransactionEnd, tx, "T") // id gone
 		}},
+		{"a missing @ name read in a transaction reads / (C 4.22)", func(t *testing.T, a, b *tconn) {
+			tx := startTx(t, a)
+			a.fails("ENOENT", wire.GetPerms, tx, "@")
+			b.write("/new/x", "0") // creates /new: / changes
+			a.fails("EAGAIN", wire.TransactionEnd, tx, "T")
+		}},
 		{"conflict gives EAGAIN", func(t *testing.T, a, b *tconn) {
 			b.write("/t/x", "0")
 			tx := startTx(t, a)
