@@ -386,10 +386,11 @@ func runSeqAll(p *peer, ops []Op, all bool) ([]*mismatch, error) {
 			if fixup != nil {
 				gs.exec(*fixup)
 			}
-			if f := cFixup(op, why, co); f != nil {
+			f, div := cFixup(op, why, co, len(cs.txids) > 0)
+			if f != nil {
 				cs.exec(*f)
 			}
-			if diverges[why] {
+			if diverges[why] || div {
 				break // the two stores differ from here on: nothing left to compare
 			}
 			continue
