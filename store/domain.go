@@ -291,40 +291,18 @@ func (e *Engine) removeDomainNodes(domid uint32) {
 			}
 			continue
 		}
-		// As C xenstored: the special nodes lose their entries for the
-		// domain; other nodes keep them, ignored (GET_PERMS still lists
-		// them, they grant nothing, and a new domain with the same id
-		// does not inherit them). A kept orphan goes to the control
-		// domain. The generation changes, so a transaction holding the
-		// old list cannot commit it back.
-		changed, ok := ignoreDomainPerms(n, domid, e.cfg.PrivDomid)
-		if isSpecial(p) {
-			changed, ok = dropDomainPerms(n, domid, e.cfg.PrivDomid)
-		}
+		// As C xenstored 4.22 (domain_tree_remove_sub): every node loses
+		// its entries for the domain, so a new domain with the same id
+		// inherits none (before 4.22 C dropped them only from the special
+		// nodes and kept the others listed but ignored: seen on Xen 4.22
+		// in the e2e's domid reuse, where C lists none). A kept orphan
+		// goes to the control domain. The generation changes, so a
+		// transaction holding the old list cannot commit it back.
+		changed, ok := dropDomainPerms(n, domid, e.cfg.PrivDomid)
 		if ok {
 			e.setLive(p, changed)
 		}
 	}
-}
-
-// ignoreDomainPerms returns a copy of n whose entries for domid are marked
-// Ignore (and with the control domain as owner if domid owned it), or
-// ok=false if nothing changes.
-func ignoreDomainPerms(n *node, domid, priv uint32) (*node, bool) {
-	c := n.clone()
-	c.perms = n.perms.clone()
-	changed := false
-	if c.perms[0].ID == domid {
-		c.perms[0].ID = priv
-		changed = true
-	}
-	for i := 1; i < len(c.perms); i++ {
-		if c.perms[i].ID == domid && !c.perms[i].Ignore {
-			c.perms[i].Ignore = true
-			changed = true
-		}
-	}
-	return c, changed
 }
 
 // dropDomainPerms returns a copy of n without entries naming domid (and

@@ -147,10 +147,9 @@ EOF
 sed -e 's/^name = .*/name = "domudoff"/' -e 's/^extra = "/extra = "e2e.selfoff /' \
 	-e 's/^on_poweroff = .*/on_poweroff = "preserve"/' \
 	$O/etc/xen/domud.cfg >$O/etc/xen/domudoff.cfg
-# Xen 4.22's domid reuse (xen422_domid_reuse): the same guest, 64 MiB (xl
-# save writes its memory into dom0's RAM).
-sed -e 's/^name = .*/name = "domreuse"/' -e 's/^memory = .*/memory = 64/' \
-	$O/etc/xen/domud.cfg >$O/etc/xen/domreuse.cfg
+# Xen 4.22's domid reuse (xen422_domid_reuse): the same guest (xl save
+# writes its 128 MiB into dom0's RAM; 64 MiB cannot hold its kernel).
+sed -e 's/^name = .*/name = "domreuse"/' $O/etc/xen/domud.cfg >$O/etc/xen/domreuse.cfg
 (cd $O && find . | cpio -o -H newc --quiet | gzip -1) >$W/overlay.cpio.gz
 cat "$BASE" $W/overlay.cpio.gz >$W/dom0.cpio.gz
 

@@ -94,7 +94,8 @@ xen422_after_update() {
 xen422_domid_reuse() {
 	is_xen422 || return 0
 	cfg=$1 name=$2
-	if ! timeout 150 xl create $cfg >/tmp/reuse.log 2>&1; then
+	if ! timeout 150 xl -vvv create $cfg >/tmp/reuse.log 2>&1; then
+		grep -v -E 'debug|detail' /tmp/reuse.log | tail -25
 		fail domid-reuse-create "xl create $cfg: $(tail -3 /tmp/reuse.log | tr '\n' ' ')"
 		return
 	fi
