@@ -140,8 +140,11 @@ func permsParse(perms []string) bool {
 //	              RECONNECTION (1), which C 4.22 does not implement
 //	quotanames    GET_QUOTA's list: C 4.22's "outstanding" is not ours,
 //	              our maxoutstanding and maxwatchevents are not C's
+//	releaseperms  GET_PERMS after a RELEASE: C 4.17 still lists (ignored)
+//	              entries naming the released domain, ours drops them as
+//	              C 4.22 does (domain_tree_remove_sub)
 var intendedMasks = map[int][]string{
-	417: {"specialperms", "txrm", "specialevents", "specialdomid", "bigdomid", "domid", "unwatchpath"},
+	417: {"specialperms", "txrm", "specialevents", "specialdomid", "bigdomid", "domid", "unwatchpath", "releaseperms"},
 	422: {"txrm", "bigdomid", "sockpath", "features", "quotanames"},
 }
 
@@ -300,6 +303,9 @@ func allowed(p *peer, op Op, c, g outcome) string {
 			return wentOn("domid", c)
 		}
 	}
+	if allow("releaseperms") && op.Act == actRequest && op.Type == wire.GetPerms && droppedEntries(c.reply, g.reply) {
+		return "allowed: releaseperms"
+	}
 	if allow("unwatchpath") && op.Act == actRequest && op.Type == wire.Unwatch &&
 		c.reply == `ERROR "ENOENT\x00"` && g.reply == replyEINVAL {
 		return "allowed: unwatchpath"
@@ -376,4 +382,32 @@ func dedupEvents(evs []string) []string {
 		out = append(out, e)
 	}
 	return out
+}
+
+// droppedEntries reports whether two GET_PERMS replies name the same owner
+// and ours lists C's other entries less some (those C 4.17 keeps, ignored,
+// for a released domain).
+func droppedEntries(c, ours string) bool {
+	list := func(r string) []string {
+		q, ok := strings.CutPrefix(r, "GET_PERMS ")
+		if !ok {
+			return nil
+		}
+		v, err := strconv.Unquote(q)
+		if err != nil {
+			return nil
+		}
+		return strings.Split(strings.TrimSuffix(v, "\x00"), "\x00")
+	}
+	cl, gl := list(c), list(ours)
+	if len(cl) == 0 || len(gl) == 0 || len(gl) >= len(cl) || cl[0] != gl[0] {
+		return false
+	}
+	i := 1
+	for _, e := range cl[1:] {
+		if i < len(gl) && gl[i] == e {
+			i++
+		}
+	}
+	return i == len(gl)
 }
