@@ -15,6 +15,12 @@
 #                   as PV (~2-3 minutes)
 #   make e2e-daemon 4.17, PV only: our xenstored in dom0, started by Debian's
 #                   /etc/init.d/xen; xl create/destroy (~1.5-3 minutes)
+#   make e2e-lu-c   4.17, PV only: Debian's C xenstored in dom0 (Debian's
+#                   /etc/init.d/xen), a domU that holds a watch and polls;
+#                   xenstore-control live-update -f to ours and back to C,
+#                   xl create/destroy after each (~3 minutes)
+#   make e2e-lu-c-4.20, e2e-lu-c-4.22   the same on Xen 4.20 (Debian 13) and
+#                   4.22 (build/xen422.sh's C xenstored)
 #   make e2e-pvh-4.20     e2e-pvh on Debian 13's Xen 4.20 (trixie dom0 and
 #                   domU kernel 6.12; the launcher dlopens 4.20's libraries)
 #   make e2e-daemon-4.20  e2e-daemon on Debian 13's Xen 4.20
@@ -49,6 +55,16 @@ e2e-daemon:
 
 e2e-daemon-4.20:
 	@E2E_XEN=4.20 bash build/e2e/daemon.sh
+
+.PHONY: e2e-lu-c e2e-lu-c-4.20 e2e-lu-c-4.22
+e2e-lu-c:
+	@bash build/e2e/lu-c.sh
+
+e2e-lu-c-4.20:
+	@E2E_XEN=4.20 bash build/e2e/lu-c.sh
+
+e2e-lu-c-4.22:
+	@E2E_XEN=4.22 bash build/e2e/lu-c.sh
 
 e2e-pv-4.20:
 	@E2E_XEN=4.20 E2E_HOST=hvm bash build/e2e/pv.sh

@@ -16,6 +16,20 @@ const daemonEnv = "XSSTUB_XENSTORED_CHILD"
 // Daemonize started (its standard output and error go nowhere).
 func Detached() bool { return os.Getenv(daemonEnv) != "" }
 
+// StderrDiscarded reports whether standard error is /dev/null: so it is
+// after C xenstored's live update to ours, as C's daemonize left it (it
+// logs to syslog), and the log must go elsewhere.
+func StderrDiscarded() bool { return isDevNull(2) }
+
+// isDevNull reports whether fd is open on /dev/null.
+func isDevNull(fd int) bool {
+	var a, b syscall.Stat_t
+	if syscall.Fstat(fd, &a) != nil || syscall.Stat(os.DevNull, &b) != nil {
+		return false
+	}
+	return a.Mode&syscall.S_IFMT == syscall.S_IFCHR && a.Rdev == b.Rdev
+}
+
 // Daemonize emulates C xenstored's fork without -N: it starts this program
 // again in a new session with the same arguments, waits until the child
 // serves socket, and reports whether the caller is the parent (which should

@@ -15,7 +15,12 @@
 # xsprobe, and a PV domU whose /init reads its name through its kernel's
 # xenbus with xsprobe, holds a watch and polls a node across a live update.
 #
+# With E2E_MODE=lu-c (build/e2e/lu-c.sh) the same overlay starts the
+# release's C xenstored instead, dom0's /init is build/e2e/lu-c-dom0-init.sh,
+# and the domU polls (xsprobe poll) across live updates C -> ours -> C.
+#
 # Environment:
+#   E2E_MODE       daemon (default) or lu-c
 #   E2E_XEN        4.17 (default) or 4.20 (see pv.sh)
 #   E2E_TIMEOUT    seconds for the boot (default 420)
 #   E2E_LOG        serial log (default images/e2e-daemon[-4.20].log)
@@ -26,12 +31,18 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$ROOT/build/e2e
 XENV=${E2E_XEN:-4.17}
-TIMEOUT=${E2E_TIMEOUT:-420}
-LOG=${E2E_LOG:-$ROOT/images/e2e-daemon$([ "$XENV" = 4.17 ] || echo "-$XENV").log}
+MODE=${E2E_MODE:-daemon}
+case $MODE in
+daemon) INIT=daemon-dom0-init.sh XSD=/usr/sbin/xsstub-xenstored ;;
+lu-c) INIT=lu-c-dom0-init.sh XSD=/usr/lib/xen-$XENV/bin/xenstored ;;
+*) echo "E2E_MODE=$MODE: want daemon or lu-c" >&2; exit 2 ;;
+esac
+TIMEOUT=${E2E_TIMEOUT:-$([ $MODE = daemon ] && echo 420 || echo 720)}
+LOG=${E2E_LOG:-$ROOT/images/e2e-$MODE$([ "$XENV" = 4.17 ] || echo "-$XENV").log}
 T0=$(date +%s.%N)
 since() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%6.1f", b-a}'; }
-say() { printf '== e2e-daemon [%ss]: %s\n' "$(since)" "$*"; }
-die() { printf '== e2e-daemon [%ss]: FAIL: %s\n' "$(since)" "$*" >&2; exit 1; }
+say() { printf '== e2e-%s [%ss]: %s\n' "$MODE" "$(since)" "$*"; }
+die() { printf '== e2e-%s [%ss]: FAIL: %s\n' "$MODE" "$(since)" "$*" >&2; exit 1; }
 
 # --- 1. packages, dom0 base, Xen (shared with pv.sh; no stub needed)
 say "preparing (build/e2e/pv.sh, E2E_PREPARE_ONLY=1 E2E_NOSTUB=1, Xen $XENV)"
@@ -55,20 +66,27 @@ CGO_ENABLED=0 go build -C "$ROOT" -trimpath -ldflags='-s -w -buildid=' -o "$W/xs
 O=$W/o
 mkdir -p $O/e2e $O/usr/sbin $O/usr/bin $O/usr/local/bin $O/guest $O/etc/xen $O/etc/default \
 	$O/etc/init.d $O/lib/init $O/lib/lsb $O/usr/lib/xen-common/bin
-cp "$HERE/daemon-dom0-init.sh" $O/init
-cp "$HERE/xen422-lib.sh" $O/e2e/
+cp "$HERE/$INIT" $O/init
+cp "$HERE/xen422-lib.sh" "$HERE/dom0-lib.sh" $O/e2e/
 chmod +x $O/init
 # Our daemon, where a user would put it, and the libraries it links (glibc:
 # the base's own, host or trixie, serves it).
 cp "$ROOT/bin/xenstored" $O/usr/sbin/xsstub-xenstored
 cp "$W/xsprobe" $O/usr/local/bin/
+# lu-c: the release's C xenstored (its libraries are the toolstack's, in
+# the base; 4.22's base has the binary already).
+if [ $MODE = lu-c ] && [ "$XENV" != 4.22 ]; then
+	[ -x "$PKGROOT$XSD" ] || die "no C xenstored at $PKGROOT$XSD"
+	mkdir -p "$O$(dirname $XSD)"
+	cp "$PKGROOT$XSD" "$O$XSD"
+fi
 # Debian's start-up script and its helpers, from xen-utils-common as shipped.
 cp "$PKGROOT/etc/init.d/xen" $O/etc/init.d/xen
 cp "$PKGROOT/usr/lib/xen-common/bin/xen-version" "$PKGROOT/usr/lib/xen-common/bin/xen-dir" $O/usr/lib/xen-common/bin/
 # /etc/default/xen: Debian's default file with XENSTORED set, as a user does.
 {
 	sed 's/^XENSTORED_ARGS=.*//' "$PKGROOT/usr/share/xen-utils-common/default.xen" 2>/dev/null || true
-	echo 'XENSTORED=/usr/sbin/xsstub-xenstored'
+	echo "XENSTORED=$XSD"
 	echo 'XENSTORED_ARGS="--trace-file /var/log/xen/xenstored-trace.log"'
 	# guests' consoles into /var/log/xen/guest-NAME.log (the script passes XENCONSOLED_ARGS)
 	echo 'XENCONSOLED_ARGS="--log=guest --log-dir=/var/log/xen"'
@@ -123,6 +141,15 @@ echo "GUEST name=$(xsprobe read name 2>&1) domid=$(xsprobe read domid 2>&1)"
 echo "GUEST write $(xsprobe write data/hello from-the-guest 2>&1; echo rc=$?)"
 echo "DOMU-DONE"
 if grep -q e2e.selfoff /proc/cmdline; then sleep 2; echo "DOMU-POWEROFF"; poweroff -f; fi
+if grep -q e2e.poll /proc/cmdline; then
+	# lu-c: a watch and a READ of its name every 200 ms across dom0's live
+	# updates, until dom0 writes data/poll-stop.
+	xsprobe watch data/lu lu 3000 &
+	echo "POLL-START"
+	xsprobe poll name data/poll-stop 3000
+	echo "POLL-EXIT rc=$?"
+	sleep 100000
+fi
 # Across dom0's live update of our daemon: a watch on data/lu (each event a
 # WATCH-EVENT line), and a READ polled every 200 ms until dom0 says go.
 xsprobe watch data/lu lu 3000 &
@@ -150,9 +177,17 @@ sed -e 's/^name = .*/name = "domudoff"/' -e 's/^extra = "/extra = "e2e.selfoff /
 # Xen 4.22's domid reuse (xen422_domid_reuse): the same guest (xl save
 # writes its 128 MiB into dom0's RAM; 64 MiB cannot hold its kernel).
 sed -e 's/^name = .*/name = "domreuse"/' $O/etc/xen/domud.cfg >$O/etc/xen/domreuse.cfg
+if [ $MODE = lu-c ]; then
+	sed -e 's/^name = .*/name = "domu2"/' $O/etc/xen/domud.cfg >$O/etc/xen/domu2.cfg
+	sed -i 's/^extra = "/extra = "e2e.poll /' $O/etc/xen/domud.cfg
+fi
 (cd $O && find . | cpio -o -H newc --quiet | gzip -1) >$W/overlay.cpio.gz
 cat "$BASE" $W/overlay.cpio.gz >$W/dom0.cpio.gz
 
 # --- 4. boot and verdict (build/e2e/boot.sh)
 . "$HERE/boot.sh"
-boot_and_judge -svm "Xen $XENV, PV only; OUR xenstored in dom0 via Debian's /etc/init.d/xen"
+if [ $MODE = daemon ]; then
+	boot_and_judge -svm "Xen $XENV, PV only; OUR xenstored in dom0 via Debian's /etc/init.d/xen"
+else
+	boot_and_judge -svm "Xen $XENV, PV only; C xenstored in dom0 via Debian's /etc/init.d/xen, live update C -> ours -> C"
+fi

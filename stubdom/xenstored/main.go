@@ -49,9 +49,10 @@ func main() {
 	switch {
 	case o.StubDomain:
 		logTo = daemon.ConsoleLog() // nobody may drain the console yet
-	case daemon.Detached():
-		// Forked into the background, as C xenstored: log to syslog
-		// as it does, where there is one.
+	case daemon.Detached(), daemon.StderrDiscarded():
+		// Forked into the background, as C xenstored, or started by C's
+		// live update (stderr on /dev/null): log to syslog as C does,
+		// where there is one.
 		if w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "xenstored"); err == nil {
 			logTo = w
 		}

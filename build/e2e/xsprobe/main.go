@@ -25,6 +25,10 @@
 //	                                flight (1: strictly one at a time); every reply's req_id, type
 //	                                and payload checked: "ops=N secs=S ops_per_s=R errors=E" (exit 3
 //	                                on an error or no operation)
+//	xsprobe poll PATH STOP SECS     READ PATH every 200 ms (each reply must carry the first
+//	                                one's value) until STOP exists or SECS pass: "POLL-DONE
+//	                                reads=N errors=E max_read_ms=M stopped=B" (exit 3 on an error,
+//	                                1 with POLL-LOST when the device fails); "POLL ..." every 30 s
 //	xsprobe fill PATH SIZE MAX      WRITE PATH/dNNNN/fNNNNNN (100 a directory) with SIZE-byte values until an error or MAX
 //	                                writes: "written=N bytes=B first_error=E took=Ss" (exit 3 on error)
 //
@@ -144,7 +148,7 @@ func atoi(s string) int {
 func main() {
 	a := os.Args[1:]
 	if len(a) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: xsprobe read|write|dir|wait|mkmany|setquota|getquota|flood|time|watch|perf|fill ...")
+		fmt.Fprintln(os.Stderr, "usage: xsprobe read|write|dir|wait|mkmany|setquota|getquota|flood|time|watch|perf|poll|fill ...")
 		os.Exit(2)
 	}
 	c := open()
@@ -251,6 +255,8 @@ func main() {
 		watch(c, a[1], a[2], atoi(a[3]))
 	case a[0] == "perf" && len(a) == 5:
 		perf(c, a[1], a[2], a[3], a[4])
+	case a[0] == "poll" && len(a) == 4:
+		poll(c, os.Stdout, a[1], a[2], atoi(a[3]))
 	case a[0] == "fill" && len(a) == 4:
 		fill(c, a[1], atoi(a[2]), atoi(a[3]))
 	default:
