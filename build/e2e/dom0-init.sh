@@ -23,6 +23,7 @@ STUB_MEM=64
 STUB_PARAM="xen_privcmd.unrestricted=1 console=hvc0"
 IXD_TIMEOUT=120
 DOMU=1
+LIVE_UPDATE=0
 . /e2e/config
 . /e2e/stubinfo.sh
 
@@ -258,6 +259,46 @@ if [ "$DOMU" = 1 ]; then
 	fi
 	xl list
 	xstool doms
+fi
+# --- 4. live update of the stub (started by Xen's own tool) while a domU
+# holds a watch: the new xenstored binary goes in chunks (stub mode).
+if [ "$DOMU" = 1 ] && [ "$LIVE_UPDATE" = 1 ]; then
+	step "4: live update of the stub with xenstore-control while a domU holds a watch"
+	DC=/var/log/xen/guest-domulu.log
+	timeout 120 xl create /etc/xen/domulu.cfg >/tmp/xl-lu.log 2>&1
+	LID=$(xl domid domulu 2>/dev/null)
+	i=0
+	while [ $i -lt 90 ] && ! grep -q '^WATCH-EVENT path=data/lu ' $DC 2>/dev/null; do sleep 1; i=$((i + 1)); done
+	T xenstore-write /local/domain/$LID/data/lu/before 1
+	T xenstore-chmod /local/domain/$LID/data/lu/before n$LID
+	i=0
+	while [ $i -lt 30 ] && ! grep -q '^WATCH-EVENT path=data/lu/before ' $DC 2>/dev/null; do sleep 1; i=$((i + 1)); done
+	if grep -q '^WATCH-EVENT path=data/lu/before ' $DC 2>/dev/null; then
+		pass domu-watch-before-update "dom$LID: $(grep '^WATCH-EVENT path=data/lu/before ' $DC | head -1 | tr -d '\r')"
+	else
+		fail domu-watch-before-update "dom$LID '$(tail -3 $DC 2>/dev/null | tr '\n' ' ')' xl: $(tail -2 /tmp/xl-lu.log | tr '\n' ' ')"
+	fi
+	mark LIVE-UPDATE-START
+	T0=$(up)
+	timeout 600 xenstore-control live-update /stub/xenstored-new >/tmp/lu.out 2>&1
+	rc=$?
+	T1=$(up)
+	mark LIVE-UPDATE-END
+	if [ $rc = 0 ] && l=$(xstool alive $STUBID); then
+		pass live-update-stub "rc=0 took=$(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s; $l"
+	else
+		fail live-update-stub "rc=$rc: $(tail -3 /tmp/lu.out | tr '\n' ' '); $(xstool alive $STUBID)"
+	fi
+	T xenstore-write /local/domain/$LID/data/lu/after 1
+	T xenstore-chmod /local/domain/$LID/data/lu/after n$LID
+	i=0
+	while [ $i -lt 60 ] && ! grep -q '^WATCH-EVENT path=data/lu/after ' $DC 2>/dev/null; do sleep 1; i=$((i + 1)); done
+	if grep -q '^WATCH-EVENT path=data/lu/after ' $DC 2>/dev/null; then
+		pass domu-watch-after-update "the watch set before the update fired ${i}s after dom0's write"
+	else
+		fail domu-watch-after-update "no event in 60 s: $(grep '^WATCH' $DC 2>/dev/null | tail -3 | tr '\n' ' ')"
+	fi
+	timeout 60 xl destroy domulu
 fi
 # Our stub is still alive at the end (never retried: a crash fails here).
 if [ -n "$STUBID" ] && l=$(xstool alive $STUBID); then pass stub-alive-at-end "$l"; else fail stub-alive-at-end "$l"; fi

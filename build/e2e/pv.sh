@@ -281,12 +281,44 @@ CGO_ENABLED=0 go build -C "$ROOT" -trimpath -ldflags='-s -w -buildid=' -o "$W/o/
 chmod +x $W/o/init
 cp "$KERNEL" $W/o/stub/kernel
 cp "$IMAGE" $W/o/stub/image.cpio.gz
+LIVE_UPDATE=${E2E_LIVE_UPDATE:-$([ "$XENV" = 4.22 ] && echo 1 || echo 0)}
 cat >$W/o/e2e/config <<EOF
 STUB_MEM=$STUB_MEM
 STUB_PARAM="$STUB_PARAM"
 DOMU=$DOMU
 XENV=$XENV
+LIVE_UPDATE=$LIVE_UPDATE
 EOF
+if [ "$LIVE_UPDATE" = 1 ]; then
+	# Step 4: the new xenstored (the image's /init) for the stub's live
+	# update, and a domU whose /init holds a watch on data/lu with xsprobe.
+	mkdir -p $W/img $W/g/bin $W/g/proc $W/g/sys $W/g/dev $W/o/etc/xen $W/o/guest
+	gzip -dc "$IMAGE" | (cd $W/img && cpio -id --quiet init)
+	cp $W/img/init $W/o/stub/xenstored-new
+	cp "$(ls "$PKGROOT/bin/busybox" "$PKGROOT/usr/bin/busybox" 2>/dev/null | head -1)" $W/g/bin/busybox
+	cp $W/o/usr/bin/xsprobe $W/g/bin/xsprobe
+	cat >$W/g/init <<'EOF'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev 2>/dev/null
+echo "GUEST name=$(xsprobe read name 2>&1)"
+xsprobe watch data/lu lu 3000
+sleep 100000
+EOF
+	chmod +x $W/g/init
+	(cd $W/g && find . | cpio -o -H newc --quiet | gzip -1) >$W/o/guest/lu.cpio.gz
+	cat >$W/o/etc/xen/domulu.cfg <<'EOF'
+name = "domulu"
+type = "pv"
+kernel = "/guest/vmlinuz"
+ramdisk = "/guest/lu.cpio.gz"
+extra = "console=hvc0 loglevel=4"
+memory = 128
+vcpus = 1
+on_poweroff = "destroy"
+on_crash = "preserve"
+EOF
+fi
 (cd $W/o && find . | cpio -o -H newc --quiet | gzip -1) >$W/overlay.cpio.gz
 cat "$BASE" $W/overlay.cpio.gz >$W/dom0.cpio.gz
 
