@@ -8,9 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -86,7 +88,7 @@ func serve(ctx context.Context, fail context.CancelCauseFunc, o *Options, log *s
 	}
 	e := store.New(cfg)
 	if o.TraceFile != "" {
-		closeTrace, err := startTrace(e, o.TraceFile)
+		closeTrace, err := startTrace(e, o.TraceFile, log)
 		if err != nil {
 			return err
 		}
@@ -143,7 +145,7 @@ func runUpdated(ctx context.Context, fail context.CancelCauseFunc, o *Options, c
 		return fmt.Errorf("live update: %w", err)
 	}
 	if o.TraceFile != "" {
-		closeTrace, err := startTrace(e, o.TraceFile)
+		closeTrace, err := startTrace(e, o.TraceFile, log)
 		if err != nil {
 			return err
 		}
@@ -273,18 +275,68 @@ func engineConfig(o *Options, xs *xenSide, storeDomid uint32, up store.LiveUpdat
 }
 
 // startTrace logs every request and reply to path (-T).
-func startTrace(e *store.Engine, path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("trace file: %w", err)
+func startTrace(e *store.Engine, path string, log *slog.Logger) (func(), error) {
+	t := &traceFile{path: path}
+	if err := t.reopen(); err != nil {
+		return nil, err
 	}
-	var mu sync.Mutex
-	e.SetTrace(func(s string) {
-		mu.Lock()
-		fmt.Fprintf(f, "%s %s\n", time.Now().Format("2006-01-02 15:04:05.000"), s)
-		mu.Unlock()
-	}, true)
-	return func() { f.Close() }, nil
+	e.SetTrace(t.write, true)
+	// SIGHUP reopens the file, as C xenstored does, so that a rotated log
+	// is let go; without a trace file SIGHUP stays ignored (main).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+				if err := t.reopen(); err != nil {
+					log.Warn("trace file not reopened on SIGHUP", "err", err)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Ignore(syscall.SIGHUP) // back to ignored, never to the default (exit)
+		close(done)
+		t.close()
+	}, nil
+}
+
+// traceFile is the trace file, reopened by path on SIGHUP.
+type traceFile struct {
+	path string
+	mu   sync.Mutex // guards f
+	f    *os.File
+}
+
+func (t *traceFile) reopen() error {
+	f, err := os.OpenFile(t.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("trace file: %w", err)
+	}
+	t.mu.Lock()
+	old := t.f
+	t.f = f
+	t.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return nil
+}
+
+func (t *traceFile) write(s string) {
+	t.mu.Lock()
+	fmt.Fprintf(t.f, "%s %s\n", time.Now().Format("2006-01-02 15:04:05.000"), s)
+	t.mu.Unlock()
+}
+
+func (t *traceFile) close() {
+	t.mu.Lock()
+	t.f.Close()
+	t.mu.Unlock()
 }
 
 // startRings binds VIRQ_DOM_EXC, starts the ring loop and connects the
