@@ -60,6 +60,7 @@ inst() { # mode src dst
 inst 755 "$BIN/xenstored" /usr/sbin/xsstub-xenstored
 inst 755 "$BIN/xenstore-stubdom-launch" /usr/sbin/xenstore-stubdom-launch
 inst 755 "$P/xenstored-wrapper" /usr/libexec/xsstub/xenstored
+inst 755 "$P/xsstub-switch" /usr/sbin/xsstub-switch
 inst 644 "$IMAGES/xenstore-stubdom.kernel" /usr/lib/xsstub/xenstore-stubdom.kernel
 inst 644 "$IMAGES/xenstore-stubdom-pv.kernel" /usr/lib/xsstub/xenstore-stubdom-pv.kernel
 inst 644 "$IMAGES/xenstore-stubdom.cpio.gz" /usr/lib/xsstub/xenstore-stubdom.cpio.gz
@@ -101,7 +102,7 @@ chmod 644 "$D$DOC/changelog.gz"
 
 # --- control files
 DIVLIST=${DIVERSIONS[*]}
-for s in preinst postinst postrm; do
+for s in preinst postinst prerm postrm; do
 	sed "s|@DIVERSIONS@|$DIVLIST|" "$P/$s" >"$D/DEBIAN/$s"
 	chmod 755 "$D/DEBIAN/$s"
 done

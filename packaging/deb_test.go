@@ -101,7 +101,7 @@ func TestDeb(t *testing.T) {
 	}
 	diversions := []string{"/usr/lib/xen-4.17/bin/oxenstored", "/usr/lib/xen-4.17/bin/xenstored",
 		"/usr/lib/xen-4.20/bin/oxenstored", "/usr/lib/xen-4.20/bin/xenstored"}
-	for _, s := range []string{"preinst", "postinst", "postrm"} {
+	for _, s := range []string{"preinst", "postinst", "prerm", "postrm"} {
 		p := filepath.Join(ctl, s)
 		if out, err := exec.Command("sh", "-n", p).CombinedOutput(); err != nil {
 			t.Errorf("%s: %v %s", s, err, out)
@@ -110,7 +110,7 @@ func TestDeb(t *testing.T) {
 		if strings.Contains(string(b), "@DIVERSIONS@") {
 			t.Errorf("%s: @DIVERSIONS@ not substituted", s)
 		}
-		if s != "postinst" {
+		if s != "postinst" && s != "prerm" {
 			for _, d := range diversions {
 				if !strings.Contains(string(b), d) {
 					t.Errorf("%s lacks %s", s, d)
@@ -141,6 +141,8 @@ func TestDeb(t *testing.T) {
 		"/usr/sbin/xsstub-xenstored":                       "-rwxr-xr-x",
 		"/usr/sbin/xenstore-stubdom-launch":                "-rwxr-xr-x",
 		"/usr/libexec/xsstub/xenstored":                    "-rwxr-xr-x",
+		"/usr/sbin/xsstub-switch":                          "-rwxr-xr-x",
+		"/usr/share/man/man8/xsstub-switch.8.gz":           "-rw-r--r--",
 		"/usr/lib/xsstub/xenstore-stubdom.kernel":          "-rw-r--r--",
 		"/usr/lib/xsstub/xenstore-stubdom-pv.kernel":       "-rw-r--r--",
 		"/usr/lib/xsstub/xenstore-stubdom.cpio.gz":         "-rw-r--r--",

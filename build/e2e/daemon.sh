@@ -80,6 +80,7 @@ if [ $MODE = lu-c ] && [ "$XENV" != 4.22 ]; then
 	mkdir -p "$O$(dirname $XSD)"
 	cp "$PKGROOT$XSD" "$O$XSD"
 fi
+[ $MODE = daemon ] || cp "$ROOT/packaging/xsstub-switch" $O/usr/sbin/xsstub-switch
 # Debian's start-up script and its helpers, from xen-utils-common as shipped.
 cp "$PKGROOT/etc/init.d/xen" $O/etc/init.d/xen
 cp "$PKGROOT/usr/lib/xen-common/bin/xen-version" "$PKGROOT/usr/lib/xen-common/bin/xen-dir" $O/usr/lib/xen-common/bin/

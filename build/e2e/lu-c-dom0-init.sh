@@ -167,8 +167,27 @@ switch_to ours-to-c $CXSD
 watch_fires on-c-again
 second_domu on-c-again
 
-# --- 5. the domU's poll loop across both switches
-step "5: the domU's poll loop: no error across both switches"
+# --- 4b. the package's xsstub-switch (packaging/xsstub-switch): the same
+# two switches as an operator runs them
+step "4b: xsstub-switch to-ours, then to-c (the package's command)"
+sw() { # sw ARG WANT-EXE
+	out=$(timeout 120 xsstub-switch $1 2>&1)
+	rc=$?
+	echo "$out" | sed 's/^/[xsstub-switch] /'
+	if [ $rc = 0 ] && [ "$(dpid)" = "$PID" ] && [ "$(dexe)" = $2 ] && [ "$(T xenstore-read /e2e/sock 2>&1)" = y ]; then
+		pass xsstub-switch-$1 "exit 0; pid $PID runs $(dexe); $(echo "$out" | tail -1)"
+	else
+		fail xsstub-switch-$1 "exit $rc; pid file '$(dpid)' exe '$(dexe)'"
+	fi
+}
+sw status $CXSD
+sw to-ours $OURS
+watch_fires on-ours-by-switch
+sw to-c $CXSD
+watch_fires on-c-by-switch
+
+# --- 5. the domU's poll loop across all switches
+step "5: the domU's poll loop: no error across all four switches"
 T xenstore-write /local/domain/$ID/data/poll-stop 1
 T xenstore-chmod /local/domain/$ID/data/poll-stop n$ID
 gwait '^POLL-EXIT' 60
