@@ -151,10 +151,17 @@ func (s *Server) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
 	defer stop()
 	s.mu.Lock()
+	failed := map[*client]error{}
 	for cl := range s.clients { // adopted ones
-		s.register(cl)
+		if err := s.register(cl); err != nil {
+			failed[cl] = err
+		}
 	}
 	s.mu.Unlock()
+	for cl, err := range failed {
+		s.log.Warn("adopted socket client dropped", "conn", cl.c.ID(), "err", err)
+		s.abandon(cl)
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -219,13 +226,34 @@ func rawFD(nc *net.UnixConn) (int, error) {
 
 // register adds cl to the poller and has it pumped once (adopted clients
 // may hold whole requests and unsent output). Caller holds s.mu.
-func (s *Server) register(cl *client) {
+func (s *Server) register(cl *client) error {
 	cl.events = unix.EPOLLIN
-	s.byFD[int32(cl.fd)] = cl
-	if err := unix.EpollCtl(s.ep, unix.EPOLL_CTL_ADD, cl.fd, &unix.EpollEvent{Events: cl.events, Fd: int32(cl.fd)}); err != nil {
-		s.log.Warn("socket client dropped", "conn", cl.c.ID(), "err", err)
+	if err := epollAdd(s.ep, cl.fd, &unix.EpollEvent{Events: cl.events, Fd: int32(cl.fd)}); err != nil {
+		return fmt.Errorf("adding socket client to the poller: %w", err)
 	}
+	s.byFD[int32(cl.fd)] = cl
 	s.markDirty(cl)
+	return nil
+}
+
+// epollAdd is EPOLL_CTL_ADD; a variable so that tests can make it fail.
+var epollAdd = func(ep, fd int, ev *unix.EpollEvent) error {
+	return unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, ev)
+}
+
+// abandon undoes a client that never reached the poller (register failed):
+// it is in no poller structure, so only the server's maps, its engine
+// connection and its descriptor are left to release. Called without s.mu.
+func (s *Server) abandon(cl *client) {
+	s.mu.Lock()
+	delete(s.clients, cl)
+	s.mu.Unlock()
+	cl.closed = true
+	cl.c.Close()
+	cl.mu.Lock()
+	unix.Close(cl.fd)
+	cl.fd = -1
+	cl.mu.Unlock()
 }
 
 // acceptLoop accepts clients until ctx is done or the listener fails. A
@@ -262,16 +290,21 @@ func (s *Server) admit(nc *net.UnixConn) error {
 	c := s.e.NewConn(0, true, nil)
 	fd, err := rawFD(nc)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	delete(s.accepted, nc)
 	nc.Close()
 	if err != nil {
+		s.mu.Unlock()
 		c.Close()
 		return err
 	}
 	cl := newClient(s, c, fd)
 	s.clients[cl] = struct{}{}
-	s.register(cl)
+	err = s.register(cl)
+	s.mu.Unlock()
+	if err != nil {
+		s.abandon(cl)
+		return err
+	}
 	return nil
 }
 

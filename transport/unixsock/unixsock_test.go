@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 	"testing"
 	"time"
 
@@ -380,4 +382,47 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// A client the poller cannot take (epoll_ctl fails) is closed and
+// forgotten, not kept half-registered and never served; others are served.
+func TestPollerRefusalClosesClient(t *testing.T) {
+	// The hook goes in before the server starts and out after it stops
+	// (cleanups run last-in first-out); armed, it fails one EPOLL_CTL_ADD.
+	orig := epollAdd
+	var fail atomic.Bool
+	epollAdd = func(ep, fd int, ev *unix.EpollEvent) error {
+		if fail.CompareAndSwap(true, false) {
+			return unix.ENOSPC
+		}
+		return orig(ep, fd, ev)
+	}
+	t.Cleanup(func() { epollAdd = orig })
+	s, sock := serve(t)
+	good := dial(t, sock)
+	good.Write(msg(wire.Read, 1, "/tool"))
+	next(t, good)
+	s.mu.Lock()
+	before := len(s.clients)
+	s.mu.Unlock()
+	fail.Store(true)
+	bad := dial(t, sock)
+	if n, err := bad.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("refused client: read %d, %v; want EOF", n, err)
+	}
+	s.mu.Lock()
+	after := len(s.clients)
+	s.mu.Unlock()
+	if after != before {
+		t.Errorf("clients %d before, %d after the refused one", before, after)
+	}
+	good.Write(msg(wire.Read, 2, "/tool"))
+	if h, _ := next(t, good); h.ReqID != 2 {
+		t.Fatalf("other client: reply %d", h.ReqID)
+	}
+	late := dial(t, sock)
+	late.Write(msg(wire.Read, 3, "/tool"))
+	if h, _ := next(t, late); h.ReqID != 3 {
+		t.Fatalf("a later client: reply %d", h.ReqID)
+	}
 }
