@@ -265,15 +265,23 @@ fi
 if [ "$DOMU" = 1 ] && [ "$LIVE_UPDATE" = 1 ]; then
 	step "4: live update of the stub with xenstore-control while a domU holds a watch"
 	DC=/var/log/xen/guest-domulu.log
+	# luwait WHAT SECS: wait for the domU's WATCH-EVENT line for data/WHAT
+	# (waited seconds in $i); true if it came.
+	luwait() {
+		i=0
+		while [ $i -lt $2 ] && ! grep -q "^WATCH-EVENT path=data/$1 " $DC 2>/dev/null; do sleep 1; i=$((i + 1)); done
+		grep -q "^WATCH-EVENT path=data/$1 " $DC 2>/dev/null
+	}
+	# luwrite WHAT: dom0 writes the domU's data/WHAT, readable by it.
+	luwrite() {
+		T xenstore-write /local/domain/$LID/data/$1 1
+		T xenstore-chmod /local/domain/$LID/data/$1 n$LID
+	}
 	timeout 120 xl create /etc/xen/domulu.cfg >/tmp/xl-lu.log 2>&1
 	LID=$(xl domid domulu 2>/dev/null)
-	i=0
-	while [ $i -lt 90 ] && ! grep -q '^WATCH-EVENT path=data/lu ' $DC 2>/dev/null; do sleep 1; i=$((i + 1)); done
-	T xenstore-write /local/domain/$LID/data/lu/before 1
-	T xenstore-chmod /local/domain/$LID/data/lu/before n$LID
-	i=0
-	while [ $i -lt 30 ] && ! grep -q '^WATCH-EVENT path=data/lu/before ' $DC 2>/dev/null; do sleep 1; i=$((i + 1)); done
-	if grep -q '^WATCH-EVENT path=data/lu/before ' $DC 2>/dev/null; then
+	luwait lu 90
+	luwrite lu/before
+	if luwait lu/before 30; then
 		pass domu-watch-before-update "dom$LID: $(grep '^WATCH-EVENT path=data/lu/before ' $DC | head -1 | tr -d '\r')"
 	else
 		fail domu-watch-before-update "dom$LID '$(tail -3 $DC 2>/dev/null | tr '\n' ' ')' xl: $(tail -2 /tmp/xl-lu.log | tr '\n' ' ')"
@@ -289,11 +297,8 @@ if [ "$DOMU" = 1 ] && [ "$LIVE_UPDATE" = 1 ]; then
 	else
 		fail live-update-stub "rc=$rc: $(tail -3 /tmp/lu.out | tr '\n' ' '); $(xstool alive $STUBID)"
 	fi
-	T xenstore-write /local/domain/$LID/data/lu/after 1
-	T xenstore-chmod /local/domain/$LID/data/lu/after n$LID
-	i=0
-	while [ $i -lt 60 ] && ! grep -q '^WATCH-EVENT path=data/lu/after ' $DC 2>/dev/null; do sleep 1; i=$((i + 1)); done
-	if grep -q '^WATCH-EVENT path=data/lu/after ' $DC 2>/dev/null; then
+	luwrite lu/after
+	if luwait lu/after 60; then
 		pass domu-watch-after-update "the watch set before the update fired ${i}s after dom0's write"
 	else
 		fail domu-watch-after-update "no event in 60 s: $(grep '^WATCH' $DC 2>/dev/null | tail -3 | tr '\n' ' ')"
