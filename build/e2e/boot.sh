@@ -3,7 +3,9 @@
 #
 # boot_and_judge CPU DESCRIPTION
 #   uses: TIMEOUT LOG CACHE PKGROOT KVER W, say, die; optional after_boot
-#   (called once the boot is over, before the verdict is printed).
+#   (called once the boot is over, before the verdict is printed); optional
+#   boot_qemu (runs QEMU in the foreground, serial log into $LOG, within
+#   $TIMEOUT), which replaces the x86 machine below (CPU is then unused).
 #   sets: HOSTMARKS (file: "<host seconds> <@@E2E line>" per line seen).
 #
 # One emulated CPU (E2E_SMP, default 1): with `-smp 2 dom0_max_vcpus=2` PVH
@@ -22,12 +24,18 @@ boot_and_judge() {
 	local dom0_cmdline="console=hvc0 earlyprintk=xen loglevel=5"
 	mkdir -p "$(dirname "$LOG")"
 	: >"$LOG"
-	say "booting Xen (qemu64,$cpu, -smp $E2E_SMP), $what; log $LOG"
 	TB=$(date +%s.%N)
-	timeout "$TIMEOUT" qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu "qemu64,$cpu" -m 1536 -smp $E2E_SMP \
-		-display none -monitor none -serial "file:$LOG" -no-reboot \
-		-kernel "$CACHE/xen" -append "$xen_cmdline" \
-		-initrd "$PKGROOT/boot/vmlinuz-$KVER $dom0_cmdline,$W/dom0.cpio.gz" </dev/null 2>"$W/qemu.err" &
+	if declare -F boot_qemu >/dev/null; then
+		# the caller's own machine (arm-daemon.sh: qemu-system-aarch64)
+		say "booting $what; log $LOG"
+		boot_qemu </dev/null 2>"$W/qemu.err" &
+	else
+		say "booting Xen (qemu64,$cpu, -smp $E2E_SMP), $what; log $LOG"
+		timeout "$TIMEOUT" qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu "qemu64,$cpu" -m 1536 -smp $E2E_SMP \
+			-display none -monitor none -serial "file:$LOG" -no-reboot \
+			-kernel "$CACHE/xen" -append "$xen_cmdline" \
+			-initrd "$PKGROOT/boot/vmlinuz-$KVER $dom0_cmdline,$W/dom0.cpio.gz" </dev/null 2>"$W/qemu.err" &
+	fi
 	local qpid=$! rc=0
 	seen=0
 	HOSTMARKS=$W/hostmarks

@@ -1,5 +1,5 @@
 #!/bin/busybox sh
-# dom0's /init in build/e2e/daemon.sh: Debian's /etc/init.d/xen starts OUR
+# dom0's /init in build/e2e/daemon.sh and arm-daemon.sh: Debian's /etc/init.d/xen starts OUR
 # xenstored (XENSTORED=/usr/sbin/xsstub-xenstored in /etc/default/xen) in
 # dom0; then checks it serves dom0's tools (Unix socket), dom0's kernel ring
 # (/dev/xen/xenbus) and guests' rings, through xl create / xl destroy.
@@ -8,7 +8,9 @@
 #   trace file (--trace-file, from XENSTORED_ARGS).
 /bin/busybox --install -s /bin
 export PATH=/usr/local/bin:$(echo /usr/lib/xen-4.*/bin):/usr/sbin:/usr/bin:/sbin:/bin
-export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
+# x86_64 or aarch64 (build/e2e/arm-daemon.sh boots this /init on Arm)
+MA=$(uname -m)-linux-gnu
+export LD_LIBRARY_PATH=/lib/$MA:/usr/lib/$MA
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
@@ -20,6 +22,7 @@ rm -rf /var/run
 ln -s /run /var/run
 mkdir -p /var/lib/xen /var/log/xen
 XENV=4.17
+DOMU_TYPE=pv
 . /e2e/config
 
 up() { cut -d' ' -f1 /proc/uptime; }
@@ -124,8 +127,8 @@ out=$(T xl list 2>&1)
 echo "$out"
 if echo "$out" | grep -q '^Domain-0 '; then pass xl-list; else fail xl-list "$(echo "$out" | head -3)"; fi
 
-# --- 3. a PV domU: its kernel's xenbus talks to our daemon
-step "3: xl create of a PV domU; the guest reads its name through its ring"
+# --- 3. a domU (PV on x86, PVH on Arm): its kernel's xenbus talks to our daemon
+step "3: xl create of a $DOMU_TYPE domU; the guest reads its name through its ring"
 (xenstore-watch @releaseDomain 2>&1 | while IFS= read -r l; do
 	echo "[watch] $l t=$(up)"
 	echo "$l" >>/tmp/watch.log
