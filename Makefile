@@ -6,11 +6,15 @@ BIN := bin
 GOFLAGS_BUILD := -trimpath -ldflags='-s -w -buildid='
 SOCKET ?= $(CURDIR)/run/socket
 
-.PHONY: all build run test test-deps vet fmt-check fuzz bench clean hardening
+.PHONY: all build build-arm64 run test test-deps test-arm64 vet fmt-check fuzz bench clean hardening
 all: build
 
 build:
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/ ./stubdom/...
+
+# The dom0 daemon for arm64 (Xen on Arm): bin/arm64/xenstored, static.
+build-arm64:
+	GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/arm64/ ./stubdom/xenstored
 
 # Start the daemon in the foreground on a local socket.
 run: build
@@ -26,6 +30,12 @@ test: test-deps build
 	$(GO) vet ./...
 	@echo "== go test"
 	DIFFTEST_REQUIRE=1 XSTEST_BIN=$(CURDIR)/$(BIN)/xenstored $(GO) test -count=1 -timeout 20m ./...
+	@bash build/test-arm64.sh
+
+# arm64: vet and build for GOARCH=arm64, hypercall layouts under qemu-aarch64
+# against Debian's arm64 headers (build/test-arm64.sh).
+test-arm64:
+	@bash build/test-arm64.sh
 
 # The hardening suite at full size (make test runs it reduced).
 hardening: test-deps build

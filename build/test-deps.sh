@@ -14,6 +14,10 @@ command -v gcc >/dev/null || need+=(gcc)
 # make deb (build/deb.sh) and its test: dpkg-deb, dpkg-shlibdeps, lintian.
 command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
 command -v lintian >/dev/null || need+=(lintian)
+# arm64 layout tests (build/test-arm64.sh): qemu-user runs the arm64 test
+# binaries, the cross compiler reads the arm64 headers' layouts.
+command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   apt-get update -qq

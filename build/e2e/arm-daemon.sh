@@ -140,8 +140,8 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 XSD=$ROOT/bin/arm64/xenstored
 if [ -z "${E2E_NOBUILD:-}" ] || [ ! -x "$XSD" ]; then
-	say "GOARCH=arm64 go build ./stubdom/xenstored, xsprobe"
-	(cd "$ROOT" && GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags='-s -w -buildid=' -o bin/arm64/ ./stubdom/xenstored)
+	say "make build-arm64 (bin/arm64/xenstored); xsprobe for arm64"
+	make -s -C "$ROOT" build-arm64
 fi
 (cd "$ROOT" && GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags='-s -w -buildid=' -o "$W/xsprobe" ./build/e2e/xsprobe)
 file "$XSD" | grep -q 'ARM aarch64' || die "$XSD is not an arm64 binary"
