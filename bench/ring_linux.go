@@ -297,6 +297,9 @@ type RingOptions struct {
 	// goroutine and a thread blocked in poll per guest, plus one goroutine
 	// per request in flight) instead of one driver thread for all rings.
 	Clients bool
+	// Null: the rings are served by RingNull (canned replies, no store)
+	// instead of our transport and engine: the ceiling.
+	Null bool
 }
 
 // ringRequest is one request of a ring load's cycle.
@@ -350,6 +353,12 @@ func RingThroughput(o RingOptions) (*RingResult, error) {
 	if o.Duration <= 0 && o.Ops <= 0 {
 		o.Duration = time.Second
 	}
+	if o.Null {
+		if o.Clients || o.Populate {
+			return nil, fmt.Errorf("ring load: the null server takes neither Clients nor Populate")
+		}
+		return ringNullThroughput(o, cycle)
+	}
 	perDomain := FDsPerGuest
 	if o.Clients {
 		perDomain += FDsPerClient
@@ -379,25 +388,7 @@ func RingThroughput(o RingOptions) (*RingResult, error) {
 		r.mu.Unlock()
 	}
 	if !o.Clients {
-		start := time.Now()
-		deadline := start.Add(o.Duration)
-		var completed atomic.Int64
-		if o.Progress != nil {
-			stopProgress := make(chan struct{})
-			defer close(stopProgress)
-			go progress(o.Progress, &completed, start, stopProgress)
-		}
-		lat, err := driveRings(r.ge, guests, o.Depth, cycle, func(done uint64) bool {
-			completed.Store(int64(done))
-			if o.Ops > 0 {
-				return done >= uint64(o.Ops)
-			}
-			return time.Now().After(deadline)
-		})
-		if err != nil {
-			return nil, err
-		}
-		return &RingResult{Domains: o.Domains, Depth: o.Depth, Ops: lat.Count(), Elapsed: time.Since(start), Lat: lat}, nil
+		return driveFor(o, r.ge, guests, cycle)
 	}
 	clients := make([]*RigClient, o.Domains)
 	defer func() {
@@ -458,6 +449,61 @@ func RingThroughput(o RingOptions) (*RingResult, error) {
 	wg.Wait()
 	res := &RingResult{Domains: o.Domains, Depth: o.Depth, Ops: lat.Count(), Elapsed: time.Since(start), Lat: lat}
 	return res, runErr
+}
+
+// driveFor runs driveRings for o.Duration or o.Ops.
+func driveFor(o RingOptions, ge *fake.GuestEvents, guests []*fake.Guest, cycle []ringRequest) (*RingResult, error) {
+	start := time.Now()
+	deadline := start.Add(o.Duration)
+	var completed atomic.Int64
+	if o.Progress != nil {
+		stopProgress := make(chan struct{})
+		defer close(stopProgress)
+		go progress(o.Progress, &completed, start, stopProgress)
+	}
+	lat, err := driveRings(ge, guests, o.Depth, cycle, func(done uint64) bool {
+		completed.Store(int64(done))
+		if o.Ops > 0 {
+			return done >= uint64(o.Ops)
+		}
+		return time.Now().After(deadline)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &RingResult{Domains: o.Domains, Depth: o.Depth, Ops: lat.Count(), Elapsed: time.Since(start), Lat: lat}, nil
+}
+
+// ringNullThroughput is RingThroughput against RingNull: the same fake
+// hypervisor, guests and driver, no store.
+func ringNullThroughput(o RingOptions, cycle []ringRequest) (*RingResult, error) {
+	h := fake.New()
+	defer h.Close()
+	n, err := NewRingNull(h)
+	if err != nil {
+		return nil, err
+	}
+	defer n.Close()
+	ge, err := h.OpenGuestEvents()
+	if err != nil {
+		return nil, err
+	}
+	defer ge.Close()
+	guests := make([]*fake.Guest, o.Domains)
+	for i := range guests {
+		d, err := h.NewDomain(uint32(i + 1))
+		if err != nil {
+			return nil, err
+		}
+		if err := n.Add(d); err != nil {
+			return nil, err
+		}
+		if guests[i], err = ge.Attach(d); err != nil {
+			return nil, err
+		}
+		defer guests[i].Close()
+	}
+	return driveFor(o, ge, guests, cycle)
 }
 
 // RingTable renders ring throughput results.

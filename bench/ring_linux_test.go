@@ -3,6 +3,7 @@ package bench
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,4 +128,35 @@ func TestDomainScaleSmall(t *testing.T) {
 		}
 	}
 	t.Logf("\n%s", DomainTables(res, false))
+}
+
+// TestRingNull: the do-nothing ring server answers every request of every
+// guest, at depth 1 and with the ring nearly full (16 in flight), and the
+// driver counts exactly the requests asked for.
+func TestRingNull(t *testing.T) {
+	for _, tc := range []struct{ domains, depth, ops int }{{1, 1, 500}, {1, 16, 2000}, {5, 4, 1000}} {
+		r, err := RingThroughput(RingOptions{Domains: tc.domains, Depth: tc.depth, Ops: tc.ops, Mix: Mix{OpRead: 1, OpWrite: 1, OpDirectory: 1}, Null: true})
+		if err != nil {
+			t.Fatalf("%+v: %v", tc, err)
+		}
+		if r.Ops < uint64(tc.ops) || r.Ops > uint64(tc.ops+tc.domains*tc.depth) {
+			t.Errorf("%+v: %d requests answered", tc, r.Ops)
+		}
+	}
+	if _, err := RingThroughput(RingOptions{Domains: 1, Ops: 1, Null: true, Populate: true}); err == nil {
+		t.Error("Null with Populate: no error")
+	}
+}
+
+func TestRingCeilingTable(t *testing.T) {
+	rows, err := RingCeiling(50*time.Millisecond, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := RingCeilingTable(rows, false)
+	for _, want := range []string{"ring-1x1", "ring-1x16", "ringnull", "target go >= 90% of ringnull at ring-1x16"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
 }

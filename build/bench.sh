@@ -103,6 +103,8 @@ args=(-suite "${targets[@]}" -baseline "$baseline" -duration "$dur" -repeat "$re
 [ -n "${BENCH_MD:-}" ] && args+=(-markdown "$BENCH_MD")
 [ -n "${BENCH_SCENARIOS:-}" ] && args+=(-scenarios "$BENCH_SCENARIOS")
 "$tmp/xsload" "${args[@]}"
+echo "== ring ceiling: our store over the fake hypervisor's rings against the do-nothing ring server (ringnull), in-process; $dur per run, $repeat runs"
+"$tmp/xsload" -ring-ceiling -duration "$dur" -repeat "$repeat"
 for i in "${!pids[@]}"; do
   kill -0 "${pids[$i]}" 2>/dev/null || echo "warning: server ${targets[$((2*i+1))]} died during the run" >&2
 done

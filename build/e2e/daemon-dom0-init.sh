@@ -37,6 +37,14 @@ T() { timeout 20 "$@"; }
 # xwait PATH SECS: xsprobe wait with its own deadline (T's 20 s would cut it short).
 xwait() { timeout $(($2 + 10)) xsprobe wait "$1" "$2"; }
 TRACE=/var/log/xen/xenstored-trace.log
+tlines() { wc -l <$TRACE 2>/dev/null || echo 0; }
+# xtrace FROM TO: trace lines FROM+1..TO for bench/testdata (the storm
+# replay): requests, and only the replies it needs (transaction ids,
+# errors, watch events); the date is dropped.
+xtrace() {
+	sed -n "$(($1 + 1)),$2p" $TRACE | awk '$3 == "IN" || $6 ~ /^(TRANSACTION_START|ERROR|WATCH_EVENT)$/' |
+		cut -d' ' -f2- | sed 's/^/[xtrace] /'
+}
 . /e2e/xen422-lib.sh # Xen 4.22's toolstack features (no-ops on other releases)
 finish() {
 	if [ -f $TRACE ]; then
@@ -140,12 +148,14 @@ done) &
 sleep 2
 rel0=$(grep -c '^@releaseDomain' /tmp/watch.log)
 int0=$(grep -c '^@introduceDomain' /tmp/watchi.log)
+TC0=$(tlines)
 mark CREATE-START
 T0=$(up)
 xen422_domu_cfg /etc/xen/domud.cfg
 timeout 150 xl create /etc/xen/domud.cfg >/tmp/xl.log 2>&1
 rc=$?
 T1=$(up)
+TC1=$(tlines)
 mark CREATE-END
 tail -3 /tmp/xl.log
 ID=$(xl domid domud 2>/dev/null)
@@ -156,6 +166,7 @@ else
 	cat /tmp/xl.log | tail -20
 fi
 sleep 1
+TC2=$(tlines)
 int1=$(grep -c '^@introduceDomain' /tmp/watchi.log)
 if [ "$int1" -gt "$int0" ]; then pass watch-introduceDomain "fired $((int1 - int0))x"; else fail watch-introduceDomain "$int0 -> $int1"; fi
 i=0
@@ -243,11 +254,13 @@ fi
 # --- 4. xl destroy: @releaseDomain, the nodes go
 step "4: xl destroy fires @releaseDomain; the guest's nodes are gone"
 rel0=$(grep -c '^@releaseDomain' /tmp/watch.log)
+TD0=$(tlines)
 mark DESTROY-START
 T0=$(up)
 timeout 60 xl destroy domud
 rc=$?
 T1=$(up)
+TD1=$(tlines)
 mark DESTROY-END
 if [ $rc = 0 ]; then pass xl-destroy "took=$(dt $T1 $T0)s"; else fail xl-destroy "rc=$rc"; fi
 i=0
@@ -255,6 +268,17 @@ while [ $i -lt 10 ] && [ "$(grep -c '^@releaseDomain' /tmp/watch.log)" -le "$rel
 rel1=$(grep -c '^@releaseDomain' /tmp/watch.log)
 if [ "$rel1" -gt "$rel0" ]; then pass watch-releaseDomain "fired $((rel1 - rel0))x"; else fail watch-releaseDomain "$rel0 -> $rel1"; fi
 sleep 1
+TD2=$(tlines)
+# The xenstore traffic of xl create and xl destroy of domud (bench/testdata/xl-create-destroy.trace).
+echo "@@E2E XTRACE-BEGIN domid=$ID xen=$XENV create=$TC0-$TC1-$TC2 destroy=$TD0-$TD1-$TD2"
+xtrace $TC0 $TC1
+echo "[xtrace] # create returned; until 1 s later:"
+xtrace $TC1 $TC2
+echo "[xtrace] # destroy:"
+xtrace $TD0 $TD1
+echo "[xtrace] # destroy returned; until @releaseDomain + 1 s:"
+xtrace $TD1 $TD2
+echo "@@E2E XTRACE-END"
 l=$(T xenstore-list /local/domain | tr '\n' ' ')
 if [ -n "$ID" ] && ! echo " $l " | grep -q " $ID "; then pass domu-nodes-gone "/local/domain: $l"; else fail domu-nodes-gone "/local/domain: $l"; fi
 

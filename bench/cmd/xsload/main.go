@@ -80,10 +80,24 @@ func main() {
 	flag.StringVar(&cfg.Prefix, "prefix", "/bench", "base path of the nodes used")
 	flag.Var(&tgts, "target", "suite: NAME=SOCKET (repeatable)")
 	ringN := flag.Int("ring", 0, "drive N fake-ring guests of an in-process store instead of a socket")
+	ringNull := flag.Bool("ring-null", false, "with -ring: serve the rings with the do-nothing ring server (the ceiling) instead of our store")
+	ringCeiling := flag.Bool("ring-ceiling", false, "ours against the do-nothing ring server at 1x1 and 1x16 (-duration per run, -repeat runs)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		flag.Usage()
 		os.Exit(2)
+	}
+	if *ringCeiling {
+		d := cfg.Duration
+		if d == 0 {
+			d = 2 * time.Second
+		}
+		out, err := runRingCeiling(d, *repeat, false, os.Stderr)
+		if err != nil {
+			fail(err)
+		}
+		fmt.Print(out)
+		return
 	}
 	if *suite {
 		if len(tgts) == 0 {
@@ -131,7 +145,7 @@ func main() {
 		if cfg.Socket != "" {
 			fail(fmt.Errorf("-ring and -socket exclude each other"))
 		}
-		line, err := runRing(*ringN, cfg.Depth, m, cfg.ValueSize, cfg.Duration, cfg.Ops, progressTo(*progress, cfg.Duration, cfg.Ops))
+		line, err := runRing(*ringN, cfg.Depth, m, cfg.ValueSize, cfg.Duration, cfg.Ops, *ringNull, progressTo(*progress, cfg.Duration, cfg.Ops))
 		if err != nil {
 			fail(err)
 		}

@@ -10,6 +10,10 @@ import (
 	"github.com/xsstub/xenstored/bench"
 )
 
-func runRing(int, int, bench.Mix, int, time.Duration, int64, io.Writer) (string, error) {
+func runRing(int, int, bench.Mix, int, time.Duration, int64, bool, io.Writer) (string, error) {
 	return "", errors.New("-ring needs Linux (the fake hypervisor uses memfd and eventfd)")
+}
+
+func runRingCeiling(time.Duration, int, bool, io.Writer) (string, error) {
+	return "", errors.New("-ring-ceiling needs Linux (the fake hypervisor uses memfd and eventfd)")
 }
