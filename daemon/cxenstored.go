@@ -101,6 +101,11 @@ const (
 // cReleases, read in tools/xenstore(d) of 4.17 (xenstored_core.c, Debian's
 // 4.17.7 binary) and 4.22 (core.c): 4.17 reads version 1 only and knows
 // no quota, domain or watch-depth records; 4.22 reads both versions.
+// Debian 13's 4.20.4 binary reads version 1 only (no version check, no
+// quota records) but takes 4.22's options: found on real Xen, where it was
+// taken for 4.17 and would have been handed 4.17's -D, -P, -R, -I or -V
+// (its getopt exits on them, the store lost). Each release is known by its
+// getopt string as well.
 var cReleases = []*cRelease{
 	{name: "4.17", version: migration.Version1, short: "DE:F:HI::KNPS:t:A:M:Q:q:T:RVW:w:U",
 		long: map[string]bool{"no-domain-init": false, "entry-nb": true, "pid-file": true, "event": true,
@@ -113,28 +118,44 @@ var cReleases = []*cRelease{
 			"help": false, "no-fork": false, "priv-domid": true, "entry-size": true, "trace-file": true,
 			"trace-control": true, "transaction": true, "perm-nb": true, "path-max": true, "quota": true,
 			"quota-soft": true, "timeout": true, "keep-orphans": false, "watch-nb": true, "live-update": false}},
+	{name: "4.20", version: migration.Version1, short: "E:F:H::KNS:t:A:M:Q:q:T:W:w:U",
+		long: map[string]bool{"entry-nb": true, "pid-file": true, "event": true, "master-domid": true,
+			"help": false, "no-fork": false, "priv-domid": true, "entry-size": true, "trace-file": true,
+			"trace-control": true, "transaction": true, "perm-nb": true, "path-max": true, "quota": true,
+			"quota-soft": true, "timeout": true, "keep-orphans": false, "watch-nb": true, "live-update": false}},
 }
 
 // identifyC tells a C xenstored binary apart by the strings it holds:
 // nil for our daemon or anything else (the --live-update-check run vets
-// those).
+// those). A C binary whose stream version and getopt string match no
+// known release is refused: what it takes cannot be known.
 func identifyC(path string) (*cRelease, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading the new binary: %w", err)
 	}
 	defer f.Close()
-	found, err := containsAny(f, []string{checkOK, cMarker, cV2Marker})
+	markers := []string{checkOK, cMarker, cV2Marker}
+	for _, c := range cReleases {
+		markers = append(markers, "\x00"+c.short+"\x00")
+	}
+	found, err := containsAny(f, markers)
 	if err != nil {
 		return nil, fmt.Errorf("reading the new binary: %w", err)
 	}
-	switch {
-	case found[0] || !found[1]:
+	if found[0] || !found[1] {
 		return nil, nil
-	case found[2]:
-		return cReleases[1], nil
 	}
-	return cReleases[0], nil
+	v := migration.Version1
+	if found[2] {
+		v = migration.Version2
+	}
+	for i, c := range cReleases {
+		if found[3+i] && c.version == v {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("%s is C xenstored of a release not known here (stream version %d, none of the known option strings): refused, the running daemon serves on", path, v)
 }
 
 // containsAny reports which of the markers r holds, reading it in chunks

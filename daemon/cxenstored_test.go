@@ -159,6 +159,9 @@ func TestCArgv(t *testing.T) {
 		{1, []string{"-N", "--trace-control=1", "--event", "5"}, "-N --trace-control=1 --event 5 -U", ""},
 		{1, []string{"-D"}, "", "unknown option -D"},
 		{1, []string{"--no-fork=1"}, "", "takes no value"},
+		{2, []string{"--trace-file", "/t", "--pid-file", "/run/xenstore.pid"}, "--trace-file /t --pid-file /run/xenstore.pid -U", ""},
+		{2, []string{"-V"}, "", "unknown option -V"},
+		{2, []string{"-I"}, "", "unknown option -I"},
 	} {
 		c := cReleases[tt.rel]
 		got, err := c.argv(tt.args)
@@ -190,11 +193,11 @@ func TestCRefusal(t *testing.T) {
 	}{
 		{"defaults", store.State{Quotas: base, Domains: []store.DomainState{dom(0, true, base)}}, nil, ""},
 		{"watch depth", store.State{Quotas: base, Conns: []store.ConnState{{ID: 1, Watches: []store.WatchState{{Path: "/a", Depth: 1}}}}},
-			[]string{"4.17", "4.22"}, "with depth 1"},
-		{"quotas set at run time", store.State{Quotas: changed}, []string{"4.17"}, "changed at run time"},
-		{"a domain's own quotas", store.State{Quotas: base, Domains: []store.DomainState{dom(5, true, changed)}}, []string{"4.17"}, "domain 5 has quotas"},
+			[]string{"4.17", "4.22", "4.20"}, "with depth 1"},
+		{"quotas set at run time", store.State{Quotas: changed}, []string{"4.17", "4.20"}, "changed at run time"},
+		{"a domain's own quotas", store.State{Quotas: base, Domains: []store.DomainState{dom(5, true, changed)}}, []string{"4.17", "4.20"}, "domain 5 has quotas"},
 		{"perm-only domain with quotas", store.State{Quotas: base, Nodes: []store.NodeState{node}, Domains: []store.DomainState{dom(9, false, changed)}},
-			[]string{"4.17", "4.22"}, "neither introduced nor owning"},
+			[]string{"4.17", "4.22", "4.20"}, "neither introduced nor owning"},
 		{"perm-only domain, defaults", store.State{Quotas: base, Nodes: []store.NodeState{node}, Domains: []store.DomainState{dom(9, false, base)}}, nil, ""},
 	} {
 		for _, c := range cReleases {
@@ -262,14 +265,22 @@ func TestWriteCState(t *testing.T) {
 func TestIdentifyC(t *testing.T) {
 	dir := t.TempDir()
 	pad := bytes.Repeat([]byte{0}, 300<<10) // markers across the reader's chunks
+	opts := func(short string) string { return "\x00" + short + "\x00" }
+	o417, o422 := opts(cReleases[0].short), opts(cReleases[1].short)
+	cat := func(parts ...string) []byte { return []byte(strings.Join(parts, "")) }
 	for _, tt := range []struct {
 		name    string
 		content []byte
-		want    string
+		want    string // "" for not C, "error" for refused
 	}{
-		{"c417", append(append(slices.Clone(pad), "x"+cMarker...), 0), "4.17"},
-		{"c422", append(append([]byte(cV2Marker), pad...), cMarker...), "4.22"},
-		{"ours", []byte(cMarker + cV2Marker + checkOK), ""},
+		{"c417", append(append(slices.Clone(pad), "x"+cMarker+o417...), 0), "4.17"},
+		{"c422", append(append([]byte(cV2Marker+o422), pad...), cMarker...), "4.22"},
+		// Debian 13's 4.20.4: version 1 reader with 4.22's options.
+		{"c420", cat(cMarker, string(pad), o422), "4.20"},
+		{"v1 reader, unknown options", cat(cMarker, opts("DE:F:HI::KNS:t:U")), "error"},
+		{"v2 reader with 4.17's options", cat(cMarker, cV2Marker, o417), "error"},
+		{"options only as a longer string", cat(cMarker, "x"+cReleases[0].short), "error"},
+		{"ours", []byte(cMarker + cV2Marker + checkOK + o422), ""},
 		{"other", []byte("#!/bin/sh\n"), ""},
 	} {
 		p := filepath.Join(dir, tt.name)
@@ -277,6 +288,12 @@ func TestIdentifyC(t *testing.T) {
 			t.Fatal(err)
 		}
 		c, err := identifyC(p)
+		if tt.want == "error" {
+			if err == nil || !strings.Contains(err.Error(), "not known here") {
+				t.Errorf("%s: %v, %v; want refused", tt.name, c, err)
+			}
+			continue
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
