@@ -121,8 +121,11 @@ func connRecords(st *store.State, h *handover) ([]migration.Record, error) {
 		}
 	}
 	// Introduced domains without a ring connection (a daemon without
-	// Xen, the store's own domain): a ring record with event channel 0,
-	// which no served ring has, names them.
+	// Xen, the store's own domain, a ring not mapped again): a ring
+	// record with event channel 0, which no served ring has, names them.
+	// C 4.22 reads port 0 the same way (domain.c read_state_connection:
+	// a domain it could not restore is kept, its connection ignored, for
+	// its @releaseDomain).
 	for _, id := range slices.Sorted(maps.Keys(introduced)) {
 		recs = append(recs, &migration.Connection{ID: next, Kind: migration.ConnRing,
 			Ring: migration.Ring{DomID: uint16(id), TargetDomID: target(introduced[id])}})
