@@ -9,7 +9,10 @@
 # scenario and server, best and median reported, default 2), BENCH_TARGETS
 # (subset of "go c422 c417 ox null cnull"), BENCH_SCENARIOS (comma-separated
 # subset of the suite, e.g. rw-1x1), BENCH_MD (also write the table as
-# Markdown there), XSSTUB_CACHE (where build/test-deps.sh unpacked
+# Markdown there), BENCH_PARTS (subset of "suite ring storm": the socket
+# suite, the ring ceiling, the creation storm), BENCH_STORM (the storm's
+# numbers of domains, default 1,10,100,1000), BENCH_STORM_MD (the storm
+# table as Markdown there), XSSTUB_CACHE (where build/test-deps.sh unpacked
 # xen-utils-4.17 and build/xen422.sh built Xen 4.22).
 set -euo pipefail
 ours=$(realpath "$1"); png=${2:-images/bench.png}
@@ -19,6 +22,8 @@ xen=$cache/xen-utils
 x422=$cache/xen-4.22/root
 dur=${BENCH_DURATION:-2s}; repeat=${BENCH_REPEAT:-2}
 want=${BENCH_TARGETS:-go c422 c417 ox null cnull}
+parts=${BENCH_PARTS:-suite ring storm}
+storm=${BENCH_STORM:-1,10,100,1000}
 
 tmp=$(mktemp -d /tmp/xsbench.XXXXXX)
 pids=()
@@ -102,9 +107,25 @@ echo "== $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $dur per run, $re
 args=(-suite "${targets[@]}" -baseline "$baseline" -duration "$dur" -repeat "$repeat" -png "$png")
 [ -n "${BENCH_MD:-}" ] && args+=(-markdown "$BENCH_MD")
 [ -n "${BENCH_SCENARIOS:-}" ] && args+=(-scenarios "$BENCH_SCENARIOS")
-"$tmp/xsload" "${args[@]}"
-echo "== ring ceiling: our store over the fake hypervisor's rings against the do-nothing ring server (ringnull), in-process; $dur per run, $repeat runs"
-"$tmp/xsload" -ring-ceiling -duration "$dur" -repeat "$repeat"
+part() { [[ " $parts " == *" $1 "* ]]; }
+if part suite; then
+  "$tmp/xsload" "${args[@]}"
+fi
+if part ring; then
+  echo "== ring ceiling: our store over the fake hypervisor's rings against the do-nothing ring server (ringnull), in-process; $dur per run, $repeat runs"
+  "$tmp/xsload" -ring-ceiling -duration "$dur" -repeat "$repeat"
+fi
+if part storm; then
+  # The stateful servers only: a do-nothing server cannot replay creation.
+  st=()
+  for ((i = 0; i < ${#targets[@]}; i += 2)); do
+    case ${targets[$((i + 1))]%%=*} in null | cnull) ;; *) st+=(-target "${targets[$((i + 1))]}") ;; esac
+  done
+  echo "== creation storm: xl create + xl destroy (bench/testdata/xl-create-destroy.trace) replayed for $storm domains; load $(cut -d' ' -f1-3 /proc/loadavg)"
+  sargs=(-storm "$storm" "${st[@]}" -baseline "$baseline")
+  [ -n "${BENCH_STORM_MD:-}" ] && sargs+=(-markdown "$BENCH_STORM_MD")
+  "$tmp/xsload" "${sargs[@]}"
+fi
 for i in "${!pids[@]}"; do
   kill -0 "${pids[$i]}" 2>/dev/null || echo "warning: server ${targets[$((2*i+1))]} died during the run" >&2
 done

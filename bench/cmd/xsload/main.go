@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -82,10 +83,35 @@ func main() {
 	ringN := flag.Int("ring", 0, "drive N fake-ring guests of an in-process store instead of a socket")
 	ringNull := flag.Bool("ring-null", false, "with -ring: serve the rings with the do-nothing ring server (the ceiling) instead of our store")
 	ringCeiling := flag.Bool("ring-ceiling", false, "ours against the do-nothing ring server at 1x1 and 1x16 (-duration per run, -repeat runs)")
+	storm := flag.String("storm", "", "replay xl create/destroy for these numbers of domains (e.g. 1,10,100,1000) against every -target; ratios against -baseline")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		flag.Usage()
 		os.Exit(2)
+	}
+	if *storm != "" {
+		if len(tgts) == 0 {
+			fail(fmt.Errorf("-storm needs -target NAME=SOCKET"))
+		}
+		var sizes []int
+		for _, f := range strings.Split(*storm, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 || n > 30000 {
+				fail(fmt.Errorf("-storm %q: want domain counts 1-30000", *storm))
+			}
+			sizes = append(sizes, n)
+		}
+		rows, err := bench.StormSuite(tgts, sizes, func(s string) { fmt.Fprintln(os.Stderr, s) })
+		if err != nil {
+			fail(err)
+		}
+		fmt.Print(bench.StormTable(rows, tgts, *baseline, false))
+		if *md != "" {
+			if err := os.WriteFile(*md, []byte(bench.StormTable(rows, tgts, *baseline, true)), 0o644); err != nil {
+				fail(err)
+			}
+		}
+		return
 	}
 	if *ringCeiling {
 		d := cfg.Duration
