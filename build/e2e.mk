@@ -108,6 +108,13 @@ e2e-perf:
 xen-4.22:
 	@bash build/xen422.sh >/dev/null
 
+# Xen 4.22.0's hypervisor for arm64, cross-built from the same tarball
+# (build/xen422-arm64.sh; cached in $XSSTUB_CACHE/xen-4.22-arm64; 142 s
+# cold under load, 0.1 s warm), for the dom0less boot.
+.PHONY: xen-4.22-arm64
+xen-4.22-arm64:
+	@bash build/xen422-arm64.sh >/dev/null
+
 # Xen 4.22.0 built from source (build/xen422.sh): the PVH stub through our
 # launcher, our xenstored as the dom0 daemon, Xen 4.22's own
 # init-xenstore-domain starting the PV-only stub kernel on an HVM host.
