@@ -4,7 +4,6 @@
 package daemon
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,10 +30,15 @@ type Options struct {
 	MasterDomid uint32 // the domain this store runs in (-m)
 	MasterSet   bool   // -m was given
 	PrivDomid   uint32 // the control domain (-p)
+	PrivSet     bool   // -p was given
 	Event       int    // dom0's event channel when running as a stub domain (-e/--event)
 	WriteRate   int    // changes per second per unprivileged domain (XSA-206); <0 disables
 	WriteBurst  int
-	StubDomain  bool // serve dom0 through its ring (implied by --event)
+	// StubDomain: the store runs in its own domain. With Event it serves
+	// the control domain through the ring that domain's kernel granted;
+	// without (Event < 0: dom0less, no control domain to start us) it
+	// introduces the domains that exist, as C xenstored 4.21+ does.
+	StubDomain bool
 	// XenInterface is the Xen release whose interface to use whatever the
 	// hypervisor reports (--xen-interface); zero: the reported one.
 	XenInterface xen.Version
@@ -205,7 +209,7 @@ func Parse(args []string, stderr io.Writer) (*Options, error) {
 	strVar(&master, "m", "master-domid", "`domid` this store runs in")
 	strVar(&priv, "p", "priv-domid", "`domid` of the control domain")
 	strVar(&event, "e", "event", "dom0's event channel `port` (stub-domain mode)")
-	boolVar(&o.StubDomain, "s", "stubdom", "serve dom0 through its ring from inside a stub domain")
+	boolVar(&o.StubDomain, "s", "stubdom", "run as the xenstore domain (without --event: dom0less, introduce the domains that exist)")
 	boolVar(&o.NoDomainInit, "D", "no-domain-init", "do not serve dom0's own kernel ring")
 	boolVar(&o.OutputPid, "P", "output-pid", "print the pid on stdout once serving")
 	valVar(timeoutFlag{&o.EventTimeout}, "w", "timeout", "watch-event=`seconds` a watcher may leave events unread (0: forever)")
@@ -243,9 +247,8 @@ func Parse(args []string, stderr io.Writer) (*Options, error) {
 			return nil, fmt.Errorf("--%s: bad domid %q", d.nm, d.s)
 		}
 		*d.dst = uint32(v)
-		if d.nm == "master-domid" {
-			o.MasterSet = true
-		}
+		o.MasterSet = o.MasterSet || d.nm == "master-domid"
+		o.PrivSet = o.PrivSet || d.nm == "priv-domid"
 	}
 	if event != "" {
 		v, err := strconv.ParseUint(event, 10, 31)
@@ -267,9 +270,6 @@ func Parse(args []string, stderr io.Writer) (*Options, error) {
 	}
 	if o.MemoryCeiling < -1 {
 		return nil, fmt.Errorf("--memory-ceiling: %d bytes (-1: none)", o.MemoryCeiling)
-	}
-	if o.StubDomain && o.Event < 0 {
-		return nil, errors.New("--stubdom needs --event <port>")
 	}
 	return o, nil
 }

@@ -40,7 +40,10 @@ func TestParse(t *testing.T) {
 		{args: []string{"-w", "other=5"}, bad: true},
 		{args: []string{"-Q", "bogus=1"}, bad: true},
 		{args: []string{"-Q", "nodes"}, bad: true},
-		{args: []string{"--stubdom"}, bad: true},
+		// dom0less: a xenstore domain with no control domain's ring to serve.
+		{args: []string{"--stubdom"}, chk: func(o *Options) bool { return o.StubDomain && o.Event < 0 && !o.PrivSet }},
+		{args: []string{"--stubdom", "-p", "3"}, chk: func(o *Options) bool { return o.PrivSet && o.PrivDomid == 3 && !o.MasterSet }},
+		{args: []string{"-m", "2"}, chk: func(o *Options) bool { return o.MasterSet && !o.PrivSet }},
 		{args: []string{"--nope"}, bad: true},
 		{args: []string{"stray"}, bad: true},
 		{args: []string{"-E", "x"}, bad: true},

@@ -70,16 +70,30 @@ func serve(ctx context.Context, fail context.CancelCauseFunc, o *Options, log *s
 	xs, err := openXen(o, evtchnFD, log)
 	switch {
 	case errors.Is(err, errNoXen) && o.StubDomain:
-		return fmt.Errorf("stub-domain mode (--event %d) needs /dev/xen", o.Event)
+		return fmt.Errorf("stub-domain mode (--stubdom, --event) needs /dev/xen")
 	case errors.Is(err, errNoXen):
 		log.Info("no /dev/xen: serving the Unix socket only (development mode: no guests, no domain information)")
 		xs = nil
 	case err != nil:
 		return fmt.Errorf("refusing to serve: %w", err)
 	}
-	storeDomid, err := findStoreDomid(o, xs, log)
-	if err != nil {
+	// dom0less: a xenstore domain that no control domain started finds
+	// its roles and the domains to serve itself.
+	var boot *dom0lessBoot
+	var storeDomid uint32
+	if xs != nil && o.StubDomain && o.Event < 0 && st == nil {
+		if boot, err = findDom0less(o, xs, log); err != nil {
+			return fmt.Errorf("refusing to serve: %w", err)
+		}
+		o.PrivDomid, storeDomid = boot.priv, boot.store
+	} else if storeDomid, err = findStoreDomid(o, xs, log); err != nil {
 		return err
+	}
+	if boot == nil && xs != nil && o.StubDomain && o.Event < 0 && !o.PrivSet {
+		// A live update in dom0less mode: the control domain found by
+		// its capability at the first start is not handed over, so the
+		// store is taken (C 4.22's default); -p names another.
+		o.PrivDomid = storeDomid
 	}
 	up := &updater{xs: xs, args: os.Args[1:], quotas: o.Quotas, log: log}
 	cfg := engineConfig(o, xs, storeDomid, up, log)
@@ -95,7 +109,7 @@ func serve(ctx context.Context, fail context.CancelCauseFunc, o *Options, log *s
 		defer closeTrace()
 	}
 	if xs != nil {
-		if err := startRings(ctx, fail, o, xs, e, log); err != nil {
+		if err := startRings(ctx, fail, o, xs, e, boot, log); err != nil {
 			return err
 		}
 	}
@@ -342,7 +356,7 @@ func (t *traceFile) close() {
 // startRings binds VIRQ_DOM_EXC, starts the ring loop and connects the
 // control domain: through the ring and port its kernel granted us (stub)
 // or through its local kernel ring (dom0 daemon).
-func startRings(ctx context.Context, fail context.CancelCauseFunc, o *Options, xs *xenSide, e *store.Engine, log *slog.Logger) error {
+func startRings(ctx context.Context, fail context.CancelCauseFunc, o *Options, xs *xenSide, e *store.Engine, boot *dom0lessBoot, log *slog.Logger) error {
 	rings := xs.rings
 	rings.SetEngine(e)
 	if err := rings.WatchDomains(); err != nil {
@@ -350,6 +364,8 @@ func startRings(ctx context.Context, fail context.CancelCauseFunc, o *Options, x
 	}
 	serveRings(ctx, fail, rings)
 	switch {
+	case boot != nil:
+		return boot.introduce(xs, e, log)
 	case o.StubDomain:
 		if err := e.IntroduceDomain(o.PrivDomid, uint32(o.Event), 0); err != nil {
 			return fmt.Errorf("connecting dom%d's ring (event %d): %w", o.PrivDomid, o.Event, err)

@@ -103,6 +103,7 @@ type DomInfo struct {
 	Shutdown       bool   // the guest shut down; see ShutdownReason
 	ShutdownReason uint32 // Shutdown* value, valid when Shutdown (not on Xen >= 4.21)
 	XenstoreDomain bool   // the domain is a xenstore domain (XEN_DOMINF_xs_domain)
+	Control        bool   // DOMAIN_CAPS_CONTROL (Xen >= 4.21 only; false before)
 	Paused         bool
 	HVM            bool
 	UniqueID       uint64 // Xen >= 4.21: never reused by another domain; else 0

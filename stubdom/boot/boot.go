@@ -77,7 +77,7 @@ func configure(log *logger, args []string, cmdline string) initcfg.Config {
 		log.printf("not passed on: %q", cfg.Dropped)
 	}
 	if !cfg.HaveEvent {
-		log.printf("warning: no --event N: xenstored gets no event channel for dom0's ring")
+		log.printf("no --event N: dom0less, xenstored introduces the domains Xen built")
 	}
 	if hv := readTrim("/sys/hypervisor/type"); hv == "xen" {
 		log.printf("xen guest, type %s", readTrim("/sys/hypervisor/guest_type"))

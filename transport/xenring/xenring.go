@@ -178,6 +178,37 @@ func (s *Server) StorePort(domid uint32) (uint32, error) {
 	return r.EvtchnPort(), nil
 }
 
+// MaxProbedPort is the highest port FindStorePort tries: a dom0less domain's
+// last event channel port (Xen 4.22 gives them max_evtchn_port 1023).
+const MaxProbedPort = 1023
+
+// FindStorePort finds domid's store event channel port when its ring does
+// not name it. Xen 4.22 on Arm allocates a dom0less domain's store event
+// channel unbound for the xenstore domain and only tells the domain itself
+// (HVM_PARAM_STORE_EVTCHN, which a xenstore domain may not read), and
+// leaves the ring's evtchn_port 0. A port bound for us is the only one we
+// can bind to, so the ports are tried in turn from 1; the one that binds is
+// closed again (its other end is then unbound for us again) and returned.
+// A domain that opened more ports for us than its store's is served on
+// the lowest of them: its own loss. The cost is one failed hypercall per
+// lower port (Xen allocates the store's first, so 1 in practice).
+func (s *Server) FindStorePort(domid uint32) (uint32, error) {
+	for p := uint32(1); p <= MaxProbedPort; p++ {
+		local, err := s.ev.BindInterdomain(domid, p)
+		if errors.Is(err, unix.EINVAL) {
+			continue // not unbound for us, or no such port
+		}
+		if err != nil {
+			return 0, fmt.Errorf("looking for the store event channel of domain %d at port %d: %w", domid, p, err)
+		}
+		if err := s.ev.Unbind(local); err != nil {
+			return 0, fmt.Errorf("domain %d's store event channel %d: closing the probe: %w", domid, p, err)
+		}
+		return p, nil
+	}
+	return 0, fmt.Errorf("domain %d has no port 1-%d bound for us: no store event channel", domid, MaxProbedPort)
+}
+
 // PrepareRing implements store.RingPreparer: it maps domid's ring page
 // before the engine lock is taken for its INTRODUCE. A mapping left over
 // (the INTRODUCE failed) is replaced by the next one or dropped when the
@@ -320,8 +351,15 @@ func (s *Server) wakeLoopUnlock() {
 }
 
 // WatchDomains binds VIRQ_DOM_EXC so that domain deaths and shutdowns are
-// noticed.
+// noticed. Once bound it does nothing: a dom0less start binds it before
+// listing the domains (Xen 4.21+ marks every domain changed at the bind).
 func (s *Server) WatchDomains() error {
+	s.mu.Lock()
+	bound := s.virqPort != 0
+	s.mu.Unlock()
+	if bound {
+		return nil
+	}
 	p, err := s.ev.BindVIRQ(xen.VIRQDomExc)
 	if err != nil {
 		return fmt.Errorf("bind VIRQ_DOM_EXC: %w", err)

@@ -233,7 +233,7 @@ func (t *Tracker) Introduced(domid uint32) {
 
 func stateInfo(st xen.DomState) xen.DomInfo {
 	return xen.DomInfo{ID: st.ID, Dying: st.Dying || st.Dead, Shutdown: st.Shutdown,
-		XenstoreDomain: st.Xenstore, UniqueID: st.UniqueID}
+		XenstoreDomain: st.Xenstore, Control: st.Control, UniqueID: st.UniqueID}
 }
 
 // changed converts a report of the changed-domain iteration, judged

@@ -157,7 +157,7 @@ func (d *Domain) infoLocked() xen.DomInfo {
 }
 
 func (d *Domain) stateLocked() xen.DomState {
-	return xen.DomState{ID: d.id, Exists: true, Shutdown: d.shutdown, Dying: d.dying, Xenstore: d.xsDomain, UniqueID: d.uid}
+	return xen.DomState{ID: d.id, Exists: true, Shutdown: d.shutdown, Dying: d.dying, Xenstore: d.xsDomain, Control: d.control, UniqueID: d.uid}
 }
 
 // GetDomainState implements xen.Hypercalls: from 4.21 on, with the

@@ -70,6 +70,7 @@ type Domain struct {
 
 	// Guarded by h.mu.
 	dying, shutdown, xsDomain bool
+	control                   bool // DOMAIN_CAPS_CONTROL, reported by get_domain_state
 	reason                    uint32
 	uid                       uint64 // get_domain_state's unique id
 	destroyed                 bool
@@ -354,6 +355,19 @@ func (h *Hypervisor) SetXenstoreDomain(domid uint32, on bool) error {
 		return fmt.Errorf("fake: set xenstore domain: %w", err)
 	}
 	d.xsDomain = on
+	return nil
+}
+
+// SetControlDomain gives or takes domid's control capability
+// (DOMAIN_CAPS_CONTROL), which get_domain_state reports.
+func (h *Hypervisor) SetControlDomain(domid uint32, on bool) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d, err := h.lookup(domid)
+	if err != nil {
+		return fmt.Errorf("fake: set control domain: %w", err)
+	}
+	d.control = on
 	return nil
 }
 

@@ -1,0 +1,154 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+
+	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/xen"
+	"github.com/xsstub/xenstored/xen/domains"
+)
+
+// dom0lessBoot is what a xenstore domain started with no control domain's
+// ring to serve (--stubdom without --event: Xen's dom0less boot built
+// every domain, none started us) found at its start.
+type dom0lessBoot struct {
+	store, priv uint32
+	doms        []xen.DomInfo // every domain that existed, ours included
+}
+
+// findDom0less binds VIRQ_DOM_EXC (Xen 4.21+ then reports every domain as
+// changed), lists the domains and picks the roles as C xenstored 4.22
+// does: the store is the domain Xen flags as xenstore domain (ours), the
+// control domain the first with DOMAIN_CAPS_CONTROL, else the store. -m
+// and -p override. A release that gives a xenstore domain no list of
+// domains (4.18-4.20) leaves it nothing to serve: refused.
+func findDom0less(o *Options, xs *xenSide, log *slog.Logger) (*dom0lessBoot, error) {
+	if err := xs.rings.WatchDomains(); err != nil {
+		return nil, fmt.Errorf("domain deaths could not be noticed: %w", err)
+	}
+	doms, err := xs.tracker.Existing()
+	if errors.Is(err, domains.ErrCannotEnumerate) {
+		return nil, fmt.Errorf("no control domain's ring (--event) and no way to find the domains to serve: %w", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing the domains to serve: %w", err)
+	}
+	b, err := dom0lessRoles(doms, o)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("dom0less: no control domain's ring given; serving the domains that exist",
+		"store", b.store, "priv", b.priv, "domains", len(doms))
+	return b, nil
+}
+
+// dom0lessRoles picks the store's and the control domain's ids from the
+// domains that exist (see findDom0less).
+func dom0lessRoles(doms []xen.DomInfo, o *Options) (*dom0lessBoot, error) {
+	b := &dom0lessBoot{doms: doms}
+	foundStore, foundPriv := o.MasterSet, o.PrivSet
+	b.store, b.priv = o.MasterDomid, o.PrivDomid
+	for _, d := range doms {
+		if d.Dying || d.Gone {
+			continue
+		}
+		if !foundStore && d.XenstoreDomain {
+			b.store, foundStore = d.ID, true
+		}
+		if !foundPriv && d.Control {
+			b.priv, foundPriv = d.ID, true
+		}
+	}
+	if !foundStore {
+		return nil, errors.New("no domain is flagged as xenstore domain (capabilities 0x4 in the device tree)")
+	}
+	if !foundPriv {
+		b.priv = b.store // as C xenstored 4.22: "priv_domid defaulted to" the store
+	}
+	return b, nil
+}
+
+// introduce connects every domain that existed at the start except ours,
+// the control domain first (as C xenstored sets up its structure with
+// it), and gives each a home /local/domain/N of its own: with no control
+// domain there is no init-dom0less to write it, and a domain that owns no
+// node can write nowhere. A domain whose ring cannot be reached is left
+// out and logged, as C does; none reached is a refusal, as in C.
+func (b *dom0lessBoot) introduce(xs *xenSide, e *store.Engine, log *slog.Logger) error {
+	doms := append([]xen.DomInfo(nil), b.doms...)
+	sort.SliceStable(doms, func(i, j int) bool { return doms[i].ID == b.priv && doms[j].ID != b.priv })
+	n := 0
+	for _, d := range doms {
+		if d.ID == b.store || d.Dying || d.Shutdown || d.Gone {
+			continue
+		}
+		if err := b.introduceOne(xs, e, d.ID, log); err != nil {
+			log.Warn("dom0less: a domain was not introduced", "domid", d.ID, "err", err)
+			continue
+		}
+		n++
+	}
+	if n == 0 {
+		return errors.New("refusing to serve: dom0less, and no domain but ours has a store ring to serve")
+	}
+	return nil
+}
+
+func (b *dom0lessBoot) introduceOne(xs *xenSide, e *store.Engine, domid uint32, log *slog.Logger) error {
+	port, err := xs.rings.StorePort(domid)
+	if err != nil {
+		return err
+	}
+	from := "ring"
+	if port == 0 { // Xen 4.22 on Arm leaves the ring's evtchn_port 0
+		if port, err = xs.rings.FindStorePort(domid); err != nil {
+			return err
+		}
+		from = "probe"
+	}
+	// The home first: the domain's xenbus may look in it as soon as
+	// its ring is connected.
+	if err := makeHome(e, b.priv, domid); err != nil {
+		return fmt.Errorf("its home: %w", err)
+	}
+	if err := e.IntroduceDomain(domid, port, 0); err != nil {
+		return err
+	}
+	log.Info("dom0less: introduced", "domid", domid, "port", port, "port_from", from,
+		"home", "/local/domain/"+strconv.FormatUint(uint64(domid), 10))
+	return nil
+}
+
+// makeHome writes /local/domain/N (owned by N, readable by the control
+// domain, as init-dom0less sets it) and its domid node, through a
+// connection with the control domain's rights, so that the usual checks,
+// accounting and watches apply.
+func makeHome(e *store.Engine, priv, domid uint32) error {
+	c := e.NewConn(priv, true, nil)
+	defer c.Close()
+	id := strconv.FormatUint(uint64(domid), 10)
+	home := "/local/domain/" + id
+	for _, m := range []wire.Msg{
+		{Type: wire.Mkdir, Payload: []byte(home + "\x00")},
+		{Type: wire.SetPerms, Payload: []byte(home + "\x00n" + id + "\x00r" + strconv.FormatUint(uint64(priv), 10) + "\x00")},
+		{Type: wire.Write, Payload: []byte(home + "/domid\x00" + id)},
+	} {
+		m.ReqID = 1
+		c.Handle(m)
+		var reply []byte
+		c.TakeOutput(func(msg []byte) { reply = append([]byte(nil), msg...) })
+		r, err := wire.Decode(reply)
+		if err != nil {
+			return fmt.Errorf("%v %s: reply: %w", m.Type, home, err)
+		}
+		if r.Type == wire.Error {
+			return fmt.Errorf("%v %s: %s", m.Type, home, r.Payload)
+		}
+	}
+	return nil
+}
