@@ -22,6 +22,8 @@
 #                   xl create/destroy after each (~3 minutes)
 #   make e2e-lu-c-4.20, e2e-lu-c-4.22   the same on Xen 4.20 (Debian 13) and
 #                   4.22 (build/xen422.sh's C xenstored)
+#   make e2e-deb-switch  4.17, PV only: C xenstored serves; dpkg -i of make
+#                   deb's package, xsstub-switch to-ours, dpkg -r back to C
 #   make e2e-pvh-4.20     e2e-pvh on Debian 13's Xen 4.20 (trixie dom0 and
 #                   domU kernel 6.12; the launcher dlopens 4.20's libraries)
 #   make e2e-daemon-4.20  e2e-daemon on Debian 13's Xen 4.20
@@ -90,6 +92,12 @@ e2e-deb:
 
 e2e-deb-4.20:
 	@E2E_XEN=4.20 bash build/e2e/deb.sh
+
+# The operator's switch without a reboot (packaging/README.md): Debian's C
+# xenstored serves, dpkg -i, xsstub-switch to-ours, dpkg -r hands back to C.
+.PHONY: e2e-deb-switch
+e2e-deb-switch:
+	@E2E_DEB_MODE=switch bash build/e2e/deb.sh
 
 .PHONY: e2e-perf-c e2e-perf
 e2e-perf-c:

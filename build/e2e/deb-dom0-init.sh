@@ -100,6 +100,11 @@ done
 echo "@@E2E INFO hypervisor Xen $(cat /sys/hypervisor/version/major).$(cat /sys/hypervisor/version/minor)$(cat /sys/hypervisor/version/extra) (sysfs)"
 echo "dom0 root: /init runs under $(readlink /proc/$$/exe); /bin/sh -> $(readlink /bin/sh); $(command -v start-stop-daemon); $(command -v dpkg): $(dpkg --version | head -1)"
 dpkg-query -W -f '${Package} ${Version} ${Status}\n' | sed 's/^/dpkg-query: /'
+# make e2e-deb-switch: the switch of a running C xenstored (build/e2e/deb-switch-steps.sh)
+if [ "${DEB_MODE:-}" = switch ]; then
+	. /e2e/deb-switch-steps.sh
+	finish
+fi
 if pidof xenstored oxenstored xsstub-xenstored xenconsoled >/dev/null; then fail no-daemons-before "$(ps | grep -E 'xenstored|xenconsoled')"; fi
 
 # --- 1. dpkg -i

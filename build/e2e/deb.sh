@@ -16,7 +16,13 @@
 # (E2E_PREPARE_ONLY=1 E2E_NOSTUB=1: the stub's kernel and image are inside
 # the package); this script adds a per-run overlay.
 #
+# With E2E_DEB_MODE=switch (make e2e-deb-switch), PV only: Debian's C
+# xenstored serves before the package is installed, and the boot switches it
+# to ours with the package's xsstub-switch and back with dpkg -r
+# (build/e2e/deb-switch-steps.sh).
+#
 # Environment:
+#   E2E_DEB_MODE   stub (default) or switch
 #   E2E_XEN        4.17 (default) or 4.20 (see pv.sh)
 #   E2E_TIMEOUT    seconds for the boot (default 480)
 #   E2E_LOG        serial log (default images/e2e-deb[-4.20].log)
@@ -29,7 +35,9 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$ROOT/build/e2e
 XENV=${E2E_XEN:-4.17}
 TIMEOUT=${E2E_TIMEOUT:-480}
-LOG=${E2E_LOG:-$ROOT/images/e2e-deb$([ "$XENV" = 4.17 ] || echo "-$XENV").log}
+DEBMODE=${E2E_DEB_MODE:-stub}
+case $DEBMODE in stub | switch) ;; *) echo "E2E_DEB_MODE=$DEBMODE: want stub or switch" >&2; exit 2 ;; esac
+LOG=${E2E_LOG:-$ROOT/images/e2e-deb$([ $DEBMODE = stub ] || echo -switch)$([ "$XENV" = 4.17 ] || echo "-$XENV").log}
 T0=$(date +%s.%N)
 since() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%6.1f", b-a}'; }
 say() { printf '== e2e-deb [%ss]: %s\n' "$(since)" "$*"; }
@@ -199,7 +207,18 @@ cp "$W/xsprobe" $O/usr/local/bin/
 cat >$O/e2e/config <<CFG
 XENV=$XENV
 DEBFILE=/root/$(basename "$DEB")
+DEB_MODE=$DEBMODE
 CFG
+if [ $DEBMODE = switch ]; then
+	cp "$HERE/deb-switch-steps.sh" $O/e2e/
+	# Debian's default file with C xenstored chosen, as an operator does.
+	mkdir -p $O/etc/default
+	{
+		cat "$PKGROOT/usr/share/xen-utils-common/default.xen"
+		echo "XENSTORED=/usr/lib/xen-$XENV/bin/xenstored"
+		echo 'XENCONSOLED_ARGS="--log=guest --log-dir=/var/log/xen"'
+	} >$O/etc/default/xen
+fi
 # A PV domU (Debian's kernel from the base) whose /init reads its name and
 # domid through its kernel's xenbus, i.e. through the stub's ring for it.
 G=$W/g
@@ -241,4 +260,8 @@ after_boot() {
 	[ -n "$s" ] && say "host seconds from QEMU start to /etc/init.d/xen start returning with the stub serving: ~${s}s"
 	return 0
 }
-boot_and_judge +svm,+npt "Xen $XENV, HVM+HAP; dpkg -i $(basename "$DEB"), Debian's /etc/init.d/xen starts the stub"
+if [ $DEBMODE = switch ]; then
+	boot_and_judge -svm "Xen $XENV, PV only; Debian's C xenstored, dpkg -i $(basename "$DEB"), xsstub-switch to-ours, dpkg -r back to C"
+else
+	boot_and_judge +svm,+npt "Xen $XENV, HVM+HAP; dpkg -i $(basename "$DEB"), Debian's /etc/init.d/xen starts the stub"
+fi
