@@ -72,7 +72,8 @@ type Server struct {
 	// are the loop's own (the engine queued a reply to the request it is
 	// handling): the write, and the poll and read it causes, cost a third
 	// of the loop's system calls per round trip at depth 1.
-	inService bool
+	inService  bool
+	wakeWrites uint64 // pipe writes, for tests
 }
 
 // rconn is one served ring. broken and closed are the loop goroutine's;
@@ -344,6 +345,9 @@ func (s *Server) markDirty(rc *rconn) {
 func (s *Server) wakeLoopUnlock() {
 	send := !s.wakeSent && !s.inService
 	s.wakeSent = s.wakeSent || send
+	if send {
+		s.wakeWrites++
+	}
 	s.mu.Unlock()
 	if send {
 		unix.Write(s.wakeW, []byte{1})
