@@ -48,7 +48,7 @@ func TestBadFlags(t *testing.T) {
 		{"-N", "--socket", sock, "-Q", "nodes"},
 		{"-N", "--socket", sock, "--master-domid", "x"},
 		{"-N", "--socket", sock, "-F"},
-		{"-N", "--socket", sock, "--stubdom"},
+		{"-N", "--socket", sock, "--stubdom", "--event", "x"},
 	}
 	for _, args := range cases {
 		name := strings.Join(args, " ")
@@ -282,4 +282,31 @@ func TestBadOptionValues(t *testing.T) {
 	}
 	d := startDaemon(t, "--memory-ceiling", "-1")
 	d.mustServe(t, "with --memory-ceiling -1")
+}
+
+// Stub-domain mode (with --event, or without: the xenstore domain of a
+// dom0less boot) on a machine without /dev/xen fails closed: status 1, the
+// reason on stderr, no socket.
+func TestStubdomWithoutXen(t *testing.T) {
+	if _, err := os.Stat("/dev/xen"); err == nil {
+		t.Skip("this machine has /dev/xen")
+	}
+	bin := daemonBin(t)
+	sock := filepath.Join(shortTempDir(t), "socket")
+	for _, args := range [][]string{{"--stubdom"}, {"--stubdom", "--event", "5"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			cmd := exec.Command(bin, append([]string{"-N", "--socket", sock}, args...)...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			cmd.WaitDelay = time.Second
+			err := runBounded(t, cmd)
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "/dev/xen") {
+				t.Errorf("exit: %v, want status 1 naming /dev/xen (stderr %q)", err, stderr.String())
+			}
+			if _, err := os.Stat(sock); err == nil {
+				t.Errorf("the socket was created")
+			}
+		})
+	}
 }
