@@ -95,7 +95,9 @@ done
 # A native package's changelog: one entry for this build.
 {
 	printf '%s (%s) unstable; urgency=medium\n\n' "$PKG" "$VERSION"
-	printf '  * Built from %s.\n' "$(git -C "$ROOT" log -1 --format='commit %h: %s' 2>/dev/null | cut -c1-60 || echo "a source tree")"
+	# The commit's hash only: its subject, cut short, made lintian's
+	# spelling check fail on whatever word the cut left (seen: "lon").
+	printf '  * Built from %s.\n' "$(git -C "$ROOT" log -1 --format='commit %h' 2>/dev/null || echo "a source tree")"
 	printf '\n -- %s  %s\n' "$MAINTAINER" "$(date -R -u -d "@$EPOCH")"
 } | gzip -9n >"$D$DOC/changelog.gz"
 chmod 644 "$D$DOC/changelog.gz"
