@@ -138,17 +138,17 @@ touch "$BASE"
 # --- 3. our daemon and xsprobe for arm64 (static Go, no cgo)
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-XSD=$ROOT/bin/arm64/xenstored
-if [ -z "${E2E_NOBUILD:-}" ] || [ ! -x "$XSD" ]; then
+XSDARM=$ROOT/bin/arm64/xenstored
+if [ -z "${E2E_NOBUILD:-}" ] || [ ! -x "$XSDARM" ]; then
 	say "make build-arm64 (bin/arm64/xenstored); xsprobe for arm64"
 	make -s -C "$ROOT" build-arm64
 fi
 (cd "$ROOT" && GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags='-s -w -buildid=' -o "$W/xsprobe" ./build/e2e/xsprobe)
-file "$XSD" | grep -q 'ARM aarch64' || die "$XSD is not an arm64 binary"
+file "$XSDARM" | grep -q 'ARM aarch64' || die "$XSDARM is not an arm64 binary"
 
 # --- 4. the per-run overlay (build/e2e/daemon-overlay.sh, as daemon.sh)
 . "$HERE/daemon-overlay.sh"
-XSD_BIN=$XSD XSPROBE=$W/xsprobe SSD=$PKGROOT/sbin/start-stop-daemon DASH=$PKGROOT/bin/dash DOMU_TYPE=pvh daemon_overlay
+INIT=daemon-dom0-init.sh XSD=/usr/sbin/xsstub-xenstored XSD_BIN=$XSDARM XSPROBE=$W/xsprobe SSD=$PKGROOT/sbin/start-stop-daemon DASH=$PKGROOT/bin/dash DOMU_TYPE=pvh daemon_overlay
 
 # --- 5. boot and verdict (build/e2e/boot.sh with this machine)
 # Load addresses in the virt machine's RAM (from 0x40000000): QEMU puts Xen

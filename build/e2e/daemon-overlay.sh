@@ -1,20 +1,22 @@
-# Sourced by build/e2e/arm-daemon.sh: daemon_overlay builds the per-run
-# overlay of dom0's initramfs for the dom0-daemon boot, as daemon.sh's
-# section 3 does on x86 in its default mode (E2E_MODE=daemon): /init
-# (daemon-dom0-init.sh), our xenstored as /usr/sbin/xsstub-xenstored,
-# /etc/default/xen, what Debian's init script sources, xsprobe, and the
-# domU's initramfs and xl configurations; then appends it to $BASE as
-# $W/dom0.cpio.gz. daemon.sh keeps its own copy (its lu-c mode adds to it):
-# a change to one belongs in the other.
-#   uses: HERE W BASE PKGROOT XENV, and the architecture's files:
-#   XSD_BIN (our xenstored), XSPROBE, SSD (dpkg's start-stop-daemon), DASH,
-#   DOMU_TYPE (xl's type: pvh on Arm, which has no PV); PKGROOT holds
-#   Debian's xen-utils-common and busybox for that architecture.
+# Sourced by build/e2e/daemon.sh (x86) and build/e2e/arm-daemon.sh (arm64):
+# daemon_overlay builds the per-run overlay of dom0's initramfs for the
+# dom0-daemon boots: /init, the daemon Debian's /etc/init.d/xen starts
+# (XENSTORED in /etc/default/xen), what that script sources, xsprobe, and
+# the domU's initramfs and xl configurations; then appends it to $BASE as
+# $W/dom0.cpio.gz.
+#   uses: HERE W BASE PKGROOT XENV, and the boot's files:
+#   INIT (dom0's /init, a script in build/e2e), XSD (the XENSTORED path),
+#   XSD_BIN (our xenstored, installed as /usr/sbin/xsstub-xenstored),
+#   XSPROBE, SSD (dpkg's start-stop-daemon), DASH, DOMU_TYPE (xl's type:
+#   pvh on Arm, which has no PV); PKGROOT holds Debian's xen-utils-common
+#   and busybox for that architecture.
+#   daemon_overlay_extra, if the caller defines it, adds to $O before the
+#   overlay is packed (daemon.sh's lu-c mode).
 daemon_overlay() {
 	O=$W/o
 	mkdir -p $O/e2e $O/usr/sbin $O/usr/bin $O/usr/local/bin $O/guest $O/etc/xen $O/etc/default \
 		$O/etc/init.d $O/lib/init $O/lib/lsb $O/usr/lib/xen-common/bin
-	cp "$HERE/daemon-dom0-init.sh" $O/init
+	cp "$HERE/$INIT" $O/init
 	cp "$HERE/xen422-lib.sh" "$HERE/dom0-lib.sh" $O/e2e/
 	chmod +x $O/init
 	# Our daemon, where a user would put it, and the libraries it links (glibc:
@@ -27,7 +29,7 @@ daemon_overlay() {
 	# /etc/default/xen: Debian's default file with XENSTORED set, as a user does.
 	{
 		sed 's/^XENSTORED_ARGS=.*//' "$PKGROOT/usr/share/xen-utils-common/default.xen" 2>/dev/null || true
-		echo 'XENSTORED=/usr/sbin/xsstub-xenstored'
+		echo "XENSTORED=$XSD"
 		echo 'XENSTORED_ARGS="--trace-file /var/log/xen/xenstored-trace.log"'
 		# guests' consoles into /var/log/xen/guest-NAME.log (the script passes XENCONSOLED_ARGS)
 		echo 'XENCONSOLED_ARGS="--log=guest --log-dir=/var/log/xen"'
@@ -83,6 +85,15 @@ echo "GUEST name=$(xsprobe read name 2>&1) domid=$(xsprobe read domid 2>&1)"
 echo "GUEST write $(xsprobe write data/hello from-the-guest 2>&1; echo rc=$?)"
 echo "DOMU-DONE"
 if grep -q e2e.selfoff /proc/cmdline; then sleep 2; echo "DOMU-POWEROFF"; poweroff -f; fi
+if grep -q e2e.poll /proc/cmdline; then
+	# lu-c: a watch and a READ of its name every 200 ms across dom0's live
+	# updates, until dom0 writes data/poll-stop.
+	xsprobe watch data/lu lu 3000 &
+	echo "POLL-START"
+	xsprobe poll name data/poll-stop 3000
+	echo "POLL-EXIT rc=$?"
+	sleep 100000
+fi
 # Across dom0's live update of our daemon: a watch on data/lu (each event a
 # WATCH-EVENT line), and a READ polled every 200 ms until dom0 says go.
 xsprobe watch data/lu lu 3000 &
@@ -110,6 +121,7 @@ EOF
 	# Xen 4.22's domid reuse (xen422_domid_reuse): the same guest (xl save
 	# writes its 128 MiB into dom0's RAM; 64 MiB cannot hold its kernel).
 	sed -e 's/^name = .*/name = "domreuse"/' $O/etc/xen/domud.cfg >$O/etc/xen/domreuse.cfg
+	if declare -F daemon_overlay_extra >/dev/null; then daemon_overlay_extra; fi
 	(cd $O && find . | cpio -o -H newc --quiet | gzip -1) >$W/overlay.cpio.gz
 	cat "$BASE" $W/overlay.cpio.gz >$W/dom0.cpio.gz
 }
