@@ -116,6 +116,11 @@ func (b *dom0lessBoot) introduceOne(xs *xenSide, e *store.Engine, domid uint32, 
 	if err := makeHome(e, b.priv, domid); err != nil {
 		return fmt.Errorf("its home: %w", err)
 	}
+	// Xen built the ring and no server has used it: what the guest
+	// queued meanwhile is served (Debian's Linux 6.1 queues a request
+	// there when a process writes to /dev/xen/xenbus early; dropping it
+	// hung that guest's xenbus for good on Xen 4.22 arm64).
+	xs.rings.KeepQueued(domid)
 	if err := e.IntroduceDomain(domid, port, 0); err != nil {
 		return err
 	}

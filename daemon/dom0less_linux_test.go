@@ -18,8 +18,11 @@ import (
 	"github.com/xsstub/xenstored/xsclient"
 )
 
-// ringConnection is the offset of the ring page's connection word.
-const ringConnection = 2068
+// Offsets in the ring page: its connection word and req_prod.
+const (
+	ringConnection = 2068
+	ringReqProd    = 2052
+)
 
 func TestDom0lessRoles(t *testing.T) {
 	xs := func(id uint32) xen.DomInfo { return xen.DomInfo{ID: id, XenstoreDomain: true} }
@@ -92,6 +95,38 @@ func dom0lessHost(t *testing.T, v xen.Version, ringPort bool) (*fake.Hypervisor,
 	return h, guests
 }
 
+// queueEarly has the guest write a READ of its domid into its ring before
+// any store serves it, as Linux does when a process writes to
+// /dev/xen/xenbus before the store came up. The reply comes on the
+// channel; the client is closed then.
+func queueEarly(t *testing.T, g *fake.Guest) <-chan string {
+	t.Helper()
+	c, err := ringclient.New(g.Page(), g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		v, err := c.Read(ctx, "domid")
+		if err != nil {
+			got <- "error: " + err.Error()
+			return
+		}
+		got <- string(v)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for binary.LittleEndian.Uint32(g.Page()[ringReqProd:]) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the early request never reached the ring")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return got
+}
+
 // runDaemon starts Run and waits for its socket; the returned function
 // stops it and returns Run's error.
 func runDaemon(t *testing.T, o *Options, log *slog.Logger) (stop func() error, early error) {
@@ -145,13 +180,14 @@ func TestRunDom0less(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h, guests := dom0lessHost(t, xen.Version{Major: 4, Minor: 22}, tt.ringPort)
+			early := queueEarly(t, guests[3])
 			withFakeXen(t, h)
 			o := testOptions(t, "--stubdom")
 			var logged strings.Builder
 			log := slog.New(slog.NewTextHandler(&syncWriter{w: &logged}, nil))
-			stop, early := runDaemon(t, o, log)
-			if early != nil {
-				t.Fatalf("Run returned %v\n%s", early, logged.String())
+			stop, startErr := runDaemon(t, o, log)
+			if startErr != nil {
+				t.Fatalf("Run returned %v\n%s", startErr, logged.String())
 			}
 			c, err := xsclient.Dial(o.Socket)
 			if err != nil {
@@ -173,6 +209,9 @@ func TestRunDom0less(t *testing.T) {
 				if w := binary.LittleEndian.Uint32(g.Page()[ringConnection:]); w != 0 {
 					t.Errorf("dom%d's ring connection word = %d, want XENSTORE_CONNECTED", id, w)
 				}
+			}
+			if v := <-early; v != "3" {
+				t.Fatalf("dom3's request queued before the store came: %q, want its domid", v)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()

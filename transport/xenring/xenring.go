@@ -60,6 +60,9 @@ type Server struct {
 	// prepared holds ring pages mapped by PrepareRing, outside the
 	// engine lock, for the INTRODUCE that follows; one per domid.
 	prepared map[uint32]xen.Mapping
+	// fresh are domains whose ring no server has used (KeepQueued): their
+	// queued requests are served, not dropped, when they are introduced.
+	fresh map[uint32]bool
 	// released rings wait here until the loop goroutine, the only one that
 	// touches ring pages, unbinds and unmaps them (XSA-425: a RELEASE may
 	// come while the loop is serving that very ring).
@@ -114,6 +117,7 @@ func New(ev xen.EventChannel, gm xen.GrantMapper, di xen.DomainInfo, log *slog.L
 		ev: ev, gm: gm, di: di, log: log,
 		byPort: map[uint32]*rconn{}, byConn: map[*store.Conn]*rconn{}, dirty: map[*rconn]struct{}{},
 		local: map[uint32]xen.Mapping{}, prepared: map[uint32]xen.Mapping{}, answers: map[uint32]bool{},
+		fresh: map[uint32]bool{},
 		wakeR: p[0], wakeW: p[1],
 	}, nil
 }
@@ -210,6 +214,17 @@ func (s *Server) FindStorePort(domid uint32) (uint32, error) {
 	return 0, fmt.Errorf("domain %d has no port 1-%d bound for us: no store event channel", domid, MaxProbedPort)
 }
 
+// KeepQueued says that domid's ring was set up by its builder and never
+// served (the dom0less domains a xenstore domain introduces at start): at
+// its introduction the requests the guest queued meanwhile are kept and
+// served, as C xenstored's start-up introduction does, rather than
+// dropped by a reconnection.
+func (s *Server) KeepQueued(domid uint32) {
+	s.mu.Lock()
+	s.fresh[domid] = true
+	s.mu.Unlock()
+}
+
 // PrepareRing implements store.RingPreparer: it maps domid's ring page
 // before the engine lock is taken for its INTRODUCE. A mapping left over
 // (the INTRODUCE failed) is replaced by the next one or dropped when the
@@ -283,8 +298,15 @@ func (s *Server) AttachRing(c *store.Conn, port uint32, gfn uint64) (func(), err
 	features := c.RingFeatures()
 	r.SetFeatures(features)
 	rc := &rconn{conn: c, domid: c.Domid(), port: local, mapping: m, r: r, features: features}
-	if r.ReconnectRequested() {
-		r.CompleteReconnect() // a fresh connection has no state to drop
+	s.mu.Lock()
+	fresh := s.fresh[c.Domid()]
+	delete(s.fresh, c.Domid())
+	s.mu.Unlock()
+	switch {
+	case r.ReconnectRequested() && fresh:
+		r.MarkConnected() // keep what the guest queued before we came
+	case r.ReconnectRequested():
+		r.CompleteReconnect() // a new connection: no state of ours to drop
 	}
 	s.mu.Lock()
 	s.byPort[local] = rc

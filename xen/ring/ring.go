@@ -248,6 +248,14 @@ func (s *Server) CompleteReconnect() {
 	s.p.store(offConnection, Connected)
 }
 
+// MarkConnected sets connection to Connected and touches nothing else: for
+// a ring its builder left at Reconnect before any server served it (Xen's
+// dom0less boot), where the guest may have queued requests already (Linux
+// 6.1 does, when a process writes to /dev/xen/xenbus before the store
+// came up). C xenstored's start-up introduction does the same. The caller
+// must notify the event channel afterwards.
+func (s *Server) MarkConnected() { s.p.store(offConnection, Connected) }
+
 // Error returns the error word.
 func (s *Server) Error() uint32 { return s.p.load(offError) }
 

@@ -7,6 +7,8 @@
 //	xsprobe read PATH               value, or "ERROR <name>" (exit 3)
 //	xsprobe write PATH VALUE
 //	xsprobe dir PATH                raw DIRECTORY: "children=N bytes=B", or "ERROR <name>" (exit 3)
+//	xsprobe setperms PATH PERM...   SET_PERMS (PERM as on the wire: n5, r32757 for DOMID_ANY)
+//	xsprobe getperms PATH           GET_PERMS: the entries, space-separated
 //	xsprobe wait PATH SECS          poll READ until PATH exists; prints the value
 //	xsprobe mkmany PATH FROM TO     write PATH/entry-NNNN-<pad> for FROM<=N<TO; stops at the first error
 //	xsprobe setquota DOMID NAME VAL SET_QUOTA for one domain
@@ -148,7 +150,7 @@ func atoi(s string) int {
 func main() {
 	a := os.Args[1:]
 	if len(a) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: xsprobe read|write|dir|wait|mkmany|setquota|getquota|flood|time|watch|perf|poll|fill ...")
+		fmt.Fprintln(os.Stderr, "usage: xsprobe read|write|setperms|getperms|dir|wait|mkmany|setquota|getquota|flood|time|watch|perf|poll|fill ...")
 		os.Exit(2)
 	}
 	c := open()
@@ -174,6 +176,11 @@ func main() {
 			fmt.Println("ERROR", strings.TrimRight(string(pl), "\x00"))
 			os.Exit(3)
 		}
+	case a[0] == "setperms" && len(a) >= 3:
+		c.must(wire.SetPerms, a[1:]...)
+	case a[0] == "getperms" && len(a) == 2:
+		ps, _ := wire.SplitStrings(c.must(wire.GetPerms, a[1]))
+		fmt.Println(strings.Join(ps, " "))
 	case a[0] == "dir" && len(a) == 2:
 		p := c.must(wire.Directory, a[1])
 		kids, _ := wire.SplitStrings(p)

@@ -1,0 +1,282 @@
+#!/usr/bin/env bash
+# Dom0less on Xen 4.22 for arm64 (make e2e-arm-dom0less): no dom0. Xen,
+# cross-built from ../shared/xen-src (build/xen422-arm64.sh), builds three
+# domains from the device tree at boot in qemu-system-aarch64 (TCG):
+#   domid 1  our xenstore domain: capabilities = <0x4> (DOMAIN_CAPS_XENSTORE),
+#            xen,enhanced = "no-xenstore" (Xen's hypervisor node, so Linux
+#            finds Xen, but no store page: it is the store); Debian's arm64
+#            kernel with its Xen modules (a first boot: our kernel/ is x86)
+#            and /init = dom0less-stub-init.sh, which runs our arm64
+#            xenstored with --stubdom and no --event;
+#   domid 2, 3  xen,enhanced = "enabled" domUs (Xen allocates their store
+#            page and an event channel unbound for the xenstore domain, and
+#            sets the ring to XENSTORE_RECONNECT); Debian's kernel, busybox,
+#            xsprobe; /init = dom0less-domu-init.sh as writer and reader.
+# Every domain has a vpl011 console, which Xen prints on its own serial
+# console as "(dN) ..." lines.
+#
+# Boot: QEMU loads Xen as -kernel; `-device loader` puts the kernel and two
+# initramfs images in memory; the device tree is QEMU's own (dumpdtb) with
+# /chosen/domU* nodes added by this script (dtc), passed back with -dtb.
+#
+# Checks (from the serial log): Xen 4.22 booted dom0less, the stub found
+# itself and introduced domains 2 and 3, both domUs' xenbus came up in
+# their homes, the writer set a DOMID_ANY read permission, the reader read
+# the node, was refused the writer's other node, and saw
+# @releaseDomain/<writer> fire when the writer powered off; the stub's
+# xenstored is alive at the end. Prints the boot timeline (host seconds and
+# Xen's timestamps) and the stub's memory.
+#
+# Environment:
+#   E2E_TIMEOUT    seconds for the boot (default 600)
+#   E2E_LOG        serial log (default images/e2e-arm-dom0less.log)
+#   E2E_NOBUILD=1  use bin/arm64/xenstored as it is
+#   E2E_SMP        emulated CPUs (default 1)
+#   E2E_MEM_STUB, E2E_MEM_DOMU   MiB per domain (default 256, 256)
+#   E2E_LOGLEVEL   the guests' kernel loglevel (default 5)
+#   E2E_VERBOSE=1  xenstored --verbose in the stub, its trace on the console
+#   E2E_XEN_KEYS=K E2E_XEN_KEYS_AT=S  type Xen debug keys K (e.g. "e": event
+#                  channels) on its console S seconds into the boot (default 60)
+#   XSSTUB_CACHE   cache outside the tree (default /var/cache/xsstub)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HERE=$ROOT/build/e2e
+TIMEOUT=${E2E_TIMEOUT:-600}
+LOG=${E2E_LOG:-$ROOT/images/e2e-arm-dom0less.log}
+SMP=${E2E_SMP:-1}
+MEM_STUB=${E2E_MEM_STUB:-256}
+MEM_DOMU=${E2E_MEM_DOMU:-256}
+LOGLEVEL=${E2E_LOGLEVEL:-5}
+T0=$(date +%s.%N)
+since() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%6.1f", b-a}'; }
+say() { printf '== e2e-arm-dom0less [%ss]: %s\n' "$(since)" "$*"; }
+die() { printf '== e2e-arm-dom0less [%ss]: FAIL: %s\n' "$(since)" "$*" >&2; exit 1; }
+
+# --- 1. host tools, Debian's arm64 packages, Xen 4.22 for arm64
+export DEBIAN_FRONTEND=noninteractive
+need=()
+command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)
+command -v dtc >/dev/null || need+=(device-tree-compiler)
+command -v cpio >/dev/null || need+=(cpio)
+if ((${#need[@]})); then
+	say "installing ${need[*]}"
+	apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null 2>&1 || {
+		apt-get update -q >/dev/null
+		apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+	}
+fi
+say "Debian 12 arm64 packages: build/e2e/fetch-arm64.sh"
+PKGROOT=$(bash "$HERE/fetch-arm64.sh" | tail -1)
+[ -d "$PKGROOT" ] || die "no arm64 root"
+KVER=$(ls "$PKGROOT/lib/modules" | sort -V | tail -1)
+KERNEL=$PKGROOT/boot/vmlinuz-$KVER
+[ -f "$KERNEL" ] || die "no arm64 kernel in $PKGROOT"
+say "Xen 4.22 for arm64: build/xen422-arm64.sh"
+XEN=$(bash "$ROOT/build/xen422-arm64.sh" | tail -1)
+[ -f "$XEN" ] || die "no Xen 4.22 arm64 image"
+
+# --- 2. our xenstored and xsprobe for arm64
+W=$(mktemp -d)
+QPID=
+cleanup() {
+	[ -n "$QPID" ] && kill "$QPID" 2>/dev/null
+	rm -rf "$W"
+}
+trap cleanup EXIT
+XSD=$ROOT/bin/arm64/xenstored
+if [ -z "${E2E_NOBUILD:-}" ] || [ ! -x "$XSD" ]; then
+	say "make build-arm64 (bin/arm64/xenstored); xsprobe for arm64"
+	make -s -C "$ROOT" build-arm64
+fi
+(cd "$ROOT" && GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags='-s -w -buildid=' -o "$W/xsprobe" ./build/e2e/xsprobe)
+file "$XSD" | grep -q 'ARM aarch64' || die "$XSD is not an arm64 binary"
+
+# --- 3. the two initramfs images
+mkimg() { # DIR OUT
+	(cd "$1" && find . | cpio -o -H newc --quiet | gzip -1) >"$2"
+}
+S=$W/stub
+mkdir -p $S/bin $S/modules
+cp "$PKGROOT/bin/busybox" $S/bin/busybox
+cp "$XSD" $S/bin/xenstored
+cp "$HERE/dom0less-stub-init.sh" $S/init
+for m in xen-privcmd xen-evtchn xen-gntdev; do
+	f=$(find "$PKGROOT/lib/modules/$KVER" -name "$m.ko*" | head -1)
+	[ -n "$f" ] || die "module $m not in the arm64 kernel"
+	case "$f" in *.xz) xz -dc "$f" >$S/modules/$m.ko ;; *) cp "$f" $S/modules/$m.ko ;; esac
+done
+chmod +x $S/init
+mkimg $S "$W/stub.cpio.gz"
+U=$W/domu
+mkdir -p $U/bin
+cp "$PKGROOT/bin/busybox" $U/bin/busybox
+cp "$W/xsprobe" $U/bin/xsprobe
+cp "$HERE/dom0less-domu-init.sh" $U/init
+chmod +x $U/init
+mkimg $U "$W/domu.cpio.gz"
+say "images: stub $(du -k "$W/stub.cpio.gz" | cut -f1) KiB (busybox, 3 modules, xenstored), domU $(du -k "$W/domu.cpio.gz" | cut -f1) KiB; kernel $KVER $(du -k "$KERNEL" | cut -f1) KiB"
+
+# --- 4. load addresses and the device tree
+# RAM starts at 0x40000000; QEMU puts Xen at 0x40200000 and the device
+# tree at 0x48000000 (RAM + 128 MiB): the modules go from 0x50000000 up,
+# 2 MiB aligned. One kernel image serves the three domains (Xen takes a
+# module named twice once).
+MB=$((1 << 20))
+align() { echo $((($1 + 2 * MB - 1) & ~(2 * MB - 1))); }
+KADDR=$((0x50000000))
+KSIZE=$(stat -c %s "$KERNEL")
+SADDR=$(align $((KADDR + KSIZE)))
+SSIZE=$(stat -c %s "$W/stub.cpio.gz")
+UADDR=$(align $((SADDR + SSIZE)))
+USIZE=$(stat -c %s "$W/domu.cpio.gz")
+hex() { printf '0x%x' "$1"; }
+cells() { printf '<0x0 0x%x 0x0 0x%x>' "$1" "$2"; } # address, size: 2 cells each
+QEMU_MACHINE=(-machine virt,virtualization=on,gic-version=3 -cpu cortex-a57 -smp "$SMP" -m 1536)
+# xsm=dummy: Xen on Arm defaults to XSM SILO, which lets a domain share
+# grants and event channels only with a control domain (4.22's silo.c asks
+# is_control_domain, not is_xenstore_domain): under it the xenstore domain
+# cannot map a domU's ring (GNTST error, seen as gntdev's mmap EINVAL) nor
+# bind its event channel. The dummy policy is x86's default.
+XEN_CMDLINE="console=dtuart xsm=dummy loglvl=all guest_loglvl=all noreboot console_timestamps=boot"
+qemu-system-aarch64 "${QEMU_MACHINE[@]/virtualization=on,gic-version=3/virtualization=on,gic-version=3,dumpdtb=$W/virt.dtb}" \
+	-display none -monitor none -serial none -kernel "$XEN" -append "$XEN_CMDLINE" >/dev/null 2>&1 || true
+[ -s "$W/virt.dtb" ] || die "QEMU did not dump its device tree"
+dtc -q -I dtb -O dts "$W/virt.dtb" >"$W/virt.dts"
+domnode() { # NAME MEM_MIB EXTRA_PROPS BOOTARGS RAMDISK_ADDR RAMDISK_SIZE
+	cat <<EOF
+		$1 {
+			compatible = "xen,domain";
+			#address-cells = <0x2>;
+			#size-cells = <0x2>;
+			memory = <0x0 $(hex $(($2 * 1024)))>;
+			cpus = <0x1>;
+			vpl011;
+$3
+			module@$(printf '%x' $KADDR) {
+				compatible = "multiboot,kernel", "multiboot,module";
+				reg = $(cells $KADDR $KSIZE);
+				bootargs = "$4";
+			};
+			module@$(printf '%x' $5) {
+				compatible = "multiboot,ramdisk", "multiboot,module";
+				reg = $(cells $5 $6);
+			};
+		};
+EOF
+}
+{
+	domnode domU-xenstore "$MEM_STUB" $'\t\t\tcapabilities = <0x4>;\n\t\t\txen,enhanced = "no-xenstore";' \
+		"console=ttyAMA0 loglevel=$LOGLEVEL e2e.verbose=${E2E_VERBOSE:-0}" $SADDR $SSIZE
+	domnode domU-writer "$MEM_DOMU" $'\t\t\txen,enhanced = "enabled";' \
+		"console=ttyAMA0 loglevel=$LOGLEVEL e2e.role=writer e2e.peer=3" $UADDR $USIZE
+	domnode domU-reader "$MEM_DOMU" $'\t\t\txen,enhanced = "enabled";' \
+		"console=ttyAMA0 loglevel=$LOGLEVEL e2e.role=reader e2e.peer=2" $UADDR $USIZE
+} >"$W/domains.dtsi"
+# Into /chosen, with its cell sizes for the domain nodes' parent.
+# Xen reads its command line from xen,xen-bootargs (QEMU's -append only
+# sets bootargs, which Xen 4.22 ignored here: its log levels stayed default).
+awk -v inc="$W/domains.dtsi" -v cmdline="$XEN_CMDLINE" '
+	/^\tchosen \{/ {
+		print; print "\t\t#address-cells = <0x2>;"; print "\t\t#size-cells = <0x2>;"
+		print "\t\txen,xen-bootargs = \"" cmdline "\";"; inchosen = 1; next
+	}
+	inchosen && /^\t\};/ { while ((getline l < inc) > 0) print l; inchosen = 0 }
+	{ print }' "$W/virt.dts" >"$W/dom0less.dts"
+grep -q 'domU-reader' "$W/dom0less.dts" || die "the domain nodes did not go into /chosen"
+dtc -q -I dts -O dtb -o "$W/dom0less.dtb" "$W/dom0less.dts" || die "dtc refused the edited tree ($W/dom0less.dts)"
+say "device tree: QEMU's own plus /chosen/domU-xenstore (caps 0x4), domU-writer, domU-reader (xen,enhanced)"
+
+# --- 5. boot
+mkdir -p "$(dirname "$LOG")"
+: >"$LOG"
+say "booting Xen 4.22 dom0less (qemu-system-aarch64 virt, GICv3, cortex-a57, -smp $SMP); log $LOG"
+TB=$(date +%s.%N)
+host() { awk -v a="$TB" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'; }
+SERIAL=(-serial "file:$LOG")
+if [ -n "${E2E_XEN_KEYS:-}" ]; then # a pipe, to type on Xen's console
+	mkfifo "$W/serial.in" "$W/serial.out"
+	SERIAL=(-chardev "pipe,id=s0,path=$W/serial" -serial chardev:s0)
+	cat "$W/serial.out" >>"$LOG" &
+	(
+		exec 3>"$W/serial.in"
+		sleep "${E2E_XEN_KEYS_AT:-60}"
+		printf '\001\001\001' >&3 # CTRL-a three times: input to Xen
+		sleep 1
+		printf '%s' "$E2E_XEN_KEYS" >&3
+		sleep 100000
+	) &
+fi
+timeout "$TIMEOUT" qemu-system-aarch64 "${QEMU_MACHINE[@]}" -accel tcg,thread=multi \
+	-display none -monitor none "${SERIAL[@]}" -no-reboot \
+	-dtb "$W/dom0less.dtb" -kernel "$XEN" -append "$XEN_CMDLINE" \
+	-device loader,file="$KERNEL",addr=$(hex $KADDR),force-raw=on \
+	-device loader,file="$W/stub.cpio.gz",addr=$(hex $SADDR),force-raw=on \
+	-device loader,file="$W/domu.cpio.gz",addr=$(hex $UADDR),force-raw=on \
+	</dev/null 2>"$W/qemu.err" &
+QPID=$!
+# The timeline: landmarks as they appear, with host seconds.
+MARKS='Xen version|\*\*\* LOADING DOMU|Booting Linux|Linux version|@@E2E|dom0less: |xenstored serving|serving rings only|xenbus|Power down|domain_crash|panic|Panic'
+seen=0 done_at=
+: >"$W/timeline"
+while kill -0 $QPID 2>/dev/null; do
+	sleep 1
+	lines=$(tr -d '\r' <"$LOG" | grep -a -E "$MARKS" | grep -av '@@E2E STUB-MEM' || true)
+	n=$(printf '%s' "$lines" | grep -c . || true)
+	if ((n > seen)); then
+		printf '%s\n' "$lines" | tail -n +$((seen + 1)) | while IFS= read -r l; do
+			printf '   [host %6ss] %s\n' "$(host)" "$l" | tee -a "$W/timeline" | cut -c1-200
+		done
+		seen=$n
+	fi
+	if [ -z "$done_at" ] && grep -aq '@@E2E DONE' "$LOG"; then
+		done_at=$(host)
+		sleep 12 # one more STUB-MEM line after the domUs are done
+		kill $QPID 2>/dev/null || true
+	fi
+done
+wait $QPID || true
+QPID=
+say "QEMU ran $(host)s host time"
+[ -s "$W/qemu.err" ] && { echo "qemu stderr:"; cat "$W/qemu.err"; }
+
+# --- 6. checks and verdict
+C=$(tr -d '\r' <"$LOG")
+pass=0 fail=0
+check() { # NAME OK DETAIL
+	if [ "$2" = 1 ]; then
+		echo "@@E2E PASS $1 $3"
+		pass=$((pass + 1))
+	else
+		echo "@@E2E FAIL $1 $3"
+		fail=$((fail + 1))
+	fi
+}
+has() { grep -aq -E -- "$1" <<<"$C" && echo 1 || echo 0; }
+check xen-4.22-dom0less "$(has 'Xen version 4\.22')" "$(grep -a -m1 -o 'Xen version [^ ]*' <<<"$C" || true)"
+check stub-is-xenstore-domain "$(has 'dom0less: no control domain.s ring given.*store=1 priv=1')" ""
+for d in 2 3; do
+	check "stub-introduced-dom$d" "$(has "dom0less: introduced.*domid=$d ")" \
+		"$(grep -a -m1 -o "dom0less: introduced.*domid=$d .*" <<<"$C" | cut -c1-120 || true)"
+done
+# The domUs' own checks, from their consoles ("(dN) @@E2E PASS ...").
+for name in domu-xenbus-writer domu-xenbus-reader writer-sets-domid-any reader-reads-peer reader-refused-secret reader-sees-peer-release; do
+	l=$(grep -a -m1 "@@E2E \(PASS\|FAIL\) $name" <<<"$C" || true)
+	case "$l" in *"@@E2E PASS $name"*) ok=1 ;; *) ok=0 ;; esac
+	check "$name" $ok "${l#*"$name"}"
+done
+last_mem=$(grep -a '@@E2E STUB-MEM' <<<"$C" | tail -1 || true)
+check stub-xenstored-alive-at-end "$([ -n "$last_mem" ] && ! grep -q 'rss_kb=gone' <<<"$last_mem" && ! grep -aq 'FAIL stub-xenstored-alive' <<<"$C" && echo 1 || echo 0)" ""
+check no-guest-crash "$(grep -aqiE 'Kernel panic|domain_crash|Oops' <<<"$C" && echo 0 || echo 1)" ""
+
+echo "----- boot timeline (host seconds; Xen's [s] timestamps on its lines) -----"
+grep -a -E 'Xen version|LOADING DOMU|Booting Linux|MARK|dom0less: |PASS|FAIL|DONE|Power down' "$W/timeline" | cut -c1-200 || true
+echo "----- the stub's memory (domain: ${MEM_STUB} MiB) -----"
+grep -a '@@E2E STUB-MEM' <<<"$C" | sed -n '1p;$p' || true
+grep -a -m1 -E 'memory|first answer' <<<"$(grep -a '(d1)' <<<"$C" | grep -a -E 'xenstored|report|memory')" || true
+if ((fail > 0 || pass == 0)); then
+	echo "----- last 100 lines of the serial log -----"
+	tail -100 <<<"$C"
+	die "$pass passed, $fail failed (log $LOG)"
+fi
+say "passed: $pass checks in $(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", b-a}') s (log $LOG)"

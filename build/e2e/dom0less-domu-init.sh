@@ -1,0 +1,81 @@
+#!/bin/busybox sh
+# /init of the two xen,enhanced domUs in the dom0less boot
+# (build/e2e/arm-dom0less.sh), Debian's arm64 kernel and busybox; xsprobe
+# talks to the store through the kernel's /dev/xen/xenbus. The kernel
+# command line says the role (e2e.role=writer|reader) and the peer's domid
+# (e2e.peer=N).
+#   writer: writes data/secret (its own) and data/hello, which it lets every
+#     domain read (r32757: DOMID_ANY, Xen 4.22), waits until the reader
+#     watches its release, then powers off.
+#   reader: reads the writer's data/hello (retrying until allowed), is
+#     refused data/secret, watches @releaseDomain/<writer> and sees it fire.
+/bin/busybox mkdir -p /bin /proc /sys /dev /tmp
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+up() { cut -d' ' -f1 /proc/uptime; }
+arg() { tr ' ' '\n' </proc/cmdline | sed -n "s/^e2e\.$1=//p"; }
+role=$(arg role)
+peer=$(arg peer)
+pass() { echo "@@E2E PASS $*"; }
+fail() { echo "@@E2E FAIL $*"; }
+echo "@@E2E MARK DOMU-INIT role=$role uptime=$(up)"
+# The first request waits in the kernel until the store connects the ring;
+# if that takes long, show what the kernel's xenbus is doing.
+xsprobe wait domid 600 >/tmp/domid &
+n=0
+while kill -0 $! 2>/dev/null; do
+	n=$((n + 1))
+	if [ $n = 150 ]; then
+		echo "@@E2E INFO xenbus-waiting role=$role: $(grep -i -E 'xen|store' /proc/interrupts | tr -s ' ' | tr '\n' ';')"
+		echo "@@E2E INFO xenbus-threads: $(ps | grep -i -E 'xenbus|xenwatch' | grep -v grep | tr -s ' ' | tr '\n' ';')"
+	fi
+	sleep 0.2
+done
+id=$(cat /tmp/domid)
+case "$id" in
+'' | ERROR*) fail "domu-xenbus-$role (domid: $id)"; sleep 100000 ;;
+esac
+echo "@@E2E MARK DOMU-XENBUS role=$role domid=$id uptime=$(up)"
+pass "domu-xenbus-$role domid=$id home=$(xsprobe getperms /local/domain/$id)"
+
+if [ "$role" = writer ]; then
+	xsprobe write data/secret "only-$id" && xsprobe write data/hello "from-$id" &&
+		xsprobe setperms /local/domain/$id/data/hello n$id r32757 &&
+		pass "writer-sets-domid-any perms=$(xsprobe getperms /local/domain/$id/data/hello)" ||
+		fail writer-sets-domid-any
+	w=$(xsprobe wait /local/domain/$peer/data/watching 600)
+	echo "@@E2E MARK WRITER-POWEROFF peer-watching=$w uptime=$(up)"
+	sleep 2
+	poweroff -f
+fi
+
+v=$(xsprobe wait /local/domain/$peer/data/hello 600)
+[ "$v" = "from-$peer" ] && pass "reader-reads-peer value=$v" || fail "reader-reads-peer (got $v)"
+s=$(xsprobe read /local/domain/$peer/data/secret)
+[ "$s" = "ERROR EACCES" ] && pass "reader-refused-secret ($s)" || fail "reader-refused-secret (got $s)"
+xsprobe watch @releaseDomain/$peer peer 600 >/tmp/watch 2>&1 &
+n=0
+until grep -q WATCH-EVENT /tmp/watch; do
+	n=$((n + 1))
+	[ $n -gt 600 ] && break
+	sleep 0.2
+done
+xsprobe write data/watching yes && xsprobe setperms /local/domain/$id/data/watching n$id r32757
+echo "@@E2E MARK READER-WATCHING uptime=$(up)"
+n=0
+until [ "$(grep -c WATCH-EVENT /tmp/watch)" -ge 2 ]; do
+	n=$((n + 1))
+	[ $n -gt 3000 ] && break
+	sleep 0.2
+done
+cat /tmp/watch
+if [ "$(grep -c WATCH-EVENT /tmp/watch)" -ge 2 ]; then
+	pass "reader-sees-peer-release $(grep WATCH-EVENT /tmp/watch | tail -1)"
+else
+	fail "reader-sees-peer-release (no event after the first)"
+fi
+echo "@@E2E MARK READER-DONE uptime=$(up)"
+echo "@@E2E DONE"
+sleep 100000
