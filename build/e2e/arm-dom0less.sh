@@ -201,8 +201,10 @@ if [ -n "${E2E_XEN_KEYS:-}" ]; then # a pipe, to type on Xen's console
 	(
 		exec 3>"$W/serial.in"
 		sleep "${E2E_XEN_KEYS_AT:-60}"
-		printf '\001\001\001' >&3 # CTRL-a three times: input to Xen
-		sleep 1
+		for d in 2 3 xen; do # CTRL-a thrice moves the input on: DOM2, DOM3, Xen
+			printf '\001\001\001' >&3
+			sleep 1
+		done
 		printf '%s' "$E2E_XEN_KEYS" >&3
 		sleep 100000
 	) &
@@ -235,6 +237,9 @@ while kill -0 $QPID 2>/dev/null; do
 		kill $QPID 2>/dev/null || true
 	fi
 done
+: >"$W/qemu.err.keep"
+grep -v 'terminating on signal 15' "$W/qemu.err" >"$W/qemu.err.keep" || true
+mv "$W/qemu.err.keep" "$W/qemu.err"
 wait $QPID || true
 QPID=
 say "QEMU ran $(host)s host time"
@@ -268,12 +273,15 @@ done
 last_mem=$(grep -a '@@E2E STUB-MEM' <<<"$C" | tail -1 || true)
 check stub-xenstored-alive-at-end "$([ -n "$last_mem" ] && ! grep -q 'rss_kb=gone' <<<"$last_mem" && ! grep -aq 'FAIL stub-xenstored-alive' <<<"$C" && echo 1 || echo 0)" ""
 check no-guest-crash "$(grep -aqiE 'Kernel panic|domain_crash|Oops' <<<"$C" && echo 0 || echo 1)" ""
+# Debian's kernel in the stub warns once when gntdev's first ballooned page
+# makes xen-balloon hot-add memory (vmemmap_populate); counted, not failed.
+echo "@@E2E INFO kernel-warnings $(grep -ac 'WARNING: CPU' <<<"$C" || true) ($(grep -a -m1 -o 'WARNING: CPU.*' <<<"$C" | cut -c1-80 || true))"
 
 echo "----- boot timeline (host seconds; Xen's [s] timestamps on its lines) -----"
 grep -a -E 'Xen version|LOADING DOMU|Booting Linux|MARK|dom0less: |PASS|FAIL|DONE|Power down' "$W/timeline" | cut -c1-200 || true
 echo "----- the stub's memory (domain: ${MEM_STUB} MiB) -----"
 grep -a '@@E2E STUB-MEM' <<<"$C" | sed -n '1p;$p' || true
-grep -a -m1 -E 'memory|first answer' <<<"$(grep -a '(d1)' <<<"$C" | grep -a -E 'xenstored|report|memory')" || true
+grep -a -m1 'msg="first request answered"' <<<"$C" || true
 if ((fail > 0 || pass == 0)); then
 	echo "----- last 100 lines of the serial log -----"
 	tail -100 <<<"$C"
