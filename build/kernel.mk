@@ -8,3 +8,11 @@
 kernel:
 	@bash build/kernel.sh
 	@$(GO) run ./build/pvkernel images/xenstore-stubdom.kernel images/xenstore-stubdom-pv.kernel
+
+# The xenstore domain's kernel for arm64 (Xen's dom0less boot): the same
+# patched source, kernel/stubdom-arm64.config over ARCH=arm64 tinyconfig,
+# cross-built; cached in $XSSTUB_CACHE/linux-6.1/kernel-arm64-KEY/Image
+# (build/kernel-arm64.sh; make e2e-arm-dom0less E2E_STUB_KERNEL=small uses it).
+.PHONY: kernel-arm64
+kernel-arm64:
+	@bash build/kernel-arm64.sh >/dev/null

@@ -4,10 +4,10 @@
 # domains from the device tree at boot in qemu-system-aarch64 (TCG):
 #   domid 1  our xenstore domain: capabilities = <0x4> (DOMAIN_CAPS_XENSTORE),
 #            xen,enhanced = "no-xenstore" (Xen's hypervisor node, so Linux
-#            finds Xen, but no store page: it is the store); Debian's arm64
-#            kernel with its Xen modules (a first boot: our kernel/ is x86)
-#            and /init = dom0less-stub-init.sh, which runs our arm64
-#            xenstored with --stubdom and no --event;
+#            finds Xen, but no store page: it is the store); our small arm64
+#            kernel (build/kernel-arm64.sh) or Debian's with its Xen modules
+#            (E2E_STUB_KERNEL), /init = dom0less-stub-init.sh (busybox),
+#            which runs our arm64 xenstored with --stubdom and no --event;
 #   domid 2, 3  xen,enhanced = "enabled" domUs (Xen allocates their store
 #            page and an event channel unbound for the xenstore domain, and
 #            sets the ring to XENSTORE_RECONNECT); Debian's kernel, busybox,
@@ -32,8 +32,13 @@
 #   E2E_LOG        serial log (default images/e2e-arm-dom0less.log)
 #   E2E_NOBUILD=1  use bin/arm64/xenstored as it is
 #   E2E_SMP        emulated CPUs (default 1)
-#   E2E_MEM_STUB, E2E_MEM_DOMU   MiB per domain (default 256, 256)
+#   E2E_MEM_STUB, E2E_MEM_DOMU   MiB per domain (default 64 for the small
+#                  stub kernel, 256 for Debian's; domUs 256)
 #   E2E_LOGLEVEL   the guests' kernel loglevel (default 5)
+#   E2E_STUB_KERNEL=small|debian  the stub's kernel: our own small one
+#                  (default; build/kernel-arm64.sh, kernel/stubdom-arm64.config:
+#                  the Xen devices built in, no modules, no network; ~7 min
+#                  cold, cached), or Debian's arm64 kernel with its Xen modules
 #   E2E_VERBOSE=1  xenstored --verbose in the stub, its trace on the console
 #   E2E_XEN_KEYS=K E2E_XEN_KEYS_AT=S  type Xen debug keys K (e.g. "e": event
 #                  channels) on its console S seconds into the boot (default 60)
@@ -45,7 +50,6 @@ HERE=$ROOT/build/e2e
 TIMEOUT=${E2E_TIMEOUT:-600}
 LOG=${E2E_LOG:-$ROOT/images/e2e-arm-dom0less.log}
 SMP=${E2E_SMP:-1}
-MEM_STUB=${E2E_MEM_STUB:-256}
 MEM_DOMU=${E2E_MEM_DOMU:-256}
 LOGLEVEL=${E2E_LOGLEVEL:-5}
 T0=$(date +%s.%N)
@@ -72,6 +76,17 @@ PKGROOT=$(bash "$HERE/fetch-arm64.sh" | tail -1)
 KVER=$(ls "$PKGROOT/lib/modules" | sort -V | tail -1)
 KERNEL=$PKGROOT/boot/vmlinuz-$KVER
 [ -f "$KERNEL" ] || die "no arm64 kernel in $PKGROOT"
+STUBK=${E2E_STUB_KERNEL:-small}
+MEM_STUB=${E2E_MEM_STUB:-$([ "$STUBK" = small ] && echo 64 || echo 256)}
+case $STUBK in
+debian) SKERNEL=$KERNEL ;;
+small)
+	say "our small arm64 stub kernel: build/kernel-arm64.sh"
+	SKERNEL=$(bash "$ROOT/build/kernel-arm64.sh" | tail -1)
+	[ -s "$SKERNEL" ] || die "no small arm64 kernel"
+	;;
+*) die "E2E_STUB_KERNEL=$STUBK: debian or small" ;;
+esac
 say "Xen 4.22 for arm64: build/xen422-arm64.sh"
 XEN=$(bash "$ROOT/build/xen422-arm64.sh" | tail -1)
 [ -f "$XEN" ] || die "no Xen 4.22 arm64 image"
@@ -101,7 +116,8 @@ mkdir -p $S/bin $S/modules
 cp "$PKGROOT/bin/busybox" $S/bin/busybox
 cp "$XSD" $S/bin/xenstored
 cp "$HERE/dom0less-stub-init.sh" $S/init
-for m in xen-privcmd xen-evtchn xen-gntdev; do
+# Debian's kernel has the Xen devices as modules; the small one built in.
+[ "$STUBK" = debian ] && for m in xen-privcmd xen-evtchn xen-gntdev; do
 	f=$(find "$PKGROOT/lib/modules/$KVER" -name "$m.ko*" | head -1)
 	[ -n "$f" ] || die "module $m not in the arm64 kernel"
 	case "$f" in *.xz) xz -dc "$f" >$S/modules/$m.ko ;; *) cp "$f" $S/modules/$m.ko ;; esac
@@ -115,7 +131,7 @@ cp "$W/xsprobe" $U/bin/xsprobe
 cp "$HERE/dom0less-domu-init.sh" $U/init
 chmod +x $U/init
 mkimg $U "$W/domu.cpio.gz"
-say "images: stub $(du -k "$W/stub.cpio.gz" | cut -f1) KiB (busybox, 3 modules, xenstored), domU $(du -k "$W/domu.cpio.gz" | cut -f1) KiB; kernel $KVER $(du -k "$KERNEL" | cut -f1) KiB"
+say "images: stub $(du -k "$W/stub.cpio.gz" | cut -f1) KiB (busybox, $(ls $S/modules | wc -l) modules, xenstored), domU $(du -k "$W/domu.cpio.gz" | cut -f1) KiB; domU kernel $KVER $(du -k "$KERNEL" | cut -f1) KiB, stub kernel ($STUBK) $(du -k "$SKERNEL" | cut -f1) KiB"
 
 # --- 4. load addresses and the device tree
 # RAM starts at 0x40000000; QEMU puts Xen at 0x40200000 and the device
@@ -126,7 +142,12 @@ MB=$((1 << 20))
 align() { echo $((($1 + 2 * MB - 1) & ~(2 * MB - 1))); }
 KADDR=$((0x50000000))
 KSIZE=$(stat -c %s "$KERNEL")
-SADDR=$(align $((KADDR + KSIZE)))
+SKADDR=$KADDR SKSIZE=$KSIZE
+if [ "$SKERNEL" != "$KERNEL" ]; then
+	SKADDR=$(align $((KADDR + KSIZE)))
+	SKSIZE=$(stat -c %s "$SKERNEL")
+fi
+SADDR=$(align $((SKADDR + SKSIZE)))
 SSIZE=$(stat -c %s "$W/stub.cpio.gz")
 UADDR=$(align $((SADDR + SSIZE)))
 USIZE=$(stat -c %s "$W/domu.cpio.gz")
@@ -143,7 +164,7 @@ qemu-system-aarch64 "${QEMU_MACHINE[@]/virtualization=on,gic-version=3/virtualiz
 	-display none -monitor none -serial none -kernel "$XEN" -append "$XEN_CMDLINE" >/dev/null 2>&1 || true
 [ -s "$W/virt.dtb" ] || die "QEMU did not dump its device tree"
 dtc -q -I dtb -O dts "$W/virt.dtb" >"$W/virt.dts"
-domnode() { # NAME MEM_MIB EXTRA_PROPS BOOTARGS RAMDISK_ADDR RAMDISK_SIZE
+domnode() { # NAME MEM_MIB EXTRA_PROPS BOOTARGS RAMDISK_ADDR RAMDISK_SIZE KERNEL_ADDR KERNEL_SIZE
 	cat <<EOF
 		$1 {
 			compatible = "xen,domain";
@@ -153,9 +174,9 @@ domnode() { # NAME MEM_MIB EXTRA_PROPS BOOTARGS RAMDISK_ADDR RAMDISK_SIZE
 			cpus = <0x1>;
 			vpl011;
 $3
-			module@$(printf '%x' $KADDR) {
+			module@$(printf '%x' $7) {
 				compatible = "multiboot,kernel", "multiboot,module";
-				reg = $(cells $KADDR $KSIZE);
+				reg = $(cells $7 $8);
 				bootargs = "$4";
 			};
 			module@$(printf '%x' $5) {
@@ -167,11 +188,11 @@ EOF
 }
 {
 	domnode domU-xenstore "$MEM_STUB" $'\t\t\tcapabilities = <0x4>;\n\t\t\txen,enhanced = "no-xenstore";' \
-		"console=ttyAMA0 loglevel=$LOGLEVEL e2e.verbose=${E2E_VERBOSE:-0}" $SADDR $SSIZE
+		"console=ttyAMA0 loglevel=$LOGLEVEL xen_privcmd.unrestricted=1 e2e.verbose=${E2E_VERBOSE:-0}" $SADDR $SSIZE $SKADDR $SKSIZE
 	domnode domU-writer "$MEM_DOMU" $'\t\t\txen,enhanced = "enabled";' \
-		"console=ttyAMA0 loglevel=$LOGLEVEL e2e.role=writer e2e.peer=3" $UADDR $USIZE
+		"console=ttyAMA0 loglevel=$LOGLEVEL e2e.role=writer e2e.peer=3" $UADDR $USIZE $KADDR $KSIZE
 	domnode domU-reader "$MEM_DOMU" $'\t\t\txen,enhanced = "enabled";' \
-		"console=ttyAMA0 loglevel=$LOGLEVEL e2e.role=reader e2e.peer=2" $UADDR $USIZE
+		"console=ttyAMA0 loglevel=$LOGLEVEL e2e.role=reader e2e.peer=2" $UADDR $USIZE $KADDR $KSIZE
 } >"$W/domains.dtsi"
 # Into /chosen, with its cell sizes for the domain nodes' parent.
 # Xen reads its command line from xen,xen-bootargs (QEMU's -append only
@@ -190,9 +211,11 @@ say "device tree: QEMU's own plus /chosen/domU-xenstore (caps 0x4), domU-writer,
 # --- 5. boot
 mkdir -p "$(dirname "$LOG")"
 : >"$LOG"
-say "booting Xen 4.22 dom0less (qemu-system-aarch64 virt, GICv3, cortex-a57, -smp $SMP); log $LOG"
+say "booting Xen 4.22 dom0less (qemu-system-aarch64 virt, GICv3, cortex-a57, -smp $SMP), stub kernel $STUBK; log $LOG"
 TB=$(date +%s.%N)
 host() { awk -v a="$TB" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'; }
+SKLOADER=()
+[ "$SKERNEL" != "$KERNEL" ] && SKLOADER=(-device "loader,file=$SKERNEL,addr=$(hex $SKADDR),force-raw=on")
 SERIAL=(-serial "file:$LOG")
 if [ -n "${E2E_XEN_KEYS:-}" ]; then # a pipe, to type on Xen's console
 	mkfifo "$W/serial.in" "$W/serial.out"
@@ -213,6 +236,7 @@ timeout "$TIMEOUT" qemu-system-aarch64 "${QEMU_MACHINE[@]}" -accel tcg,thread=mu
 	-display none -monitor none "${SERIAL[@]}" -no-reboot \
 	-dtb "$W/dom0less.dtb" -kernel "$XEN" -append "$XEN_CMDLINE" \
 	-device loader,file="$KERNEL",addr=$(hex $KADDR),force-raw=on \
+	"${SKLOADER[@]}" \
 	-device loader,file="$W/stub.cpio.gz",addr=$(hex $SADDR),force-raw=on \
 	-device loader,file="$W/domu.cpio.gz",addr=$(hex $UADDR),force-raw=on \
 	</dev/null 2>"$W/qemu.err" &
