@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/xsstub/xenstored/store"
 	"github.com/xsstub/xenstored/store/wire"
@@ -96,6 +97,9 @@ func (b *dom0lessBoot) introduce(xs *xenSide, e *store.Engine, log *slog.Logger)
 	if n == 0 {
 		return errors.New("refusing to serve: dom0less, and no domain but ours has a store ring to serve")
 	}
+	// The domain's memory once it serves: no control domain can ask for
+	// CONTROL memreport here.
+	log.Info("dom0less: serving", "introduced", n, "memory", strings.TrimSpace(systemReport()))
 	return nil
 }
 

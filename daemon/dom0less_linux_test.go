@@ -257,7 +257,8 @@ func TestRunDom0less(t *testing.T) {
 				t.Fatalf("Run: %v", err)
 			}
 			s := logged.String()
-			for _, want := range []string{"dom0less: no control domain's ring given", "store=1 priv=1", tt.from} {
+			for _, want := range []string{"dom0less: no control domain's ring given", "store=1 priv=1", tt.from,
+				`msg="dom0less: serving" introduced=2 memory="system (kB):`} {
 				if !strings.Contains(s, want) {
 					t.Errorf("log lacks %q:\n%s", want, s)
 				}
