@@ -79,21 +79,25 @@ func serve(ctx context.Context, fail context.CancelCauseFunc, o *Options, log *s
 	}
 	// dom0less: a xenstore domain that no control domain started finds
 	// its roles and the domains to serve itself.
+	dom0less := xs != nil && o.StubDomain && o.Event < 0
 	var boot *dom0lessBoot
 	var storeDomid uint32
-	if xs != nil && o.StubDomain && o.Event < 0 && st == nil {
+	switch {
+	case dom0less && st == nil:
 		if boot, err = findDom0less(o, xs, log); err != nil {
 			return fmt.Errorf("refusing to serve: %w", err)
 		}
 		o.PrivDomid, storeDomid = boot.priv, boot.store
-	} else if storeDomid, err = findStoreDomid(o, xs, log); err != nil {
-		return err
-	}
-	if boot == nil && xs != nil && o.StubDomain && o.Event < 0 && !o.PrivSet {
-		// A live update in dom0less mode: the control domain found by
-		// its capability at the first start is not handed over, so the
-		// store is taken (C 4.22's default); -p names another.
-		o.PrivDomid = storeDomid
+	default:
+		if storeDomid, err = findStoreDomid(o, xs, log); err != nil {
+			return err
+		}
+		if dom0less && !o.PrivSet {
+			// A live update in dom0less mode: the control domain found
+			// by its capability at the first start is not handed over,
+			// so the store is taken (C 4.22's default); -p names another.
+			o.PrivDomid = storeDomid
+		}
 	}
 	up := &updater{xs: xs, args: os.Args[1:], quotas: o.Quotas, log: log}
 	cfg := engineConfig(o, xs, storeDomid, up, log)
