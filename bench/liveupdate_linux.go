@@ -12,8 +12,8 @@ import (
 
 	"github.com/xsstub/xenstored/daemon"
 	"github.com/xsstub/xenstored/store"
-	"github.com/xsstub/xenstored/store/wire"
 	"github.com/xsstub/xenstored/transport/xenring"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // LiveUpdateRow is the cost of a live update of a store serving N

@@ -7,7 +7,7 @@ import (
 	"net"
 	"sync"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // NullServer answers every request with a canned reply and keeps no

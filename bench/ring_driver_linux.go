@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 	"github.com/xsstub/xenstored/xen/fake"
 	"github.com/xsstub/xenstored/xen/ring"
 )

@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/xsstub/xenstored/store"
-	"github.com/xsstub/xenstored/store/wire"
 	"github.com/xsstub/xenstored/transport/xenring"
+	"github.com/xsstub/xenstored/wire"
 	"github.com/xsstub/xenstored/xen/fake"
 	"github.com/xsstub/xenstored/xen/ringclient"
 )

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // BenchmarkRingRoundTrip: one guest, one request in flight, READ and WRITE

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/xsstub/xenstored/store"
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 	"github.com/xsstub/xenstored/xen/ringclient"
 )
 

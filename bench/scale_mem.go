@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // MemTarget is a xenstore daemon to start for the process memory

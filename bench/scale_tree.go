@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/xsstub/xenstored/store"
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // TreeScaleOptions configures TreeScale.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/xsstub/xenstored/store"
 	"github.com/xsstub/xenstored/store/migration"
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // readGolden reads a stream real C xenstored wrote (difftest's

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/xsstub/xenstored/store"
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 	"github.com/xsstub/xenstored/xen"
 	"github.com/xsstub/xenstored/xen/domains"
 )

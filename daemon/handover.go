@@ -11,8 +11,8 @@ import (
 
 	"github.com/xsstub/xenstored/store"
 	"github.com/xsstub/xenstored/store/migration"
-	"github.com/xsstub/xenstored/store/wire"
 	"github.com/xsstub/xenstored/transport/xenring"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // handover is what live update carries besides the store's State: the

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/xsstub/xenstored/store"
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 func call(t *testing.T, c *store.Conn, typ wire.Type, tx uint32, args ...string) string {

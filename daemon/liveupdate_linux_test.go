@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/xsstub/xenstored/store"
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // TestCheckStream: the state written before exec is read back as the next

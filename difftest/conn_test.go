@@ -9,7 +9,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // rawConn is a socket connection that keeps every incoming message, replies

@@ -7,7 +7,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // The path alphabet is small so that operations collide: most requests hit

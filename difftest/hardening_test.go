@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // malformed is the hardening suite's part that needs C xenstored's

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // luClient is a socket client for the live-update tests: requests answered

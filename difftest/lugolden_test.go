@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/xsstub/xenstored/store/migration"
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // cGoldenDir holds the live-update streams real C xenstored wrote, per

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // replyTimeout bounds the wait for any one reply; a daemon that does not

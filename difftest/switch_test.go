@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // TestSwitchScript runs the package's xsstub-switch (packaging/) against

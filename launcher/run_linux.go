@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/xsstub/xenstored/launcher/xc"
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 	"github.com/xsstub/xenstored/xen/gntdev"
 	"github.com/xsstub/xenstored/xen/xenbus"
 	"github.com/xsstub/xenstored/xsclient"

@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // benchConn handles requests and throws the output away.

@@ -5,7 +5,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // The store-wide memory ceiling (issue 13, "the stub's memory under

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // containScene is a store with a watcher, a guest with a watch and an open

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // controlCmd is one CONTROL command: args are the NUL-separated

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // errReplied tells Handle that the handler queued its reply itself (WATCH

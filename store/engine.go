@@ -33,7 +33,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // DomidInvalid is Xen's DOMID_INVALID.

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // FuzzHandler drives random request sequences over several connections

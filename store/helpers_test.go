@@ -7,7 +7,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // tconn drives one engine connection in-process.

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // LiveUpdater is what live update needs from the program around the

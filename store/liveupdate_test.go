@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // fakeUpdater records what live update asks of the daemon.

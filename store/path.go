@@ -5,7 +5,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // validPathChars reports whether s uses only the characters

@@ -3,7 +3,7 @@ package store
 import (
 	"testing"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 func TestPermissions(t *testing.T) {

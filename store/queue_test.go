@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // Seed fix 2 (XSA-326): replies not yet taken are bounded per connection,

@@ -1,6 +1,6 @@
 package store
 
-import "github.com/xsstub/xenstored/store/wire"
+import "github.com/xsstub/xenstored/wire"
 
 // DomainResolver is an optional Platform extension. Asking the hypervisor
 // whether a domain exists is a hypercall, too slow for the engine's lock,

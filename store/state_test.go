@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // buildBusyStore makes a store with something of everything State holds:

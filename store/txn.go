@@ -6,7 +6,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // txn is one open transaction. Its first access to a node snapshots the

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 func startTx(t *testing.T, c *tconn) uint32 {

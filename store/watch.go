@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // watch is one registered watch. Its queued events sit in the owning

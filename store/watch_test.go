@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 func TestWatches(t *testing.T) {

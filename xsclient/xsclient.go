@@ -16,7 +16,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // Event is one WATCH_EVENT.

@@ -6,7 +6,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // ErrInconsistent: a Stream whose records, each well formed, do not fit

@@ -63,7 +63,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xsstub/xenstored/store"
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // Serving reports whether a server answers on the socket at path.

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/xsstub/xenstored/store"
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 func serve(t *testing.T) (*Server, string) {

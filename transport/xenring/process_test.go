@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // TestGuestInSeparateProcess runs the fake guest as its own process: the

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/xsstub/xenstored/store"
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 	"github.com/xsstub/xenstored/xen/fake"
 	"github.com/xsstub/xenstored/xen/ring"
 	"github.com/xsstub/xenstored/xen/ringclient"

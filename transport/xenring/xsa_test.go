@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/xsstub/xenstored/store"
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 	"github.com/xsstub/xenstored/xen"
 	"github.com/xsstub/xenstored/xen/ring"
 )

@@ -1,5 +1,5 @@
 // Package ringclient is a small guest-side xenstore client speaking the
-// wire protocol (package store/wire) over a shared ring page (package
+// wire protocol (package wire) over a shared ring page (package
 // xen/ring). Tests use it as the guest in front of the daemon's ring
 // transport; it depends only on a page and a Port, so it would run on a
 // real guest's ring as well as on a fake.Guest.
@@ -22,7 +22,7 @@ import (
 	"fmt"
 	"syscall"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // Port is the guest's event channel to the server.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 	"github.com/xsstub/xenstored/xen"
 	"github.com/xsstub/xenstored/xen/fake"
 	"github.com/xsstub/xenstored/xen/internal/ringtest"

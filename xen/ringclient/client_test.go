@@ -6,7 +6,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 func enc(m wire.Msg) []byte { return m.Encode() }

@@ -1,4 +1,4 @@
-// Command xsprobe speaks the xenstore wire protocol (store/wire) directly
+// Command xsprobe speaks the xenstore wire protocol (package wire) directly
 // over a Linux guest's /dev/xen/xenbus, for the end-to-end boot
 // (build/e2e/pvh.sh). It runs in dom0 and inside the PVH domU, built
 // static (CGO_ENABLED=0). Unlike libxenstore it never pages a directory
@@ -46,7 +46,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 type conn struct {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // perfValue is what `perf` writes (and, for reads, what it reads back):

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 func TestPipelineGot(t *testing.T) {

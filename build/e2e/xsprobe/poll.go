@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 )
 
 // pollStats counts a poll loop's READs across live updates: every reply

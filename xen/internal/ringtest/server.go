@@ -23,7 +23,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 	"github.com/xsstub/xenstored/xen"
 	"github.com/xsstub/xenstored/xen/ring"
 )

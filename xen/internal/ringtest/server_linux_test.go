@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xsstub/xenstored/store/wire"
+	"github.com/xsstub/xenstored/wire"
 	"github.com/xsstub/xenstored/xen/fake"
 	"github.com/xsstub/xenstored/xen/ring"
 )
