@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xsstub/xenstored/daemon"
 	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/store/handover"
 	"github.com/xsstub/xenstored/transport/xenring"
 	"github.com/xsstub/xenstored/wire"
 )
@@ -46,7 +46,7 @@ func (u *updateCapture) NewImage(int) (io.WriteCloser, error) {
 func (u *updateCapture) Exec(st *store.State, _ string, _ string) error {
 	t0 := time.Now()
 	rings := u.srv.Freeze()
-	u.err = daemon.WriteRingState(&u.buf, st, rings)
+	u.err = handover.Encode(&u.buf, st, ringTransports(rings))
 	u.row.Export = time.Since(t0)
 	u.row.StreamBytes = u.buf.Len()
 	runtime.GC()                // what must stay live: a stub's memory limit makes the collector run
@@ -94,7 +94,7 @@ func LiveUpdateCost(n int) (*LiveUpdateRow, error) {
 	runtime.GC()
 	before := heapInUse()
 	t0 := time.Now()
-	st, err := daemon.ReadState(bytes.NewReader(stream), 0)
+	st, _, err := handover.Decode(bytes.NewReader(stream), 0)
 	if err != nil {
 		return nil, err
 	}
@@ -123,4 +123,14 @@ func LiveUpdateTable(rows []*LiveUpdateRow, md bool) string {
 			r.Export.Round(time.Millisecond).String(), r.Restore.Round(time.Millisecond).String()})
 	}
 	return table(md, h, rs)
+}
+
+// ringTransports is the frozen rings as a stub's live update hands them
+// over (no sockets).
+func ringTransports(rings []xenring.RingHandover) *handover.Transports {
+	t := handover.NewTransports()
+	for _, r := range rings {
+		t.Rings[r.Conn.ID()] = r.State()
+	}
+	return t
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/store/handover"
 	"github.com/xsstub/xenstored/store/migration"
 )
 
@@ -38,27 +39,26 @@ var cReaderOptions = &migration.ReaderOptions{IgnoreReserved: true}
 
 // readCState reads the stream C xenstored left for us (-U) and removes
 // it, as C does once it has read it: a later -U must not find it again.
-func readCState(path string, priv uint32, quotas store.Quotas) (*store.State, *handover, error) {
+func readCState(path string, priv uint32, quotas store.Quotas) (*store.State, *handover.Transports, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("-U: no state from the last xenstored: %w", err)
 	}
 	defer f.Close()
-	d := newDecoder(priv)
-	d.st.Quotas = quotas // C 4.17 carries none: they are its command line's, which we got
-	d.opts = cReaderOptions
-	if err := d.read(bufio.NewReaderSize(f, 64<<10)); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	fd, err := cEvtchnFD(d.h.evtchnFD)
+	st, h, err := handover.DecodeWith(bufio.NewReaderSize(f, 64<<10),
+		handover.DecodeOptions{Priv: priv, Quotas: &quotas, Reader: cReaderOptions}) // C 4.17 carries no quotas: they are its command line's, which we got
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	d.h.evtchnFD = fd
+	fd, err := cEvtchnFD(h.EvtchnFD)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	h.EvtchnFD = fd
 	if err := os.Remove(path); err != nil {
 		return nil, nil, fmt.Errorf("-U: %w", err)
 	}
-	return d.st, d.h, nil
+	return st, h, nil
 }
 
 // evtchnDevice is the device whose open handle holds a daemon's bound
@@ -311,8 +311,8 @@ func forC(st *store.State) *store.State {
 
 // writeCState writes the state to path for release c, so that a failed
 // write never leaves a partial stream where C looks for one.
-func writeCState(path string, st *store.State, h *handover, c *cRelease) error {
-	h.version = c.version
+func writeCState(path string, st *store.State, h *handover.Transports, c *cRelease) error {
+	h.Version = c.version
 	st = forC(st)
 	tmp := path + ".new"
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -320,7 +320,7 @@ func writeCState(path string, st *store.State, h *handover, c *cRelease) error {
 		return fmt.Errorf("state for C xenstored: %w", err)
 	}
 	bw := bufio.NewWriterSize(f, 64<<10)
-	err = encodeHandover(bw, st, h)
+	err = handover.Encode(bw, st, h)
 	if err == nil {
 		err = bw.Flush()
 	}

@@ -9,13 +9,14 @@ import (
 	"testing"
 
 	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/store/handover"
 	"github.com/xsstub/xenstored/store/migration"
 	"github.com/xsstub/xenstored/wire"
 )
 
 // readGolden reads a stream real C xenstored wrote (difftest's
 // TestLiveUpdateCGoldens captures them) as -U does, from a copy.
-func readGolden(t *testing.T, rel string, quotas store.Quotas) (*store.State, *handover) {
+func readGolden(t *testing.T, rel string, quotas store.Quotas) (*store.State, *handover.Transports) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", rel))
 	if err != nil {
@@ -80,14 +81,14 @@ func TestReadCGoldens(t *testing.T) {
 				if c.Ring {
 					continue
 				}
-				s := h.sockets[c.ID]
-				if s.fd <= 2 {
-					t.Errorf("connection %d: socket descriptor %d", c.ID, s.fd)
+				s := h.Sockets[c.ID]
+				if s.FD <= 2 {
+					t.Errorf("connection %d: socket descriptor %d", c.ID, s.FD)
 				}
-				if len(s.in) > 0 {
+				if len(s.In) > 0 {
 					in++
-					if !bytes.HasPrefix(s.in[wire.HeaderSize:], []byte("/gol")) {
-						t.Errorf("partial request %q", s.in)
+					if !bytes.HasPrefix(s.In[wire.HeaderSize:], []byte("/gol")) {
+						t.Errorf("partial request %q", s.In)
 					}
 				}
 				for _, m := range c.Output {
@@ -107,8 +108,8 @@ func TestReadCGoldens(t *testing.T) {
 			if in != 1 || out < 10 || ok != 1 {
 				t.Errorf("%d partial requests, %d queued events, %d live-update replies; want 1, many, 1", in, out, ok)
 			}
-			if h.listenFD <= 2 || h.evtchnFD != -1 {
-				t.Errorf("listener %d, event channel handle %d (no Xen: -1)", h.listenFD, h.evtchnFD)
+			if h.ListenFD <= 2 || h.EvtchnFD != -1 {
+				t.Errorf("listener %d, event channel handle %d (no Xen: -1)", h.ListenFD, h.EvtchnFD)
 			}
 			if _, err := store.Restore(store.Config{}, st); err != nil {
 				t.Fatalf("restoring: %v", err)
@@ -221,7 +222,7 @@ func TestWriteCState(t *testing.T) {
 	}
 	for _, c := range cReleases {
 		t.Run(c.name, func(t *testing.T) {
-			h := &handover{listenFD: 3, evtchnFD: -1, sockets: map[uint64]socketState{7: {fd: 4}}, rings: map[uint64]socketState{}}
+			h := &handover.Transports{ListenFD: 3, EvtchnFD: -1, Sockets: map[uint64]handover.Conn{7: {FD: 4}}, Rings: map[uint64]handover.Conn{}}
 			path := filepath.Join(t.TempDir(), "state_dump")
 			if err := writeCState(path, st, h, c); err != nil {
 				t.Fatal(err)

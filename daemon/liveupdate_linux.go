@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/store/handover"
 	"github.com/xsstub/xenstored/transport/unixsock"
 )
 
@@ -72,7 +73,7 @@ func (u *updater) NewImage(size int) (io.WriteCloser, error) {
 // xenstored binary itself). It runs with the engine locked and returns
 // only on failure, after which everything goes on as before.
 func (u *updater) Exec(st *store.State, binary string, cmdline string) error {
-	h := &handover{listenFD: -1, evtchnFD: -1, sockets: map[uint64]socketState{}, rings: map[uint64]socketState{}}
+	h := handover.NewTransports()
 	var keep []int32 // descriptors the new daemon inherits
 	if u.sock != nil {
 		lf, hs, err := u.sock.Freeze()
@@ -80,13 +81,13 @@ func (u *updater) Exec(st *store.State, binary string, cmdline string) error {
 			return err
 		}
 		defer func() { lf.Close(); u.sock.Thaw(hs) }()
-		h.listenFD = rawFD(lf)
-		keep = append(keep, h.listenFD)
+		h.ListenFD = rawFD(lf)
+		keep = append(keep, h.ListenFD)
 		keep = append(keep, socketHandovers(st, h, hs)...)
 	}
 	if u.xs != nil {
 		for _, r := range u.xs.rings.Freeze() {
-			h.rings[r.Conn.ID()] = socketState{fd: int32(r.Port), in: r.In, out: r.Out, partial: len(r.Out)} // the rest of one message
+			h.Rings[r.Conn.ID()] = r.State()
 		}
 		defer u.xs.rings.Thaw()
 		if err := u.xs.rings.UnwatchDomains(); err != nil {
@@ -97,8 +98,8 @@ func (u *updater) Exec(st *store.State, binary string, cmdline string) error {
 				u.log.Error("live-update failed and VIRQ_DOM_EXC could not be bound again: deaths go unseen", "err", err)
 			}
 		}()
-		h.evtchnFD = int32(u.xs.evtchnFD)
-		keep = append(keep, h.evtchnFD)
+		h.EvtchnFD = int32(u.xs.evtchnFD)
+		keep = append(keep, h.EvtchnFD)
 	}
 	if binary == "" {
 		if u.image == nil {
@@ -114,22 +115,22 @@ func (u *updater) Exec(st *store.State, binary string, cmdline string) error {
 
 // socketHandovers records the socket clients in h (and st, for clients
 // without an engine connection yet) and returns their descriptors.
-func socketHandovers(st *store.State, h *handover, hs []unixsock.Handover) []int32 {
+func socketHandovers(st *store.State, h *handover.Transports, hs []unixsock.Handover) []int32 {
 	var fds []int32
 	for _, c := range hs {
 		fds = append(fds, rawFD(c.File))
 		if c.Conn == nil { // accepted just now: a new engine connection
 			id := newConnID(st)
 			st.Conns = append(st.Conns, store.ConnState{ID: id, Priv: true})
-			h.sockets[id] = socketState{fd: rawFD(c.File)}
+			h.Sockets[id] = handover.Conn{FD: rawFD(c.File)}
 			continue
 		}
-		h.sockets[c.Conn.ID()] = socketState{fd: rawFD(c.File), in: c.In, out: c.Out, partial: c.OutPartial}
+		h.Sockets[c.Conn.ID()] = handover.Conn{FD: rawFD(c.File), In: c.In, Out: c.Out, Partial: c.OutPartial}
 	}
 	return fds
 }
 
-func (u *updater) exec(st *store.State, h *handover, binary, cmdline string, keep []int32) error {
+func (u *updater) exec(st *store.State, h *handover.Transports, binary, cmdline string, keep []int32) error {
 	c, err := identifyC(binary)
 	if err != nil {
 		return err
@@ -145,7 +146,7 @@ func (u *updater) exec(st *store.State, h *handover, binary, cmdline string, kee
 	defer mf.Close()
 	// Straight into the memfd: the stream is never in the heap as well.
 	bw := bufio.NewWriterSize(mf, 64<<10)
-	if err := encodeHandover(bw, st, h); err != nil {
+	if err := handover.Encode(bw, st, h); err != nil {
 		return err
 	}
 	if err := bw.Flush(); err != nil {
@@ -172,7 +173,7 @@ func (u *updater) exec(st *store.State, h *handover, binary, cmdline string, kee
 	}
 	env := append(os.Environ(), liveUpdateEnv+"="+strconv.Itoa(mfd))
 	u.log.Info("live-update: executing the new daemon", "binary", binary, "state-bytes", size,
-		"connections", len(st.Conns), "rings", len(h.rings), "sockets", len(h.sockets))
+		"connections", len(st.Conns), "rings", len(h.Rings), "sockets", len(h.Sockets))
 	err = syscall.Exec(binary, argv, env)
 	for _, fd := range keep {
 		unix.CloseOnExec(int(fd))
@@ -183,7 +184,7 @@ func (u *updater) exec(st *store.State, h *handover, binary, cmdline string, kee
 // execC hands over to C xenstored of release c: the stream it reads
 // where it reads it, and its command line with -U. C has no check mode:
 // what it would refuse or lose is refused here, before anything is.
-func (u *updater) execC(st *store.State, h *handover, binary, cmdline string, keep []int32, c *cRelease) error {
+func (u *updater) execC(st *store.State, h *handover.Transports, binary, cmdline string, keep []int32, c *cRelease) error {
 	args, base := u.args, u.quotas
 	if cmdline != "" {
 		args = strings.Fields(cmdline)
@@ -211,7 +212,7 @@ func (u *updater) execC(st *store.State, h *handover, binary, cmdline string, ke
 		}
 	}
 	u.log.Info("live-update: executing C xenstored", "binary", binary, "release", c.name, "state", path,
-		"connections", len(st.Conns), "sockets", len(h.sockets), "rings", len(h.rings))
+		"connections", len(st.Conns), "sockets", len(h.Sockets), "rings", len(h.Rings))
 	err = syscall.Exec(binary, append([]string{binary}, args...), os.Environ())
 	for _, fd := range keep {
 		unix.CloseOnExec(int(fd))
@@ -226,7 +227,7 @@ func checkStream(f *os.File) error {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("reading state back: %w", err)
 	}
-	if err := checkHandover(bufio.NewReaderSize(f, 64<<10)); err != nil {
+	if err := handover.Check(bufio.NewReaderSize(f, 64<<10)); err != nil {
 		return fmt.Errorf("state written cannot be read back: %w", err)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -305,7 +306,7 @@ func CheckLiveUpdate(w io.Writer) error {
 	}
 	f := os.NewFile(uintptr(fd), "live-update state")
 	defer f.Close()
-	if err := checkHandover(bufio.NewReaderSize(f, 64<<10)); err != nil {
+	if err := handover.Check(bufio.NewReaderSize(f, 64<<10)); err != nil {
 		return err
 	}
 	_, err = fmt.Fprintln(w, checkOK)
@@ -334,7 +335,7 @@ func newConnID(st *store.State) uint64 {
 // inheritedState reads the state a live update handed over, if this
 // daemon was started by one: ours passes a descriptor, C xenstored a file
 // and -U.
-func inheritedState(o *Options) (*store.State, *handover, error) {
+func inheritedState(o *Options) (*store.State, *handover.Transports, error) {
 	v, ok := os.LookupEnv(liveUpdateEnv)
 	if !ok && o.LiveUpdate {
 		return readCState(cStateFile(), o.PrivDomid, o.Quotas)
@@ -350,14 +351,14 @@ func inheritedState(o *Options) (*store.State, *handover, error) {
 	unix.CloseOnExec(fd)
 	f := os.NewFile(uintptr(fd), "live-update state")
 	defer f.Close()
-	return decodeHandover(bufio.NewReaderSize(f, 64<<10), o.PrivDomid)
+	return handover.Decode(bufio.NewReaderSize(f, 64<<10), o.PrivDomid)
 }
 
 // adoptSockets gives the restored engine's socket clients to a new socket
 // server over the inherited listener.
-func adoptSockets(e *store.Engine, h *handover, log *slog.Logger) (*unixsock.Server, error) {
-	lf := os.NewFile(uintptr(h.listenFD), "listener")
-	unix.CloseOnExec(int(h.listenFD))
+func adoptSockets(e *store.Engine, h *handover.Transports, log *slog.Logger) (*unixsock.Server, error) {
+	lf := os.NewFile(uintptr(h.ListenFD), "listener")
+	unix.CloseOnExec(int(h.ListenFD))
 	l, err := net.FileListener(lf)
 	lf.Close()
 	if err != nil {
@@ -368,9 +369,9 @@ func adoptSockets(e *store.Engine, h *handover, log *slog.Logger) (*unixsock.Ser
 		return nil, errors.New("inherited listener is not a Unix socket")
 	}
 	s := unixsock.NewServer(e, ln, log)
-	for id, ss := range h.sockets {
-		f := os.NewFile(uintptr(ss.fd), "client")
-		unix.CloseOnExec(int(ss.fd))
+	for id, ss := range h.Sockets {
+		f := os.NewFile(uintptr(ss.FD), "client")
+		unix.CloseOnExec(int(ss.FD))
 		c, err := net.FileConn(f)
 		f.Close()
 		if err != nil {
@@ -382,7 +383,7 @@ func adoptSockets(e *store.Engine, h *handover, log *slog.Logger) (*unixsock.Ser
 			c.Close()
 			continue
 		}
-		s.Adopt(e.ConnByID(id), uc, ss.in, ss.out)
+		s.Adopt(e.ConnByID(id), uc, ss.In, ss.Out)
 	}
 	return s, nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/store/handover"
 	"github.com/xsstub/xenstored/wire"
 )
 
@@ -15,10 +16,10 @@ import (
 // one is left at its start.
 func TestCheckStream(t *testing.T) {
 	e := store.New(store.Config{})
-	call(t, e.NewConn(0, true, nil), wire.Write, 0, "/a", "1")
+	e.NewConn(0, true, nil).Handle(wire.Msg{Type: wire.Write, ReqID: 1, Payload: wire.JoinStrings("/a", "1")})
 	var good bytes.Buffer
-	h := &handover{listenFD: -1, evtchnFD: -1, sockets: map[uint64]socketState{}, rings: map[uint64]socketState{}}
-	if err := encodeHandover(&good, e.Export(), h); err != nil {
+	h := handover.NewTransports()
+	if err := handover.Encode(&good, e.Export(), h); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {

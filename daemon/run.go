@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/store/handover"
 	"github.com/xsstub/xenstored/transport/unixsock"
 	"github.com/xsstub/xenstored/transport/xenring"
 	"github.com/xsstub/xenstored/xen/domains"
@@ -64,7 +65,7 @@ func serve(ctx context.Context, fail context.CancelCauseFunc, o *Options, log *s
 	}
 	evtchnFD := -1
 	if handed != nil {
-		evtchnFD = int(handed.evtchnFD)
+		evtchnFD = int(handed.EvtchnFD)
 		accountImage(log)
 	}
 	xs, err := openXen(o, evtchnFD, log)
@@ -156,7 +157,7 @@ func serve(ctx context.Context, fail context.CancelCauseFunc, o *Options, log *s
 // runUpdated goes on serving where the daemon that executed us by live
 // update stopped: its store, its rings and event channels, its listener
 // and its clients.
-func runUpdated(ctx context.Context, fail context.CancelCauseFunc, o *Options, cfg store.Config, st *store.State, h *handover, up *updater, log *slog.Logger) error {
+func runUpdated(ctx context.Context, fail context.CancelCauseFunc, o *Options, cfg store.Config, st *store.State, h *handover.Transports, up *updater, log *slog.Logger) error {
 	dropUnservedRings(st, h, up.xs != nil)
 	e, err := store.Restore(cfg, st)
 	if err != nil {
@@ -175,8 +176,8 @@ func runUpdated(ctx context.Context, fail context.CancelCauseFunc, o *Options, c
 		}
 	}
 	log.Info("live-update: serving the state handed over", "nodes", len(st.Nodes), "connections", len(st.Conns),
-		"rings", len(h.rings), "sockets", len(h.sockets), "pid", os.Getpid())
-	if h.listenFD < 0 {
+		"rings", len(h.Rings), "sockets", len(h.Sockets), "pid", os.Getpid())
+	if h.ListenFD < 0 {
 		<-ctx.Done() // a stub without sockets
 		return nil
 	}
@@ -199,10 +200,10 @@ func runUpdated(ctx context.Context, fail context.CancelCauseFunc, o *Options, c
 
 // dropUnservedRings turns ring connections that no transport can serve
 // into introduced domains without a connection: all of them without Xen.
-func dropUnservedRings(st *store.State, h *handover, xen bool) {
+func dropUnservedRings(st *store.State, h *handover.Transports, xen bool) {
 	kept := st.Conns[:0]
 	for _, c := range st.Conns {
-		if _, served := h.rings[c.ID]; c.Ring && (!xen || !served) {
+		if _, served := h.Rings[c.ID]; c.Ring && (!xen || !served) {
 			continue
 		}
 		kept = append(kept, c)
@@ -213,7 +214,7 @@ func dropUnservedRings(st *store.State, h *handover, xen bool) {
 // adoptRings binds VIRQ_DOM_EXC again (the last daemon let it go), serves
 // every ring handed over on its still-bound port, then checks every known
 // domain: deaths during the switch were not signalled to anyone.
-func adoptRings(ctx context.Context, fail context.CancelCauseFunc, o *Options, xs *xenSide, e *store.Engine, h *handover, log *slog.Logger) error {
+func adoptRings(ctx context.Context, fail context.CancelCauseFunc, o *Options, xs *xenSide, e *store.Engine, h *handover.Transports, log *slog.Logger) error {
 	rings := xs.rings
 	rings.SetEngine(e)
 	if err := rings.WatchDomains(); err != nil {
@@ -224,12 +225,12 @@ func adoptRings(ctx context.Context, fail context.CancelCauseFunc, o *Options, x
 			log.Warn("dom0's kernel ring not served", "err", err)
 		}
 	}
-	for id, rs := range h.rings {
+	for id, rs := range h.Rings {
 		c := e.ConnByID(id)
 		if c == nil {
 			continue
 		}
-		if err := rings.Adopt(c, uint32(rs.fd), rs.in, rs.out); err != nil {
+		if err := rings.Adopt(c, uint32(rs.FD), rs.In, rs.Out); err != nil {
 			log.Error("live-update: a ring was not taken over", "domid", c.Domid(), "err", err)
 		}
 	}

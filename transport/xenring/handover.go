@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/store/handover"
 	"github.com/xsstub/xenstored/xen"
 	"github.com/xsstub/xenstored/xen/ring"
 )
@@ -17,6 +18,11 @@ type RingHandover struct {
 	Conn    *store.Conn
 	Port    uint32
 	In, Out []byte
+}
+
+// State is r as the stream carries it: Out is the rest of one message.
+func (r RingHandover) State() handover.Conn {
+	return handover.Conn{FD: int32(r.Port), In: r.In, Out: r.Out, Partial: len(r.Out)}
 }
 
 // Freeze stops the loop from touching any ring and returns each ring's

@@ -1,4 +1,4 @@
-package daemon
+package handover
 
 import (
 	"errors"
@@ -11,35 +11,42 @@ import (
 
 	"github.com/xsstub/xenstored/store"
 	"github.com/xsstub/xenstored/store/migration"
-	"github.com/xsstub/xenstored/transport/xenring"
 	"github.com/xsstub/xenstored/wire"
 )
 
-// handover is what live update carries besides the store's State: the
-// descriptors that survive the exec and the bytes the transports held.
-type handover struct {
-	listenFD int32 // the socket listener; -1: none
-	evtchnFD int32 // the event channel device; -1: none
-	sockets  map[uint64]socketState
-	rings    map[uint64]socketState // fd is the local event channel port
-	version  uint32                 // of the stream to write; 0: 2
+// Transports is what live update carries besides the store's State: the
+// descriptors that survive the exec and the bytes each connection's
+// transport held.
+type Transports struct {
+	ListenFD int32           // the socket listener; -1: none
+	EvtchnFD int32           // the event channel device; -1: none
+	Sockets  map[uint64]Conn // by store connection ID
+	Rings    map[uint64]Conn // by store connection ID; FD is the local event channel port
+	Version  uint32          // of the stream to write; 0: 2
 }
 
-// socketState is one socket client: its descriptor and transport bytes.
-type socketState struct {
-	fd      int32
-	in, out []byte
-	partial int // out's first bytes that end a message partly written; whole messages follow
+// NewTransports is an empty handover: no listener, no event channel.
+func NewTransports() *Transports {
+	return &Transports{ListenFD: -1, EvtchnFD: -1, Sockets: map[uint64]Conn{}, Rings: map[uint64]Conn{}}
 }
 
-// encodeHandover writes st and h as the xenstore migration stream
+// Conn is one connection's transport state: the one handover type of both
+// transports.
+type Conn struct {
+	FD      int32  // socket descriptor, or a ring's local event channel port
+	In      []byte // bytes read but not handled: the front of a request
+	Out     []byte // bytes taken from the engine but not written
+	Partial int    // Out's first bytes that end a message partly written; whole messages follow
+}
+
+// Encode writes st and h as the xenstore migration stream
 // (version 2), records in C xenstored's order: global data, quotas, each
 // connection with its watches and transactions, the nodes from the root
 // down, the special nodes, then the domains. A connection's out-data is
 // the bytes its transport had not written (counted as out-resp-len) and
 // then the engine's queue; the pending live-update reply ends it.
-func encodeHandover(w io.Writer, st *store.State, h *handover) error {
-	mw, err := migration.NewWriter(w, &migration.WriterOptions{Version: h.version})
+func Encode(w io.Writer, st *store.State, h *Transports) error {
+	mw, err := migration.NewWriter(w, &migration.WriterOptions{Version: h.Version})
 	if err != nil {
 		return err
 	}
@@ -49,8 +56,8 @@ func encodeHandover(w io.Writer, st *store.State, h *handover) error {
 	}
 	// Version 1 (C xenstored 4.17) has no quota or domain records: the
 	// caller checked that they hold nothing its command line does not.
-	v1 := h.version == migration.Version1
-	recs := []migration.Record{&migration.Global{SocketFD: h.listenFD, EvtchnFD: h.evtchnFD}}
+	v1 := h.Version == migration.Version1
+	recs := []migration.Record{&migration.Global{SocketFD: h.ListenFD, EvtchnFD: h.EvtchnFD}}
 	if !v1 {
 		recs = append(recs, &migration.GlobalQuota{PerDomain: quotas})
 	}
@@ -84,7 +91,7 @@ func encodeHandover(w io.Writer, st *store.State, h *handover) error {
 // its watches and transactions: domains first, then sockets. C xenstored
 // 4.17 crashes on a socket connection read before dom0's ring: a socket
 // client belongs to dom0 there.
-func connRecords(st *store.State, h *handover) ([]migration.Record, error) {
+func connRecords(st *store.State, h *Transports) ([]migration.Record, error) {
 	var recs []migration.Record
 	next := uint32(1)
 	introduced := map[uint32]store.DomainState{}
@@ -152,31 +159,31 @@ func target(d store.DomainState) uint16 {
 // connection whose transport is gone. Its out-resp-len counts only the rest
 // of a message partly written, as C xenstored's does: the transport's whole
 // messages go after it, with the engine's queue.
-func connRecord(cs store.ConnState, st *store.State, h *handover, id uint32, doms map[uint32]store.DomainState) (*migration.Connection, error) {
+func connRecord(cs store.ConnState, st *store.State, h *Transports, id uint32, doms map[uint32]store.DomainState) (*migration.Connection, error) {
 	rec := &migration.Connection{ID: id}
-	var ts socketState
+	var ts Conn
 	if cs.Ring {
-		rs, ok := h.rings[cs.ID]
-		if !ok || rs.fd <= 0 {
+		rs, ok := h.Rings[cs.ID]
+		if !ok || rs.FD <= 0 {
 			return nil, nil
 		}
 		d := doms[cs.Domid]
 		rec.Kind = migration.ConnRing
-		rec.Ring = migration.Ring{DomID: uint16(cs.Domid), TargetDomID: target(d), Evtchn: uint32(rs.fd)}
+		rec.Ring = migration.Ring{DomID: uint16(cs.Domid), TargetDomID: target(d), Evtchn: uint32(rs.FD)}
 		ts = rs
 	} else {
-		s, ok := h.sockets[cs.ID]
+		s, ok := h.Sockets[cs.ID]
 		if !ok {
 			return nil, nil
 		}
-		rec.Kind, rec.Socket = migration.ConnSocket, s.fd
+		rec.Kind, rec.Socket = migration.ConnSocket, s.FD
 		ts = s
 	}
-	if ts.partial < 0 || ts.partial > min(len(ts.out), math.MaxUint16) {
-		return nil, fmt.Errorf("connection %d: out-resp-len cannot carry %d bytes of a message partly written (%d unsent)", id, ts.partial, len(ts.out))
+	if ts.Partial < 0 || ts.Partial > min(len(ts.Out), math.MaxUint16) {
+		return nil, fmt.Errorf("connection %d: out-resp-len cannot carry %d bytes of a message partly written (%d unsent)", id, ts.Partial, len(ts.Out))
 	}
-	rec.In, rec.OutResp = ts.in, uint16(ts.partial)
-	out := slices.Clone(ts.out)
+	rec.In, rec.OutResp = ts.In, uint16(ts.Partial)
+	out := slices.Clone(ts.Out)
 	for _, m := range cs.Output {
 		out = append(out, m...)
 	}
@@ -247,28 +254,44 @@ func setQuotas(q *store.Quotas, named []migration.Quota) {
 	}
 }
 
-// decodeHandover reads the stream back into a State and the handover. A
-// ring record with event channel 0 only says that its domain is
+// Decode reads a stream of ours back into a State and the transports'
+// state; priv is the control domain (its ring connection is privileged).
+// A ring record with event channel 0 only says that its domain is
 // introduced.
-func decodeHandover(r io.Reader, priv uint32) (*store.State, *handover, error) {
-	d := newDecoder(priv)
+func Decode(r io.Reader, priv uint32) (*store.State, *Transports, error) {
+	return DecodeWith(r, DecodeOptions{Priv: priv})
+}
+
+// DecodeOptions adapt Decode to a stream another daemon wrote.
+type DecodeOptions struct {
+	Priv   uint32                   // the control domain
+	Quotas *store.Quotas            // quotas the stream's own apply over; nil: the defaults
+	Reader *migration.ReaderOptions // nil: strict, for our own streams
+}
+
+// DecodeWith is Decode with options.
+func DecodeWith(r io.Reader, o DecodeOptions) (*store.State, *Transports, error) {
+	d := newDecoder(o.Priv)
+	if o.Quotas != nil {
+		d.st.Quotas = *o.Quotas
+	}
+	d.opts = o.Reader
 	if err := d.read(r); err != nil {
 		return nil, nil, err
 	}
 	return d.st, d.h, nil
 }
 
-// checkHandover reads the stream as the next daemon will, without keeping
-// the nodes: a stream it cannot read must never be handed over.
-func checkHandover(r io.Reader) error {
+// Check reads the stream as the next daemon will, without keeping the
+// nodes: a stream it cannot read must never be handed over.
+func Check(r io.Reader) error {
 	d := newDecoder(0)
 	d.dropNodes = true
 	return d.read(r)
 }
 
 func newDecoder(priv uint32) *decoder {
-	return &decoder{st: &store.State{Quotas: store.DefaultQuotas()},
-		h:    &handover{listenFD: -1, evtchnFD: -1, sockets: map[uint64]socketState{}, rings: map[uint64]socketState{}},
+	return &decoder{st: &store.State{Quotas: store.DefaultQuotas()}, h: NewTransports(),
 		priv: priv, conns: map[uint32]int{}, doms: map[uint32]int{}}
 }
 
@@ -293,7 +316,7 @@ func (d *decoder) read(r io.Reader) error {
 
 type decoder struct {
 	st    *store.State
-	h     *handover
+	h     *Transports
 	priv  uint32         // the control domain: its ring connection is privileged
 	conns map[uint32]int // conn-id to index in st.Conns; -1: a ring record without a connection
 	doms  map[uint32]int // domid to index in st.Domains
@@ -315,7 +338,7 @@ func (d *decoder) domain(id uint32) *store.DomainState {
 func (d *decoder) record(rec migration.Record) error {
 	switch r := rec.(type) {
 	case *migration.Global:
-		d.h.listenFD, d.h.evtchnFD = r.SocketFD, r.EvtchnFD
+		d.h.ListenFD, d.h.EvtchnFD = r.SocketFD, r.EvtchnFD
 	case *migration.GlobalQuota:
 		setQuotas(&d.st.Quotas, r.PerDomain)
 		setQuotas(&d.st.Quotas, r.Global)
@@ -374,9 +397,9 @@ func (d *decoder) connection(r *migration.Connection) error {
 			return nil
 		}
 		cs.Domid, cs.Ring, cs.Priv = uint32(r.Ring.DomID), true, uint32(r.Ring.DomID) == d.priv
-		d.h.rings[cs.ID] = socketState{fd: int32(r.Ring.Evtchn), in: r.In, out: out[:r.OutResp], partial: int(r.OutResp)}
+		d.h.Rings[cs.ID] = Conn{FD: int32(r.Ring.Evtchn), In: r.In, Out: out[:r.OutResp], Partial: int(r.OutResp)}
 	case migration.ConnSocket:
-		d.h.sockets[cs.ID] = socketState{fd: r.Socket, in: r.In, out: out[:r.OutResp], partial: int(r.OutResp)}
+		d.h.Sockets[cs.ID] = Conn{FD: r.Socket, In: r.In, Out: out[:r.OutResp], Partial: int(r.OutResp)}
 	default:
 		return fmt.Errorf("connection kind %v", r.Kind)
 	}
@@ -434,21 +457,4 @@ func splitMessages(b []byte) ([][]byte, error) {
 		b = b[n:]
 	}
 	return out, nil
-}
-
-// WriteRingState writes st and the rings' transport state as a live update
-// of a daemon without sockets (a stub) hands them over: for tests and
-// measurements of the stream.
-func WriteRingState(w io.Writer, st *store.State, rings []xenring.RingHandover) error {
-	h := &handover{listenFD: -1, evtchnFD: -1, sockets: map[uint64]socketState{}, rings: map[uint64]socketState{}}
-	for _, r := range rings {
-		h.rings[r.Conn.ID()] = socketState{fd: int32(r.Port), in: r.In, out: r.Out, partial: len(r.Out)}
-	}
-	return encodeHandover(w, st, h)
-}
-
-// ReadState reads a stream WriteRingState (or a live update) wrote.
-func ReadState(r io.Reader, priv uint32) (*store.State, error) {
-	st, _, err := decodeHandover(r, priv)
-	return st, err
 }

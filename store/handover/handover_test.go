@@ -1,4 +1,4 @@
-package daemon
+package handover
 
 import (
 	"bytes"
@@ -45,15 +45,15 @@ func TestHandoverRoundTrip(t *testing.T) {
 	call(t, d0, wire.Write, 0, "/local/x", "y") // an event queued for other
 	st := e.Export()
 	st.Reply = &store.PendingReply{Conn: d0.ID(), ReqID: 9}
-	h := &handover{listenFD: 3, evtchnFD: -1, sockets: map[uint64]socketState{
-		d0.ID():    {fd: 4, in: []byte("partial request"), out: []byte("rest of a reply"), partial: 15},
-		other.ID(): {fd: 5},
+	h := &Transports{ListenFD: 3, EvtchnFD: -1, Sockets: map[uint64]Conn{
+		d0.ID():    {FD: 4, In: []byte("partial request"), Out: []byte("rest of a reply"), Partial: 15},
+		other.ID(): {FD: 5},
 	}}
 	var buf bytes.Buffer
-	if err := encodeHandover(&buf, st, h); err != nil {
+	if err := Encode(&buf, st, h); err != nil {
 		t.Fatal(err)
 	}
-	got, gh, err := decodeHandover(&buf, 0)
+	got, gh, err := Decode(&buf, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,8 +88,8 @@ func TestHandoverRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(got.Conns[1].Output, st.Conns[1].Output) {
 		t.Errorf("conn 2 output differs")
 	}
-	if gh.listenFD != 3 || gh.sockets[3].fd != 4 || string(gh.sockets[3].in) != "partial request" ||
-		string(gh.sockets[3].out) != "rest of a reply" || gh.sockets[4].fd != 5 {
+	if gh.ListenFD != 3 || gh.Sockets[3].FD != 4 || string(gh.Sockets[3].In) != "partial request" ||
+		string(gh.Sockets[3].Out) != "rest of a reply" || gh.Sockets[4].FD != 5 {
 		t.Errorf("handover %+v", gh)
 	}
 	r, err := store.Restore(store.Config{}, got)
@@ -131,11 +131,11 @@ func TestHandoverUnsentReplies(t *testing.T) {
 		{"more than out", len(out) + 1, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			h := &handover{listenFD: 3, evtchnFD: -1, sockets: map[uint64]socketState{c.ID(): {fd: 4, out: out, partial: tt.partial}}}
+			h := &Transports{ListenFD: 3, EvtchnFD: -1, Sockets: map[uint64]Conn{c.ID(): {FD: 4, Out: out, Partial: tt.partial}}}
 			var buf bytes.Buffer
-			err := encodeHandover(&buf, st, h)
+			err := Encode(&buf, st, h)
 			if err == nil {
-				err = checkHandover(bytes.NewReader(buf.Bytes()))
+				err = Check(bytes.NewReader(buf.Bytes()))
 			}
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("encode and check: %v, want error %v", err, tt.wantErr)
@@ -143,12 +143,12 @@ func TestHandoverUnsentReplies(t *testing.T) {
 			if err != nil {
 				return
 			}
-			got, gh, err := decodeHandover(&buf, 0)
+			got, gh, err := Decode(&buf, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s := gh.sockets[got.Conns[0].ID]; len(s.out) != rest || s.partial != rest {
-				t.Errorf("transport gets %d bytes (partial %d), want the rest of one reply, %d", len(s.out), s.partial, rest)
+			if s := gh.Sockets[got.Conns[0].ID]; len(s.Out) != rest || s.Partial != rest {
+				t.Errorf("transport gets %d bytes (partial %d), want the rest of one reply, %d", len(s.Out), s.Partial, rest)
 			}
 			want := append(whole, ev.Encode())
 			if !reflect.DeepEqual(got.Conns[0].Output, want) {
@@ -181,16 +181,16 @@ func TestHandoverQuotaRange(t *testing.T) {
 			for i := range st.Domains {
 				st.Domains[i].Quotas.Hard[store.QNodes] = tt.domain
 			}
-			h := &handover{listenFD: -1, evtchnFD: -1, sockets: map[uint64]socketState{}, rings: map[uint64]socketState{}}
+			h := NewTransports()
 			var buf bytes.Buffer
-			err := encodeHandover(&buf, st, h)
+			err := Encode(&buf, st, h)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("encode: %v, want error %v", err, tt.wantErr)
 			}
 			if err != nil {
 				return
 			}
-			got, _, err := decodeHandover(&buf, 0)
+			got, _, err := Decode(&buf, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
