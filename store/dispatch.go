@@ -13,19 +13,83 @@ import (
 // queues the reply before the initial event).
 var errReplied = errors.New("reply already queued")
 
+// handler runs one request: tx is its transaction (nil outside one, and
+// for request types that ignore the tx_id). m is a copy, so that no
+// handler makes every request's message escape to the heap.
+type handler func(e *Engine, c *Conn, tx *txn, m wire.Msg) ([]byte, error)
+
+// requestType is one row of the request table, as C xenstored's
+// wire_funcs[]: what runs and the rules every request of the type obeys
+// before it does.
+type requestType struct {
+	run   handler
+	flags int
+}
+
 const (
-	flagPriv = 1 << iota // control domain only
-	flagNoTx             // the tx_id is ignored
+	flagPriv   = 1 << iota // control domain only
+	flagNoTx               // the tx_id is ignored
+	flagChange             // charged to the write rate limit (XSA-206), unless in a transaction
+	flagCommit             // charged to the write rate limit always (TRANSACTION_END)
 )
 
-var handlerFlags = map[wire.Type]int{
-	wire.Control: flagPriv, wire.Directory: 0, wire.Read: 0, wire.GetPerms: 0,
-	wire.Watch: flagNoTx, wire.Unwatch: flagNoTx, wire.TransactionStart: 0,
-	wire.TransactionEnd: 0, wire.Introduce: flagPriv, wire.Release: flagPriv,
-	wire.GetDomainPath: 0, wire.Write: 0, wire.Mkdir: 0, wire.Rm: 0, wire.SetPerms: 0,
-	wire.IsDomainIntroduced: flagPriv, wire.Resume: flagPriv, wire.SetTarget: flagPriv,
-	wire.ResetWatches: 0, wire.DirectoryPart: 0, wire.GetFeature: 0,
-	wire.SetFeature: flagPriv, wire.GetQuota: flagPriv, wire.SetQuota: flagPriv,
+// requestTypes is indexed by wire.Type; a zero row is an unknown type.
+var requestTypes [wire.SetQuota + 1]requestType
+
+// onPayload adapts a handler that needs only the payload.
+func onPayload(f func(*Engine, *Conn, *txn, []byte) ([]byte, error)) handler {
+	return func(e *Engine, c *Conn, tx *txn, m wire.Msg) ([]byte, error) { return f(e, c, tx, m.Payload) }
+}
+
+// The table is filled at init: its handlers reach code that reads it.
+func init() {
+	requestTypes = [...]requestType{
+		wire.Read:          {onPayload((*Engine).doRead), 0},
+		wire.Write:         {onPayload((*Engine).doWrite), flagChange},
+		wire.Mkdir:         {onPayload((*Engine).doMkdir), flagChange},
+		wire.Rm:            {onPayload((*Engine).doRm), flagChange},
+		wire.Directory:     {onPayload((*Engine).doDirectory), 0},
+		wire.DirectoryPart: {onPayload((*Engine).doDirectoryPart), 0},
+		wire.GetPerms:      {onPayload((*Engine).doGetPerms), 0},
+		wire.SetPerms:      {onPayload((*Engine).doSetPerms), flagChange},
+		wire.Watch: {func(e *Engine, c *Conn, _ *txn, m wire.Msg) ([]byte, error) {
+			return e.doWatch(c, &m)
+		}, flagNoTx},
+		wire.Unwatch: {func(e *Engine, c *Conn, _ *txn, m wire.Msg) ([]byte, error) {
+			return e.doUnwatch(c, m.Payload)
+		}, flagNoTx},
+		wire.ResetWatches: {func(e *Engine, c *Conn, _ *txn, _ wire.Msg) ([]byte, error) {
+			e.resetWatchesLocked(c)
+			return ok()
+		}, 0},
+		wire.TransactionStart: {func(e *Engine, c *Conn, _ *txn, m wire.Msg) ([]byte, error) {
+			return e.txnStart(c, &m)
+		}, 0},
+		wire.TransactionEnd:     {onPayload((*Engine).txnEnd), flagCommit},
+		wire.GetDomainPath:      {onPayload((*Engine).getDomainPath), 0},
+		wire.IsDomainIntroduced: {onPayload((*Engine).isDomainIntroduced), flagPriv},
+		wire.Introduce: {func(e *Engine, c *Conn, _ *txn, m wire.Msg) ([]byte, error) {
+			return e.introduce(c, splitArgs(m.Payload))
+		}, flagPriv},
+		wire.Release:    {onPayload((*Engine).release), flagPriv},
+		wire.Resume:     {onPayload((*Engine).resume), flagPriv},
+		wire.SetTarget:  {onPayload((*Engine).setTarget), flagPriv},
+		wire.GetFeature: {onPayload((*Engine).getFeature), 0},
+		wire.SetFeature: {onPayload((*Engine).setFeature), flagPriv},
+		wire.GetQuota:   {onPayload((*Engine).getQuota), flagPriv},
+		wire.SetQuota:   {onPayload((*Engine).setQuota), flagPriv},
+		wire.Control: {func(e *Engine, c *Conn, _ *txn, m wire.Msg) ([]byte, error) {
+			return e.control(c, &m)
+		}, flagPriv},
+	}
+}
+
+// requestTypeOf is t's row; ok is false for a type no row serves.
+func requestTypeOf(t wire.Type) (requestType, bool) {
+	if int(t) >= len(requestTypes) || requestTypes[t].run == nil {
+		return requestType{}, false
+	}
+	return requestTypes[t], true
 }
 
 // dispatch runs one request and returns the reply payload.
@@ -36,16 +100,16 @@ func (e *Engine) dispatch(c *Conn, m *wire.Msg) ([]byte, error) {
 			go f()
 		}
 	}
-	flags, known := handlerFlags[m.Type]
+	rt, known := requestTypeOf(m.Type)
 	if !known {
 		e.log.Debug("unknown request type", "conn", c.id, "type", uint32(m.Type))
 		return nil, syscall.ENOSYS
 	}
-	if flags&flagPriv != 0 && c.unprivileged() {
+	if rt.flags&flagPriv != 0 && c.unprivileged() {
 		return nil, syscall.EACCES
 	}
 	var tx *txn
-	if flags&flagNoTx == 0 && m.TxID != 0 {
+	if rt.flags&flagNoTx == 0 && m.TxID != 0 {
 		if c.abortedTxn(m) {
 			return nil, syscall.EAGAIN
 		}
@@ -59,105 +123,59 @@ func (e *Engine) dispatch(c *Conn, m *wire.Msg) ([]byte, error) {
 			return nil, err
 		}
 	}
-	switch m.Type {
-	case wire.Write, wire.Mkdir, wire.Rm, wire.SetPerms:
-		if tx == nil {
-			e.chargeWrite(c)
-		}
-	case wire.TransactionEnd:
+	if rt.flags&flagCommit != 0 || (rt.flags&flagChange != 0 && tx == nil) {
 		e.chargeWrite(c)
 	}
 	probe()
-	p := m.Payload
-	switch m.Type {
-	case wire.Read:
-		return e.doRead(c, tx, p)
-	case wire.Write:
-		return e.doWrite(c, tx, p)
-	case wire.Mkdir:
-		return e.doMkdir(c, tx, p)
-	case wire.Rm:
-		return e.doRm(c, tx, p)
-	case wire.Directory:
-		return e.doDirectory(c, tx, p)
-	case wire.DirectoryPart:
-		return e.doDirectoryPart(c, tx, p)
-	case wire.GetPerms:
-		return e.doGetPerms(c, tx, p)
-	case wire.SetPerms:
-		return e.doSetPerms(c, tx, p)
-	case wire.Watch:
-		return e.doWatch(c, m)
-	case wire.Unwatch:
-		return e.doUnwatch(c, p)
-	case wire.ResetWatches:
-		e.resetWatchesLocked(c)
-		return ok()
-	case wire.TransactionStart:
-		return e.txnStart(c, m)
-	case wire.TransactionEnd:
-		return e.txnEnd(c, tx, p)
-	case wire.GetDomainPath:
-		arg, good := oneArg(p)
-		if !good {
-			return nil, syscall.EINVAL
-		}
-		domid, err := parseDomid(arg)
-		if err != nil {
-			return nil, err
-		}
-		return append([]byte(domainPath(domid)), 0), nil
-	case wire.IsDomainIntroduced:
-		arg, good := oneArg(p)
-		if !good {
-			return nil, syscall.EINVAL
-		}
-		domid, err := parseDomid(arg)
-		if err != nil {
-			return nil, err
-		}
-		if d := e.domains[domid]; domid == DomidSelf || (d != nil && d.Introduced) {
-			return []byte("T\x00"), nil
-		}
-		return []byte("F\x00"), nil
-	case wire.Introduce:
-		args := splitArgs(p)
-		return e.introduce(c, args)
-	case wire.Release:
-		arg, good := oneArg(p)
-		d, err := e.introducedDomain([]string{arg}, good)
-		if err != nil {
-			return nil, err
-		}
-		e.releaseDomainLocked(d)
-		return ok()
-	case wire.Resume:
-		arg, good := oneArg(p)
-		d, err := e.introducedDomain([]string{arg}, good)
-		if err != nil {
-			return nil, err
-		}
-		e.commitPoint("domain resume")
-		d.shutdown = false
-		return ok()
-	case wire.SetTarget:
-		return e.setTarget(p)
-	case wire.GetFeature:
-		return e.getFeature(c, p)
-	case wire.SetFeature:
-		return e.setFeature(p)
-	case wire.GetQuota:
-		return e.getQuota(p)
-	case wire.SetQuota:
-		return e.setQuota(p)
-	case wire.Control:
-		// A copy: control commands keep the message (an indirect call,
-		// so it escapes), and m itself must not, or every request's
-		// message would be allocated on the heap.
-		mc := *m
-		return e.control(c, &mc)
+	return rt.run(e, c, tx, *m)
+}
+
+func (e *Engine) getDomainPath(_ *Conn, _ *txn, p []byte) ([]byte, error) {
+	arg, good := oneArg(p)
+	if !good {
+		return nil, syscall.EINVAL
 	}
-	return nil, syscall.ENOSYS
+	domid, err := parseDomid(arg)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(domainPath(domid)), 0), nil
+}
+
+func (e *Engine) isDomainIntroduced(_ *Conn, _ *txn, p []byte) ([]byte, error) {
+	arg, good := oneArg(p)
+	if !good {
+		return nil, syscall.EINVAL
+	}
+	domid, err := parseDomid(arg)
+	if err != nil {
+		return nil, err
+	}
+	if d := e.domains[domid]; domid == DomidSelf || (d != nil && d.Introduced) {
+		return []byte("T\x00"), nil
+	}
+	return []byte("F\x00"), nil
+}
+
+func (e *Engine) release(_ *Conn, _ *txn, p []byte) ([]byte, error) {
+	arg, good := oneArg(p)
+	d, err := e.introducedDomain([]string{arg}, good)
+	if err != nil {
+		return nil, err
+	}
+	e.releaseDomainLocked(d)
+	return ok()
+}
+
+func (e *Engine) resume(_ *Conn, _ *txn, p []byte) ([]byte, error) {
+	arg, good := oneArg(p)
+	d, err := e.introducedDomain([]string{arg}, good)
+	if err != nil {
+		return nil, err
+	}
+	e.commitPoint("domain resume")
+	d.shutdown = false
+	return ok()
 }
 
 func (e *Engine) features(c *Conn) uint32 {
@@ -167,7 +185,7 @@ func (e *Engine) features(c *Conn) uint32 {
 	return SupportedFeatures
 }
 
-func (e *Engine) setTarget(p []byte) ([]byte, error) {
+func (e *Engine) setTarget(_ *Conn, _ *txn, p []byte) ([]byte, error) {
 	args := splitArgs(p)
 	if len(args) < 2 {
 		return nil, syscall.EINVAL
@@ -190,7 +208,7 @@ func (e *Engine) setTarget(p []byte) ([]byte, error) {
 	return ok()
 }
 
-func (e *Engine) getFeature(c *Conn, p []byte) ([]byte, error) {
+func (e *Engine) getFeature(c *Conn, _ *txn, p []byte) ([]byte, error) {
 	args := splitArgs(p)
 	var f uint32
 	switch len(args) {
@@ -218,7 +236,7 @@ func (e *Engine) getFeature(c *Conn, p []byte) ([]byte, error) {
 	return append([]byte(strconv.FormatUint(uint64(f), 10)), 0), nil
 }
 
-func (e *Engine) setFeature(p []byte) ([]byte, error) {
+func (e *Engine) setFeature(_ *Conn, _ *txn, p []byte) ([]byte, error) {
 	args := splitArgs(p)
 	if len(args) != 2 {
 		return nil, syscall.EINVAL
@@ -259,7 +277,7 @@ func (e *Engine) quotaTarget(domArg *string) (*Quotas, error) {
 	return &d.quotas, nil
 }
 
-func (e *Engine) getQuota(p []byte) ([]byte, error) {
+func (e *Engine) getQuota(_ *Conn, _ *txn, p []byte) ([]byte, error) {
 	args := splitArgs(p)
 	switch len(args) {
 	case 0:
@@ -287,7 +305,7 @@ func (e *Engine) getQuota(p []byte) ([]byte, error) {
 	return nil, syscall.EINVAL
 }
 
-func (e *Engine) setQuota(p []byte) ([]byte, error) {
+func (e *Engine) setQuota(_ *Conn, _ *txn, p []byte) ([]byte, error) {
 	args := splitArgs(p)
 	var dom *string
 	switch len(args) {
