@@ -1,4 +1,4 @@
-package xenring
+package xenring_test
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/transport/xenring"
+	"github.com/xsstub/xenstored/transport/xenring/xenringtest"
 	"github.com/xsstub/xenstored/wire"
 	"github.com/xsstub/xenstored/xen/ring"
 )
@@ -15,9 +17,9 @@ import (
 // capture is a LiveUpdater that, instead of executing a new daemon,
 // freezes the rings and keeps what a new daemon would get.
 type capture struct {
-	srv   *Server
+	srv   *xenring.Server
 	st    *store.State
-	rings []RingHandover
+	rings []xenring.RingHandover
 }
 
 func (c *capture) CheckBinary(string) error { return nil }
@@ -69,7 +71,7 @@ func TestRingsAcrossLiveUpdate(t *testing.T) {
 		t.Fatal("no handover")
 	}
 	r.stopLoop()
-	srv2, err := New(r.ev, r.h.GrantMapper(), r.h.MustTracker(), r.log)
+	srv2, err := xenring.New(r.ev, r.h.GrantMapper(), r.h.MustTracker(), r.log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,8 +92,7 @@ func TestRingsAcrossLiveUpdate(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- srv2.Serve(stop) }()
 	defer func() { close(stop); <-done }()
-	nd0 := &dom0{wake: make(chan struct{}, 1)}
-	nd0.c = e2.NewConn(0, true, nil)
+	nd0 := &dom0{xenringtest.Dom0For(e2)}
 
 	// The rest of the request; its answer comes once.
 	rawPut(t, g6, rg, req[9:])

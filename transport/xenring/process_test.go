@@ -1,4 +1,4 @@
-package xenring
+package xenring_test
 
 import (
 	"context"

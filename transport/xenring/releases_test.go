@@ -1,4 +1,4 @@
-package xenring
+package xenring_test
 
 import (
 	"context"
@@ -104,10 +104,10 @@ func TestReleasesDomidReuse(t *testing.T) {
 		}
 		if rel.Method == domains.DomainState {
 			// Destroy and recreate before the loop handles the event.
-			r.srv.mu.Lock()
+			r.srv.Mu().Lock()
 			r.h.Destroy(9)
 			r.h.NewDomain(9)
-			r.srv.mu.Unlock()
+			r.srv.Mu().Unlock()
 		} else {
 			r.h.Destroy(9)
 			d0.waitReleased(t, r, 9)

@@ -1,4 +1,4 @@
-package xenring
+package xenring_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/transport/xenring"
 	"github.com/xsstub/xenstored/wire"
 	"github.com/xsstub/xenstored/xen/fake"
 	"github.com/xsstub/xenstored/xen/ring"
@@ -108,7 +109,7 @@ func TestFloodingGuestCannotStarveAnother(t *testing.T) {
 		bRequests = 20
 		spacing   = 100                      // A's requests between B's
 		budget    = bRequests * spacing * 10 // A stops refilling after this many
-		bound     = 3 * maxMessagesPerPass
+		bound     = 3 * xenring.MaxMessagesPerPass
 	)
 	r := newRig(t)
 	d0 := r.dom0()

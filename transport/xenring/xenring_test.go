@@ -1,9 +1,8 @@
-package xenring
+package xenring_test
 
 import (
 	"context"
 	"encoding/binary"
-	"io"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/transport/xenring"
+	"github.com/xsstub/xenstored/transport/xenring/xenringtest"
 	"github.com/xsstub/xenstored/wire"
 	"github.com/xsstub/xenstored/xen"
 	"github.com/xsstub/xenstored/xen/fake"
@@ -18,28 +19,19 @@ import (
 	"github.com/xsstub/xenstored/xen/ringclient"
 )
 
+// rig is xenringtest's Rig under the short names these tests use.
 type rig struct {
+	*xenringtest.Rig
 	t   *testing.T
 	h   *fake.Hypervisor
 	ev  *fake.EventChannel // the server's handle
 	e   *store.Engine
-	srv *Server
+	srv *xenring.Server
 	log *slog.Logger
-
-	stopOnce sync.Once
-	stop     chan struct{}
-	done     chan error
 }
 
 // stopLoop ends the server's event loop (once).
-func (r *rig) stopLoop() {
-	r.stopOnce.Do(func() {
-		close(r.stop)
-		if err := <-r.done; err != nil {
-			r.t.Error(err)
-		}
-	})
-}
+func (r *rig) stopLoop() { r.Stop() }
 
 func newRig(t *testing.T) *rig { return newRigQuotas(t, nil) }
 
@@ -59,53 +51,14 @@ func newRigConfig(t *testing.T, mod func(*store.Config)) *rig {
 
 func newRigConfigAt(t *testing.T, mod func(*store.Config), v xen.Version) *rig {
 	t.Helper()
-	h := fake.New()
-	h.SetRelease(v)
-	ev, err := h.OpenEventChannel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := New(ev, h.GrantMapper(), h.MustTracker(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Domain 0 exists, as on any Xen host.
-	if _, err := h.NewDomain(0); err != nil {
-		t.Fatal(err)
-	}
-	cfg := store.Config{Platform: srv, Logger: log}
-	if mod != nil {
-		mod(&cfg)
-	}
-	e := store.New(cfg)
-	srv.SetEngine(e)
-	if err := srv.WatchDomains(); err != nil {
-		t.Fatal(err)
-	}
-	r := &rig{t: t, h: h, ev: ev, e: e, srv: srv, log: log, stop: make(chan struct{}), done: make(chan error, 1)}
-	go func() { r.done <- srv.Serve(r.stop) }()
-	t.Cleanup(func() {
-		r.stopLoop()
-		h.Close()
-	})
-	return r
+	x := xenringtest.New(t, xenringtest.Options{Release: v, Engine: mod})
+	return &rig{Rig: x, t: t, h: x.H, ev: x.Ev, e: x.E, srv: x.Srv, log: x.Log}
 }
 
 // guest creates domain id, introduces it and returns a client on its ring.
 func (r *rig) guest(id uint32) (*fake.Domain, *fake.Guest, *ringclient.Client) {
 	r.t.Helper()
-	d, err := r.h.NewDomain(id)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	g, err := d.Attach()
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if err := r.e.IntroduceDomain(id, d.GuestPort(), 0); err != nil {
-		r.t.Fatal(err)
-	}
+	d, g := r.Guest(id)
 	c, err := ringclient.New(g.Page(), g)
 	if err != nil {
 		r.t.Fatal(err)
@@ -115,60 +68,19 @@ func (r *rig) guest(id uint32) (*fake.Domain, *fake.Guest, *ringclient.Client) {
 }
 
 // dom0 is an in-process privileged connection.
-type dom0 struct {
-	c    *store.Conn
-	wake chan struct{}
-}
+type dom0 struct{ *xenringtest.Dom0 }
 
-func (r *rig) dom0() *dom0 {
-	d := &dom0{wake: make(chan struct{}, 1)}
-	d.c = r.e.NewConn(0, true, func() {
-		select {
-		case d.wake <- struct{}{}:
-		default:
-		}
-	})
-	return d
-}
+func (r *rig) dom0() *dom0 { return &dom0{r.Dom0()} }
 
 func (d *dom0) call(t *testing.T, typ wire.Type, args ...string) string {
 	t.Helper()
-	d.c.Handle(wire.Msg{Type: typ, ReqID: 1, Payload: wire.JoinStrings(args...)})
-	for {
-		b, ok := d.c.NextOutput()
-		if !ok {
-			t.Fatalf("no reply to %v", typ)
-		}
-		m, _ := wire.Decode(b)
-		if m.Type == wire.WatchEvent {
-			continue
-		}
-		if m.Type == wire.Error {
-			return "error " + string(m.Payload)
-		}
-		return string(m.Payload)
-	}
+	return d.Call(t, typ, args...)
 }
 
 // event waits for the next watch event on d.
 func (d *dom0) event(t *testing.T) string {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		if b, ok := d.c.NextOutput(); ok {
-			m, _ := wire.Decode(b)
-			if m.Type == wire.WatchEvent {
-				parts, _ := wire.SplitStrings(m.Payload)
-				return parts[0]
-			}
-			continue
-		}
-		select {
-		case <-d.wake:
-		case <-deadline:
-			t.Fatal("no watch event within 10 s")
-		}
-	}
+	return d.Event(t)
 }
 
 func TestGuestsOverRings(t *testing.T) {
@@ -302,18 +214,14 @@ func TestOwnRepliesWriteNoWakePipe(t *testing.T) {
 	if err := c.Write(ctx, "k", []byte("v")); err != nil {
 		t.Fatal(err)
 	}
-	r.srv.mu.Lock()
-	before := r.srv.wakeWrites
-	r.srv.mu.Unlock()
+	before := r.srv.WakeWrites()
 	const n = 200
 	for i := 0; i < n; i++ {
 		if _, err := c.Read(ctx, "k"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	r.srv.mu.Lock()
-	writes := r.srv.wakeWrites - before
-	r.srv.mu.Unlock()
+	writes := r.srv.WakeWrites() - before
 	if writes > n/10 {
 		t.Errorf("%d round trips wrote the wake pipe %d times", n, writes)
 	}

@@ -1,4 +1,4 @@
-package xenring
+package xenring_test
 
 import (
 	"context"
@@ -37,40 +37,20 @@ func newXSARig(t *testing.T, q *store.Quotas) *rig { return newRigQuotas(t, q) }
 // plays a hostile guest on the page directly.
 func (r *rig) rawGuest(id uint32) (*fake.Domain, *fake.Guest) {
 	r.t.Helper()
-	d, g := r.attachRaw(id)
-	if err := r.e.IntroduceDomain(id, d.GuestPort(), 0); err != nil {
-		r.t.Fatal(err)
-	}
-	return d, g
+	return r.Guest(id)
 }
 
 // attachRaw creates domain id and attaches the test to its page, without
 // introducing it.
 func (r *rig) attachRaw(id uint32) (*fake.Domain, *fake.Guest) {
 	r.t.Helper()
-	d, err := r.h.NewDomain(id)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	g, err := d.Attach()
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	r.t.Cleanup(func() { g.Close() })
-	return d, g
+	return r.Attach(id)
 }
 
 // makeHome creates /local/domain/<id> owned by id, as the toolstack does.
 func makeHome(t *testing.T, d0 *dom0, id uint32) string {
 	t.Helper()
-	home := "/local/domain/" + itoa(id)
-	if got := d0.call(t, wire.Write, home, ""); got != "OK\x00" {
-		t.Fatalf("write %s: %q", home, got)
-	}
-	if got := d0.call(t, wire.SetPerms, home, "n"+itoa(id)); got != "OK\x00" {
-		t.Fatalf("set perms %s: %q", home, got)
-	}
-	return home
+	return d0.MakeHome(t, id)
 }
 
 // healthyGuest makes a well-behaved guest with a home and returns its
@@ -195,7 +175,7 @@ func enc(typ wire.Type, reqID, txID uint32, payload []byte) []byte {
 func (d *dom0) drainEvents() []string {
 	var evs []string
 	for {
-		b, ok := d.c.NextOutput()
+		b, ok := d.Conn.NextOutput()
 		if !ok {
 			return evs
 		}
@@ -214,7 +194,7 @@ func (d *dom0) eventsFor(dur time.Duration) []string {
 	for {
 		evs = append(evs, d.drainEvents()...)
 		select {
-		case <-d.wake:
+		case <-d.Wake:
 		case <-deadline:
 			return append(evs, d.drainEvents()...)
 		}
@@ -266,10 +246,10 @@ type callResult struct {
 // reply (call drops them). It does not touch testing.T, so it may run on
 // any goroutine.
 func (d *dom0) callEv(typ wire.Type, args ...string) callResult {
-	d.c.Handle(wire.Msg{Type: typ, ReqID: 1, Payload: wire.JoinStrings(args...)})
+	d.Conn.Handle(wire.Msg{Type: typ, ReqID: 1, Payload: wire.JoinStrings(args...)})
 	var res callResult
 	for {
-		b, ok := d.c.NextOutput()
+		b, ok := d.Conn.NextOutput()
 		if !ok {
 			res.reply = "no reply"
 			return res

@@ -1,4 +1,4 @@
-package xenring
+package xenring_test
 
 // Ring-level regression tests for the xenstore security advisories that
 // need a ring or a domain lifecycle (the engine-only ones are in
@@ -693,7 +693,7 @@ func TestXSA326GuestNeverReadsEvents(t *testing.T) {
 	written := 0
 	deadline := time.Now().Add(500 * time.Millisecond)
 	for written < total && time.Now().Before(deadline) {
-		if !writer.c.WantsInput() {
+		if !writer.Conn.WantsInput() {
 			time.Sleep(time.Millisecond)
 			continue
 		}
@@ -724,7 +724,7 @@ func TestXSA326GuestNeverReadsEvents(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := written; i < total; i++ {
-			if !waitFor(10*time.Second, writer.c.WantsInput) {
+			if !waitFor(10*time.Second, writer.Conn.WantsInput) {
 				t.Errorf("writer never released (at %d)", i)
 				return
 			}
