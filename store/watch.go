@@ -232,19 +232,7 @@ func (e *Engine) expireEvents(w *watch) {
 	}
 	c := w.c
 	cutoff := e.now().Add(-e.cfg.EventTimeout)
-	kept := c.out[:0]
-	dropped := 0
-	for _, it := range c.out {
-		if it.watch == w && !it.at.After(cutoff) {
-			c.forgetEvent(it.msg)
-			e.outBytes -= int64(len(it.msg))
-			dropped++
-			continue
-		}
-		kept = append(kept, it)
-	}
-	clear(c.out[len(kept):])
-	c.out = kept
+	dropped := e.dropEvents(c, func(it outItem) bool { return it.watch == w && !it.at.After(cutoff) })
 	if dropped == 0 {
 		if len(w.overflow) > 0 {
 			e.scheduleExpiry(w)
@@ -394,17 +382,25 @@ func (e *Engine) unindex(path string) {
 // dropRemovedEvents drops from c's output the events of removed watches.
 func (e *Engine) dropRemovedEvents(c *Conn) {
 	e.removeSteps += len(c.out)
+	e.dropEvents(c, func(it outItem) bool { return it.watch != nil && it.watch.removed })
+}
+
+// dropEvents drops from c's output the items drop selects (events only:
+// a reply has no watch) and says how many went.
+func (e *Engine) dropEvents(c *Conn, drop func(outItem) bool) int {
 	kept := c.out[:0]
 	for _, it := range c.out {
-		if it.watch != nil && it.watch.removed {
+		if it.watch != nil && drop(it) {
 			c.forgetEvent(it.msg)
 			e.outBytes -= int64(len(it.msg))
 			continue
 		}
 		kept = append(kept, it)
 	}
+	dropped := len(c.out) - len(kept)
 	clear(c.out[len(kept):])
 	c.out = kept
+	return dropped
 }
 
 func (e *Engine) doWatch(c *Conn, m *wire.Msg) ([]byte, error) {
