@@ -39,14 +39,14 @@ var cReaderOptions = &migration.ReaderOptions{IgnoreReserved: true}
 
 // readCState reads the stream C xenstored left for us (-U) and removes
 // it, as C does once it has read it: a later -U must not find it again.
-func readCState(path string, priv uint32, quotas store.Quotas) (*store.State, *handover.Transports, error) {
+func readCState(path string, priv uint32, quotas store.Quotas, warn func(string, ...any)) (*store.State, *handover.Transports, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("-U: no state from the last xenstored: %w", err)
 	}
 	defer f.Close()
 	st, h, err := handover.DecodeWith(bufio.NewReaderSize(f, 64<<10),
-		handover.DecodeOptions{Priv: priv, Quotas: &quotas, Reader: cReaderOptions}) // C 4.17 carries no quotas: they are its command line's, which we got
+		handover.DecodeOptions{Priv: priv, Quotas: &quotas, Reader: cReaderOptions, Warn: warn}) // C 4.17 carries no quotas: they are its command line's, which we got
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}

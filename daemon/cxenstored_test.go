@@ -29,7 +29,7 @@ func readGolden(t *testing.T, rel string, quotas store.Quotas) (*store.State, *h
 	saved := evtchnDevice
 	evtchnDevice = "/nonexistent/evtchn" // no Xen: C's handle is no use
 	defer func() { evtchnDevice = saved }()
-	st, h, err := readCState(path, 0, quotas)
+	st, h, err := readCState(path, 0, quotas, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -335,10 +335,10 @@ func newConnID(st *store.State) uint64 {
 // inheritedState reads the state a live update handed over, if this
 // daemon was started by one: ours passes a descriptor, C xenstored a file
 // and -U.
-func inheritedState(o *Options) (*store.State, *handover.Transports, error) {
+func inheritedState(o *Options, log *slog.Logger) (*store.State, *handover.Transports, error) {
 	v, ok := os.LookupEnv(liveUpdateEnv)
 	if !ok && o.LiveUpdate {
-		return readCState(cStateFile(), o.PrivDomid, o.Quotas)
+		return readCState(cStateFile(), o.PrivDomid, o.Quotas, log.Warn)
 	}
 	if !ok {
 		return nil, nil, nil

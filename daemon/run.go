@@ -59,7 +59,7 @@ func Run(ctx context.Context, o *Options, log *slog.Logger) error {
 func serve(ctx context.Context, fail context.CancelCauseFunc, o *Options, log *slog.Logger) error {
 	// A daemon started by live update takes over its predecessor's state
 	// and descriptors, the event channel handle among them.
-	st, handed, err := inheritedState(o)
+	st, handed, err := inheritedState(o, log)
 	if err != nil {
 		return fmt.Errorf("live update: %w", err)
 	}

@@ -246,11 +246,20 @@ func namedQuotas(q store.Quotas) ([]migration.Quota, error) {
 	return out, nil
 }
 
-// setQuotas applies named quotas over q; unknown names are skipped, as a
-// newer daemon's may be.
-func setQuotas(q *store.Quotas, named []migration.Quota) {
+// setQuotas applies named quotas over q. Another writer's stream may hold
+// what ours cannot: a name we do not know (a newer daemon's) is skipped, a
+// value past store.MaxQuota (C keeps unsigned 32 bits) becomes
+// store.MaxQuota, which no count reaches; each is told to warn.
+func setQuotas(q *store.Quotas, named []migration.Quota, warn func(msg string, args ...any)) {
 	for _, n := range named {
-		q.Set(n.Name, int(n.Value), false)
+		v := int64(n.Value)
+		if v > store.MaxQuota {
+			warn("live-update state: quota above the largest we keep, kept as the largest", "quota", n.Name, "value", v, "kept", store.MaxQuota)
+			v = store.MaxQuota
+		}
+		if err := q.Set(n.Name, int(v), false); err != nil {
+			warn("live-update state: quota skipped", "quota", n.Name, "value", n.Value, "err", err)
+		}
 	}
 }
 
@@ -267,6 +276,9 @@ type DecodeOptions struct {
 	Priv   uint32                   // the control domain
 	Quotas *store.Quotas            // quotas the stream's own apply over; nil: the defaults
 	Reader *migration.ReaderOptions // nil: strict, for our own streams
+	// Warn hears what the stream held that the state cannot keep as it
+	// was (see setQuotas); nil: nobody.
+	Warn func(msg string, args ...any)
 }
 
 // DecodeWith is Decode with options.
@@ -276,6 +288,9 @@ func DecodeWith(r io.Reader, o DecodeOptions) (*store.State, *Transports, error)
 		d.st.Quotas = *o.Quotas
 	}
 	d.opts = o.Reader
+	if o.Warn != nil {
+		d.warn = o.Warn
+	}
 	if err := d.read(r); err != nil {
 		return nil, nil, err
 	}
@@ -292,7 +307,7 @@ func Check(r io.Reader) error {
 
 func newDecoder(priv uint32) *decoder {
 	return &decoder{st: &store.State{Quotas: store.DefaultQuotas()}, h: NewTransports(),
-		priv: priv, conns: map[uint32]int{}, doms: map[uint32]int{}}
+		priv: priv, conns: map[uint32]int{}, doms: map[uint32]int{}, warn: func(string, ...any) {}}
 }
 
 func (d *decoder) read(r io.Reader) error {
@@ -323,6 +338,7 @@ type decoder struct {
 
 	dropNodes bool                     // checking only: nodes are read, not kept
 	opts      *migration.ReaderOptions // nil: strict, for our own streams
+	warn      func(msg string, args ...any)
 }
 
 func (d *decoder) domain(id uint32) *store.DomainState {
@@ -340,8 +356,8 @@ func (d *decoder) record(rec migration.Record) error {
 	case *migration.Global:
 		d.h.ListenFD, d.h.EvtchnFD = r.SocketFD, r.EvtchnFD
 	case *migration.GlobalQuota:
-		setQuotas(&d.st.Quotas, r.PerDomain)
-		setQuotas(&d.st.Quotas, r.Global)
+		setQuotas(&d.st.Quotas, r.PerDomain, d.warn)
+		setQuotas(&d.st.Quotas, r.Global, d.warn)
 	case *migration.Connection:
 		return d.connection(r)
 	case *migration.Watch:
@@ -372,7 +388,7 @@ func (d *decoder) record(rec migration.Record) error {
 	case *migration.Domain:
 		dom := d.domain(uint32(r.DomID))
 		dom.Features = r.Features
-		setQuotas(&dom.Quotas, r.Quotas)
+		setQuotas(&dom.Quotas, r.Quotas, d.warn)
 	default:
 		return fmt.Errorf("unexpected record")
 	}

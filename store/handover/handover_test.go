@@ -2,10 +2,12 @@ package handover
 
 import (
 	"bytes"
+	"fmt"
 	"reflect"
 	"testing"
 
 	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/store/migration"
 	"github.com/xsstub/xenstored/wire"
 )
 
@@ -203,5 +205,43 @@ func TestHandoverQuotaRange(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestForeignQuotas: another writer's quotas we cannot keep as they are
+// (C keeps unsigned 32 bits; a newer daemon may name more) are kept as
+// the largest value, or skipped, and each is told, never lost silently.
+func TestForeignQuotas(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := migration.NewWriter(&buf, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []migration.Record{
+		&migration.Global{SocketFD: -1, EvtchnFD: -1},
+		&migration.GlobalQuota{PerDomain: []migration.Quota{{Name: "nodes", Value: 0xFFFFFFFF}, {Name: "future", Value: 3}}},
+		&migration.Node{Path: "/", Perms: []migration.Perm{{Perm: 'n'}}},
+		&migration.Domain{DomID: 5, Quotas: []migration.Quota{{Name: "nodes", Value: 1 << 31}}},
+	} {
+		if err := w.WriteRecord(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var warned []string
+	st, _, err := DecodeWith(&buf, DecodeOptions{Warn: func(msg string, args ...any) { warned = append(warned, fmt.Sprint(msg, args)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Quotas.Hard[store.QNodes]; got != store.MaxQuota {
+		t.Errorf("global nodes %d, want %d", got, store.MaxQuota)
+	}
+	if len(st.Domains) != 1 || st.Domains[0].Quotas.Hard[store.QNodes] != store.MaxQuota {
+		t.Errorf("domain quotas %+v, want nodes %d", st.Domains, store.MaxQuota)
+	}
+	if len(warned) != 3 {
+		t.Errorf("warnings %q, want one per quota not kept as it was (3)", warned)
 	}
 }
