@@ -37,6 +37,7 @@ type updater struct {
 	image *os.File         // the new daemon sent with -b/-d, in a memfd
 	sock  *unixsock.Server // nil until serving (a stub may serve no socket)
 	xs    *xenSide         // nil without Xen
+	pid   *pidFile         // nil: no pid file held
 	args  []string         // this daemon's arguments, for the new one by default
 	// quotas are what this daemon's command line set: all a C xenstored
 	// 4.17 taking over gets.
@@ -172,6 +173,14 @@ func (u *updater) exec(st *store.State, h *handover.Transports, binary, cmdline 
 		}
 	}
 	env := append(os.Environ(), liveUpdateEnv+"="+strconv.Itoa(mfd))
+	if u.pid != nil {
+		fd := int32(u.pid.f.Fd())
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+			return fmt.Errorf("keeping the pid file: %w", err)
+		}
+		defer unix.CloseOnExec(int(fd)) // only reached if the exec failed
+		env = append(env, pidFileEnv+"="+strconv.Itoa(int(fd)))
+	}
 	u.log.Info("live-update: executing the new daemon", "binary", binary, "state-bytes", size,
 		"connections", len(st.Conns), "rings", len(h.Rings), "sockets", len(h.Sockets))
 	err = syscall.Exec(binary, argv, env)

@@ -130,6 +130,7 @@ func serve(ctx context.Context, fail context.CancelCauseFunc, o *Options, log *s
 			return err
 		}
 		defer pf.release()
+		up.pid = pf
 	}
 	ln, err := unixsock.Listen(o.Socket)
 	if err == nil {
@@ -186,12 +187,13 @@ func runUpdated(ctx context.Context, fail context.CancelCauseFunc, o *Options, c
 		return fmt.Errorf("live update: %w", err)
 	}
 	defer os.Remove(o.Socket)
-	if o.PidFile != "" { // the last daemon wrote it (same pid); its lock went with the exec
-		pf, err := claimPidFile(o.PidFile, os.Getpid())
+	if o.PidFile != "" { // the last daemon wrote it (same pid) and handed its lock over
+		pf, err := inheritedPidFile(o.PidFile)
 		if err != nil {
 			log.Warn("live-update: pid file not locked again", "err", err)
 		} else {
 			defer pf.release()
+			up.pid = pf
 		}
 	}
 	up.sock = s
@@ -469,6 +471,38 @@ func claimPidFile(path string, pid int) (*pidFile, error) {
 		return nil, fmt.Errorf("pid file: %w", err)
 	}
 	return &pidFile{f: f, path: path, pid: pid}, nil
+}
+
+// pidFileEnv names the descriptor of the pid file a live update hands
+// over: its lock stays held through the exec (an flock belongs to the open
+// file, which the exec keeps), so no other daemon can claim it meanwhile.
+const pidFileEnv = "XENSTORED_PID_FILE_FD"
+
+// inheritedPidFile takes over the pid file the last daemon held, checking
+// that the descriptor is still the file at path; without one (C executed
+// us) it claims the file anew.
+func inheritedPidFile(path string) (*pidFile, error) {
+	v, ok := os.LookupEnv(pidFileEnv)
+	if !ok {
+		return claimPidFile(path, os.Getpid())
+	}
+	os.Unsetenv(pidFileEnv)
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 0 {
+		return nil, fmt.Errorf("%s=%q", pidFileEnv, v)
+	}
+	unix.CloseOnExec(fd)
+	f := os.NewFile(uintptr(fd), path)
+	var held, named unix.Stat_t
+	if err := unix.Fstat(fd, &held); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("pid file descriptor %d: %w", fd, err)
+	}
+	if err := unix.Stat(path, &named); err != nil || held.Dev != named.Dev || held.Ino != named.Ino {
+		f.Close()
+		return claimPidFile(path, os.Getpid()) // replaced meanwhile: ours no longer
+	}
+	return &pidFile{f: f, path: path, pid: os.Getpid()}, nil
 }
 
 // release removes the pid file if it still names this daemon.

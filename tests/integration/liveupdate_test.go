@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -219,4 +220,51 @@ func TestLiveUpdateQuotaRange(t *testing.T) {
 		}
 	}
 	t.Fatalf("no nodes line in:\n%s", q)
+}
+
+// TestLiveUpdateKeepsPidFileLocked: the pid file stays locked across the
+// exec of a live update, so no second daemon can claim it meanwhile. A
+// competitor tries to lock it as fast as it can throughout the update;
+// it must never succeed.
+func TestLiveUpdateKeepsPidFileLocked(t *testing.T) {
+	pidf := filepath.Join(shortTempDir(t), "pid")
+	d := startDaemon(t, "-F", pidf)
+	ctl := needXenTool(t, "xenstore-control")
+	f, err := os.Open(pidf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	stop := make(chan struct{})
+	won := make(chan int, 1)
+	go func() {
+		tries := 0
+		defer func() { won <- tries }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			tries++
+			if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+				syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+				tries = -tries
+				return
+			}
+		}
+	}()
+	for range 3 {
+		d.ok(t, ctl, "live-update", "-f", daemonBin(t))
+	}
+	close(stop)
+	if tries := <-won; tries < 0 {
+		t.Fatalf("the pid file was free to lock during a live update (after %d tries):\n%s", -tries, d.Log())
+	}
+	if strings.Contains(d.Log(), "pid file not locked again") {
+		t.Fatalf("the new daemon lost the pid file:\n%s", d.Log())
+	}
+	if b, _ := os.ReadFile(pidf); strings.TrimSpace(string(b)) != strconv.Itoa(d.cmd.Process.Pid) {
+		t.Fatalf("pid file %q, daemon %d", b, d.cmd.Process.Pid)
+	}
 }
