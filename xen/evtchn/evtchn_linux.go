@@ -151,13 +151,5 @@ func (d *Device) Pending() ([]uint32, error) {
 func (d *Device) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.fd < 0 {
-		return nil
-	}
-	err := unix.Close(d.fd)
-	d.fd = -1
-	if err != nil {
-		return fmt.Errorf("evtchn: close %s: %w", d.path, err)
-	}
-	return nil
+	return ioc.Close("evtchn", d.path, &d.fd)
 }

@@ -109,13 +109,5 @@ func (m *Mapping) Unmap() error {
 func (d *Device) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.fd < 0 {
-		return nil
-	}
-	err := unix.Close(d.fd)
-	d.fd = -1
-	if err != nil {
-		return fmt.Errorf("gntdev: close %s: %w", d.path, err)
-	}
-	return nil
+	return ioc.Close("gntdev", d.path, &d.fd)
 }

@@ -101,13 +101,5 @@ func (b *Backend) MapStorePage() (xen.Mapping, error) {
 func (b *Backend) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.fd < 0 {
-		return nil
-	}
-	err := unix.Close(b.fd)
-	b.fd = -1
-	if err != nil {
-		return fmt.Errorf("xenbus: close %s: %w", b.path, err)
-	}
-	return nil
+	return ioc.Close("xenbus", b.path, &b.fd)
 }

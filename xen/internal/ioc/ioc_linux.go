@@ -27,3 +27,18 @@ func Open(path string, flags int) (int, error) {
 		return fd, nil
 	}
 }
+
+// Close closes the device descriptor *fd once: it is -1 afterwards, and a
+// second Close does nothing. The error names the binding and the path.
+// Callers hold whatever lock keeps their calls off *fd.
+func Close(binding, path string, fd *int) error {
+	if *fd < 0 {
+		return nil
+	}
+	err := unix.Close(*fd)
+	*fd = -1
+	if err != nil {
+		return fmt.Errorf("%s: close %s: %w", binding, path, err)
+	}
+	return nil
+}

@@ -34,3 +34,20 @@ func TestOpenMissing(t *testing.T) {
 		t.Errorf("ioctl on /dev/null: %v, want ENOTTY", err)
 	}
 }
+
+func TestClose(t *testing.T) {
+	fd, err := Open("/dev/null", unix.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Close("dev", "/dev/null", &fd); err != nil || fd != -1 {
+		t.Fatalf("Close: %v, fd %d", err, fd)
+	}
+	if err := Close("dev", "/dev/null", &fd); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	bad := 1 << 20 // no such descriptor
+	if err := Close("dev", "/x", &bad); err == nil || bad != -1 || !strings.Contains(err.Error(), "dev: close /x") {
+		t.Fatalf("Close of a bad descriptor: %v, fd %d", err, bad)
+	}
+}
