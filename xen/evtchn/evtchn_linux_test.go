@@ -6,19 +6,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/xsstub/xenstored/xen"
 )
-
-func TestOpenMissing(t *testing.T) {
-	_, err := OpenPath(t.TempDir() + "/xen/evtchn")
-	if !errors.Is(err, xen.ErrNoDevice) || !errors.Is(err, syscall.ENOENT) {
-		t.Fatalf("err = %v, want ErrNoDevice", err)
-	}
-	if !strings.HasPrefix(err.Error(), "evtchn: open ") {
-		t.Errorf("error lacks context: %v", err)
-	}
-}
 
 // TestErrorPaths runs the calls against /dev/null, which rejects every
 // ioctl: each error must carry the operation and the errno.

@@ -10,16 +10,6 @@ import (
 	"github.com/xsstub/xenstored/xen"
 )
 
-func TestOpenMissing(t *testing.T) {
-	_, err := OpenPath(t.TempDir() + "/gntdev")
-	if !errors.Is(err, xen.ErrNoDevice) || !errors.Is(err, syscall.ENOENT) {
-		t.Fatalf("err = %v, want ErrNoDevice", err)
-	}
-	if !strings.HasPrefix(err.Error(), "gntdev: open ") {
-		t.Errorf("error lacks context: %v", err)
-	}
-}
-
 func TestErrorPaths(t *testing.T) {
 	d, err := OpenPath("/dev/null")
 	if err != nil {

@@ -10,13 +10,6 @@ import (
 	"github.com/xsstub/xenstored/xen"
 )
 
-func TestOpenMissing(t *testing.T) {
-	_, err := OpenBackendPath(t.TempDir() + "/xenbus_backend")
-	if !errors.Is(err, xen.ErrNoDevice) || !strings.HasPrefix(err.Error(), "xenbus: open ") {
-		t.Fatalf("err = %v, want ErrNoDevice with context", err)
-	}
-}
-
 func TestErrorPaths(t *testing.T) {
 	b, err := OpenBackendPath("/dev/null")
 	if err != nil {
