@@ -11,66 +11,67 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/transport/xenring/xenringtest"
 	"github.com/xsstub/xenstored/wire"
 	"github.com/xsstub/xenstored/xen"
 	"github.com/xsstub/xenstored/xen/fake"
-	"github.com/xsstub/xenstored/xen/internal/ringtest"
 	"github.com/xsstub/xenstored/xen/ring"
 )
 
-// env is a fake hypervisor with the test server running.
+// env is the real ring transport and store engine over a fake
+// hypervisor (xenringtest), with a privileged dom0 connection to play the
+// toolstack.
 type env struct {
-	h   *fake.Hypervisor
-	srv *ringtest.Server
+	*xenringtest.Rig
+	d0 *xenringtest.Dom0
 }
 
+// newEnv starts the rig. A guest gets what a domU gets from the real
+// store, with two limits lifted because these tests are about the client:
+// no write rate limit (XSA-206: it would make TestConcurrentCalls slow)
+// and no node-size quota, so that values as big as a request can carry
+// are stored.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	h := fake.New()
-	ec, err := h.OpenEventChannel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := ringtest.New(ec, h.GrantMapper(), h.MustTracker())
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := ringtest.Start(srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := run.Stop(); err != nil {
-			t.Error(err)
-		}
-		h.Close()
-	})
-	return &env{h: h, srv: srv}
+	r := xenringtest.New(t, xenringtest.Options{Engine: func(c *store.Config) {
+		c.WriteRate = -1
+		q := store.DefaultQuotas()
+		q.Hard[store.QNodeSize] = 0
+		c.Quotas = &q
+	}})
+	return &env{Rig: r, d0: r.Dom0()}
 }
 
-// client creates domain domid, introduces it and returns a client on it.
-func (e *env) client(t *testing.T, domid uint32) *Client {
+// client creates domain domid, introduces it, gives it its home
+// (/local/domain/<domid>, which relative paths name) and returns a client
+// on its ring and the home's path.
+func (e *env) client(t *testing.T, domid uint32) (*Client, string) {
 	t.Helper()
-	d, err := e.h.NewDomain(domid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := d.Attach()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.srv.Introduce(domid, d.GuestPort()); err != nil {
-		t.Fatal(err)
-	}
+	_, g := e.Guest(domid)
+	home := e.d0.MakeHome(t, domid)
 	c, err := New(g.Page(), g)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		c.Close()
-		g.Close()
-	})
-	return c
+	t.Cleanup(func() { c.Close() })
+	return c, home
+}
+
+// share creates path owned by dom0 that each of domids may read and
+// write, as a toolstack sets up a node two domains share.
+func (e *env) share(t *testing.T, path string, domids ...uint32) {
+	t.Helper()
+	perms := []string{path, "n0"}
+	for _, id := range domids {
+		perms = append(perms, fmt.Sprintf("b%d", id))
+	}
+	if got := e.d0.Call(t, wire.Write, path, ""); got != "OK\x00" {
+		t.Fatalf("write %s: %q", path, got)
+	}
+	if got := e.d0.Call(t, wire.SetPerms, perms...); got != "OK\x00" {
+		t.Fatalf("set perms %v: %q", perms, got)
+	}
 }
 
 func ctx(t *testing.T) context.Context {
@@ -95,39 +96,48 @@ func nextEvent(t *testing.T, c *Client) WatchEvent {
 
 func TestBasicOps(t *testing.T) {
 	e := newEnv(t)
-	c := e.client(t, 1)
+	c, home := e.client(t, 1)
 	x := ctx(t)
-	if err := c.Write(x, "/a", []byte("b")); err != nil {
+	if err := c.Write(x, home+"/a", []byte("b")); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := c.Read(x, "/a"); err != nil || string(v) != "b" {
+	if v, err := c.Read(x, home+"/a"); err != nil || string(v) != "b" {
 		t.Fatalf("Read = %q, %v", v, err)
 	}
-	if _, err := c.Read(x, "/missing"); !errors.Is(err, syscall.ENOENT) {
+	if v, err := c.Read(x, "a"); err != nil || string(v) != "b" {
+		t.Fatalf("Read relative = %q, %v", v, err)
+	}
+	if _, err := c.Read(x, home+"/missing"); !errors.Is(err, syscall.ENOENT) {
 		t.Fatalf("Read missing: %v", err)
 	}
 	var re *ReplyError
-	if _, err := c.Read(x, "/missing"); !errors.As(err, &re) || re.Name != "ENOENT" || re.Op != wire.Read {
+	if _, err := c.Read(x, home+"/missing"); !errors.As(err, &re) || re.Name != "ENOENT" || re.Op != wire.Read {
 		t.Fatalf("ReplyError = %+v", re)
 	}
-	for _, p := range []string{"/d/x", "/d/y", "/d/y/z"} {
+	if err := c.Write(x, "/a", nil); !errors.As(err, &re) || re.Name != "EACCES" || re.Op != wire.Write {
+		t.Fatalf("write outside the home: %v", err)
+	}
+	d := home + "/d"
+	for _, p := range []string{d + "/x", d + "/y", d + "/y/z"} {
 		if err := c.Write(x, p, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := c.Mkdir(x, "/d/w"); err != nil {
+	if err := c.Mkdir(x, d+"/w"); err != nil {
 		t.Fatal(err)
 	}
-	if names, err := c.Directory(x, "/d"); err != nil || !slices.Equal(names, []string{"w", "x", "y"}) {
+	names, err := c.Directory(x, d)
+	slices.Sort(names) // xenstore gives children in no defined order
+	if err != nil || !slices.Equal(names, []string{"w", "x", "y"}) {
 		t.Fatalf("Directory = %v, %v", names, err)
 	}
-	if err := c.Rm(x, "/d/y"); err != nil {
+	if err := c.Rm(x, d+"/y"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Read(x, "/d/y/z"); !errors.Is(err, syscall.ENOENT) {
+	if _, err := c.Read(x, d+"/y/z"); !errors.Is(err, syscall.ENOENT) {
 		t.Fatalf("child survived Rm: %v", err)
 	}
-	if _, err := c.Call(x, wire.Type(99), 0, nil); !errors.Is(err, syscall.EINVAL) {
+	if _, err := c.Call(x, wire.Type(99), 0, nil); !errors.Is(err, syscall.ENOSYS) {
 		t.Fatalf("unknown op: %v", err)
 	}
 	if _, err := c.Call(x, wire.Write, 0, make([]byte, wire.PayloadMax+1)); err == nil {
@@ -136,17 +146,19 @@ func TestBasicOps(t *testing.T) {
 }
 
 // TestLargeMessages sends values bigger than the ring, so every request and
-// reply is split across several ring fills and wraps.
+// reply is split across several ring fills and wraps; the largest makes a
+// request of exactly wire.PayloadMax bytes.
 func TestLargeMessages(t *testing.T) {
 	e := newEnv(t)
-	c := e.client(t, 1)
+	c, home := e.client(t, 1)
 	x := ctx(t)
-	for _, size := range []int{1000, 1024, 1025, 3000, wire.PayloadMax - 3} {
+	path := home + "/v"
+	for _, size := range []int{1000, 1024, 1025, 3000, wire.PayloadMax - len(path) - 1} {
 		val := bytes.Repeat([]byte{byte(size)}, size)
-		if err := c.Write(x, "/v", val); err != nil {
+		if err := c.Write(x, path, val); err != nil {
 			t.Fatalf("Write %d: %v", size, err)
 		}
-		got, err := c.Read(x, "/v")
+		got, err := c.Read(x, path)
 		if err != nil || !bytes.Equal(got, val) {
 			t.Fatalf("Read %d: %d bytes, %v", size, len(got), err)
 		}
@@ -155,7 +167,7 @@ func TestLargeMessages(t *testing.T) {
 
 func TestConcurrentCalls(t *testing.T) {
 	e := newEnv(t)
-	c := e.client(t, 1)
+	c, home := e.client(t, 1)
 	x := ctx(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 40)
@@ -164,7 +176,7 @@ func TestConcurrentCalls(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := range 15 {
-				p := fmt.Sprintf("/c/%d/%d", i, j)
+				p := fmt.Sprintf("%s/c/%d/%d", home, i, j)
 				v := []byte(fmt.Sprintf("v%d.%d", i, j))
 				if err := c.Write(x, p, v); err != nil {
 					errs <- err
@@ -185,10 +197,13 @@ func TestConcurrentCalls(t *testing.T) {
 	}
 }
 
+// TestWatches: domain 1 watches a node both domains may use (dom0 made
+// it so); domain 2's changes below it reach domain 1's client.
 func TestWatches(t *testing.T) {
 	e := newEnv(t)
-	a := e.client(t, 1)
-	b := e.client(t, 2)
+	a, _ := e.client(t, 1)
+	b, _ := e.client(t, 2)
+	e.share(t, "/w", 1, 2)
 	x := ctx(t)
 	if err := a.Watch(x, "/w", "tok"); err != nil {
 		t.Fatal(err)
@@ -225,46 +240,71 @@ func TestWatches(t *testing.T) {
 	}
 }
 
-// TestDomainDeath: destroying a domain makes the server release it (via
-// VIRQ_DOM_EXC and DomainInfo) and fire @releaseDomain for others.
+// TestDomainDeath: when domain 2 shuts down or is destroyed, the transport
+// notices (VIRQ_DOM_EXC, then the domain's state) and domain 1's client
+// gets @releaseDomain, which dom0 let it read. A destroyed domain is
+// released (no longer introduced, its home gone); a shut-down one stays
+// introduced until the toolstack releases it.
 func TestDomainDeath(t *testing.T) {
-	e := newEnv(t)
-	a := e.client(t, 1)
-	e.client(t, 2)
-	x := ctx(t)
-	if err := a.Watch(x, "@releaseDomain", "r"); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name     string
+		kill     func(h *fake.Hypervisor) error
+		released bool
+	}{
+		{"shutdown", func(h *fake.Hypervisor) error { return h.SetShutdown(2, xen.ShutdownPoweroff) }, false},
+		{"destroyed", func(h *fake.Hypervisor) error { return h.Destroy(2) }, true},
 	}
-	nextEvent(t, a)
-	if err := e.h.SetShutdown(2, xen.ShutdownPoweroff); err != nil {
-		t.Fatal(err)
-	}
-	if ev := nextEvent(t, a); ev != (WatchEvent{"@releaseDomain", "r"}) {
-		t.Fatalf("event %+v", ev)
-	}
-	if got := e.srv.Released(); !slices.Equal(got, []uint32{2}) {
-		t.Fatalf("released %v", got)
-	}
-	if n := e.srv.Connections(); n != 1 {
-		t.Fatalf("%d connections left", n)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			a, home1 := e.client(t, 1)
+			_, home2 := e.client(t, 2)
+			x := ctx(t)
+			if got := e.d0.Call(t, wire.SetPerms, "@releaseDomain", "n0", "r1"); got != "OK\x00" {
+				t.Fatalf("set perms of @releaseDomain: %q", got)
+			}
+			if err := a.Watch(x, "@releaseDomain", "r"); err != nil {
+				t.Fatal(err)
+			}
+			nextEvent(t, a)
+			if err := tt.kill(e.H); err != nil {
+				t.Fatal(err)
+			}
+			if ev := nextEvent(t, a); ev != (WatchEvent{"@releaseDomain", "r"}) {
+				t.Fatalf("event %+v", ev)
+			}
+			introduced := map[bool]string{true: "T\x00", false: "F\x00"}
+			if got := e.d0.Call(t, wire.IsDomainIntroduced, "2"); got != introduced[!tt.released] {
+				t.Fatalf("domain 2 introduced: %q", got)
+			}
+			if got := e.d0.Call(t, wire.IsDomainIntroduced, "1"); got != introduced[true] {
+				t.Fatalf("domain 1 introduced: %q", got)
+			}
+			if got := e.d0.Call(t, wire.Read, home2); (got == "error ENOENT\x00") != tt.released {
+				t.Fatalf("home of domain 2: %q", got)
+			}
+			if _, err := a.Read(x, home1); err != nil {
+				t.Fatalf("domain 1 no longer served: %v", err)
+			}
+		})
 	}
 }
 
 func TestCloseAndCancel(t *testing.T) {
 	e := newEnv(t)
-	c := e.client(t, 1)
-	if err := c.Watch(ctx(t), "/x", "t"); err != nil {
+	c, _ := e.client(t, 1)
+	if err := c.Watch(ctx(t), "x", "t"); err != nil {
 		t.Fatal(err)
 	}
 	cx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := c.Read(cx, "/x"); !errors.Is(err, context.Canceled) {
+	if _, err := c.Read(cx, "x"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled call: %v", err)
 	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Read(ctx(t), "/x"); !errors.Is(err, ErrClosed) || !errors.Is(err, ErrBroken) {
+	if _, err := c.Read(ctx(t), "x"); !errors.Is(err, ErrClosed) || !errors.Is(err, ErrBroken) {
 		t.Fatalf("call after Close: %v", err)
 	}
 	// The unread initial watch event is dropped and the channel closed.
