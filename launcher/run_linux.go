@@ -113,20 +113,12 @@ func onXen() error {
 	return nil
 }
 
+// start makes and boots the stub domain, step by step as
+// init-xenstore-domain does, and waits until it serves dom0's ring. The
+// code says which failures leave the domain to destroy (ExitFail) and
+// which only the follow-up (ExitFollow).
 func (l *launch) start() (int, error) {
-	o := l.o
-	if err := onXen(); err != nil {
-		return ExitFail, err
-	}
-	h, err := xc.Open(o.Verbose)
-	if err != nil {
-		return ExitFail, err
-	}
-	l.h = h
-	l.say("%s", h.Describe())
-
-	// 1. Nothing else may serve xenstore.
-	if err := l.checkNoXenstored(); err != nil {
+	if err := l.open(); err != nil {
 		return ExitFail, err
 	}
 	be, err := xenbus.OpenBackend()
@@ -134,191 +126,252 @@ func (l *launch) start() (int, error) {
 		return ExitFail, fmt.Errorf("%w: dom0's kernel must provide %s (xenbus backend support; xenfs/xen modules loaded, and this must be dom0)", err, xenbus.BackendPath)
 	}
 	defer be.Close()
-
-	// 2. Domain type.
-	pi, err := h.Physinfo()
+	p, err := l.plan()
 	if err != nil {
 		return ExitFail, err
 	}
-	ki, err := InspectKernel(o.Kernel)
-	if err != nil {
-		return ExitFail, err
-	}
-	hvmOK := pi.Capabilities&xc.CapHVM != 0 && pi.Capabilities&(xc.CapHAP|xc.CapShadow) != 0
-	hap := pi.Capabilities&xc.CapHAP != 0
-	switch o.Mode {
-	case ModePVH:
-		if !hvmOK {
-			return ExitFail, errors.New("--pvh: this Xen offers no HVM guests with HAP or shadow paging (needs VT-x/SVM with EPT/NPT); use --pv")
-		}
-		l.pvh = true
-	case ModePV:
-		if pi.Capabilities&xc.CapPV == 0 {
-			return ExitFail, errors.New("--pv: this Xen was built without PV guest support")
-		}
-	default:
-		l.pvh = hvmOK
-		if l.pvh && !ki.HasPVH {
-			return ExitFail, fmt.Errorf("kernel %s (%s) has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY) but this Xen would build PVH: "+
-				"give an ELF vmlinux built with CONFIG_XEN_PVH, or --pv", o.Kernel, ki.Format)
-		}
-		if !l.pvh && pi.Capabilities&xc.CapPV == 0 {
-			return ExitFail, errors.New("this Xen offers neither PVH (HVM with HAP/shadow) nor PV guests")
-		}
-	}
-	maxMiB, err := ResolveMaxmem(o.Maxmem, o.MemoryMiB, pi.TotalPages)
-	if err != nil {
-		return ExitFail, err
-	}
-	ssid := uint32(xc.SIDDomU)
-	if o.Flask != "" {
-		if ssid, err = h.FlaskSID(o.Flask); err != nil {
-			return ExitFail, err
-		}
-	}
-	kind := map[bool]string{true: "PVH", false: "PV"}[l.pvh]
-	l.say("building %s xenstore domain %q: %d MiB (max %d), kernel %s, ramdisk %s", kind, o.Name, o.MemoryMiB, max(maxMiB, o.MemoryMiB), o.Kernel, orNone(o.Ramdisk))
-
-	// 3. Builder: kernel and ramdisk, parsed for the chosen container.
-	dom, err := h.NewDom()
+	dom, err := l.h.NewDom()
 	if err != nil {
 		return ExitFail, err
 	}
 	defer dom.Release()
-	if err := dom.KernelFile(o.Kernel); err != nil {
-		return ExitFail, err
-	}
-	if o.Ramdisk != "" {
-		if err := dom.ModuleFile(o.Ramdisk); err != nil {
-			return ExitFail, err
-		}
-	}
-	if err := dom.BootXenInit(^uint32(0)); err != nil {
-		return ExitFail, err
-	}
-	if err := dom.ParseImage(l.pvh); err != nil {
-		return ExitFail, fmt.Errorf("%w: the kernel cannot boot as %s", err, kind)
-	}
-	var acpi *ACPITables
-	var memmap []E820Entry
-	if l.pvh {
-		if !dom.Feature(xc.XenfeatRSDPUnrestricted) {
-			l.say("warning: the kernel does not announce XENFEAT_linux_rsdp_unrestricted; it must take the RSDP from hvm_start_info")
-		}
-		if acpi, err = BuildACPI(ACPIConfig{VCPUs: 1}); err != nil {
-			return ExitFail, err
-		}
-		memmap, err = PVHLayout{MemoryMiB: o.MemoryMiB, MaxMiB: maxMiB, ACPIBase: acpi.Base, ACPIPages: len(acpi.Page) / pageSize}.MemoryMap()
-		if err != nil {
-			return ExitFail, err
-		}
-		dom.SetPVHLayout(o.MemoryMiB, LAPICBase)
-	}
-
-	// 4. The domain.
-	domid, err := h.CreateDomain(xc.CreateConfig{PVH: l.pvh, HAP: hap, SSIDRef: ssid,
-		MaxGrantFrames: maxGrantFrames, MaxMaptrackFrames: maxMaptrackFrames})
+	lay, err := l.loadImage(dom, p)
 	if err != nil {
 		return ExitFail, err
 	}
-	l.domid, l.made = domid, true
-	l.say("created dom%d", domid)
-	if err := h.MaxVcpus(domid, 1); err != nil {
-		return ExitFail, err
-	}
-	acpiPages := 0
-	if acpi != nil {
-		acpiPages = len(acpi.Page) / pageSize
-	}
-	limit := MaxMemKiB(o.MemoryMiB, maxMiB, l.pvh, acpiPages)
-	if err := h.SetMaxMem(domid, limit); err != nil {
-		return ExitFail, err
-	}
-	consPort, err := h.EvtchnAllocUnbound(domid, 0)
+	consPort, err := l.createDomain(p, lay)
 	if err != nil {
 		return ExitFail, err
 	}
-	if !l.pvh {
-		if err := h.SetMemmapLimit(domid, limit); err != nil {
-			return ExitFail, err
-		}
-	}
-
-	// 5. dom0's xenstore ring goes to the new domain: dom0's kernel grants
-	// its ring page under grant ref 1 and allocates a port for it.
-	port, err := be.Setup(domid)
-	if err != nil {
+	if err := l.giveDom0Ring(be, dom, consPort); err != nil {
 		return ExitFail, err
 	}
-	cmdline, err := Cmdline(port, o.Params, !o.NoPrivcmdParam)
-	if err != nil {
+	if err := l.build(dom, p, lay); err != nil {
 		return ExitFail, err
 	}
-	l.say("dom0's ring: event channel %d; command line: %s", port, cmdline)
-	dom.SetGuest(domid, cmdline, consPort)
-
-	// 6. Memory, image, boot state, grant table.
-	if err := dom.MemInit(o.MemoryMiB); err != nil {
-		return ExitFail, fmt.Errorf("%w (is --memory %d enough for the kernel and ramdisk?)", err, o.MemoryMiB)
-	}
-	if err := dom.BootMemInit(); err != nil {
-		return ExitFail, fmt.Errorf("%w (free host memory: %d MiB)", err, pi.FreePages/256)
-	}
-	if l.pvh {
-		var m []xc.E820
-		for _, e := range memmap {
-			m = append(m, xc.E820{Addr: e.Addr, Size: e.Size, Type: e.Type})
-		}
-		if err := h.SetMemoryMap(domid, m); err != nil {
-			return ExitFail, err
-		}
-		dom.SetACPI(acpi.Page, acpi.Base)
-	}
-	if err := dom.BuildImage(); err != nil {
-		return ExitFail, fmt.Errorf("%w (is --memory %d enough for the kernel and ramdisk?)", err, o.MemoryMiB)
-	}
-	if err := dom.BootImage(); err != nil {
-		return ExitFail, err
-	}
-	if err := dom.GnttabInit(); err != nil {
-		return ExitFail, err
-	}
-	if l.pvh {
-		// The stub's own xenstore page would look connected (it is
-		// zeroed) and Linux would wait in xenbus for a xenstored that only
-		// its own userspace can start. ~0 makes it defer xenbus instead
-		// (drivers/xen/xenbus/xenbus_probe.c, xenbus_init).
-		if err := h.HVMParamSet(domid, xc.HVMParamStorePFN, ^uint64(0)); err != nil {
-			return ExitFail, err
-		}
-	}
-	if err := h.SetVirqHandler(domid, xc.VirqDomExc); err != nil {
-		return ExitFail, err
-	}
-	l.report = StubInfo{DomID: domid, Name: o.Name, MemoryMiB: o.MemoryMiB, MaxMiB: maxMiB,
+	l.report = StubInfo{DomID: l.domid, Name: l.o.Name, MemoryMiB: l.o.MemoryMiB, MaxMiB: p.maxMiB,
 		ConsolePort: consPort, ConsoleGFN: dom.ConsoleGFN()}
-
-	// 7. Console drain, then go.
-	if o.ConsoleLog != "none" {
-		if err := l.startDrain(consPort); err != nil {
-			l.say("warning: no console drain: %v (the stub's console may stall)", err)
-		}
-	}
-	if err := h.Unpause(domid); err != nil {
+	if err := l.unpause(consPort); err != nil {
 		return ExitFail, err
 	}
-	l.say("dom%d unpaused; waiting up to %v for its xenstored", domid, o.Timeout)
-
-	// 8. Wait until the stub serves dom0's ring.
 	c, err := l.waitStore()
 	if err != nil {
 		return ExitFail, err
 	}
 	defer c.Close()
 	l.say("xenstore answers")
+	return l.followUp(c)
+}
 
-	// 9. Follow-up, as init-xenstore-domain does it.
-	if err := StoreStubJSONFor(domid, l.pvh); err != nil {
+// open checks that this is dom0 on Xen, opens the toolstack's handle and
+// makes sure nothing else serves xenstore.
+func (l *launch) open() error {
+	if err := onXen(); err != nil {
+		return err
+	}
+	h, err := xc.Open(l.o.Verbose)
+	if err != nil {
+		return err
+	}
+	l.h = h
+	l.say("%s", h.Describe())
+	return l.checkNoXenstored()
+}
+
+// stubPlan is what the host and the kernel decide before anything is
+// built.
+type stubPlan struct {
+	pi     xc.Physinfo
+	hap    bool   // the host pages guests with HAP
+	maxMiB int    // the domain's memory ceiling
+	ssid   uint32 // its security label
+	kind   string // "PVH" or "PV"
+}
+
+// plan chooses the domain type, the memory ceiling and the label.
+func (l *launch) plan() (stubPlan, error) {
+	o := l.o
+	pi, err := l.h.Physinfo()
+	if err != nil {
+		return stubPlan{}, err
+	}
+	ki, err := InspectKernel(o.Kernel)
+	if err != nil {
+		return stubPlan{}, err
+	}
+	if l.pvh, err = ChooseType(o.Mode, pi.Capabilities, ki, o.Kernel); err != nil {
+		return stubPlan{}, err
+	}
+	p := stubPlan{pi: pi, hap: pi.Capabilities&xc.CapHAP != 0, ssid: xc.SIDDomU, kind: map[bool]string{true: "PVH", false: "PV"}[l.pvh]}
+	if p.maxMiB, err = ResolveMaxmem(o.Maxmem, o.MemoryMiB, pi.TotalPages); err != nil {
+		return stubPlan{}, err
+	}
+	if o.Flask != "" {
+		if p.ssid, err = l.h.FlaskSID(o.Flask); err != nil {
+			return stubPlan{}, err
+		}
+	}
+	l.say("building %s xenstore domain %q: %d MiB (max %d), kernel %s, ramdisk %s", p.kind, o.Name, o.MemoryMiB, max(p.maxMiB, o.MemoryMiB), o.Kernel, orNone(o.Ramdisk))
+	return p, nil
+}
+
+// pvhLayout is what a PVH stub gets besides its memory: ACPI tables (Xen's
+// own tool builds none, and Linux needs them) and the memory map.
+type pvhLayout struct {
+	acpi   *ACPITables
+	memmap []E820Entry
+}
+
+func (y pvhLayout) acpiPages() int {
+	if y.acpi == nil {
+		return 0
+	}
+	return len(y.acpi.Page) / pageSize
+}
+
+// loadImage gives the builder the kernel and ramdisk and parses them for
+// the chosen type; for PVH it makes the ACPI tables and memory map.
+func (l *launch) loadImage(dom *xc.Dom, p stubPlan) (pvhLayout, error) {
+	o := l.o
+	if err := dom.KernelFile(o.Kernel); err != nil {
+		return pvhLayout{}, err
+	}
+	if o.Ramdisk != "" {
+		if err := dom.ModuleFile(o.Ramdisk); err != nil {
+			return pvhLayout{}, err
+		}
+	}
+	if err := dom.BootXenInit(^uint32(0)); err != nil {
+		return pvhLayout{}, err
+	}
+	if err := dom.ParseImage(l.pvh); err != nil {
+		return pvhLayout{}, fmt.Errorf("%w: the kernel cannot boot as %s", err, p.kind)
+	}
+	if !l.pvh {
+		return pvhLayout{}, nil
+	}
+	if !dom.Feature(xc.XenfeatRSDPUnrestricted) {
+		l.say("warning: the kernel does not announce XENFEAT_linux_rsdp_unrestricted; it must take the RSDP from hvm_start_info")
+	}
+	acpi, err := BuildACPI(ACPIConfig{VCPUs: 1})
+	if err != nil {
+		return pvhLayout{}, err
+	}
+	lay := pvhLayout{acpi: acpi}
+	lay.memmap, err = PVHLayout{MemoryMiB: o.MemoryMiB, MaxMiB: p.maxMiB, ACPIBase: acpi.Base, ACPIPages: lay.acpiPages()}.MemoryMap()
+	if err != nil {
+		return pvhLayout{}, err
+	}
+	dom.SetPVHLayout(o.MemoryMiB, LAPICBase)
+	return lay, nil
+}
+
+// createDomain creates the (paused) domain with its vCPU, memory limit and
+// console event channel, whose port it returns.
+func (l *launch) createDomain(p stubPlan, lay pvhLayout) (consPort uint32, err error) {
+	h := l.h
+	domid, err := h.CreateDomain(xc.CreateConfig{PVH: l.pvh, HAP: p.hap, SSIDRef: p.ssid,
+		MaxGrantFrames: maxGrantFrames, MaxMaptrackFrames: maxMaptrackFrames})
+	if err != nil {
+		return 0, err
+	}
+	l.domid, l.made = domid, true
+	l.say("created dom%d", domid)
+	if err := h.MaxVcpus(domid, 1); err != nil {
+		return 0, err
+	}
+	limit := MaxMemKiB(l.o.MemoryMiB, p.maxMiB, l.pvh, lay.acpiPages())
+	if err := h.SetMaxMem(domid, limit); err != nil {
+		return 0, err
+	}
+	if consPort, err = h.EvtchnAllocUnbound(domid, 0); err != nil {
+		return 0, err
+	}
+	if !l.pvh {
+		if err := h.SetMemmapLimit(domid, limit); err != nil {
+			return 0, err
+		}
+	}
+	return consPort, nil
+}
+
+// giveDom0Ring hands dom0's xenstore ring to the new domain: dom0's kernel
+// grants its ring page under grant ref 1 and allocates a port for it,
+// which the stub learns from its command line.
+func (l *launch) giveDom0Ring(be *xenbus.Backend, dom *xc.Dom, consPort uint32) error {
+	port, err := be.Setup(l.domid)
+	if err != nil {
+		return err
+	}
+	cmdline, err := Cmdline(port, l.o.Params, !l.o.NoPrivcmdParam)
+	if err != nil {
+		return err
+	}
+	l.say("dom0's ring: event channel %d; command line: %s", port, cmdline)
+	dom.SetGuest(l.domid, cmdline, consPort)
+	return nil
+}
+
+// build fills the domain: memory, image, boot state, grant table, and
+// makes it the VIRQ_DOM_EXC handler.
+func (l *launch) build(dom *xc.Dom, p stubPlan, lay pvhLayout) error {
+	h, o := l.h, l.o
+	if err := dom.MemInit(o.MemoryMiB); err != nil {
+		return fmt.Errorf("%w (is --memory %d enough for the kernel and ramdisk?)", err, o.MemoryMiB)
+	}
+	if err := dom.BootMemInit(); err != nil {
+		return fmt.Errorf("%w (free host memory: %d MiB)", err, p.pi.FreePages/256)
+	}
+	if l.pvh {
+		var m []xc.E820
+		for _, e := range lay.memmap {
+			m = append(m, xc.E820{Addr: e.Addr, Size: e.Size, Type: e.Type})
+		}
+		if err := h.SetMemoryMap(l.domid, m); err != nil {
+			return err
+		}
+		dom.SetACPI(lay.acpi.Page, lay.acpi.Base)
+	}
+	if err := dom.BuildImage(); err != nil {
+		return fmt.Errorf("%w (is --memory %d enough for the kernel and ramdisk?)", err, o.MemoryMiB)
+	}
+	if err := dom.BootImage(); err != nil {
+		return err
+	}
+	if err := dom.GnttabInit(); err != nil {
+		return err
+	}
+	if l.pvh {
+		// The stub's own xenstore page would look connected (it is
+		// zeroed) and Linux would wait in xenbus for a xenstored that only
+		// its own userspace can start. ~0 makes it defer xenbus instead
+		// (drivers/xen/xenbus/xenbus_probe.c, xenbus_init).
+		if err := h.HVMParamSet(l.domid, xc.HVMParamStorePFN, ^uint64(0)); err != nil {
+			return err
+		}
+	}
+	return h.SetVirqHandler(l.domid, xc.VirqDomExc)
+}
+
+// unpause starts draining the console (a full console ring stalls the
+// stub's kernel) and lets the domain run.
+func (l *launch) unpause(consPort uint32) error {
+	if l.o.ConsoleLog != "none" {
+		if err := l.startDrain(consPort); err != nil {
+			l.say("warning: no console drain: %v (the stub's console may stall)", err)
+		}
+	}
+	if err := l.h.Unpause(l.domid); err != nil {
+		return err
+	}
+	l.say("dom%d unpaused; waiting up to %v for its xenstored", l.domid, l.o.Timeout)
+	return nil
+}
+
+// followUp does what init-xenstore-domain does once the store answers:
+// xl's record of the domain, the stub's nodes, the pid file.
+func (l *launch) followUp(c *xsclient.Client) (int, error) {
+	if err := StoreStubJSONFor(l.domid, l.pvh); err != nil {
 		l.say("warning: %v (xl may not manage the stub domain)", err)
 	}
 	var failed []string
@@ -330,11 +383,11 @@ func (l *launch) start() (int, error) {
 	if len(failed) > 0 {
 		return ExitFollow, fmt.Errorf("writing xenstore nodes: %s", strings.Join(failed, "; "))
 	}
-	if err := WritePIDFile(o.PIDFile, domid); err != nil {
+	if err := WritePIDFile(l.o.PIDFile, l.domid); err != nil {
 		return ExitFollow, err
 	}
-	l.say("dom%d is the xenstore domain; wrote %s", domid, o.PIDFile)
-	fmt.Fprintf(l.out, "%d\n", domid)
+	l.say("dom%d is the xenstore domain; wrote %s", l.domid, l.o.PIDFile)
+	fmt.Fprintf(l.out, "%d\n", l.domid)
 	return 0, nil
 }
 
