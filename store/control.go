@@ -258,45 +258,60 @@ func (e *Engine) systemReport() string {
 }
 
 // checkLocked verifies the tree and the accounting; it returns the
-// problems found. Iterative, like every tree walk here.
+// problems found, sorted.
 func (e *Engine) checkLocked() []string {
 	var errs []string
+	seen := e.checkTree(&errs)
+	owned := e.checkPermIndex(seen, &errs)
+	e.checkOwners(owned, &errs)
+	e.checkCeilingEstimate(&errs)
+	e.checkQueues(&errs)
+	sort.Strings(errs)
+	return errs
+}
+
+// checkTree walks the tree from the root (iteratively, like every tree
+// walk here) and returns the paths it reached.
+func (e *Engine) checkTree(errs *[]string) map[string]bool {
 	seen := map[string]bool{}
 	stack := []string{"/"}
-	owned := map[uint32]int{}
 	for len(stack) > 0 {
 		p := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		n := e.nodes.get(p)
 		if n == nil {
-			errs = append(errs, "missing node "+p)
+			*errs = append(*errs, "missing node "+p)
 			continue
 		}
 		if seen[p] {
-			errs = append(errs, "node reached twice "+p)
+			*errs = append(*errs, "node reached twice "+p)
 			continue
 		}
 		seen[p] = true
 		if len(n.perms) == 0 {
-			errs = append(errs, "node without permissions "+p)
+			*errs = append(*errs, "node without permissions "+p)
 		}
 		if len(n.children) > 0 && n.children[len(n.children)-1] != 0 {
-			errs = append(errs, "unterminated child list of "+p)
+			*errs = append(*errs, "unterminated child list of "+p)
 			continue
 		}
 		names := map[string]bool{}
 		eachChild(n.children, func(ch string) {
 			if names[ch] || ch == "" {
-				errs = append(errs, "bad or duplicate child "+ch+" of "+p)
+				*errs = append(*errs, "bad or duplicate child "+ch+" of "+p)
 			}
 			names[ch] = true
 			stack = append(stack, childPath(p, ch))
 		})
 	}
-	watches := 0
-	for _, l := range e.watchIdx {
-		watches += len(l)
-	}
+	return seen
+}
+
+// checkPermIndex checks every node against the index of the domains its
+// permissions name, and that the tree reaches it; it returns the nodes
+// each domain owns.
+func (e *Engine) checkPermIndex(seen map[string]bool, errs *[]string) map[uint32]int {
+	owned := map[uint32]int{}
 	indexed := 0
 	for _, set := range e.mentions {
 		indexed += len(set)
@@ -310,28 +325,42 @@ func (e *Engine) checkLocked() []string {
 				seenIDs[pm.ID] = true
 				want++
 				if _, ok := e.mentions[pm.ID][p]; !ok {
-					errs = append(errs, fmt.Sprintf("node %s names domain %d but is not indexed", p, pm.ID))
+					*errs = append(*errs, fmt.Sprintf("node %s names domain %d but is not indexed", p, pm.ID))
 				}
 			}
 		}
 		owned[n.perms.Owner()]++
 		if !seen[p] && !isSpecial(p) {
-			errs = append(errs, "unreachable node "+p)
+			*errs = append(*errs, "unreachable node "+p)
 		}
 		return true
 	})
 	if indexed != want {
-		errs = append(errs, fmt.Sprintf("permission index has %d entries, want %d", indexed, want))
+		*errs = append(*errs, fmt.Sprintf("permission index has %d entries, want %d", indexed, want))
 	}
+	return owned
+}
+
+// checkOwners compares the nodes each domain owns with its accounting.
+func (e *Engine) checkOwners(owned map[uint32]int, errs *[]string) {
 	for id, d := range e.domains {
 		if d.nodes != owned[id] {
-			errs = append(errs, fmt.Sprintf("domain %d owns %d nodes, accounted %d", id, owned[id], d.nodes))
+			*errs = append(*errs, fmt.Sprintf("domain %d owns %d nodes, accounted %d", id, owned[id], d.nodes))
 		}
 	}
 	for id, cnt := range owned {
 		if e.domains[id] == nil {
-			errs = append(errs, fmt.Sprintf("domain %d owns %d nodes but has no record", id, cnt))
+			*errs = append(*errs, fmt.Sprintf("domain %d owns %d nodes but has no record", id, cnt))
 		}
+	}
+}
+
+// checkCeilingEstimate recounts what the memory ceiling's estimate and the
+// transaction accounting add up.
+func (e *Engine) checkCeilingEstimate(errs *[]string) {
+	watches := 0
+	for _, l := range e.watchIdx {
+		watches += len(l)
 	}
 	openTxns := map[*Domain]int{}
 	var txBytes, outBytes int64
@@ -350,14 +379,19 @@ func (e *Engine) checkLocked() []string {
 		return true
 	})
 	if memTotal != e.memTotal || txBytes != e.txBytes || outBytes != e.outBytes || watches != e.watchCount {
-		errs = append(errs, fmt.Sprintf("ceiling estimate: node memory %d/%d, transactions %d/%d, output %d/%d, watches %d/%d (counted/accounted)",
+		*errs = append(*errs, fmt.Sprintf("ceiling estimate: node memory %d/%d, transactions %d/%d, output %d/%d, watches %d/%d (counted/accounted)",
 			memTotal, e.memTotal, txBytes, e.txBytes, outBytes, e.outBytes, watches, e.watchCount))
 	}
 	for id, d := range e.domains {
 		if d.txns != openTxns[d] {
-			errs = append(errs, fmt.Sprintf("domain %d has %d open transactions, accounted %d", id, openTxns[d], d.txns))
+			*errs = append(*errs, fmt.Sprintf("domain %d has %d open transactions, accounted %d", id, openTxns[d], d.txns))
 		}
 	}
+}
+
+// checkQueues recounts each connection's queued replies and each watch's
+// queued events.
+func (e *Engine) checkQueues(errs *[]string) {
 	for _, c := range e.sortedConns() {
 		replies, perWatch := 0, map[*watch]int{}
 		for _, it := range c.out {
@@ -368,16 +402,14 @@ func (e *Engine) checkLocked() []string {
 			}
 		}
 		if replies != c.replies {
-			errs = append(errs, fmt.Sprintf("conn %d: %d replies queued, counted %d", c.id, replies, c.replies))
+			*errs = append(*errs, fmt.Sprintf("conn %d: %d replies queued, counted %d", c.id, replies, c.replies))
 		}
 		for _, w := range c.watches {
 			if perWatch[w] != w.queued {
-				errs = append(errs, fmt.Sprintf("conn %d watch %s: %d events queued, counted %d", c.id, w.path, perWatch[w], w.queued))
+				*errs = append(*errs, fmt.Sprintf("conn %d watch %s: %d events queued, counted %d", c.id, w.path, perWatch[w], w.queued))
 			}
 		}
 	}
-	sort.Strings(errs)
-	return errs
 }
 
 // Check runs the consistency check (for tests and fuzzing).
