@@ -11,14 +11,25 @@
 # Environment:
 #   XENSTORED_PKG  package to build as /init (default ./stubdom/xenstored)
 #   XENSTORED_BIN  use this prebuilt binary instead of building XENSTORED_PKG
-#   IMAGE_OUT      output file (default images/xenstore-stubdom.cpio.gz)
+#   IMAGE_OUT      output file (default images/xenstore-stubdom.cpio.gz;
+#                  images/arm64/xenstore-stubdom.cpio.gz for arm64)
+#   IMAGE_ARCH     amd64 (default) or arm64: the xenstore domain Xen on Arm
+#                  builds from the device tree (dom0less; make image-arm64)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 GO=${GO:-go}
 XENSTORED_PKG=${XENSTORED_PKG:-./stubdom/xenstored}
-OUT=${IMAGE_OUT:-$ROOT/images/xenstore-stubdom.cpio.gz}
+ARCH=${IMAGE_ARCH:-amd64}
+case $ARCH in
+amd64) OUT=${IMAGE_OUT:-$ROOT/images/xenstore-stubdom.cpio.gz} ;;
+arm64) OUT=${IMAGE_OUT:-$ROOT/images/arm64/xenstore-stubdom.cpio.gz} ;;
+*)
+	echo "== image: ERROR: IMAGE_ARCH=$ARCH: amd64 or arm64" >&2
+	exit 1
+	;;
+esac
 T0=$(date +%s%N)
 
 say() { printf '== image: %s\n' "$*"; }
@@ -29,11 +40,14 @@ trap 'rm -rf "$WORK"' EXIT
 
 # Static, reproducible binaries: the initramfs has no libc.
 gobuild() { # out pkg
-	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 "$GO" build -trimpath -ldflags='-s -w -buildid=' -o "$1" "$2"
+	CGO_ENABLED=0 GOOS=linux GOARCH=$ARCH "$GO" build -trimpath -ldflags='-s -w -buildid=' -o "$1" "$2"
 }
-static() { # file (checked where binutils is installed)
+static() { # file (checked where binutils is installed): static, and for ARCH
 	command -v readelf >/dev/null || return 0
 	! readelf -l "$1" 2>/dev/null | grep -q 'Requesting program interpreter' || die "$1 is dynamically linked"
+	local want=X86-64
+	[ "$ARCH" = arm64 ] && want=AArch64
+	readelf -h "$1" | grep -q "Machine:.*$want" || die "$1 is not an $ARCH program"
 }
 
 if [ -n "${XENSTORED_BIN:-}" ]; then
@@ -42,7 +56,7 @@ if [ -n "${XENSTORED_BIN:-}" ]; then
 	cp "$XENSTORED_BIN" "$WORK/xenstored"
 else
 	[ -d "$XENSTORED_PKG" ] || die "no package $XENSTORED_PKG (set XENSTORED_PKG, or XENSTORED_BIN to a prebuilt binary)"
-	say "building /init from $XENSTORED_PKG"
+	say "building /init from $XENSTORED_PKG for $ARCH"
 	gobuild "$WORK/xenstored" "$XENSTORED_PKG"
 fi
 static "$WORK/xenstored"

@@ -32,10 +32,13 @@
 #   E2E_LOG        serial log (default images/e2e-arm-dom0less.log)
 #   E2E_NOBUILD=1  use bin/arm64/xenstored as it is
 #   E2E_SMP        emulated CPUs (default 1)
-#   E2E_STUB_INIT=busybox|go  the stub's /init: busybox running xenstored
-#                  and printing its memory every 10 s (default), or our
-#                  xenstored itself as /init (the stub image's way, package
-#                  stubdom/boot: PID 1, no shell; needs the small kernel)
+#   E2E_STUB_INIT=image|go|busybox  the stub's initramfs: make image-arm64's
+#                  images/arm64/xenstore-stubdom.cpio.gz, the one users get
+#                  (default: our xenstored is /init, package stubdom/boot,
+#                  PID 1, no shell; needs the small kernel; built unless
+#                  E2E_NOBUILD=1 and it exists), go (the same made here from
+#                  bin/arm64/xenstored), or busybox running xenstored and
+#                  printing its memory every 10 s
 #   E2E_MEM_STUB, E2E_MEM_DOMU   MiB per domain (default 64 for the small
 #                  stub kernel, 256 for Debian's; domUs 256)
 #   E2E_LOGLEVEL   the guests' kernel loglevel (default 5)
@@ -115,8 +118,9 @@ file "$XSD" | grep -q 'ARM aarch64' || die "$XSD is not an arm64 binary"
 mkimg() { # DIR OUT
 	(cd "$1" && find . | cpio -o -H newc --quiet | gzip -1) >"$2"
 }
-STUBINIT=${E2E_STUB_INIT:-busybox}
+STUBINIT=${E2E_STUB_INIT:-image}
 S=$W/stub
+STUBCPIO=$W/stub.cpio.gz
 mkdir -p $S/bin $S/modules
 case $STUBINIT in
 busybox)
@@ -124,12 +128,12 @@ busybox)
 	cp "$XSD" $S/bin/xenstored
 	cp "$HERE/dom0less-stub-init.sh" $S/init
 	;;
-go) # our xenstored is /init and stays PID 1; /bin/xenstored is itself
-	[ "$STUBK" = small ] || die "E2E_STUB_INIT=go needs the small stub kernel (no modules to load)"
+go | image) # our xenstored is /init and stays PID 1; /bin/xenstored is itself
+	[ "$STUBK" = small ] || die "E2E_STUB_INIT=$STUBINIT needs the small stub kernel (no modules to load)"
 	cp "$XSD" $S/init
 	ln -s ../init $S/bin/xenstored
 	;;
-*) die "E2E_STUB_INIT=$STUBINIT: busybox or go" ;;
+*) die "E2E_STUB_INIT=$STUBINIT: image, go or busybox" ;;
 esac
 # Debian's kernel has the Xen devices as modules; the small one built in.
 [ "$STUBK" = debian ] && for m in xen-privcmd xen-evtchn xen-gntdev; do
@@ -138,7 +142,15 @@ esac
 	case "$f" in *.xz) xz -dc "$f" >$S/modules/$m.ko ;; *) cp "$f" $S/modules/$m.ko ;; esac
 done
 chmod +x $S/init
-mkimg $S "$W/stub.cpio.gz"
+if [ "$STUBINIT" = image ]; then # the package's image (build/image.sh), as built
+	STUBCPIO=$ROOT/images/arm64/xenstore-stubdom.cpio.gz
+	if [ -z "${E2E_NOBUILD:-}" ] || [ ! -s "$STUBCPIO" ]; then
+		say "make image-arm64 ($STUBCPIO)"
+		make -s -C "$ROOT" image-arm64 >/dev/null
+	fi
+else
+	mkimg $S "$STUBCPIO"
+fi
 U=$W/domu
 mkdir -p $U/bin
 cp "$PKGROOT/bin/busybox" $U/bin/busybox
@@ -146,7 +158,7 @@ cp "$W/xsprobe" $U/bin/xsprobe
 cp "$HERE/dom0less-domu-init.sh" $U/init
 chmod +x $U/init
 mkimg $U "$W/domu.cpio.gz"
-say "images: stub $(du -k "$W/stub.cpio.gz" | cut -f1) KiB (busybox, $(ls $S/modules | wc -l) modules, xenstored), domU $(du -k "$W/domu.cpio.gz" | cut -f1) KiB; domU kernel $KVER $(du -k "$KERNEL" | cut -f1) KiB, stub kernel ($STUBK) $(du -k "$SKERNEL" | cut -f1) KiB"
+say "images: stub $(du -k "$STUBCPIO" | cut -f1) KiB (/init: $STUBINIT, $(ls $S/modules | wc -l) modules), domU $(du -k "$W/domu.cpio.gz" | cut -f1) KiB; domU kernel $KVER $(du -k "$KERNEL" | cut -f1) KiB, stub kernel ($STUBK) $(du -k "$SKERNEL" | cut -f1) KiB"
 
 # --- 4. load addresses and the device tree
 # RAM starts at 0x40000000; QEMU puts Xen at 0x40200000 and the device
@@ -163,7 +175,7 @@ if [ "$SKERNEL" != "$KERNEL" ]; then
 	SKSIZE=$(stat -c %s "$SKERNEL")
 fi
 SADDR=$(align $((SKADDR + SKSIZE)))
-SSIZE=$(stat -c %s "$W/stub.cpio.gz")
+SSIZE=$(stat -c %s "$STUBCPIO")
 UADDR=$(align $((SADDR + SSIZE)))
 USIZE=$(stat -c %s "$W/domu.cpio.gz")
 hex() { printf '0x%x' "$1"; }
@@ -204,7 +216,7 @@ EOF
 # The Go init takes xenstored's options from xenstored.NAME on the kernel
 # command line (stubdom/boot/initcfg); no socket without a network.
 STUBARGS=
-[ "$STUBINIT" = go ] && [ "${E2E_VERBOSE:-0}" = 1 ] && STUBARGS=" xenstored.verbose"
+[ "$STUBINIT" != busybox ] && [ "${E2E_VERBOSE:-0}" = 1 ] && STUBARGS=" xenstored.verbose"
 {
 	domnode domU-xenstore "$MEM_STUB" $'\t\t\tcapabilities = <0x4>;\n\t\t\txen,enhanced = "no-xenstore";' \
 		"console=ttyAMA0 loglevel=$LOGLEVEL xen_privcmd.unrestricted=1 e2e.verbose=${E2E_VERBOSE:-0}$STUBARGS" $SADDR $SSIZE $SKADDR $SKSIZE
@@ -256,7 +268,7 @@ timeout "$TIMEOUT" qemu-system-aarch64 "${QEMU_MACHINE[@]}" -accel tcg,thread=mu
 	-dtb "$W/dom0less.dtb" -kernel "$XEN" -append "$XEN_CMDLINE" \
 	-device loader,file="$KERNEL",addr=$(hex $KADDR),force-raw=on \
 	"${SKLOADER[@]}" \
-	-device loader,file="$W/stub.cpio.gz",addr=$(hex $SADDR),force-raw=on \
+	-device loader,file="$STUBCPIO",addr=$(hex $SADDR),force-raw=on \
 	-device loader,file="$W/domu.cpio.gz",addr=$(hex $UADDR),force-raw=on \
 	</dev/null 2>"$W/qemu.err" &
 QPID=$!
