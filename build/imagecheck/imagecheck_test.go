@@ -124,3 +124,46 @@ func TestImage(t *testing.T) {
 		t.Errorf("two builds differ: %d and %d bytes", len(a), len(b))
 	}
 }
+
+// TestImageArm64: IMAGE_ARCH=arm64 (make image-arm64, the dom0less
+// xenstore domain's image) builds /init for arm64, and a prebuilt program
+// of another architecture is refused rather than packed.
+func TestImageArm64(t *testing.T) {
+	root := repoRoot(t)
+	probe := exec.Command("go", "tool", "-n", "u-root")
+	probe.Dir = root
+	if out, err := probe.CombinedOutput(); err != nil {
+		t.Skipf("go tool u-root not available: %v\n%s", err, out)
+	}
+	if _, err := exec.LookPath("readelf"); err != nil {
+		t.Skip("no readelf (binutils): image.sh cannot check the architecture")
+	}
+	dir := t.TempDir()
+	img := filepath.Join(dir, "arm64.cpio.gz")
+	buildImage(t, root, img, "IMAGE_ARCH=arm64")
+	entries, err := List(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range entries {
+		if e.Name == "init" && e.Mode&TypeMask == TypeReg && e.Size > 0 {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("arm64 image lacks a regular /init: %+v", entries)
+	}
+
+	cmd := exec.Command("bash", filepath.Join(root, "build", "image.sh"))
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "IMAGE_OUT="+filepath.Join(dir, "wrong.cpio.gz"),
+		"IMAGE_ARCH=arm64", "XENSTORED_BIN="+standIn(t, dir))
+	out, err := cmd.CombinedOutput()
+	if err == nil || !bytes.Contains(out, []byte("is not an arm64 program")) {
+		t.Errorf("an amd64 program packed as arm64's /init: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "wrong.cpio.gz")); err == nil {
+		t.Error("the refused image was written")
+	}
+}
