@@ -12,7 +12,8 @@ kernel:
 # The xenstore domain's kernel for arm64 (Xen's dom0less boot): the same
 # patched source, kernel/stubdom-arm64.config over ARCH=arm64 tinyconfig,
 # cross-built; cached in $XSSTUB_CACHE/linux-6.1/kernel-arm64-KEY/Image
-# (build/kernel-arm64.sh; make e2e-arm-dom0less E2E_STUB_KERNEL=small uses it).
+# (build/kernel-arm64.sh; make e2e-arm-dom0less E2E_STUB_KERNEL=small uses it),
+# copied to images/arm64/xenstore-stubdom.kernel for make deb-arm64.
 .PHONY: kernel-arm64
 kernel-arm64:
-	@bash build/kernel-arm64.sh >/dev/null
+	@k=$$(bash build/kernel-arm64.sh | tail -1) && install -D -m 644 "$$k" images/arm64/xenstore-stubdom.kernel

@@ -210,6 +210,31 @@ func TestWrapperStubFails(t *testing.T) {
 	}
 }
 
+// TestWrapperStubNoLauncher: where no launcher is installed (the arm64
+// package) stub mode fails and says what to do instead; a fallback to the
+// dom0 daemon still applies.
+func TestWrapperStubNoLauncher(t *testing.T) {
+	for _, tt := range []struct {
+		name, conf string
+		code       int
+		daemon     bool
+	}{
+		{"no fallback", "", 1, false},
+		{"fallback dom0", "XSSTUB_FALLBACK=dom0\n", 0, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, tt.conf+"XSSTUB_LAUNCHER=/nonexistent/xenstore-stubdom-launch\n")
+			code, stderr := r.run(nil, "--pid-file", r.path("pid"))
+			if code != tt.code || (r.args("daemon") != nil) != tt.daemon {
+				t.Errorf("exit %d, daemon %q: want %d, daemon run %v (%s)", code, r.args("daemon"), tt.code, tt.daemon, stderr)
+			}
+			if !strings.Contains(stderr, "dom0less") || !strings.Contains(stderr, "XSSTUB_MODE=dom0") {
+				t.Errorf("stderr %q: want why (dom0less on Arm) and what to set", stderr)
+			}
+		})
+	}
+}
+
 func TestWrapperDom0(t *testing.T) {
 	r := newRig(t, "XSSTUB_MODE=dom0\nXSSTUB_QUOTAS=\"nodes=5 watches=6\"\nXSSTUB_XENSTORED_ARGS=-V\n")
 	code, stderr := r.run(nil, "--pid-file", r.path("pid"))
