@@ -58,22 +58,6 @@ func (e *env) client(t *testing.T, domid uint32) (*Client, string) {
 	return c, home
 }
 
-// share creates path owned by dom0 that each of domids may read and
-// write, as a toolstack sets up a node two domains share.
-func (e *env) share(t *testing.T, path string, domids ...uint32) {
-	t.Helper()
-	perms := []string{path, "n0"}
-	for _, id := range domids {
-		perms = append(perms, fmt.Sprintf("b%d", id))
-	}
-	if got := e.d0.Call(t, wire.Write, path, ""); got != "OK\x00" {
-		t.Fatalf("write %s: %q", path, got)
-	}
-	if got := e.d0.Call(t, wire.SetPerms, perms...); got != "OK\x00" {
-		t.Fatalf("set perms %v: %q", perms, got)
-	}
-}
-
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	t.Cleanup(cancel)
@@ -203,7 +187,7 @@ func TestWatches(t *testing.T) {
 	e := newEnv(t)
 	a, _ := e.client(t, 1)
 	b, _ := e.client(t, 2)
-	e.share(t, "/w", 1, 2)
+	e.d0.Share(t, "/w", 1, 2)
 	x := ctx(t)
 	if err := a.Watch(x, "/w", "tok"); err != nil {
 		t.Fatal(err)

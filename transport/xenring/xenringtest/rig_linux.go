@@ -208,3 +208,20 @@ func (d *Dom0) MakeHome(t testing.TB, id uint32) string {
 	}
 	return home
 }
+
+// Share creates path owned by dom0 that each of domids may read and write,
+// as a toolstack sets up a node several domains share. The domains must
+// exist: permissions naming a domain that does not are dropped.
+func (d *Dom0) Share(t testing.TB, path string, domids ...uint32) {
+	t.Helper()
+	perms := []string{path, "n0"}
+	for _, id := range domids {
+		perms = append(perms, "b"+strconv.FormatUint(uint64(id), 10))
+	}
+	if got := d.Call(t, wire.Write, path, ""); got != "OK\x00" {
+		t.Fatalf("write %s: %q", path, got)
+	}
+	if got := d.Call(t, wire.SetPerms, perms...); got != "OK\x00" {
+		t.Fatalf("set perms %v: %q", perms, got)
+	}
+}

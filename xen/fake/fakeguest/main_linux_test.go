@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xsstub/xenstored/transport/xenring/xenringtest"
 	"github.com/xsstub/xenstored/xen/fake"
-	"github.com/xsstub/xenstored/xen/internal/ringtest"
 )
 
 // The test binary doubles as the fakeguest program when this is set, so
@@ -28,46 +28,43 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// world is the real ring transport and store engine over a fake
+// hypervisor (xenringtest), with a dom0 connection playing the toolstack.
 type world struct {
-	h   *fake.Hypervisor
-	srv *ringtest.Server
+	*xenringtest.Rig
+	d0 *xenringtest.Dom0
 }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	h := fake.New()
-	ec, err := h.OpenEventChannel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := ringtest.New(ec, h.GrantMapper(), h.MustTracker())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := ringtest.Start(srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := r.Stop(); err != nil {
-			t.Error(err)
-		}
-		h.Close()
-	})
-	return &world{h: h, srv: srv}
+	r := xenringtest.New(t, xenringtest.Options{})
+	return &world{Rig: r, d0: r.Dom0()}
 }
 
-// guest runs bin as domain domid's guest with script lines on stdin and
-// returns its output.
-func (w *world) guest(t *testing.T, bin string, env []string, domid uint32, script ...string) (string, string, error) {
+// domain does what a toolstack does before a guest runs: it creates
+// domain domid, introduces it and makes its home (/local/domain/<domid>,
+// which the guest's relative paths name).
+func (w *world) domain(t *testing.T, domid uint32) *fake.Domain {
 	t.Helper()
-	d, err := w.h.NewDomain(domid)
+	d, err := w.H.NewDomain(domid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.srv.Introduce(domid, d.GuestPort()); err != nil {
-		t.Fatal(err)
-	}
+	w.Introduce(d)
+	w.d0.MakeHome(t, domid)
+	return d
+}
+
+// guest makes domain domid and runs bin as its guest (guestOf).
+func (w *world) guest(t *testing.T, bin string, env []string, domid uint32, script ...string) (string, string, error) {
+	t.Helper()
+	return guestOf(t, w.domain(t, domid), bin, env, script...)
+}
+
+// guestOf runs bin as d's guest in a separate process with script lines
+// on stdin and returns its output.
+func guestOf(t *testing.T, d *fake.Domain, bin string, env []string, script ...string) (string, string, error) {
+	t.Helper()
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin = strings.NewReader(strings.Join(script, "\n") + "\n")
@@ -95,11 +92,13 @@ func TestScriptInSeparateProcess(t *testing.T) {
 		script []string
 		want   string
 	}{
-		{"write read", []string{"write /a b", "read /a"}, "ok\nvalue b\n"},
-		{"errors are results", []string{"read /nope", "rm /nope"}, "error ENOENT\nerror ENOENT\n"},
-		{"directory", []string{"# comment", "", "write /d/x 1", "mkdir /d/y", "dir /d"}, "ok\nok\ndir x y\n"},
-		{"watch", []string{"watch /w t", "event", "write /w/k v", "event"}, "ok\nevent /w t\nok\nevent /w/k t\n"},
-		{"spaces in value", []string{"write /s hello  world", "read /s"}, "ok\nvalue hello  world\n"},
+		{"write read", []string{"write a b", "read a"}, "ok\nvalue b\n"},
+		// rm of a missing node whose parent exists is OK (as in C
+		// xenstored), hence nope/x; /a is outside the guest's home.
+		{"errors are results", []string{"read nope", "rm nope/x", "write /a b"}, "error ENOENT\nerror ENOENT\nerror EACCES\n"},
+		{"directory", []string{"# comment", "", "write d/x 1", "mkdir d/y", "dir d"}, "ok\nok\ndir x y\n"},
+		{"watch", []string{"watch w t", "event", "write w/k v", "event"}, "ok\nevent w t\nok\nevent w/k t\n"},
+		{"spaces in value", []string{"write s hello  world", "read s"}, "ok\nvalue hello  world\n"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,14 +113,17 @@ func TestScriptInSeparateProcess(t *testing.T) {
 	}
 }
 
-// TestDataSharedAcrossGuests: two guest processes see one store.
+// TestDataSharedAcrossGuests: two guest processes see one store: what
+// one writes to a node dom0 shared between them, the other reads.
 func TestDataSharedAcrossGuests(t *testing.T) {
 	w := newWorld(t)
 	self := []string{runAsGuest + "=1"}
-	if out, errs, err := w.guest(t, os.Args[0], self, 1, "write /shared 42"); err != nil || out != "ok\n" {
+	d1, d2 := w.domain(t, 1), w.domain(t, 2)
+	w.d0.Share(t, "/shared", 1, 2)
+	if out, errs, err := guestOf(t, d1, os.Args[0], self, "write /shared 42"); err != nil || out != "ok\n" {
 		t.Fatalf("first guest: %q %v %s", out, err, errs)
 	}
-	if out, errs, err := w.guest(t, os.Args[0], self, 2, "read /shared"); err != nil || out != "value 42\n" {
+	if out, errs, err := guestOf(t, d2, os.Args[0], self, "read /shared"); err != nil || out != "value 42\n" {
 		t.Fatalf("second guest: %q %v %s", out, err, errs)
 	}
 }
@@ -157,7 +159,7 @@ func TestBuiltBinary(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	w := newWorld(t)
-	out, errs, err := w.guest(t, bin, nil, 3, "write /b 1", "read /b")
+	out, errs, err := w.guest(t, bin, nil, 3, "write b 1", "read b")
 	if err != nil || out != "ok\nvalue 1\n" {
 		t.Fatalf("fakeguest: %q, %v, %s", out, err, errs)
 	}
