@@ -183,12 +183,16 @@ func (u *updater) exec(st *store.State, h *handover.Transports, binary, cmdline 
 	}
 	u.log.Info("live-update: executing the new daemon", "binary", binary, "state-bytes", size,
 		"connections", len(st.Conns), "rings", len(h.Rings), "sockets", len(h.Sockets))
-	err = syscall.Exec(binary, argv, env)
+	err = execNewDaemon(binary, argv, env)
 	for _, fd := range keep {
 		unix.CloseOnExec(int(fd))
 	}
 	return fmt.Errorf("exec %s: %w", binary, err)
 }
+
+// execNewDaemon replaces this process with ours' new daemon; tests
+// start it in-process instead, on the same fake hypervisor.
+var execNewDaemon = syscall.Exec
 
 // execC hands over to C xenstored of release c: the stream it reads
 // where it reads it, and its command line with -U. C has no check mode:

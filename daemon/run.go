@@ -84,20 +84,21 @@ func serve(ctx context.Context, fail context.CancelCauseFunc, o *Options, log *s
 	var boot *dom0lessBoot
 	var storeDomid uint32
 	switch {
-	case dom0less && st == nil:
+	case dom0less:
 		if boot, err = findDom0less(o, xs, log); err != nil {
 			return fmt.Errorf("refusing to serve: %w", err)
 		}
 		o.PrivDomid, storeDomid = boot.priv, boot.store
+		if st != nil {
+			// A live update: the roles are not in the state, so they
+			// are found again from the domains' capabilities, as C
+			// 4.22's init_domains does; the domains are the state's.
+			privRings(st, boot.priv)
+			boot = nil
+		}
 	default:
 		if storeDomid, err = findStoreDomid(o, xs, log); err != nil {
 			return err
-		}
-		if dom0less && !o.PrivSet {
-			// A live update in dom0less mode: the control domain found
-			// by its capability at the first start is not handed over,
-			// so the store is taken (C 4.22's default); -p names another.
-			o.PrivDomid = storeDomid
 		}
 	}
 	up := &updater{xs: xs, args: os.Args[1:], quotas: o.Quotas, log: log}
@@ -198,6 +199,17 @@ func runUpdated(ctx context.Context, fail context.CancelCauseFunc, o *Options, c
 	}
 	up.sock = s
 	return s.Serve(ctx)
+}
+
+// privRings makes the ring connection of priv, and only it, privileged:
+// a live-update state is read before a dom0less daemon knows its control
+// domain, so its rings were judged against the options' default.
+func privRings(st *store.State, priv uint32) {
+	for i := range st.Conns {
+		if c := &st.Conns[i]; c.Ring {
+			c.Priv = c.Domid == priv
+		}
+	}
 }
 
 // dropUnservedRings turns ring connections that no transport can serve
