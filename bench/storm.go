@@ -299,159 +299,203 @@ func Storm(o StormOptions) (*StormResult, error) {
 			return nil, err
 		}
 	}
-	w := t.rewriter()
-	res := &StormResult{Domains: o.Domains, RequestsPerDomain: len(t.Create) + len(t.Destroy) + 1}
-	var conns []*stormConn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	dial := func() (*stormConn, error) {
-		c, err := dialStorm(o.Socket)
-		if err == nil {
-			conns = append(conns, c)
-		}
-		return c, err
-	}
-	closeConn := func(c *stormConn) {
-		c.Close()
-		conns = slices.DeleteFunc(conns, func(x *stormConn) bool { return x == c })
-	}
-	shared := map[string]*stormConn{}
-	for _, role := range []string{"console", "kernel", "release"} {
-		c, err := dial()
-		if err != nil {
-			return nil, err
-		}
-		shared[role] = c
-	}
-	// What xen-init-dom0 and earlier guests left (the trace reads them).
-	for _, n := range StormBaseTree {
-		if r, err := shared["release"].do(wire.Write, 0, append([]byte(n[0]+"\x00"), n[1]...)); err != nil || r.Type == wire.Error {
-			return nil, fmt.Errorf("storm: base tree %s: %v %q", n[0], err, r.Payload)
-		}
-	}
-	// The watches xenconsoled and dom0's kernel set at boot.
-	for _, wt := range [][2]string{{"console", "@introduceDomain"}, {"console", "@releaseDomain"}, {"kernel", "backend"}} {
-		if r, err := shared[wt[0]].do(wire.Watch, 0, wire.JoinStrings(wt[1], wt[0])); err != nil || r.Type == wire.Error {
-			return nil, fmt.Errorf("storm: %s watch: %v %q", wt[0], err, r.Payload)
-		}
-	}
-	watchers := make([]*stormConn, o.Domains+1) // per domain, the xl that waits for its death
-	do := func(k uint32, r stormReq, own map[string]*stormConn, skip *string) error {
-		c := shared[r.role]
-		if r.role == "xlwatch" {
-			c = watchers[k]
-		} else if c == nil {
-			c = own[r.role]
-		}
-		if c == nil {
-			nc, err := dial()
-			if err != nil {
-				return err
-			}
-			c = nc
-			if r.role == "xlwatch" {
-				watchers[k] = c
-			} else {
-				own[r.role] = c
-			}
-		}
-		payload := w.payload(r, k)
-		// libxl's path cleanup walks up while a parent is empty: with other
-		// domains alive it stops earlier than in the trace.
-		if *skip != "" && (r.typ == wire.Rm || r.typ == wire.Read || r.typ == wire.Directory) &&
-			strings.HasPrefix(*skip, strings.TrimRight(string(payload), "\x00")) {
-			return nil
-		}
-		*skip = ""
-		tx := c.tx
-		if r.typ == wire.TransactionStart {
-			tx = 0
-		}
-		reply, err := c.do(r.typ, tx, payload)
-		if err != nil {
-			return fmt.Errorf("storm: dom%d %s %q: %w", k, r.typ, payload, err)
-		}
-		res.Requests++
-		got := ""
-		if reply.Type == wire.Error {
-			got = strings.TrimRight(string(reply.Payload), "\x00")
-		}
-		// RM of a missing node: ENOENT when its parent is missing too,
-		// success otherwise; both leave it absent. The trace's host had
-		// no /vm and /libxl before its first domain; StormBaseTree has them.
-		if got != r.wantErr && !(r.typ == wire.Rm && got+r.wantErr == "ENOENT") {
-			res.Mismatches++
-			if res.FirstMismatch == "" {
-				res.FirstMismatch = fmt.Sprintf("dom%d trace line %d %s %q: got %q, traced %q", k, r.line, r.typ,
-					strings.ReplaceAll(string(payload), "\x00", " "), got, r.wantErr)
-			}
-		}
-		switch {
-		case r.typ == wire.TransactionStart && got == "":
-			id, perr := strconv.ParseUint(strings.TrimRight(string(reply.Payload), "\x00"), 10, 32)
-			if perr != nil {
-				return fmt.Errorf("storm: TRANSACTION_START reply %q", reply.Payload)
-			}
-			c.tx = uint32(id)
-		case r.typ == wire.TransactionEnd:
-			c.tx = 0
-		case r.typ == wire.Directory && got == "" && len(reply.Payload) > 0:
-			*skip = strings.TrimRight(string(payload), "\x00")
-		}
-		if r.typ == wire.Unwatch && r.role == "xlwatch" {
-			closeConn(c) // that xl exits once its domain is gone
-			watchers[k] = nil
-		}
-		return nil
-	}
-	phase := func(k uint32, reqs []stormReq, release bool) (time.Duration, error) {
-		own := map[string]*stormConn{}
-		skip := ""
-		t0 := time.Now()
-		released := !release
-		for _, r := range reqs {
-			if !released && r.role == "xlwatch" {
-				rel := stormReq{role: "release", typ: wire.Release, payload: w.domid + " "}
-				if err := do(k, rel, own, &skip); err != nil {
-					return 0, err
-				}
-				released = true
-			}
-			if err := do(k, r, own, &skip); err != nil {
-				return 0, err
-			}
-		}
-		if !released {
-			if err := do(k, stormReq{role: "release", typ: wire.Release, payload: w.domid + " "}, own, &skip); err != nil {
-				return 0, err
-			}
-		}
-		d := time.Since(t0)
-		for _, c := range own {
-			closeConn(c)
-		}
-		return d, nil
+	s := &stormRun{w: t.rewriter(), socket: o.Socket, shared: map[string]*stormConn{},
+		watchers: make([]*stormConn, o.Domains+1),
+		res:      &StormResult{Domains: o.Domains, RequestsPerDomain: len(t.Create) + len(t.Destroy) + 1}}
+	defer s.closeAll()
+	if err := s.boot(); err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	for k := 1; k <= o.Domains; k++ {
-		d, err := phase(uint32(k), t.Create, false)
+		d, err := s.phase(uint32(k), t.Create, false)
 		if err != nil {
 			return nil, err
 		}
-		res.Create = append(res.Create, d)
+		s.res.Create = append(s.res.Create, d)
 	}
 	for k := 1; k <= o.Domains; k++ {
-		d, err := phase(uint32(k), t.Destroy, true)
+		d, err := s.phase(uint32(k), t.Destroy, true)
 		if err != nil {
 			return nil, err
 		}
-		res.Destroy = append(res.Destroy, d)
+		s.res.Destroy = append(s.res.Destroy, d)
 	}
-	res.Elapsed = time.Since(start)
-	return res, nil
+	s.res.Elapsed = time.Since(start)
+	return s.res, nil
+}
+
+// stormRun is one replay: the host's long-lived clients (xenconsoled,
+// dom0's kernel, the toolstack's release path), one xl per live domain
+// waiting for its death, and each phase's own clients.
+type stormRun struct {
+	w        *rewriter
+	socket   string
+	res      *StormResult
+	conns    []*stormConn          // every open client, closed at the end
+	shared   map[string]*stormConn // by role: console, kernel, release
+	watchers []*stormConn          // per domain, the xl that waits for its death
+}
+
+func (s *stormRun) dial() (*stormConn, error) {
+	c, err := dialStorm(s.socket)
+	if err == nil {
+		s.conns = append(s.conns, c)
+	}
+	return c, err
+}
+
+func (s *stormRun) closeConn(c *stormConn) {
+	c.Close()
+	s.conns = slices.DeleteFunc(s.conns, func(x *stormConn) bool { return x == c })
+}
+
+func (s *stormRun) closeAll() {
+	for _, c := range s.conns {
+		c.Close()
+	}
+}
+
+// boot makes the host as the trace found it: the shared clients, what
+// xen-init-dom0 and earlier guests left, and the watches xenconsoled and
+// dom0's kernel set.
+func (s *stormRun) boot() error {
+	for _, role := range []string{"console", "kernel", "release"} {
+		c, err := s.dial()
+		if err != nil {
+			return err
+		}
+		s.shared[role] = c
+	}
+	for _, n := range StormBaseTree {
+		if r, err := s.shared["release"].do(wire.Write, 0, append([]byte(n[0]+"\x00"), n[1]...)); err != nil || r.Type == wire.Error {
+			return fmt.Errorf("storm: base tree %s: %v %q", n[0], err, r.Payload)
+		}
+	}
+	for _, wt := range [][2]string{{"console", "@introduceDomain"}, {"console", "@releaseDomain"}, {"kernel", "backend"}} {
+		if r, err := s.shared[wt[0]].do(wire.Watch, 0, wire.JoinStrings(wt[1], wt[0])); err != nil || r.Type == wire.Error {
+			return fmt.Errorf("storm: %s watch: %v %q", wt[0], err, r.Payload)
+		}
+	}
+	return nil
+}
+
+// client is the connection r's role uses for domain k, dialled the first
+// time.
+func (s *stormRun) client(k uint32, role string, own map[string]*stormConn) (*stormConn, error) {
+	c := s.shared[role]
+	if role == "xlwatch" {
+		c = s.watchers[k]
+	} else if c == nil {
+		c = own[role]
+	}
+	if c != nil {
+		return c, nil
+	}
+	c, err := s.dial()
+	if err != nil {
+		return nil, err
+	}
+	if role == "xlwatch" {
+		s.watchers[k] = c
+	} else {
+		own[role] = c
+	}
+	return c, nil
+}
+
+// do sends one traced request for domain k and compares its outcome with
+// the trace's.
+func (s *stormRun) do(k uint32, r stormReq, own map[string]*stormConn, skip *string) error {
+	c, err := s.client(k, r.role, own)
+	if err != nil {
+		return err
+	}
+	payload := s.w.payload(r, k)
+	// libxl's path cleanup walks up while a parent is empty: with other
+	// domains alive it stops earlier than in the trace.
+	if *skip != "" && (r.typ == wire.Rm || r.typ == wire.Read || r.typ == wire.Directory) &&
+		strings.HasPrefix(*skip, strings.TrimRight(string(payload), "\x00")) {
+		return nil
+	}
+	*skip = ""
+	tx := c.tx
+	if r.typ == wire.TransactionStart {
+		tx = 0
+	}
+	reply, err := c.do(r.typ, tx, payload)
+	if err != nil {
+		return fmt.Errorf("storm: dom%d %s %q: %w", k, r.typ, payload, err)
+	}
+	s.res.Requests++
+	got := ""
+	if reply.Type == wire.Error {
+		got = strings.TrimRight(string(reply.Payload), "\x00")
+	}
+	s.compare(k, r, payload, got)
+	switch {
+	case r.typ == wire.TransactionStart && got == "":
+		id, perr := strconv.ParseUint(strings.TrimRight(string(reply.Payload), "\x00"), 10, 32)
+		if perr != nil {
+			return fmt.Errorf("storm: TRANSACTION_START reply %q", reply.Payload)
+		}
+		c.tx = uint32(id)
+	case r.typ == wire.TransactionEnd:
+		c.tx = 0
+	case r.typ == wire.Directory && got == "" && len(reply.Payload) > 0:
+		*skip = strings.TrimRight(string(payload), "\x00")
+	}
+	if r.typ == wire.Unwatch && r.role == "xlwatch" {
+		s.closeConn(c) // that xl exits once its domain is gone
+		s.watchers[k] = nil
+	}
+	return nil
+}
+
+// compare counts a reply that differs from the trace's. RM of a missing
+// node: ENOENT when its parent is missing too, success otherwise; both
+// leave it absent. The trace's host had no /vm and /libxl before its
+// first domain; StormBaseTree has them.
+func (s *stormRun) compare(k uint32, r stormReq, payload []byte, got string) {
+	if got == r.wantErr || (r.typ == wire.Rm && got+r.wantErr == "ENOENT") {
+		return
+	}
+	s.res.Mismatches++
+	if s.res.FirstMismatch == "" {
+		s.res.FirstMismatch = fmt.Sprintf("dom%d trace line %d %s %q: got %q, traced %q", k, r.line, r.typ,
+			strings.ReplaceAll(string(payload), "\x00", " "), got, r.wantErr)
+	}
+}
+
+// phase replays reqs for domain k and returns how long it took; release
+// adds the toolstack's RELEASE before the dying domain's xl unwatches.
+func (s *stormRun) phase(k uint32, reqs []stormReq, release bool) (time.Duration, error) {
+	own := map[string]*stormConn{}
+	skip := ""
+	t0 := time.Now()
+	released := !release
+	rel := stormReq{role: "release", typ: wire.Release, payload: s.w.domid + " "}
+	for _, r := range reqs {
+		if !released && r.role == "xlwatch" {
+			if err := s.do(k, rel, own, &skip); err != nil {
+				return 0, err
+			}
+			released = true
+		}
+		if err := s.do(k, r, own, &skip); err != nil {
+			return 0, err
+		}
+	}
+	if !released {
+		if err := s.do(k, rel, own, &skip); err != nil {
+			return 0, err
+		}
+	}
+	d := time.Since(t0)
+	for _, c := range own {
+		s.closeConn(c)
+	}
+	return d, nil
 }
 
 // Quantile of ds (nearest rank).
