@@ -12,6 +12,7 @@ import (
 
 	"github.com/xsstub/xenstored/store"
 	"github.com/xsstub/xenstored/store/handover"
+	tconn "github.com/xsstub/xenstored/transport/conn"
 	"github.com/xsstub/xenstored/transport/xenring"
 	"github.com/xsstub/xenstored/wire"
 )
@@ -127,10 +128,10 @@ func LiveUpdateTable(rows []*LiveUpdateRow, md bool) string {
 
 // ringTransports is the frozen rings as a stub's live update hands them
 // over (no sockets).
-func ringTransports(rings []xenring.RingHandover) *handover.Transports {
+func ringTransports(rings []tconn.Handover) *handover.Transports {
 	t := handover.NewTransports()
 	for _, r := range rings {
-		t.Rings[r.Conn.ID()] = r.State()
+		t.Rings[r.Store.ID()] = r.State
 	}
 	return t
 }

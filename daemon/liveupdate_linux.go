@@ -88,7 +88,7 @@ func (u *updater) Exec(st *store.State, binary string, cmdline string) error {
 	}
 	if u.xs != nil {
 		for _, r := range u.xs.rings.Freeze() {
-			h.Rings[r.Conn.ID()] = r.State()
+			h.Rings[r.Store.ID()] = r.State
 		}
 		defer u.xs.rings.Thaw()
 		if err := u.xs.rings.UnwatchDomains(); err != nil {

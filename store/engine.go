@@ -309,6 +309,10 @@ type Conn struct {
 	closed bool
 
 	handled uint64 // Handle calls, for transports (HandledLocked)
+	// inCall: the engine lock is held by HandleTake or Take for this
+	// connection, whose caller learns of new output and of input resuming
+	// from the Status it returns: its own wake-ups are not signalled.
+	inCall bool
 
 	// Statistics for CONTROL.
 	requests uint64
@@ -448,7 +452,7 @@ func (c *Conn) nextOutputLocked() ([]byte, bool) {
 	if it.watch == nil {
 		c.replies--
 		if c.replies == e.quotas.Hard[QMaxOutstanding]-1 {
-			c.wake() // input may resume
+			c.signal() // input may resume
 		}
 	} else {
 		it.watch.queued--
@@ -500,10 +504,63 @@ func (e *Engine) closeConnLocked(c *Conn) {
 // Handle processes one request and queues its reply (and any events). The
 // transport must have checked WantsInput.
 func (c *Conn) Handle(m wire.Msg) {
-	e := c.e
 	c.prepare(&m) // hypercalls and mappings, so before the lock
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	c.handleLocked(&m)
+}
+
+// Status is what a transport learns about a connection at the end of
+// HandleTake or Take, under the same lock as the call's work.
+type Status struct {
+	WantsInput bool // as WantsInput: it may read and hand over the next request
+	Queued     int  // messages still queued after the call (PendingOutput)
+	Closed     bool // the engine closed c (Closed): send what it gave, then close
+}
+
+// HandleTake is Handle followed by Take in one acquisition of the engine
+// lock: a transport's whole step for one request. The transport must have
+// been told WantsInput (by the last Status). Wake-ups the call causes for c
+// itself (its reply, input resuming) are not signalled: the Status says
+// what they would have.
+func (c *Conn) HandleTake(m wire.Msg, into func(msg []byte) bool) Status {
+	c.prepare(&m) // hypercalls and mappings, so before the lock
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	c.inCall = true
+	defer func() { c.inCall = false }()
+	c.handleLocked(&m)
+	return c.takeLocked(into)
+}
+
+// Take removes queued messages in order, passing each to into with the
+// engine locked, until into returns false or none is left (nil into:
+// none is taken), and reports c's status, in one acquisition of the
+// engine lock. A transport that keeps what it has not written under its
+// own lock (taken inside this one) then never holds a message the
+// engine's state has lost, even for a moment: a live update exports both
+// under the engine lock. As in HandleTake, c's own wake-ups during the
+// call are not signalled.
+func (c *Conn) Take(into func(msg []byte) bool) Status {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	c.inCall = true
+	defer func() { c.inCall = false }()
+	return c.takeLocked(into)
+}
+
+func (c *Conn) takeLocked(into func(msg []byte) bool) Status {
+	for into != nil {
+		msg, ok := c.nextOutputLocked()
+		if !ok || !into(msg) {
+			break
+		}
+	}
+	return Status{WantsInput: c.wantsInputLocked(), Queued: len(c.out), Closed: c.closed}
+}
+
+func (c *Conn) handleLocked(m *wire.Msg) {
+	e := c.e
 	c.handled++
 	if c.closed {
 		return
@@ -512,7 +569,7 @@ func (c *Conn) Handle(m wire.Msg) {
 	if e.traceOn && e.trace != nil {
 		e.trace("IN  conn " + strconv.FormatUint(c.id, 10) + " " + m.Type.String() + " " + printable(m.Payload))
 	}
-	payload, err := e.dispatchContained(c, &m)
+	payload, err := e.dispatchContained(c, m)
 	if err == errContained {
 		// c is closed now, but its transport still sends this.
 		c.queueReply(wire.ErrorMsg(m.ReqID, m.TxID, syscall.EIO))
@@ -566,7 +623,15 @@ func (c *Conn) queueReply(m wire.Msg) {
 		c.e.outBytes += int64(len(msg))
 	}
 	c.replies++
-	c.wake()
+	c.signal()
+}
+
+// signal calls the transport's wake callback, unless the transport is in
+// HandleTake or Take for c and learns the news from their Status.
+func (c *Conn) signal() {
+	if !c.inCall {
+		c.wake()
+	}
 }
 
 func toErrno(err error) syscall.Errno {

@@ -75,7 +75,7 @@ func (e *Engine) inDebt(c *Conn) bool {
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			d.credit.timer = nil
-			c.wake()
+			c.signal()
 		})
 	}
 	return true

@@ -196,7 +196,7 @@ func (e *Engine) queueEvent(w *watch, path string, source *Conn) {
 		return
 	}
 	w.c.enqueueEvent(w, msg)
-	w.c.wake()
+	w.c.signal()
 }
 
 // DefaultEventTimeout is C xenstored's watch-event timeout for guests; we
@@ -294,7 +294,7 @@ func (e *Engine) unpark(w *watch) {
 		w.overflow = nil
 	}
 	if moved {
-		w.c.wake()
+		w.c.signal()
 	}
 }
 
@@ -304,7 +304,7 @@ func (e *Engine) releaseParked(src *Conn) {
 	}
 	src.parked--
 	if src.parked == 0 {
-		src.wake()
+		src.signal()
 	}
 }
 

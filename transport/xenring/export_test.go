@@ -12,8 +12,4 @@ const MaxMessagesPerPass = maxMessagesPerPass
 func (s *Server) Mu() *sync.Mutex { return &s.mu }
 
 // WakeWrites counts the wake pipe's writes so far.
-func (s *Server) WakeWrites() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.wakeWrites
-}
+func (s *Server) WakeWrites() uint64 { return s.wakeWrites.Load() }

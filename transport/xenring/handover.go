@@ -1,50 +1,31 @@
 package xenring
 
 import (
-	"bytes"
 	"fmt"
 
 	"github.com/xsstub/xenstored/store"
-	"github.com/xsstub/xenstored/store/handover"
+	"github.com/xsstub/xenstored/transport/conn"
 	"github.com/xsstub/xenstored/xen"
 	"github.com/xsstub/xenstored/xen/ring"
 )
 
-// RingHandover is one ring connection as a live update carries it: its
-// local port, which stays bound on the event channel handle handed over,
-// and the bytes the transport held. The page is mapped again from the
-// domain's grant (or the local ring) by the next daemon.
-type RingHandover struct {
-	Conn    *store.Conn
-	Port    uint32
-	In, Out []byte
-}
-
-// State is r as the stream carries it: Out is the rest of one message.
-func (r RingHandover) State() handover.Conn {
-	return handover.Conn{FD: int32(r.Port), In: r.In, Out: r.Out, Partial: len(r.Out)}
-}
-
 // Freeze stops the loop from touching any ring and returns each ring's
-// state. Call it with the engine locked (a LiveUpdater's Exec); Thaw
-// undoes it.
-func (s *Server) Freeze() []RingHandover {
+// state; its State.FD is the ring's local port, which stays bound on the
+// event channel handle handed over. The page is mapped again from the
+// domain's grant (or the local ring) by the next daemon. Call it with the
+// engine locked (a LiveUpdater's Exec); Thaw undoes it.
+func (s *Server) Freeze() []conn.Handover {
 	s.mu.Lock()
 	rcs := make([]*rconn, 0, len(s.byPort))
 	for _, rc := range s.byPort {
 		rcs = append(rcs, rc)
 	}
 	s.mu.Unlock()
-	out := make([]RingHandover, 0, len(rcs))
+	out := make([]conn.Handover, 0, len(rcs))
 	for _, rc := range rcs {
-		rc.mu.Lock()
-		rc.frozen = true
-		in := rc.in
-		if rc.pending > 0 && rc.conn.HandledLocked() > rc.calls {
-			in = in[rc.pending:]
-		}
-		out = append(out, RingHandover{Conn: rc.conn, Port: rc.port, In: bytes.Clone(in), Out: bytes.Clone(rc.out)})
-		rc.mu.Unlock()
+		h := rc.core.Freeze()
+		h.State.FD = int32(rc.port)
+		out = append(out, h)
 	}
 	return out
 }
@@ -58,10 +39,7 @@ func (s *Server) Thaw() {
 	}
 	s.mu.Unlock()
 	for _, rc := range rcs {
-		rc.mu.Lock()
-		rc.frozen = false
-		rc.mu.Unlock()
-		s.markDirty(rc)
+		rc.core.Thaw()
 	}
 }
 
@@ -97,13 +75,14 @@ func (s *Server) Adopt(c *store.Conn, port uint32, in, out []byte) error {
 		m.Unmap()
 		return err
 	}
-	rc := &rconn{conn: c, domid: c.Domid(), port: port, mapping: m, r: r, in: in, out: out, features: c.CurrentRingFeatures()}
+	rc := s.newRconn(&rconn{conn: c, domid: c.Domid(), port: port, mapping: m, r: r, features: c.CurrentRingFeatures()})
+	rc.core.Restore(in, out)
 	s.mu.Lock()
 	s.byPort[port] = rc
 	s.byConn[c] = rc
 	s.mu.Unlock()
-	c.Adopt(func() { s.markDirty(rc) })
-	s.markDirty(rc) // requests may have come meanwhile
+	c.Adopt(rc.core.Wake)
+	rc.core.Wake() // requests may have come meanwhile
 	if err := s.ev.Unmask(port); err != nil {
 		s.log.Debug("unmask after adoption", "port", port, "err", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/transport/conn"
 	"github.com/xsstub/xenstored/transport/xenring"
 	"github.com/xsstub/xenstored/transport/xenring/xenringtest"
 	"github.com/xsstub/xenstored/wire"
@@ -19,7 +20,7 @@ import (
 type capture struct {
 	srv   *xenring.Server
 	st    *store.State
-	rings []xenring.RingHandover
+	rings []conn.Handover
 }
 
 func (c *capture) CheckBinary(string) error { return nil }
@@ -84,7 +85,7 @@ func TestRingsAcrossLiveUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range cap.rings {
-		if err := srv2.Adopt(e2.ConnByID(h.Conn.ID()), h.Port, h.In, h.Out); err != nil {
+		if err := srv2.Adopt(e2.ConnByID(h.Store.ID()), uint32(h.State.FD), h.State.In, h.State.Out); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -3,10 +3,14 @@
 // through an interdomain event channel. It implements store.Platform.
 //
 // One goroutine (Serve) runs the event loop for every ring: it polls the
-// event-channel descriptor and a wake pipe that the engine signals when a
-// connection has output or may read again. There is no goroutine per ring,
-// and nothing busy-polls: a ring whose connection may not read (bounded
-// queues) is simply not read until the engine wakes it.
+// event-channel descriptor and a wake pipe that the engine signals, only
+// while the loop sleeps, when a connection has output or may read again
+// (conn.Loop). There is no goroutine per ring, and nothing busy-polls: a
+// ring whose connection may not read (bounded queues) is simply not read
+// until the engine wakes it. Each ring's buffers, framing and live-update
+// state are the shared connection core (transport/conn) over the ring page
+// as its endpoint; this package keeps the page, the event channel,
+// reconnection and the domains' lives.
 //
 // The ring page is written by a possibly hostile guest. Package ring reads
 // each index once and bound-checks it; this package never trusts a length:
@@ -22,10 +26,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/transport/conn"
 	"github.com/xsstub/xenstored/wire"
 	"github.com/xsstub/xenstored/xen"
 	"github.com/xsstub/xenstored/xen/ring"
@@ -34,6 +40,13 @@ import (
 // maxMessagesPerPass bounds the requests taken from one ring per service
 // pass, so one busy guest cannot starve the rest.
 const maxMessagesPerPass = 32
+
+// ringConn is the connection core's configuration for a ring: one message
+// at a time leaves the engine (the rest stays counted there), and is
+// written to the ring before the next request; a read takes only the
+// request at hand, so that nothing after a bad header is consumed; the
+// requests per pass are bounded.
+var ringConn = conn.Config{OutLimit: 1, Budget: maxMessagesPerPass, ReadExact: true}
 
 // Server is the ring transport. Create it with New, pass it as the engine's
 // Platform, then run Serve.
@@ -51,10 +64,11 @@ type Server struct {
 	answersMu sync.Mutex
 	answers   map[uint32]bool
 
-	mu       sync.Mutex // guards the maps and dirty; taken inside the engine lock
+	loop *conn.Loop // the rings with work; wakes Serve through the pipe
+
+	mu       sync.Mutex // guards the maps; taken inside the engine lock
 	byPort   map[uint32]*rconn
 	byConn   map[*store.Conn]*rconn
-	dirty    map[*rconn]struct{}
 	virqPort uint32
 	local    map[uint32]xen.Mapping // rings not reached by grant mapping
 	// prepared holds ring pages mapped by PrepareRing, outside the
@@ -66,25 +80,17 @@ type Server struct {
 	// released rings wait here until the loop goroutine, the only one that
 	// touches ring pages, unbinds and unmaps them (XSA-425: a RELEASE may
 	// come while the loop is serving that very ring).
-	released []*rconn
-	wakeR    int // pipe: the engine's wake signals for the loop
-	wakeW    int
-	wakeSent bool
-	// inService: the loop goroutine is in serviceDirty and looks at dirty
-	// again before it blocks, so a wake needs no pipe write. Most wakes
-	// are the loop's own (the engine queued a reply to the request it is
-	// handling): the write, and the poll and read it causes, cost a third
-	// of the loop's system calls per round trip at depth 1.
-	inService  bool
-	wakeWrites uint64 // pipe writes, for tests
+	released   []*rconn
+	wakeR      int // pipe: the loop's wake-ups (conn.Loop's kick)
+	wakeW      int
+	wakeWrites atomic.Uint64 // pipe writes, for tests
 }
 
-// rconn is one served ring. broken and closed are the loop goroutine's;
-// what mu guards a live update's Freeze reads too, with the engine
-// locked, so the loop keeps it consistent at every step: bytes taken from
-// the ring are in in at once, a message taken from the engine is in out
-// at once (store.Conn.TakeNext), a request stays in in until handled.
+// rconn is one served ring: the endpoint of its connection core, whose
+// lock guards every access to the page (so that none happens once a live
+// update froze it). broken and closed are the loop goroutine's.
 type rconn struct {
+	core    *conn.Conn
 	conn    *store.Conn
 	domid   uint32
 	port    uint32 // local port
@@ -95,15 +101,20 @@ type rconn struct {
 	// error its error word is never set, as C xenstored does.
 	features uint32
 
-	mu      sync.Mutex // guards what follows and every access to the page
-	in      []byte     // incoming bytes, whole request being handled first
-	out     []byte     // unsent rest of the current outgoing message
-	pending int        // bytes of in passed to Handle, not handled yet
-	calls   uint64     // Handle calls done
-	frozen  bool       // a live update took the state: leave the page alone
-
 	broken bool
-	closed bool
+	closed bool // detached; under Server.mu
+}
+
+// Read and Write make the ring page the connection core's endpoint; the
+// core calls them under its lock.
+func (rc *rconn) Read(p []byte) (int, error)  { return rc.r.Read(p) }
+func (rc *rconn) Write(p []byte) (int, error) { return rc.r.Write(p) }
+
+// newRconn makes rc's connection core; the caller registers rc and gives
+// the engine rc.core.Wake.
+func (s *Server) newRconn(rc *rconn) *rconn {
+	rc.core = conn.New(rc.conn, rc, s.loop, ringConn)
+	return rc
 }
 
 // New creates the transport over the given devices. di may be nil (tests):
@@ -113,13 +124,21 @@ func New(ev xen.EventChannel, gm xen.GrantMapper, di xen.DomainInfo, log *slog.L
 	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("xenring: wake pipe: %w", err)
 	}
-	return &Server{
+	s := &Server{
 		ev: ev, gm: gm, di: di, log: log,
-		byPort: map[uint32]*rconn{}, byConn: map[*store.Conn]*rconn{}, dirty: map[*rconn]struct{}{},
+		byPort: map[uint32]*rconn{}, byConn: map[*store.Conn]*rconn{},
 		local: map[uint32]xen.Mapping{}, prepared: map[uint32]xen.Mapping{}, answers: map[uint32]bool{},
 		fresh: map[uint32]bool{},
 		wakeR: p[0], wakeW: p[1],
-	}, nil
+	}
+	s.loop = conn.NewLoop(s.kick)
+	return s, nil
+}
+
+// kick wakes the sleeping loop (conn.Loop sends it once per sleep).
+func (s *Server) kick() {
+	s.wakeWrites.Add(1)
+	unix.Write(s.wakeW, []byte{1})
 }
 
 // SetEngine tells the transport which engine it serves (the engine needs
@@ -297,7 +316,7 @@ func (s *Server) AttachRing(c *store.Conn, port uint32, gfn uint64) (func(), err
 	// copies them at INTRODUCE).
 	features := c.RingFeatures()
 	r.SetFeatures(features)
-	rc := &rconn{conn: c, domid: c.Domid(), port: local, mapping: m, r: r, features: features}
+	rc := s.newRconn(&rconn{conn: c, domid: c.Domid(), port: local, mapping: m, r: r, features: features})
 	s.mu.Lock()
 	fresh := s.fresh[c.Domid()]
 	delete(s.fresh, c.Domid())
@@ -312,7 +331,7 @@ func (s *Server) AttachRing(c *store.Conn, port uint32, gfn uint64) (func(), err
 	s.byPort[local] = rc
 	s.byConn[c] = rc
 	s.mu.Unlock()
-	wake := func() { s.markDirty(rc) }
+	wake := rc.core.Wake
 	wake() // there may be requests already
 	if err := s.ev.Notify(local); err != nil {
 		s.log.Warn("notify failed", "domid", rc.domid, "err", err)
@@ -331,10 +350,10 @@ func (s *Server) DetachRing(c *store.Conn) {
 	}
 	delete(s.byConn, c)
 	delete(s.byPort, rc.port)
-	delete(s.dirty, rc)
 	rc.closed = true
 	s.released = append(s.released, rc)
-	s.wakeLoopUnlock()
+	s.mu.Unlock()
+	s.loop.Poke()
 }
 
 // releaseDetached unbinds and unmaps detached rings; loop goroutine only.
@@ -350,29 +369,6 @@ func (s *Server) releaseDetached() {
 		if err := rc.mapping.Unmap(); err != nil {
 			s.log.Warn("unmap failed", "domid", rc.domid, "err", err)
 		}
-	}
-}
-
-// markDirty queues rc for a service pass and wakes the loop.
-func (s *Server) markDirty(rc *rconn) {
-	s.mu.Lock()
-	if !rc.closed {
-		s.dirty[rc] = struct{}{}
-	}
-	s.wakeLoopUnlock()
-}
-
-// wakeLoopUnlock wakes the loop goroutine (once until it runs) and
-// releases s.mu, which the caller holds.
-func (s *Server) wakeLoopUnlock() {
-	send := !s.wakeSent && !s.inService
-	s.wakeSent = s.wakeSent || send
-	if send {
-		s.wakeWrites++
-	}
-	s.mu.Unlock()
-	if send {
-		unix.Write(s.wakeW, []byte{1})
 	}
 }
 
@@ -415,12 +411,18 @@ func (s *Server) Serve(stop <-chan struct{}) error {
 		fds = append(fds, unix.PollFd{Fd: int32(stopR), Events: unix.POLLIN})
 	}
 	buf := make([]byte, 64)
-	timeout := -1
+	var batch []*conn.Conn
 	for {
+		timeout := -1
+		if !s.loop.Sleep() {
+			timeout = 0 // work came while serving: look at the events, then serve
+		}
 		for i := range fds {
 			fds[i].Revents = 0
 		}
-		if _, err := unix.Poll(fds, timeout); err != nil && !errors.Is(err, unix.EINTR) {
+		_, err := unix.Poll(fds, timeout)
+		s.loop.Awake()
+		if err != nil && !errors.Is(err, unix.EINTR) {
 			return fmt.Errorf("xenring: poll: %w", err)
 		}
 		if len(fds) > 2 && fds[2].Revents != 0 {
@@ -433,23 +435,21 @@ func (s *Server) Serve(stop <-chan struct{}) error {
 					break
 				}
 			}
-			s.mu.Lock()
-			s.wakeSent = false
-			s.mu.Unlock()
 		}
 		if fds[0].Revents != 0 {
 			if err := s.handleEvents(); err != nil {
 				return err
 			}
 		}
-		s.serviceDirty()
-		s.mu.Lock()
-		s.inService = false
-		timeout = -1
-		if len(s.dirty) > 0 {
-			timeout = 0 // woken while serving: look at the events, then serve
+		// Every ring with work gets one pass. A ring with more to do
+		// marks itself again, and the loop reads the event channel
+		// before the next pass: looping here would keep a flooding guest
+		// served while other guests' notifications went unread.
+		batch = s.loop.Take(batch[:0])
+		for _, c := range batch {
+			s.service(c.Endpoint().(*rconn))
 		}
-		s.mu.Unlock()
+		clear(batch)
 		s.releaseDetached()
 	}
 }
@@ -467,14 +467,18 @@ func (s *Server) handleEvents() error {
 		// ring detached meanwhile is unbound by this goroutine, later.
 		s.mu.Lock()
 		ports := make([]uint32, 0, len(s.byPort)+1)
+		rcs := make([]*rconn, 0, len(s.byPort))
 		for p, rc := range s.byPort {
-			s.dirty[rc] = struct{}{}
+			rcs = append(rcs, rc)
 			ports = append(ports, p)
 		}
 		if s.virqPort != 0 {
 			ports = append(ports, s.virqPort)
 		}
 		s.mu.Unlock()
+		for _, rc := range rcs {
+			s.loop.Mark(rc.core)
+		}
 		s.log.Warn("event channel overflow: serving every ring", "ports", len(ports))
 		s.checkDomains()
 		for _, p := range ports {
@@ -491,10 +495,10 @@ func (s *Server) handleEvents() error {
 		s.mu.Lock()
 		rc := s.byPort[p]
 		virq := p == s.virqPort && s.virqPort != 0
-		if rc != nil {
-			s.dirty[rc] = struct{}{}
-		}
 		s.mu.Unlock()
+		if rc != nil {
+			s.loop.Mark(rc.core)
+		}
 		if virq {
 			s.checkDomains()
 		}
@@ -536,26 +540,8 @@ func (s *Server) applyChanges(changes []xen.DomInfo) {
 	}
 }
 
-// serviceDirty gives every dirty ring one service pass. It does not loop
-// until no ring is dirty: a ring with more to do marks itself dirty again,
-// which also wakes the loop, so the loop goes back to poll and reads the
-// event channel between passes. Looping here would keep a flooding guest
-// served while other guests' notifications went unread (starvation).
-func (s *Server) serviceDirty() {
-	s.mu.Lock()
-	var batch []*rconn
-	for rc := range s.dirty {
-		batch = append(batch, rc)
-	}
-	clear(s.dirty)
-	s.inService = true
-	s.mu.Unlock()
-	for _, rc := range batch {
-		s.service(rc)
-	}
-}
-
-// service moves output to the ring and requests from it, within bounds.
+// service moves output to the ring and requests from it, within the
+// pass's bounds, and notifies the guest if bytes moved.
 func (s *Server) service(rc *rconn) {
 	s.mu.Lock()
 	closed := rc.closed
@@ -567,176 +553,50 @@ func (s *Server) service(rc *rconn) {
 	if !ok {
 		return
 	}
-	more := false
-	for i := 0; ; i++ {
-		// Output first: replies free room for more requests.
-		wrote, err := s.writeOut(rc)
-		if err != nil {
-			s.breakConn(rc, ring.ErrorRingIdx, err)
-			return
+	res := rc.core.Pump(true)
+	if res.Err != nil {
+		code := uint32(ring.ErrorRingIdx)
+		if errors.Is(res.Err, wire.ErrTooLong) {
+			code = ring.ErrorProto
 		}
-		progress := wrote
-		if i >= maxMessagesPerPass {
-			more = true
-			break
-		}
-		if !rc.conn.WantsInput() {
-			break
-		}
-		msg, n, freed, err := s.readMessage(rc)
-		if freed {
-			// Ring space was freed: the guest may be waiting to write
-			// the rest of a message longer than the ring.
-			progress = true
-		}
-		if err != nil {
-			code := uint32(ring.ErrorRingIdx)
-			if errors.Is(err, wire.ErrTooLong) {
-				code = ring.ErrorProto
-			}
-			s.breakConn(rc, code, err)
-			return
-		}
-		if n > 0 {
-			s.handle(rc, msg, n)
-		}
-		moved = moved || progress
-		if !progress {
-			break
-		}
+		s.breakConn(rc, code, res.Err)
+		return
 	}
-	if moved {
+	// Bytes read freed ring space (the guest may be waiting to write the
+	// rest of a message longer than the ring); bytes written are replies.
+	if moved || res.Moved {
 		if err := s.ev.Notify(rc.port); err != nil {
 			s.log.Warn("notify failed", "domid", rc.domid, "err", err)
 		}
 	}
-	if more {
-		s.markDirty(rc)
+	if res.More {
+		s.loop.Mark(rc.core)
 	}
 }
 
 // reconnect completes a reconnection the guest asked for: all its state
 // goes. ok is false while frozen.
 func (s *Server) reconnect(rc *rconn) (moved, ok bool) {
-	rc.mu.Lock()
-	if rc.frozen {
-		rc.mu.Unlock()
+	asked := false
+	if !rc.core.With(func() {
+		asked = rc.features&store.FeatureReconnection != 0 && rc.r.ReconnectRequested()
+	}) {
 		return false, false
 	}
-	asked := rc.features&store.FeatureReconnection != 0 && rc.r.ReconnectRequested()
-	if asked {
-		rc.in, rc.out, rc.pending = nil, nil, 0
-	}
-	rc.mu.Unlock()
 	if !asked {
 		return false, true
 	}
+	if !rc.core.Discard() {
+		return false, false
+	}
 	s.e.ResetConn(rc.conn)
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	if !rc.frozen {
-		rc.r.CompleteReconnect()
-	}
-	return true, !rc.frozen
-}
-
-// writeOut moves queued output to the ring until it is full or nothing is
-// left; wrote reports progress.
-func (s *Server) writeOut(rc *rconn) (wrote bool, err error) {
-	for {
-		rc.mu.Lock()
-		empty := len(rc.out) == 0
-		rc.mu.Unlock()
-		if empty && !rc.conn.TakeNext(func(msg []byte) {
-			rc.mu.Lock()
-			rc.out = msg
-			rc.mu.Unlock()
-		}) {
-			return wrote, nil
-		}
-		rc.mu.Lock()
-		if rc.frozen {
-			rc.mu.Unlock()
-			return wrote, nil
-		}
-		n, err := rc.r.Write(rc.out)
-		if err == nil {
-			rc.out = rc.out[n:]
-		}
-		full := len(rc.out) > 0
-		rc.mu.Unlock()
-		if err != nil {
-			return wrote, err
-		}
-		wrote = wrote || n > 0
-		if full {
-			return wrote, nil // ring full: the guest notifies when it consumes
-		}
-	}
-}
-
-// handle passes one whole request of n bytes at the front of rc.in to the
-// engine, then drops its bytes. They stay in rc.in meanwhile, so a live
-// update that freezes during the call knows whether to carry them
-// (HandledLocked tells).
-func (s *Server) handle(rc *rconn, msg wire.Msg, n int) {
-	rc.conn.Handle(msg)
-	rc.mu.Lock()
-	rc.in = rc.in[:copy(rc.in, rc.in[n:])]
-	rc.pending = 0
-	rc.calls++
-	rc.mu.Unlock()
-}
-
-// readMessage pulls bytes for the current message. n > 0: a whole one of
-// n bytes is at the front of rc.in, marked pending; freed: ring space was
-// freed.
-func (s *Server) readMessage(rc *rconn) (msg wire.Msg, n int, freed bool, err error) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	if rc.frozen {
-		return wire.Msg{}, 0, false, nil
-	}
-	for {
-		need := wire.HeaderSize
-		if len(rc.in) >= wire.HeaderSize {
-			h, err := wire.ParseHeader(rc.in)
-			if err != nil {
-				return wire.Msg{}, 0, freed, err
-			}
-			need += int(h.Len)
-		}
-		if len(rc.in) >= need {
-			m, err := wire.Decode(rc.in[:need])
-			if err != nil {
-				return wire.Msg{}, 0, freed, err
-			}
-			rc.pending = need
-			return m, need, freed, nil
-		}
-		if cap(rc.in) < need {
-			grown := make([]byte, len(rc.in), max(need, wire.HeaderSize+64))
-			copy(grown, rc.in)
-			rc.in = grown
-		}
-		got, err := rc.r.Read(rc.in[len(rc.in):need])
-		if err != nil {
-			return wire.Msg{}, 0, freed, err
-		}
-		rc.in = rc.in[:len(rc.in)+got]
-		freed = freed || got > 0
-		if len(rc.in) < need && !(len(rc.in) == wire.HeaderSize && need == wire.HeaderSize) {
-			return wire.Msg{}, 0, freed, nil // more to come
-		}
-	}
+	return true, rc.core.With(rc.r.CompleteReconnect)
 }
 
 func (s *Server) breakConn(rc *rconn, code uint32, why error) {
 	rc.broken = true
 	if rc.features&store.FeatureError != 0 {
-		rc.mu.Lock()
-		rc.r.SetError(code)
-		rc.mu.Unlock()
+		rc.core.With(func() { rc.r.SetError(code) })
 	}
 	s.ev.Notify(rc.port)
 	s.e.MarkBroken(rc.conn, why.Error())
