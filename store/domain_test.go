@@ -433,3 +433,28 @@ func TestControlQuotaUnknownDomain(t *testing.T) {
 		})
 	}
 }
+
+// TestKnownDomainsLeaveReservedIDs: a DOMID_ANY permission entry is no
+// domain to follow. Listed as known, every scan that reports the known
+// domains missing (4.17's enumeration, 4.18-4.20's per-domain queries,
+// the check after a live update) took it for a dead domain and dropped the
+// entry: the node became unreadable to the domains it was shared with.
+func TestKnownDomainsLeaveReservedIDs(t *testing.T) {
+	e := newTestEngine(t, nil)
+	d0 := dom0(t, e)
+	if _, errName := d0.call(wire.Write, 0, "/shared", "v"); errName != "" {
+		t.Fatal(errName)
+	}
+	if _, errName := d0.call(wire.SetPerms, 0, "/shared", "n0", "r32757"); errName != "" {
+		t.Fatal(errName)
+	}
+	for _, id := range e.KnownDomains() {
+		if id >= 0x7ff0 {
+			t.Errorf("KnownDomains lists reserved id %#x", id)
+		}
+		e.DomainGone(id, true) // what a scan that finds it missing does
+	}
+	if got, errName := d0.call(wire.GetPerms, 0, "/shared"); got != "n0\x00r32757\x00" {
+		t.Errorf("GET_PERMS /shared = %q %s, want the DOMID_ANY entry kept", got, errName)
+	}
+}

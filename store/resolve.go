@@ -96,8 +96,8 @@ func (c *Conn) prepare(m *wire.Msg) {
 
 // KnownDomains lists the domains the store knows other than the control
 // domain and itself: introduced ones, ones with a record (quota, feature
-// settings) and ones named in permissions. The platform watches these for
-// death.
+// settings) and ones named in permissions, never a reserved id (DOMID_ANY).
+// The platform watches these for death.
 func (e *Engine) KnownDomains() []uint32 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -112,7 +112,9 @@ func (e *Engine) KnownDomains() []uint32 {
 	}
 	kept := ids[:0]
 	for _, id := range ids {
-		if id != e.cfg.PrivDomid && id != e.cfg.StoreDomid {
+		// Reserved ids (DOMID_ANY in a permission) are no domains: a
+		// scan would report them missing and their entries would go.
+		if id != e.cfg.PrivDomid && id != e.cfg.StoreDomid && id < 0x7ff0 {
 			kept = append(kept, id)
 		}
 	}
