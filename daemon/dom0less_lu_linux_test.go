@@ -3,6 +3,8 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -57,12 +59,12 @@ func newLURig(t *testing.T, h *fake.Hypervisor) *luRig {
 	return r
 }
 
-// start runs a daemon in a goroutine; stop ends it and returns Run's error.
-func (r *luRig) start() (stop func() error) {
-	r.t.Helper()
-	o, err := Parse(r.args, &r.logs)
+// start runs a daemon with args in a goroutine; stop ends it and returns
+// Run's error.
+func (r *luRig) start(args []string) (stop func() error, err error) {
+	o, err := Parse(args, io.Discard)
 	if err != nil {
-		r.t.Fatal(err)
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -78,7 +80,7 @@ func (r *luRig) start() (stop func() error) {
 		case <-time.After(10 * time.Second):
 			return errors.New("the daemon did not stop")
 		}
-	}
+	}, nil
 }
 
 // waitLog waits until the daemons' log holds s n times.
@@ -132,7 +134,13 @@ func (r *luRig) execInProcess() {
 			return err
 		}
 		os.Setenv(liveUpdateEnv, strconv.Itoa(dup))
-		stopNew <- r.start()
+		stop, err := r.start(argv[1:]) // what the new process would parse
+		if err != nil {
+			unix.Close(dup)
+			os.Unsetenv(liveUpdateEnv)
+			return fmt.Errorf("the new daemon's arguments %q: %w", argv[1:], err)
+		}
+		stopNew <- stop
 		<-release
 		return syscall.ENOEXEC
 	}
@@ -140,11 +148,13 @@ func (r *luRig) execInProcess() {
 
 // TestDom0lessLiveUpdateKeepsControlDomain: in a dom0less boot whose
 // control domain is a domU (DOMAIN_CAPS_CONTROL), that domain asks our
-// xenstore domain for a live update through its ring; the new daemon
-// answers it, finds the roles again from the domains' capabilities (as C
+// xenstore domain for a live update through its ring; the new daemon,
+// given the arguments the old one parsed (not the process's argv: the
+// stub's init builds them from the kernel command line), answers it, finds the roles again from the domains' capabilities (as C
 // xenstored 4.22's init_domains does after a live update), so the control
-// domain keeps its privilege and the other domU gets none; a watch set
-// before the update fires after it.
+// domain keeps its privilege and the other domU gets none; a node readable
+// by every domain (DOMID_ANY) stays so, and a watch set before the update
+// fires after it.
 func TestDom0lessLiveUpdateKeepsControlDomain(t *testing.T) {
 	h, guests := dom0lessHost(t, xen.Version{Major: 4, Minor: 22}, false)
 	if err := h.SetControlDomain(2, true); err != nil {
@@ -156,7 +166,10 @@ func TestDom0lessLiveUpdateKeepsControlDomain(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.execInProcess()
-	stopOld := r.start()
+	stopOld, err := r.start(r.args)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { stopOld() })
 	r.waitLog(`msg="dom0less: serving"`, 1)
 	r.waitLog("store=1 priv=2", 1)
@@ -182,6 +195,21 @@ func TestDom0lessLiveUpdateKeepsControlDomain(t *testing.T) {
 			t.Errorf("%s: domain 3's IS_DOMAIN_INTRODUCED = %v; want EACCES", when, err)
 		}
 	}
+	// A node every domain may read (DOMID_ANY, Xen 4.22), read by the
+	// other domain before and after the update.
+	if err := ctl.Write(ctx, "/local/domain/2/data/hello", []byte("from 2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctl.Call(ctx, wire.SetPerms, 0, []byte("/local/domain/2/data/hello\x00n2\x00r32757\x00")); err != nil {
+		t.Fatal(err)
+	}
+	readsAny := func(when string) {
+		t.Helper()
+		if v, err := other.Read(ctx, "/local/domain/2/data/hello"); err != nil || string(v) != "from 2" {
+			t.Errorf("%s: domain 3 reads the DOMID_ANY node: %q, %v", when, v, err)
+		}
+	}
+	readsAny("before the update")
 	privileged("before the update")
 	if err := ctl.Watch(ctx, "@releaseDomain/3", "peer"); err != nil {
 		t.Fatal(err)
@@ -198,6 +226,7 @@ func TestDom0lessLiveUpdateKeepsControlDomain(t *testing.T) {
 	}
 	r.waitLog("live-update: serving the state handed over", 1)
 	privileged("after the update")
+	readsAny("after the update")
 
 	if err := h.Destroy(3); err != nil {
 		t.Fatal(err)

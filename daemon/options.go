@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,6 +60,12 @@ type Options struct {
 	// LiveUpdate (-U, --live-update): C xenstored executed us by live
 	// update and left its state in its run directory (cStateFile).
 	LiveUpdate bool
+
+	// Args are the arguments Parse was given, which a live update passes
+	// to the new daemon unless told otherwise (-c). In the stub they are
+	// what the image's init built from the kernel command line, not the
+	// process's argv.
+	Args []string
 }
 
 // ignoredFlag accepts a C xenstored option that has no meaning here (-R,
@@ -271,5 +278,6 @@ func Parse(args []string, stderr io.Writer) (*Options, error) {
 	if o.MemoryCeiling < -1 {
 		return nil, fmt.Errorf("--memory-ceiling: %d bytes (-1: none)", o.MemoryCeiling)
 	}
+	o.Args = slices.Clone(args)
 	return o, nil
 }

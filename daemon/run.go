@@ -101,7 +101,7 @@ func serve(ctx context.Context, fail context.CancelCauseFunc, o *Options, log *s
 			return err
 		}
 	}
-	up := &updater{xs: xs, args: os.Args[1:], quotas: o.Quotas, log: log}
+	up := &updater{xs: xs, args: o.Args, quotas: o.Quotas, log: log}
 	cfg := engineConfig(o, xs, storeDomid, up, log)
 	if st != nil {
 		return runUpdated(ctx, fail, o, cfg, st, handed, up, log)
