@@ -11,7 +11,10 @@
 #   domid 2, 3  xen,enhanced = "enabled" domUs (Xen allocates their store
 #            page and an event channel unbound for the xenstore domain, and
 #            sets the ring to XENSTORE_RECONNECT); Debian's kernel, busybox,
-#            xsprobe; /init = dom0less-domu-init.sh as writer and reader.
+#            xsprobe; /init = dom0less-domu-init.sh as writer and reader;
+#            the writer is the control domain (capabilities = <0x1>) and
+#            live-updates the store through its ring (the new daemon, our
+#            arm64 xenstored, is in its initramfs).
 # Every domain has a vpl011 console, which Xen prints on its own serial
 # console as "(dN) ..." lines.
 #
@@ -20,11 +23,13 @@
 # /chosen/domU* nodes added by this script (dtc), passed back with -dtb.
 #
 # Checks (from the serial log): Xen 4.22 booted dom0less, the stub found
-# itself and introduced domains 2 and 3, both domUs' xenbus came up in
-# their homes, the writer set a DOMID_ANY read permission, the reader read
-# the node, was refused the writer's other node, and saw
-# @releaseDomain/<writer> fire when the writer powered off; the stub's
-# xenstored is alive at the end. Prints the boot timeline (host seconds and
+# itself and the control domain (2) and introduced domains 2 and 3, both
+# domUs' xenbus came up in their homes, the writer set a DOMID_ANY read
+# permission, the reader read the node, was refused the writer's other node
+# and a control-only request; the writer live-updated the store, is still
+# the control domain after it (the new daemon found the roles again), the
+# reader still reads, and the writer saw @releaseDomain/<reader> fire when
+# the reader powered off; the stub's xenstored is alive at the end. Prints the boot timeline (host seconds and
 # Xen's timestamps) and the stub's memory.
 #
 # Environment:
@@ -155,6 +160,7 @@ U=$W/domu
 mkdir -p $U/bin
 cp "$PKGROOT/bin/busybox" $U/bin/busybox
 cp "$W/xsprobe" $U/bin/xsprobe
+cp "$XSD" $U/bin/xenstored-new # the daemon the writer live-updates the store to
 cp "$HERE/dom0less-domu-init.sh" $U/init
 chmod +x $U/init
 mkimg $U "$W/domu.cpio.gz"
@@ -220,7 +226,7 @@ STUBARGS=
 {
 	domnode domU-xenstore "$MEM_STUB" $'\t\t\tcapabilities = <0x4>;\n\t\t\txen,enhanced = "no-xenstore";' \
 		"console=ttyAMA0 loglevel=$LOGLEVEL xen_privcmd.unrestricted=1 e2e.verbose=${E2E_VERBOSE:-0}$STUBARGS" $SADDR $SSIZE $SKADDR $SKSIZE
-	domnode domU-writer "$MEM_DOMU" $'\t\t\txen,enhanced = "enabled";' \
+	domnode domU-writer "$MEM_DOMU" $'\t\t\tcapabilities = <0x1>;\n\t\t\txen,enhanced = "enabled";' \
 		"console=ttyAMA0 loglevel=$LOGLEVEL e2e.role=writer e2e.peer=3" $UADDR $USIZE $KADDR $KSIZE
 	domnode domU-reader "$MEM_DOMU" $'\t\t\txen,enhanced = "enabled";' \
 		"console=ttyAMA0 loglevel=$LOGLEVEL e2e.role=reader e2e.peer=2" $UADDR $USIZE $KADDR $KSIZE
@@ -237,7 +243,7 @@ awk -v inc="$W/domains.dtsi" -v cmdline="$XEN_CMDLINE" '
 	{ print }' "$W/virt.dts" >"$W/dom0less.dts"
 grep -q 'domU-reader' "$W/dom0less.dts" || die "the domain nodes did not go into /chosen"
 dtc -q -I dts -O dtb -o "$W/dom0less.dtb" "$W/dom0less.dts" || die "dtc refused the edited tree ($W/dom0less.dts)"
-say "device tree: QEMU's own plus /chosen/domU-xenstore (caps 0x4), domU-writer, domU-reader (xen,enhanced)"
+say "device tree: QEMU's own plus /chosen/domU-xenstore (caps 0x4), domU-writer (caps 0x1: control), domU-reader (xen,enhanced)"
 
 # --- 5. boot
 mkdir -p "$(dirname "$LOG")"
@@ -273,7 +279,7 @@ timeout "$TIMEOUT" qemu-system-aarch64 "${QEMU_MACHINE[@]}" -accel tcg,thread=mu
 	</dev/null 2>"$W/qemu.err" &
 QPID=$!
 # The timeline: landmarks as they appear, with host seconds.
-MARKS='Xen version|\*\*\* LOADING DOMU|Booting Linux|Linux version|@@E2E|dom0less: |xenstored serving|serving rings only|xenbus|Power down|domain_crash|panic|Panic'
+MARKS='Xen version|live-update: |\*\*\* LOADING DOMU|Booting Linux|Linux version|@@E2E|dom0less: |xenstored serving|serving rings only|xenbus|Power down|domain_crash|panic|Panic'
 seen=0 done_at=
 : >"$W/timeline"
 while kill -0 $QPID 2>/dev/null; do
@@ -314,17 +320,22 @@ check() { # NAME OK DETAIL
 }
 has() { grep -aq -E -- "$1" <<<"$C" && echo 1 || echo 0; }
 check xen-4.22-dom0less "$(has 'Xen version 4\.22')" "$(grep -a -m1 -o 'Xen version [^ ]*' <<<"$C" || true)"
-check stub-is-xenstore-domain "$(has 'dom0less: no control domain.s ring given.*store=1 priv=1')" ""
+check stub-is-xenstore-domain "$(has 'dom0less: no control domain.s ring given.*store=1 priv=2')" "(control: the writer, by its capability)"
 for d in 2 3; do
 	check "stub-introduced-dom$d" "$(has "dom0less: introduced.*domid=$d ")" \
 		"$(grep -a -m1 -o "dom0less: introduced.*domid=$d .*" <<<"$C" | cut -c1-120 || true)"
 done
 # The domUs' own checks, from their consoles ("(dN) @@E2E PASS ...").
-for name in domu-xenbus-writer domu-xenbus-reader writer-sets-domid-any reader-reads-peer reader-refused-secret reader-sees-peer-release; do
+for name in domu-xenbus-writer domu-xenbus-reader writer-sets-domid-any reader-reads-peer reader-refused-secret \
+	reader-unprivileged control-live-update control-kept-after-update reader-reads-after-update control-sees-peer-release; do
 	l=$(grep -a -m1 "@@E2E \(PASS\|FAIL\) $name" <<<"$C" || true)
 	case "$l" in *"@@E2E PASS $name"*) ok=1 ;; *) ok=0 ;; esac
 	check "$name" $ok "${l#*"$name"}"
 done
+# The new daemon took the state over and found the roles again.
+check stub-live-updated "$([ "$(grep -ac 'live-update: serving the state handed over' <<<"$C")" = 1 ] &&
+	[ "$(grep -ac 'dom0less: no control domain.s ring given.*store=1 priv=2' <<<"$C")" = 2 ] && echo 1 || echo 0)" \
+	"$(grep -a -m1 -o 'live-update: serving the state handed over.*' <<<"$C" | cut -c1-100 || true)"
 last_mem=$(grep -a '@@E2E STUB-MEM' <<<"$C" | tail -1 || true)
 if [ "$STUBINIT" = busybox ]; then
 	alive=$([ -n "$last_mem" ] && ! grep -q 'rss_kb=gone' <<<"$last_mem" && ! grep -aq 'FAIL stub-xenstored-alive' <<<"$C" && echo 1 || echo 0)
@@ -338,7 +349,7 @@ check no-guest-crash "$(grep -aqiE 'Kernel panic|domain_crash|Oops' <<<"$C" && e
 echo "@@E2E INFO kernel-warnings $(grep -ac 'WARNING: CPU' <<<"$C" || true) ($(grep -a -m1 -o 'WARNING: CPU.*' <<<"$C" | cut -c1-80 || true))"
 
 echo "----- boot timeline (host seconds; Xen's [s] timestamps on its lines) -----"
-grep -a -E 'Xen version|LOADING DOMU|Booting Linux|MARK|dom0less: |PASS|FAIL|DONE|Power down' "$W/timeline" | cut -c1-200 || true
+grep -a -E 'Xen version|LOADING DOMU|Booting Linux|MARK|dom0less: |live-update: |PASS|FAIL|DONE|Power down' "$W/timeline" | cut -c1-200 || true
 echo "----- the stub's memory (domain: ${MEM_STUB} MiB) -----"
 grep -a '@@E2E STUB-MEM' <<<"$C" | sed -n '1p;$p' || true
 grep -a -m1 'msg="first request answered"' <<<"$C" || true

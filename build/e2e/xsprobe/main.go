@@ -31,6 +31,10 @@
 //	                                one's value) until STOP exists or SECS pass: "POLL-DONE
 //	                                reads=N errors=E max_read_ms=M stopped=B" (exit 3 on an error,
 //	                                1 with POLL-LOST when the device fails); "POLL ..." every 30 s
+//	xsprobe liveupdate FILE [-F]    CONTROL live-update of the store to the daemon in FILE, sent
+//	                                in -b/-d chunks as to a xenstore domain, then -s: prints the
+//	                                answer ("OK" from the new daemon; exit 3 otherwise)
+//	xsprobe introduced DOMID        IS_DOMAIN_INTRODUCED (the control domain's): T or F
 //	xsprobe fill PATH SIZE MAX      WRITE PATH/dNNNN/fNNNNNN (100 a directory) with SIZE-byte values until an error or MAX
 //	                                writes: "written=N bytes=B first_error=E took=Ss" (exit 3 on error)
 //
@@ -150,7 +154,7 @@ func atoi(s string) int {
 func main() {
 	a := os.Args[1:]
 	if len(a) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: xsprobe read|write|setperms|getperms|dir|wait|mkmany|setquota|getquota|flood|time|watch|perf|poll|fill ...")
+		fmt.Fprintln(os.Stderr, "usage: xsprobe read|write|setperms|getperms|dir|wait|mkmany|setquota|getquota|flood|time|watch|perf|poll|liveupdate|introduced|fill ...")
 		os.Exit(2)
 	}
 	c := open()
@@ -264,6 +268,15 @@ func main() {
 		perf(c, a[1], a[2], a[3], a[4])
 	case a[0] == "poll" && len(a) == 4:
 		poll(c, os.Stdout, a[1], a[2], atoi(a[3]))
+	case a[0] == "liveupdate" && (len(a) == 2 || len(a) == 3 && a[2] == "-F"):
+		r, err := liveUpdate(c, a[1], len(a) == 3)
+		fmt.Println(r)
+		if err != nil || r != "OK" {
+			fmt.Fprintln(os.Stderr, "xsprobe: live-update:", err)
+			os.Exit(3)
+		}
+	case a[0] == "introduced" && len(a) == 2:
+		fmt.Println(strings.TrimRight(string(c.must(wire.IsDomainIntroduced, a[1])), "\x00"))
 	case a[0] == "fill" && len(a) == 4:
 		fill(c, a[1], atoi(a[2]), atoi(a[3]))
 	default:
