@@ -22,6 +22,7 @@ import (
 
 	"github.com/xsstub/xenstored/store"
 	"github.com/xsstub/xenstored/store/handover"
+	"github.com/xsstub/xenstored/transport/conn"
 	"github.com/xsstub/xenstored/transport/unixsock"
 )
 
@@ -116,17 +117,17 @@ func (u *updater) Exec(st *store.State, binary string, cmdline string) error {
 
 // socketHandovers records the socket clients in h (and st, for clients
 // without an engine connection yet) and returns their descriptors.
-func socketHandovers(st *store.State, h *handover.Transports, hs []unixsock.Handover) []int32 {
+func socketHandovers(st *store.State, h *handover.Transports, hs []conn.Handover) []int32 {
 	var fds []int32
 	for _, c := range hs {
-		fds = append(fds, rawFD(c.File))
-		if c.Conn == nil { // accepted just now: a new engine connection
+		fds = append(fds, c.State.FD)
+		if c.Store == nil { // accepted just now: a new engine connection
 			id := newConnID(st)
 			st.Conns = append(st.Conns, store.ConnState{ID: id, Priv: true})
-			h.Sockets[id] = handover.Conn{FD: rawFD(c.File)}
+			h.Sockets[id] = c.State
 			continue
 		}
-		h.Sockets[c.Conn.ID()] = handover.Conn{FD: rawFD(c.File), In: c.In, Out: c.Out, Partial: c.OutPartial}
+		h.Sockets[c.Store.ID()] = c.State
 	}
 	return fds
 }

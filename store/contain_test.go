@@ -210,7 +210,7 @@ func TestPanicContained(t *testing.T) {
 					continue
 				}
 				contained++
-				if !off.c.Closed() {
+				if !off.c.Take(nil).Closed {
 					t.Fatalf("probe %d: offending connection still open", n)
 				}
 				out, ok := off.c.NextOutput()

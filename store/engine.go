@@ -3,8 +3,10 @@
 // handling of every request type of docs/misc/xenstore.txt.
 //
 // It is pure Go with no OS or Xen calls. Transports (a Unix socket, a
-// shared-memory ring) create a Conn per client, feed it whole requests with
-// Conn.Handle and drain its output with Conn.NextOutput; whatever the Xen
+// shared-memory ring) create a Conn per client and feed it whole requests
+// with Conn.HandleTake, which hands back the output and the connection's
+// state in the same acquisition of the engine lock (Conn.Handle and
+// Conn.NextOutput do it in steps, for in-process drivers); whatever the Xen
 // side must do (map a ring on INTRODUCE, tell whether a domain exists) goes
 // through the Platform interface.
 //
@@ -359,15 +361,6 @@ func (c *Conn) CurrentRingFeatures() uint32 {
 	return c.RingFeatures()
 }
 
-// Closed reports whether the engine closed c itself (a request's contained
-// internal failure, contain.go): the transport sends what NextOutput still
-// gives, then closes the connection.
-func (c *Conn) Closed() bool {
-	c.e.mu.Lock()
-	defer c.e.mu.Unlock()
-	return c.closed
-}
-
 // Domid is the domain the connection speaks for.
 func (c *Conn) Domid() uint32 { return c.domid }
 
@@ -414,18 +407,6 @@ func (c *Conn) TakeOutput(into func(msg []byte)) {
 		}
 		into(msg)
 	}
-}
-
-// TakeNext is TakeOutput for one message: it reports whether there was
-// one.
-func (c *Conn) TakeNext(into func(msg []byte)) bool {
-	c.e.mu.Lock()
-	defer c.e.mu.Unlock()
-	msg, ok := c.nextOutputLocked()
-	if ok {
-		into(msg)
-	}
-	return ok
 }
 
 // keptOutCap is the largest emptied output queue a connection keeps.

@@ -525,16 +525,16 @@ func (c *Conn) Freeze() Handover {
 
 // Hold freezes c without a handover: a connection made while its
 // transport is frozen.
-func (c *Conn) Hold() {
-	c.mu.Lock()
-	c.frozen = true
-	c.mu.Unlock()
-}
+func (c *Conn) Hold() { c.setFrozen(true) }
 
 // Thaw resumes c after a live update that did not happen.
 func (c *Conn) Thaw() {
-	c.mu.Lock()
-	c.frozen = false
-	c.mu.Unlock()
+	c.setFrozen(false)
 	c.Wake()
+}
+
+func (c *Conn) setFrozen(f bool) {
+	c.mu.Lock()
+	c.frozen = f
+	c.mu.Unlock()
 }

@@ -1,7 +1,6 @@
 package unixsock
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -10,28 +9,20 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/store/handover"
+	"github.com/xsstub/xenstored/transport/conn"
 )
-
-// Handover is one socket client as a live update carries it: its socket
-// and the bytes its transport held.
-type Handover struct {
-	Conn *store.Conn // nil: accepted, but no engine connection yet
-	File *os.File    // a duplicate of the socket, for the next daemon
-	In   []byte      // read but not handled, whole requests first
-	Out  []byte      // taken from the engine but not written
-	// OutPartial bytes of Out end a message partly written; whole
-	// messages follow.
-	OutPartial int
-}
 
 // past is a deadline that cuts short a system call in progress.
 var past = time.Unix(1, 0)
 
 // Freeze stops every client's I/O and returns the listener and each
-// client's state. Call it with the engine locked (from a LiveUpdater's
-// Exec): no request is handled and no output taken meanwhile, so the
-// engine's state and these bytes fit together. Thaw undoes it.
-func (s *Server) Freeze() (*os.File, []Handover, error) {
+// client's state, whose State.FD is a duplicate of its socket for the next
+// daemon (a client accepted without an engine connection yet has a nil
+// Store). Call it with the engine locked (from a LiveUpdater's Exec): no
+// request is handled and no output taken meanwhile, so the engine's state
+// and these bytes fit together. Thaw undoes it.
+func (s *Server) Freeze() (*os.File, []conn.Handover, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.frozen = true
@@ -39,11 +30,11 @@ func (s *Server) Freeze() (*os.File, []Handover, error) {
 	for s.accepting {
 		s.cond.Wait()
 	}
-	var out []Handover
+	var out []conn.Handover
 	var err error
 	for cl := range s.clients {
-		h := cl.freeze()
-		if h.File, err = cl.file(); err != nil {
+		h := cl.core.Freeze()
+		if h.State.FD, err = dupFD(uintptr(cl.fd)); err != nil {
 			break
 		}
 		out = append(out, h)
@@ -52,9 +43,9 @@ func (s *Server) Freeze() (*os.File, []Handover, error) {
 		if err != nil {
 			break
 		}
-		var f *os.File
-		if f, err = nc.File(); err == nil {
-			out = append(out, Handover{File: f})
+		h := conn.Handover{State: handover.Conn{FD: -1}}
+		if h.State.FD, err = dupConn(nc); err == nil {
+			out = append(out, h)
 		}
 	}
 	var lf *os.File
@@ -69,17 +60,17 @@ func (s *Server) Freeze() (*os.File, []Handover, error) {
 	return lf, out, nil
 }
 
-func closeHandovers(hs []Handover) {
+func closeHandovers(hs []conn.Handover) {
 	for _, h := range hs {
-		if h.File != nil {
-			h.File.Close()
+		if h.State.FD >= 0 {
+			unix.Close(int(h.State.FD))
 		}
 	}
 }
 
 // Thaw resumes a frozen server after an update that did not happen; the
 // handovers' duplicate descriptors are closed.
-func (s *Server) Thaw(hs []Handover) {
+func (s *Server) Thaw(hs []conn.Handover) {
 	closeHandovers(hs)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -90,40 +81,29 @@ func (s *Server) thawLocked() {
 	s.frozen = false
 	s.ln.SetDeadline(time.Time{})
 	for cl := range s.clients {
-		cl.thaw()
+		cl.core.Thaw()
 	}
 	s.cond.Broadcast()
 }
 
-// freeze stops cl's I/O (every read and write happens under cl.mu) and
-// copies its bytes. The request being handled is left out if the engine
-// took it already.
-func (cl *client) freeze() Handover {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	cl.frozen = true
-	in := cl.in
-	if cl.inflight > 0 && cl.c.HandledLocked() > cl.calls {
-		in = in[cl.inflight:]
-	}
-	return Handover{Conn: cl.c, In: bytes.Clone(in), Out: bytes.Clone(cl.out), OutPartial: cl.outHead}
+// dupFD duplicates a socket for the next daemon (close-on-exec until the
+// exec keeps it). Caller holds s.mu (the socket is open).
+func dupFD(fd uintptr) (int32, error) {
+	d, err := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	return int32(d), err
 }
 
-// file duplicates cl's socket for the next daemon. Caller holds s.mu (the
-// client is open).
-func (cl *client) file() (*os.File, error) {
-	fd, err := unix.FcntlInt(uintptr(cl.fd), unix.F_DUPFD_CLOEXEC, 0)
+// dupConn is dupFD for a socket still in the Go runtime's poller.
+func dupConn(nc *net.UnixConn) (int32, error) {
+	rc, err := nc.SyscallConn()
 	if err != nil {
-		return nil, err
+		return -1, err
 	}
-	return os.NewFile(uintptr(fd), "unixsock-client"), nil
-}
-
-func (cl *client) thaw() {
-	cl.mu.Lock()
-	cl.frozen = false
-	cl.mu.Unlock()
-	cl.s.markDirty(cl)
+	d, derr := int32(-1), error(nil)
+	if err := rc.Control(func(fd uintptr) { d, derr = dupFD(fd) }); err != nil {
+		return -1, err
+	}
+	return d, derr
 }
 
 // Adopt takes over a client carried by a live update, before Serve: c is
@@ -144,7 +124,7 @@ func (s *Server) Adopt(c *store.Conn, nc *net.UnixConn, in, out []byte) {
 		c = s.e.NewConn(0, true, nil)
 	}
 	cl := newClient(s, c, fd)
-	cl.in, cl.out, cl.outHead = in, out, len(out)
+	cl.core.Restore(in, out)
 	s.mu.Lock()
 	s.clients[cl] = struct{}{}
 	s.mu.Unlock()

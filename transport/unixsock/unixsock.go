@@ -15,10 +15,12 @@
 // client), reads and writes with raw system calls (they never block) and
 // passes through the scheduler every few ms so that the runtime's sysmon
 // does not take it for a stuck goroutine.
-// Output the engine queues for a client outside its own requests (watch
-// events, replies unblocked elsewhere) reaches the poller through the
-// connection's wake callback: a list of dirty clients, and an eventfd
-// written only when the poller sleeps in epoll_wait.
+// Each client's buffers, framing and live-update state are the shared
+// connection core (transport/conn) over its socket as the endpoint. Output
+// the engine queues for a client outside its own requests (watch events,
+// replies unblocked elsewhere) reaches the poller through the connection's
+// wake callback: the core's list of dirty clients (conn.Loop), and an
+// eventfd written only when the poller sleeps in epoll_wait.
 //
 // The poller stops reading a client, by dropping EPOLLIN from its
 // interest, whenever the engine says the connection has too much unread
@@ -35,36 +37,38 @@
 // clients are served throughout.
 //
 // Live update (handover.go): a Server can be frozen with the engine
-// locked. Every client then holds, under its own lock, exactly the bytes
-// read but not handled and the bytes taken from the engine but not
-// written; with the listener and the sockets these go to the next daemon,
-// which adopts them. Invariants: a client's in starts with the request
-// being handled, if any (inflight bytes); out only grows inside
-// store.Conn.TakeOutput, i.e. with the engine locked; every read and write
-// of a client's socket happens under its lock (they never block), so none
-// is in progress while frozen.
+// locked. Every client's core then holds exactly the bytes read but not
+// handled and the bytes taken from the engine but not written (the
+// invariants are conn's); with the listener and the sockets these go to
+// the next daemon, which adopts them.
 package unixsock
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/xsstub/xenstored/store"
-	"github.com/xsstub/xenstored/wire"
+	"github.com/xsstub/xenstored/transport/conn"
 )
+
+// sockConn is the connection core's configuration for a socket client:
+// output leaves the engine, and is written, up to 64 KiB at a time (what a
+// client does not read beyond that stays counted in the engine, which then
+// stops its input); reads take what the socket has, requests per pass are
+// not bounded (a pass ends when the socket is drained).
+var sockConn = conn.Config{OutLimit: 64 << 10}
 
 // Serving reports whether a server answers on the socket at path.
 func Serving(path string) bool {
@@ -119,14 +123,10 @@ type Server struct {
 	stopping  bool
 	wg        sync.WaitGroup
 
-	ep, evfd int                    // the poller's epoll set and wake-up eventfd (-1: not made)
-	byFD     map[int32]*client      // under mu
-	draining map[*client]bool       // the poller's: half-closed clients with a deadline
-	sleeping atomic.Bool            // the poller is in (or entering) epoll_wait
-	handling atomic.Pointer[client] // whose request the poller is in Handle for
-
-	dmu   sync.Mutex
-	dirty []*client // clients to pump: output queued, input may resume, thawed
+	ep, evfd int               // the poller's epoll set and wake-up eventfd (-1: not made)
+	byFD     map[int32]*client // under mu
+	draining map[*client]bool  // the poller's: half-closed clients with a deadline
+	loop     *conn.Loop        // clients to pump: output queued, input may resume, thawed
 }
 
 // NewServer prepares a server; Serve runs it.
@@ -134,6 +134,7 @@ func NewServer(e *store.Engine, ln *net.UnixListener, log *slog.Logger) *Server 
 	s := &Server{e: e, ln: ln, log: log, clients: map[*client]struct{}{}, accepted: map[*net.UnixConn]struct{}{},
 		ep: -1, evfd: -1, byFD: map[int32]*client{}, draining: map[*client]bool{}}
 	s.cond = sync.NewCond(&s.mu)
+	s.loop = conn.NewLoop(s.wakePoller)
 	return s
 }
 
@@ -159,7 +160,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for cl, err := range failed {
-		s.log.Warn("adopted socket client dropped", "conn", cl.c.ID(), "err", err)
+		s.log.Warn("adopted socket client dropped", "conn", cl.core.Store().ID(), "err", err)
 		s.abandon(cl)
 	}
 	s.wg.Add(1)
@@ -171,7 +172,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
 	s.stopping = true
 	s.mu.Unlock()
-	s.wakePoller()
+	s.loop.Poke()
 	s.wg.Wait() // the poller closed every client
 	unix.Close(s.ep)
 	unix.Close(s.evfd)
@@ -232,7 +233,7 @@ func (s *Server) register(cl *client) error {
 		return fmt.Errorf("adding socket client to the poller: %w", err)
 	}
 	s.byFD[int32(cl.fd)] = cl
-	s.markDirty(cl)
+	s.loop.Mark(cl.core)
 	return nil
 }
 
@@ -249,11 +250,9 @@ func (s *Server) abandon(cl *client) {
 	delete(s.clients, cl)
 	s.mu.Unlock()
 	cl.closed = true
-	cl.c.Close()
-	cl.mu.Lock()
+	cl.core.Store().Close()
 	unix.Close(cl.fd)
 	cl.fd = -1
-	cl.mu.Unlock()
 }
 
 // acceptLoop accepts clients until ctx is done or the listener fails. A
@@ -391,45 +390,14 @@ func (s *Server) accept() (*net.UnixConn, error) {
 
 func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 
-// markDirty queues cl for the poller and wakes it if it sleeps. It only
-// signals: the engine calls it with its lock held.
-func (s *Server) markDirty(cl *client) {
-	if s.handling.Load() == cl {
-		// The poller is inside cl's own request (its reply is the usual
-		// wake); pump sends and re-checks input right after Handle, so
-		// another pump would find nothing to do.
-		return
-	}
-	s.dmu.Lock()
-	if !cl.dirty {
-		cl.dirty = true
-		s.dirty = append(s.dirty, cl)
-	}
-	s.dmu.Unlock()
-	if s.sleeping.Load() {
-		s.wakePoller()
-	}
-}
-
+// wakePoller is the poller's wake-up (conn.Loop's kick): it returns from
+// epoll_wait.
 func (s *Server) wakePoller() {
 	if s.evfd < 0 {
 		return
 	}
 	one := [8]byte{1}
 	unix.Write(s.evfd, one[:])
-}
-
-// takeDirty empties the dirty list into buf.
-func (s *Server) takeDirty(buf []*client) []*client {
-	s.dmu.Lock()
-	defer s.dmu.Unlock()
-	for _, cl := range s.dirty {
-		cl.dirty = false
-		buf = append(buf, cl)
-	}
-	clear(s.dirty)
-	s.dirty = s.dirty[:0]
-	return buf
 }
 
 // poll is the poller: it runs until Serve stops it, then closes every
@@ -443,7 +411,7 @@ func (s *Server) poll() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	evs := make([]unix.EpollEvent, 64)
-	var work []*client
+	var work []*conn.Conn
 	lastYield := time.Now()
 	for {
 		// A goroutine that never passes through the scheduler looks stuck
@@ -465,22 +433,17 @@ func (s *Server) poll() {
 		if stopping {
 			break
 		}
-		work = s.takeDirty(work[:0])
-		for _, cl := range work {
-			cl.pump(false, false)
+		work = s.loop.Take(work[:0])
+		for _, c := range work {
+			c.Endpoint().(*client).pump(false, false)
 		}
 		clear(work)
 
-		s.sleeping.Store(true)
-		s.dmu.Lock()
-		pending := len(s.dirty) > 0
-		s.dmu.Unlock()
-		if pending {
-			s.sleeping.Store(false)
-			continue
+		if !s.loop.Sleep() {
+			continue // marked meanwhile
 		}
 		n, err := unix.EpollWait(s.ep, evs, s.timeout())
-		s.sleeping.Store(false)
+		s.loop.Awake()
 		if err != nil && err != unix.EINTR {
 			s.log.Error("socket poller", "err", err)
 			break
@@ -542,101 +505,90 @@ func (s *Server) expire() {
 	}
 }
 
-// client is one socket client; see the package comment for its
-// invariants. Lock order: the engine's lock, then mu. Only the poller
-// reads, writes, handles and closes; mu keeps the buffers consistent for
-// a freeze.
+// client is one socket client: its socket is its connection core's
+// endpoint. Only the poller reads, writes, pumps and closes it.
 type client struct {
-	s  *Server
-	c  *store.Conn
-	fd int
-
-	mu       sync.Mutex
-	in       []byte // read, not handled yet
-	inflight int    // bytes of in being handled now
-	calls    uint64 // Handle calls completed
-	out      []byte // taken from the engine, not written yet
-	outHead  int    // out's first bytes that end a message partly written
-	frozen   bool
-
-	dirty bool // in s.dirty (under s.dmu)
+	s    *Server
+	core *conn.Conn
+	fd   int
 
 	// The poller's own.
-	events   uint32    // epoll interest
-	readable bool      // epoll said so, and no read since found it drained
-	eof      bool      // the client half-closed
-	drainBy  time.Time // set once eof: replies sent until then at most
-	closed   bool
+	events  uint32    // epoll interest
+	drainBy time.Time // set once the client half-closed: replies sent until then at most
+	closed  bool
 }
 
 func newClient(s *Server, c *store.Conn, fd int) *client {
-	cl := &client{s: s, c: c, fd: fd, frozen: s.frozen}
-	c.Adopt(func() { s.markDirty(cl) })
+	cl := &client{s: s, fd: fd}
+	cl.core = conn.New(c, cl, s.loop, sockConn)
+	if s.frozen {
+		cl.core.Hold() // made during a freeze: Thaw resumes it with the rest
+	}
+	c.Adopt(cl.core.Wake)
 	return cl
 }
 
-// pump does everything cl is ready for: write pending output, read once
-// if readable, handle every whole request the engine accepts, write the
-// replies, and set the epoll interest to what it waits for next. hup
-// means the peer hung up or the socket failed.
+// Read and Write are the core's endpoint: one raw system call each (they
+// never block); EAGAIN is nothing now, a read of 0 bytes the end.
+func (cl *client) Read(p []byte) (int, error) {
+	n, err := rawNow(rawRead, cl.fd, p)
+	if err == nil && n == 0 && len(p) > 0 {
+		return 0, io.EOF
+	}
+	return max(n, 0), err
+}
+
+func (cl *client) Write(p []byte) (int, error) {
+	n, err := rawNow(rawWrite, cl.fd, p)
+	return max(n, 0), err
+}
+
+// rawNow runs call on fd until no signal interrupts it; it would block:
+// -1, nil.
+func rawNow(call func(int, []byte) (int, error), fd int, p []byte) (int, error) {
+	for {
+		n, err := call(fd, p)
+		switch err {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return -1, nil
+		}
+		return n, err
+	}
+}
+
+// pump has the core do everything cl is ready for (write pending output,
+// read if readable, handle every whole request the engine accepts, write
+// the replies), then closes cl or sets its epoll interest to what it waits
+// for next. hup means the peer hung up or the socket failed.
 func (cl *client) pump(readable, hup bool) {
 	if cl.closed {
 		return
 	}
-	if readable {
-		cl.readable = true
+	res := cl.core.Pump(readable)
+	if res.Frozen {
+		return // Thaw marks it dirty
 	}
-	for {
-		handled := false
-		for cl.c.WantsInput() {
-			m, n, err := cl.nextRequest()
-			if err != nil {
-				cl.drop(err) // over-long: drop this client, as C xenstored does
-				return
-			}
-			if cl.frozenNow() {
-				return // Thaw marks it dirty
-			}
-			if n > 0 {
-				cl.handle(m, n)
-				handled = true
-				continue
-			}
-			if !cl.readable || cl.eof {
-				break
-			}
-			if err := cl.fill(); err != nil {
-				cl.drop(err)
-				return
-			}
-		}
-		if err := cl.send(); err != nil {
+	if res.Err != nil {
+		if ce := (*conn.Error)(nil); errors.As(res.Err, &ce) && ce.Op == conn.OpWrite {
 			cl.drop(nil) // the client went away
-			return
+		} else {
+			cl.drop(res.Err) // over-long: drop this client, as C xenstored does
 		}
-		if cl.frozenNow() {
-			return
-		}
-		// Sending may have let input resume with whole requests
-		// buffered; otherwise done.
-		if !handled || !cl.c.WantsInput() || !cl.hasRequest() {
-			break
-		}
+		return
 	}
-	want := cl.c.WantsInput()
-	cl.mu.Lock()
-	pendingOut := len(cl.out) > 0
-	cl.mu.Unlock()
-	if !pendingOut && cl.c.Closed() {
+	want := res.WantsInput
+	if !res.OutPending && res.Closed {
 		cl.drop(nil) // the engine closed it (a contained failure): its reply is sent
 		return
 	}
-	if cl.eof {
-		if !pendingOut && cl.c.PendingOutput() == 0 && !cl.hasRequest() {
+	if res.EOF {
+		if !res.OutPending && res.Queued == 0 && !res.Buffered {
 			cl.drop(nil) // everything answered and sent
 			return
 		}
-		if hup && !pendingOut && !want {
+		if hup && !res.OutPending && !want {
 			cl.drop(nil) // gone, and nothing more can be answered
 			return
 		}
@@ -649,10 +601,10 @@ func (cl *client) pump(readable, hup bool) {
 		return
 	}
 	var ev uint32
-	if want && !cl.eof {
+	if want && !res.EOF {
 		ev |= unix.EPOLLIN
 	}
-	if pendingOut {
+	if res.OutPending {
 		ev |= unix.EPOLLOUT
 	}
 	if ev != cl.events {
@@ -664,152 +616,6 @@ func (cl *client) pump(readable, hup bool) {
 	}
 }
 
-func (cl *client) frozenNow() bool {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	return cl.frozen
-}
-
-func (cl *client) hasRequest() bool {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	if len(cl.in) < wire.HeaderSize {
-		return false
-	}
-	h, err := wire.ParseHeader(cl.in)
-	return err != nil || len(cl.in) >= wire.HeaderSize+int(h.Len)
-}
-
-// nextRequest decodes the whole request at the front of in, if there is
-// one, and marks its n bytes in flight. Nothing while frozen.
-func (cl *client) nextRequest() (wire.Msg, int, error) {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	if cl.frozen || len(cl.in) < wire.HeaderSize {
-		return wire.Msg{}, 0, nil
-	}
-	h, err := wire.ParseHeader(cl.in)
-	if err != nil {
-		return wire.Msg{}, 0, err
-	}
-	n := wire.HeaderSize + int(h.Len)
-	if len(cl.in) < n {
-		return wire.Msg{}, 0, nil
-	}
-	payload := make([]byte, h.Len)
-	copy(payload, cl.in[wire.HeaderSize:n])
-	cl.inflight = n
-	return wire.Msg{Type: h.Type, ReqID: h.ReqID, TxID: h.TxID, Payload: payload}, n, nil
-}
-
-// handle runs one request, then drops its bytes.
-func (cl *client) handle(m wire.Msg, n int) {
-	cl.s.handling.Store(cl)
-	cl.c.Handle(m)
-	cl.s.handling.Store(nil)
-	cl.mu.Lock()
-	cl.in = cl.in[:copy(cl.in, cl.in[n:])] // keep the buffer
-	cl.inflight = 0
-	cl.calls++
-	cl.mu.Unlock()
-}
-
-// fill reads once from the socket into in's spare room. A read that
-// leaves room unfilled drained the socket: no further read until epoll
-// says it is readable again.
-func (cl *client) fill() error {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	if cl.frozen {
-		return nil
-	}
-	if cap(cl.in)-len(cl.in) < readChunk/2 {
-		grown := make([]byte, len(cl.in), len(cl.in)+readChunk)
-		copy(grown, cl.in)
-		cl.in = grown
-	}
-	room := cl.in[len(cl.in):cap(cl.in)]
-	n, err := ignoringEINTR(func() (int, error) { return rawRead(cl.fd, room) })
-	switch {
-	case err == unix.EAGAIN:
-		cl.readable = false
-		return nil
-	case err != nil:
-		return err
-	case n == 0:
-		cl.eof = true
-		cl.readable = false
-		return nil
-	}
-	cl.in = cl.in[:len(cl.in)+n]
-	if n < len(room) {
-		cl.readable = false
-	}
-	return nil
-}
-
-func ignoringEINTR(f func() (int, error)) (int, error) {
-	for {
-		n, err := f()
-		if err != unix.EINTR {
-			return n, err
-		}
-	}
-}
-
-// readChunk is the room a read is given.
-const readChunk = 8192
-
-// send writes what the socket takes: what an earlier call left, then
-// everything the engine queued. Output the socket does not take stays with
-// the engine (counted against the connection's outstanding replies, which
-// stops its input) until EPOLLOUT. Output the engine queues after this
-// call's take marks the client dirty (its wake), so one take is enough.
-func (cl *client) send() error {
-	took := false
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	for !cl.frozen {
-		if len(cl.out) == 0 {
-			if took {
-				break
-			}
-			took = true
-			cl.mu.Unlock() // the engine's lock comes first
-			cl.c.TakeOutput(func(msg []byte) {
-				cl.mu.Lock()
-				cl.out = append(cl.out, msg...)
-				cl.mu.Unlock()
-			})
-			cl.mu.Lock()
-			continue
-		}
-		n, err := ignoringEINTR(func() (int, error) { return rawWrite(cl.fd, cl.out) })
-		if err == unix.EAGAIN {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		cl.outHead = headAfter(cl.out, cl.outHead, n)
-		cl.out = cl.out[:copy(cl.out, cl.out[n:])]
-	}
-	if len(cl.out) == 0 && cap(cl.out) > 64<<10 {
-		cl.out = nil // let a large buffer go
-	}
-	return nil
-}
-
-// headAfter is how much of a message partly written remains once n bytes
-// of out are written: out holds head bytes of such a message, then whole
-// messages. A live update hands the two kinds over differently.
-func headAfter(out []byte, head, n int) int {
-	for head < n {
-		head += wire.HeaderSize + int(binary.LittleEndian.Uint32(out[head+12:]))
-	}
-	return head - n
-}
-
 // drop closes cl: engine connection, poller entry, socket.
 func (cl *client) drop(err error) {
 	if cl.closed {
@@ -817,19 +623,18 @@ func (cl *client) drop(err error) {
 	}
 	cl.closed = true
 	delete(cl.s.draining, cl)
+	c := cl.core.Store()
 	if err != nil {
-		cl.s.log.Warn("closing socket client", "conn", cl.c.ID(), "err", err)
+		cl.s.log.Warn("closing socket client", "conn", c.ID(), "err", err)
 	}
-	cl.c.Close()
+	c.Close()
 	s := cl.s
 	s.mu.Lock()
 	delete(s.clients, cl)
 	delete(s.byFD, int32(cl.fd))
 	unix.EpollCtl(s.ep, unix.EPOLL_CTL_DEL, cl.fd, nil)
-	cl.mu.Lock()
 	unix.Close(cl.fd)
 	cl.fd = -1
-	cl.mu.Unlock()
 	s.mu.Unlock()
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/xsstub/xenstored/store"
+	"github.com/xsstub/xenstored/transport/conn"
 	"github.com/xsstub/xenstored/wire"
 )
 
@@ -226,8 +227,8 @@ func TestFreezeKeepsPartialRequest(t *testing.T) {
 		lf.Close()
 		var in []byte
 		for _, h := range hs {
-			if h.Conn != nil {
-				in = h.In
+			if h.Store != nil {
+				in = h.State.In
 			}
 		}
 		s.Thaw(hs)
@@ -245,37 +246,10 @@ func TestFreezeKeepsPartialRequest(t *testing.T) {
 	}
 }
 
-func TestHeadAfter(t *testing.T) {
-	a := msg(wire.Read, 1, "aaaa") // 21 bytes
-	b := msg(wire.Read, 2, "bb")   // 19 bytes
-	whole := append(bytes.Clone(a), b...)
-	headed := append([]byte("xyz"), whole...)
-	for _, tt := range []struct {
-		name    string
-		out     []byte
-		head, n int
-		want    int
-	}{
-		{"inside the partial head", headed, 3, 2, 1},
-		{"the head exactly", headed, 3, 3, 0},
-		{"into the first whole message", headed, 3, 5, 19},
-		{"the first whole message exactly", headed, 3, 24, 0},
-		{"into the second", headed, 3, 30, 13},
-		{"everything", headed, 3, len(headed), 0},
-		{"no head, into the first", whole, 0, 4, 17},
-		{"no head, into the second", whole, 0, 22, 18},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := headAfter(tt.out, tt.head, tt.n); got != tt.want {
-				t.Errorf("headAfter(head %d, n %d) = %d, want %d", tt.head, tt.n, got, tt.want)
-			}
-		})
-	}
-}
-
 // A client that reads nothing while far more than 64 KiB of replies wait:
-// the handover's out is the rest of one message, then whole messages,
-// every reply in order; after a thaw all of them arrive.
+// the handover's out is the rest of one message, then whole messages, in
+// order, at least 64 KiB of them, and the engine holds the replies after
+// them; after a thaw all of them arrive.
 func TestFreezeSplitsUnsentReplies(t *testing.T) {
 	s, sock := serve(t)
 	c := dial(t, sock)
@@ -289,8 +263,9 @@ func TestFreezeSplitsUnsentReplies(t *testing.T) {
 		reqs = append(reqs, msg(wire.Read, uint32(i+1), "/big")...)
 	}
 	c.Write(reqs)
-	var h Handover
-	for prev := -1; ; prev = len(h.Out) {
+	var h conn.Handover
+	engineHeld := 0
+	for prev := -1; ; prev = len(h.State.Out) {
 		time.Sleep(50 * time.Millisecond) // until the daemon stops making progress
 		lf, hs, err := s.Freeze()
 		if err != nil {
@@ -298,24 +273,30 @@ func TestFreezeSplitsUnsentReplies(t *testing.T) {
 		}
 		lf.Close()
 		for _, x := range hs {
-			if x.Conn != nil {
+			if x.Store != nil {
 				h = x
 			}
 		}
+		engineHeld = h.Store.PendingOutput()
 		s.Thaw(hs)
-		if len(h.Out) == prev && len(h.Out) > 64<<10 {
+		if len(h.State.Out) == prev && len(h.State.Out) >= 64<<10 {
 			break
 		}
 	}
-	if h.OutPartial >= wire.HeaderSize+len(value) {
-		t.Fatalf("OutPartial %d: more than one reply", h.OutPartial)
+	if h.State.Partial >= wire.HeaderSize+len(value) {
+		t.Fatalf("Partial %d: more than one reply", h.State.Partial)
 	}
-	rest := h.Out[h.OutPartial:]
+	// The rest stays counted in the engine (its outstanding replies stop
+	// the client's input), not in the transport's buffer.
+	if limit := 64<<10 + wire.HeaderSize + len(value); len(h.State.Out) > limit {
+		t.Fatalf("the transport holds %d bytes for a client that reads nothing, want at most %d", len(h.State.Out), limit)
+	}
+	rest := h.State.Out[h.State.Partial:]
 	first := uint32(0)
 	for len(rest) > 0 {
 		hd, err := wire.ParseHeader(rest)
 		if err != nil || hd.Type != wire.Read || int(hd.Len) != len(value) || len(rest) < wire.HeaderSize+len(value) {
-			t.Fatalf("after OutPartial %d: not a whole reply: %+v, %v", h.OutPartial, hd, err)
+			t.Fatalf("after Partial %d: not a whole reply: %+v, %v", h.State.Partial, hd, err)
 		}
 		if first != 0 && hd.ReqID != first+1 {
 			t.Fatalf("reply %d after %d", hd.ReqID, first)
@@ -323,8 +304,8 @@ func TestFreezeSplitsUnsentReplies(t *testing.T) {
 		first = hd.ReqID
 		rest = rest[wire.HeaderSize+len(value):]
 	}
-	if first != n {
-		t.Fatalf("the last reply held is %d, want %d", first, n)
+	if int(first)+engineHeld != n {
+		t.Fatalf("the transport holds replies to %d, the engine %d more: want %d in all", first, engineHeld, n)
 	}
 	for i := range n {
 		hd, p := next(t, c)
