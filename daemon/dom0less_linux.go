@@ -116,8 +116,15 @@ func (b *dom0lessBoot) introduceOne(xs *xenSide, e *store.Engine, domid uint32, 
 		from = "probe"
 	}
 	// The home first: the domain's xenbus may look in it as soon as
-	// its ring is connected.
-	if err := makeHome(e, b.priv, domid); err != nil {
+	// its ring is connected. Its memory is asked before, outside the
+	// engine's lock; without it the memory nodes are left out (a wrong
+	// target would make the guest's balloon driver act on it).
+	cur, max, err := xs.tracker.Memory(domid)
+	if err != nil {
+		log.Warn("dom0less: the domain's memory is unknown; its home has no memory/target", "domid", domid, "err", err)
+		cur, max = 0, 0
+	}
+	if err := makeHome(e, b.priv, domid, cur, max); err != nil {
 		return fmt.Errorf("its home: %w", err)
 	}
 	// Xen built the ring and no server has used it: what the guest
@@ -133,30 +140,89 @@ func (b *dom0lessBoot) introduceOne(xs *xenSide, e *store.Engine, domid uint32, 
 	return nil
 }
 
-// makeHome writes /local/domain/N (owned by N, readable by the control
-// domain, as init-dom0less sets it) and its domid node, through a
-// connection with the control domain's rights, so that the usual checks,
-// accounting and watches apply.
-func makeHome(e *store.Engine, priv, domid uint32) error {
+// homeNode is one node of a dom0less domain's home, relative to it.
+// Owned by the domain (guest), else by the control domain with read
+// access for the domain, as libxl creates a domain's nodes.
+type homeNode struct {
+	path, value string
+	guest       bool
+}
+
+// homeNodes are what a toolstack gives a domain at creation, as Xen's
+// init-dom0less writes them for a dom0less domain (libxl's list and
+// permissions): what its drivers read (name, domid, memory/target and
+// static-max for the balloon driver, control/platform-feature-* for
+// xenbus) and the directories it writes in. Left out, since a xenstore
+// domain cannot know them: vm and /vm/<uuid> (the toolstack makes up the
+// uuid and sets it as the domain's handle, a control-domain hypercall),
+// store/ring-ref (a frame number it may not read), cpu/N/availability
+// (read by x86 guests only), /libxl/N (the toolstack's own). maxKiB 0: the
+// memory is unknown, the memory nodes are left out.
+func homeNodes(domid uint32, curKiB, maxKiB uint64) []homeNode {
+	id := strconv.FormatUint(uint64(domid), 10)
+	nodes := []homeNode{
+		{path: "name", value: "dom0less-" + id},
+		{path: "domid", value: id},
+		{path: "memory"},
+	}
+	if maxKiB > 0 {
+		nodes = append(nodes,
+			homeNode{path: "memory/static-max", value: strconv.FormatUint(maxKiB, 10)},
+			homeNode{path: "memory/target", value: strconv.FormatUint(curKiB, 10)},
+			homeNode{path: "memory/videoram", value: "-1"})
+	}
+	nodes = append(nodes,
+		homeNode{path: "control"},
+		homeNode{path: "control/shutdown", guest: true},
+		homeNode{path: "control/feature-poweroff", guest: true},
+		homeNode{path: "control/feature-reboot", guest: true},
+		homeNode{path: "control/feature-suspend", guest: true},
+		homeNode{path: "control/sysrq", guest: true},
+		homeNode{path: "control/platform-feature-multiprocessor-suspend", value: "1"},
+		homeNode{path: "control/platform-feature-xs_reset_watches", value: "1"},
+		homeNode{path: "device"})
+	for _, d := range []string{"data", "drivers", "feature", "attr", "error"} {
+		nodes = append(nodes, homeNode{path: d, guest: true})
+	}
+	return nodes
+}
+
+// makeHome writes /local/domain/N and homeNodes through a connection with
+// the control domain's rights, so that the usual checks, accounting and
+// watches apply. The home itself is owned by the domain, readable by the
+// control domain: there is no toolstack to remove it when the domain
+// dies, and a domain's own nodes go with it (libxl owns it instead).
+func makeHome(e *store.Engine, priv, domid uint32, curKiB, maxKiB uint64) error {
 	c := e.NewConn(priv, true, nil)
 	defer c.Close()
 	id := strconv.FormatUint(uint64(domid), 10)
 	home := "/local/domain/" + id
-	for _, m := range []wire.Msg{
+	ro := "n" + strconv.FormatUint(uint64(priv), 10) + "\x00r" + id + "\x00"
+	msgs := []wire.Msg{
 		{Type: wire.Mkdir, Payload: []byte(home + "\x00")},
 		{Type: wire.SetPerms, Payload: []byte(home + "\x00n" + id + "\x00r" + strconv.FormatUint(uint64(priv), 10) + "\x00")},
-		{Type: wire.Write, Payload: []byte(home + "/domid\x00" + id)},
-	} {
+	}
+	for _, n := range homeNodes(domid, curKiB, maxKiB) {
+		path := home + "/" + n.path
+		perms := ro
+		if n.guest {
+			perms = "n" + id + "\x00"
+		}
+		msgs = append(msgs, wire.Msg{Type: wire.Write, Payload: []byte(path + "\x00" + n.value)},
+			wire.Msg{Type: wire.SetPerms, Payload: []byte(path + "\x00" + perms)})
+	}
+	for _, m := range msgs {
 		m.ReqID = 1
 		c.Handle(m)
 		var reply []byte
 		c.TakeOutput(func(msg []byte) { reply = append([]byte(nil), msg...) })
+		path, _, _ := strings.Cut(string(m.Payload), "\x00")
 		r, err := wire.Decode(reply)
 		if err != nil {
-			return fmt.Errorf("%v %s: reply: %w", m.Type, home, err)
+			return fmt.Errorf("%v %s: reply: %w", m.Type, path, err)
 		}
 		if r.Type == wire.Error {
-			return fmt.Errorf("%v %s: %s", m.Type, home, r.Payload)
+			return fmt.Errorf("%v %s: %s", m.Type, path, r.Payload)
 		}
 	}
 	return nil

@@ -298,3 +298,88 @@ func TestRunDom0lessRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestDom0lessHome: each domain's home holds what Xen's init-dom0less
+// writes for a dom0less domain, with libxl's permissions: the nodes its
+// drivers read (name, domid, memory/target and static-max from the
+// domain's memory, control/platform-feature-*) owned by the control
+// domain and readable by the domain, which cannot rewrite them; the
+// directories it writes in (data, control/shutdown, ...) its own. Without
+// its memory (domain 3 here) the memory values are left out, not guessed.
+func TestDom0lessHome(t *testing.T) {
+	h, guests := dom0lessHost(t, xen.Version{Major: 4, Minor: 22}, true)
+	if err := h.SetMemory(2, 65536, 65537); err != nil {
+		t.Fatal(err)
+	}
+	withFakeXen(t, h)
+	o := testOptions(t, "--stubdom")
+	stop, err := runDaemon(t, o, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	c, err := xsclient.Dial(o.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, n := range []struct {
+		path, value, perms string // perms "": the node must not exist
+	}{
+		{"/local/domain/2", "", "n2\x00r1\x00"},
+		{"/local/domain/2/name", "dom0less-2", "n1\x00r2\x00"},
+		{"/local/domain/2/domid", "2", "n1\x00r2\x00"},
+		{"/local/domain/2/memory/target", "262144", "n1\x00r2\x00"},
+		{"/local/domain/2/memory/static-max", "262148", "n1\x00r2\x00"},
+		{"/local/domain/2/memory/videoram", "-1", "n1\x00r2\x00"},
+		{"/local/domain/2/control/shutdown", "", "n2\x00"},
+		{"/local/domain/2/control/feature-poweroff", "", "n2\x00"},
+		{"/local/domain/2/control/platform-feature-xs_reset_watches", "1", "n1\x00r2\x00"},
+		{"/local/domain/2/data", "", "n2\x00"},
+		{"/local/domain/2/device", "", "n1\x00r2\x00"},
+		{"/local/domain/3/name", "dom0less-3", "n1\x00r3\x00"},
+		{"/local/domain/3/memory", "", "n1\x00r3\x00"},
+		{"/local/domain/3/memory/target", "", ""},
+		{"/vm", "", ""},
+	} {
+		got, err := c.Call(wire.GetPerms, 0, n.path)
+		if n.perms == "" {
+			if err == nil {
+				t.Errorf("%s exists (perms %q)", n.path, got)
+			}
+			continue
+		}
+		if err != nil || string(got) != n.perms {
+			t.Errorf("GET_PERMS %s = %q, %v; want %q", n.path, got, err, n.perms)
+		}
+		if v, err := c.Read(0, n.path); err != nil || string(v) != n.value {
+			t.Errorf("READ %s = %q, %v; want %q", n.path, v, err, n.value)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g, err := ringclient.New(guests[2].Page(), guests[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for _, w := range []struct {
+		path string
+		ok   bool
+	}{
+		{"control/feature-poweroff", true}, // Linux's manage driver writes it
+		{"data/x", true},
+		{"name", false},
+		{"memory/target", false},
+		{"control/platform-feature-xs_reset_watches", false},
+	} {
+		err := g.Write(ctx, w.path, []byte("1"))
+		if (err == nil) != w.ok {
+			t.Errorf("domain 2 writes its %s: %v, want allowed %v", w.path, err, w.ok)
+		}
+	}
+	if v, err := g.Read(ctx, "memory/target"); err != nil || string(v) != "262144" {
+		t.Errorf("domain 2 reads its memory/target: %q, %v", v, err)
+	}
+}

@@ -131,7 +131,8 @@ func TestRunStubFindsItself(t *testing.T) {
 			withFakeXen(t, h)
 			o := testOptions(t, append([]string{"--event", "1"}, tt.args...)...)
 			var logged strings.Builder
-			log := slog.New(slog.NewTextHandler(&syncWriter{w: &logged}, nil))
+			sw := &syncWriter{w: &logged}
+			log := slog.New(slog.NewTextHandler(sw, nil))
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- Run(ctx, o, log) }()
@@ -170,7 +171,11 @@ func TestRunStubFindsItself(t *testing.T) {
 			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 				t.Fatalf("Run: %v", err)
 			}
-			if s := logged.String(); !strings.Contains(s, `msg="running as the xenstore domain" domid=1`) {
+			// A connection's goroutine may still log after Run returned.
+			sw.mu.Lock()
+			s := logged.String()
+			sw.mu.Unlock()
+			if !strings.Contains(s, `msg="running as the xenstore domain" domid=1`) {
 				t.Errorf("log lacks own domid:\n%s", s)
 			}
 		})

@@ -107,6 +107,9 @@ type DomInfo struct {
 	Paused         bool
 	HVM            bool
 	UniqueID       uint64 // Xen >= 4.21: never reused by another domain; else 0
+	// TotPages and MaxPages are the domain's memory now and its limit, in
+	// 4 KiB pages: getdomaininfo's answer only (0 from get_domain_state).
+	TotPages, MaxPages uint64
 }
 
 // DomainInfo answers the daemon's questions about domains' lives, whatever

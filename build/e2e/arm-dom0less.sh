@@ -326,7 +326,7 @@ for d in 2 3; do
 		"$(grep -a -m1 -o "dom0less: introduced.*domid=$d .*" <<<"$C" | cut -c1-120 || true)"
 done
 # The domUs' own checks, from their consoles ("(dN) @@E2E PASS ...").
-for name in domu-xenbus-writer domu-xenbus-reader writer-sets-domid-any reader-reads-peer reader-refused-secret \
+for name in domu-xenbus-writer domu-xenbus-reader domu-home-writer domu-home-reader writer-sets-domid-any reader-reads-peer reader-refused-secret \
 	reader-unprivileged control-live-update control-kept-after-update reader-reads-after-update control-sees-peer-release; do
 	l=$(grep -a -m1 "@@E2E \(PASS\|FAIL\) $name" <<<"$C" || true)
 	case "$l" in *"@@E2E PASS $name"*) ok=1 ;; *) ok=0 ;; esac

@@ -44,6 +44,21 @@ case "$id" in
 esac
 echo "@@E2E MARK DOMU-XENBUS role=$role domid=$id uptime=$(up)"
 pass "domu-xenbus-$role domid=$id home=$(xsprobe getperms /local/domain/$id)"
+# The home the store made (init-dom0less's nodes, libxl's permissions): the
+# nodes its drivers read, readable and not writable; its own directories.
+name=$(xsprobe read name)
+tgt=$(xsprobe read memory/target)
+max=$(xsprobe read memory/static-max)
+rw=$(xsprobe read control/platform-feature-xs_reset_watches)
+renamed="ERROR EACCES" # the control domain may write anywhere: only the reader tries
+[ "$role" = reader ] && renamed=$(xsprobe write name other)
+case "$tgt" in '' | *[!0-9]*) tgt="not a number: $tgt" ;; esac
+if [ "$name" = "dom0less-$id" ] && [ "${tgt#not}" = "$tgt" ] && [ "$rw" = 1 ] &&
+	[ "$renamed" = "ERROR EACCES" ] && xsprobe write control/feature-poweroff 1 && xsprobe write data/mine 1; then
+	pass "domu-home-$role name=$name memory/target=$tgt static-max=$max kernel_total_kb=$(awk '/MemTotal/ {print $2}' /proc/meminfo)"
+else
+	fail "domu-home-$role (name=$name target=$tgt reset_watches=$rw rename=$renamed)"
+fi
 
 if [ "$role" = writer ]; then # the control domain (capabilities 0x1)
 	xsprobe write data/secret "only-$id" && xsprobe write data/hello "from-$id" &&

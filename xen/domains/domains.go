@@ -215,6 +215,25 @@ func (t *Tracker) Domain(domid uint32) (xen.DomInfo, bool, error) {
 	return info, true, nil
 }
 
+// Memory reports domid's memory now and its limit in KiB, from
+// getdomaininfo on every release (a xenstore domain may ask it: XSM's
+// XS_PRIV): what a toolstack writes to the domain's memory/target and
+// memory/static-max.
+func (t *Tracker) Memory(domid uint32) (currentKiB, maxKiB uint64, err error) {
+	if domid >= xen.DomIDFirstReserved {
+		return 0, 0, fmt.Errorf("memory of dom%d: reserved id", domid)
+	}
+	info, err := t.hc.GetDomainInfo(t.rel.Domctl, domid)
+	if err != nil {
+		return 0, 0, fmt.Errorf("memory of dom%d: %w", domid, err)
+	}
+	if info.ID != domid { // 4.17: the next domain above a missing one
+		return 0, 0, fmt.Errorf("memory of dom%d: no such domain", domid)
+	}
+	const kibPerPage = 4 // Xen's page, on x86 and Arm
+	return info.TotPages * kibPerPage, info.MaxPages * kibPerPage, nil
+}
+
 // Introduced implements xen.DomainInfo: from now on the store serves the
 // domain holding domid, and later changes are judged against its unique
 // id (4.21+; one hypercall). A failed query keeps what was known.

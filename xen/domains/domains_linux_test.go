@@ -271,3 +271,22 @@ func TestRefusalIsNotDeath(t *testing.T) {
 		}
 	})
 }
+
+// TestMemory: a domain's memory and limit in KiB from getdomaininfo on
+// every release; a missing domain (4.17 answers the next one) is an error.
+func TestMemory(t *testing.T) {
+	eachRelease(t, func(t *testing.T, h *fake.Hypervisor, tr *domains.Tracker) {
+		if err := h.SetMemory(5, 16384, 16385); err != nil {
+			t.Fatal(err)
+		}
+		cur, max, err := tr.Memory(5)
+		if err != nil || cur != 65536 || max != 65540 {
+			t.Errorf("Memory(5) = %d, %d, %v; want 65536, 65540 KiB", cur, max, err)
+		}
+		for _, id := range []uint32{3, 9, xen.DomIDInvalid} {
+			if cur, max, err := tr.Memory(id); err == nil {
+				t.Errorf("Memory(%d) = %d, %d; want an error (no such domain)", id, cur, max)
+			}
+		}
+	})
+}

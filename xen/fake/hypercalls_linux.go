@@ -153,7 +153,8 @@ func (h *Hypervisor) GetDomainInfo(ifVersion, domid uint32) (xen.DomInfo, error)
 }
 
 func (d *Domain) infoLocked() xen.DomInfo {
-	return xen.DomInfo{ID: d.id, Dying: d.dying, Shutdown: d.shutdown, ShutdownReason: d.reason, XenstoreDomain: d.xsDomain}
+	return xen.DomInfo{ID: d.id, Dying: d.dying, Shutdown: d.shutdown, ShutdownReason: d.reason, XenstoreDomain: d.xsDomain,
+		TotPages: d.totPages, MaxPages: d.maxPages}
 }
 
 func (d *Domain) stateLocked() xen.DomState {

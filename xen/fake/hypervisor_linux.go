@@ -71,6 +71,7 @@ type Domain struct {
 	// Guarded by h.mu.
 	dying, shutdown, xsDomain bool
 	control                   bool // DOMAIN_CAPS_CONTROL, reported by get_domain_state
+	totPages, maxPages        uint64 // getdomaininfo's memory (SetMemory)
 	reason                    uint32
 	uid                       uint64 // get_domain_state's unique id
 	destroyed                 bool
@@ -355,6 +356,19 @@ func (h *Hypervisor) SetXenstoreDomain(domid uint32, on bool) error {
 		return fmt.Errorf("fake: set xenstore domain: %w", err)
 	}
 	d.xsDomain = on
+	return nil
+}
+
+// SetMemory sets the pages getdomaininfo reports for domid: its memory
+// now and its limit.
+func (h *Hypervisor) SetMemory(domid uint32, tot, max uint64) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d, err := h.lookup(domid)
+	if err != nil {
+		return fmt.Errorf("fake: set memory: %w", err)
+	}
+	d.totPages, d.maxPages = tot, max
 	return nil
 }
 

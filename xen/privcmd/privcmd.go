@@ -115,7 +115,9 @@ const sizeDomctl = 144
 
 // decode turns the hypervisor's record into a xen.DomInfo.
 func (g *getDomainInfo) decode() xen.DomInfo {
-	return decodeFlags(uint32(g.Domain), g.Flags)
+	info := decodeFlags(uint32(g.Domain), g.Flags)
+	info.TotPages, info.MaxPages = g.TotPages, g.MaxPages
+	return info
 }
 
 func decodeFlags(domid, flags uint32) xen.DomInfo {

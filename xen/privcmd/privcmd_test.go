@@ -25,8 +25,8 @@ func TestDecodeFlags(t *testing.T) {
 			t.Errorf("%s: %+v, want %+v", tt.name, got, tt.want)
 		}
 	}
-	g := getDomainInfo{Domain: 9, Flags: 1}
-	if got := g.decode(); got.ID != 9 || !got.Dying {
+	g := getDomainInfo{Domain: 9, Flags: 1, TotPages: 7, MaxPages: 8}
+	if got := g.decode(); got.ID != 9 || !got.Dying || got.TotPages != 7 || got.MaxPages != 8 {
 		t.Errorf("decode = %+v", got)
 	}
 }
