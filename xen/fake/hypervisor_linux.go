@@ -70,7 +70,7 @@ type Domain struct {
 
 	// Guarded by h.mu.
 	dying, shutdown, xsDomain bool
-	control                   bool // DOMAIN_CAPS_CONTROL, reported by get_domain_state
+	control                   bool   // DOMAIN_CAPS_CONTROL, reported by get_domain_state
 	totPages, maxPages        uint64 // getdomaininfo's memory (SetMemory)
 	reason                    uint32
 	uid                       uint64 // get_domain_state's unique id
