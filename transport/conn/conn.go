@@ -39,8 +39,11 @@
 //     frozen: none is in progress, and none starts, once Freeze returned.
 //
 // Lock order: the engine's lock, then Loop.mu or Conn.mu (never both).
-// Only the loop goroutine calls Pump, Discard and With; Freeze and Thaw may
-// come from any goroutine (Freeze with the engine locked).
+// Pump holds Conn.mu for its whole pass except around its engine calls
+// (one per request), which take the engine's lock first and Conn.mu
+// inside it to take output. Only the loop goroutine calls Pump, Discard
+// and With; Freeze and Thaw may come from any goroutine (Freeze with the
+// engine locked).
 package conn
 
 import (
@@ -169,7 +172,6 @@ func (c *Conn) Restore(in, out []byte) {
 // Result is what a pass leaves for the transport.
 type Result struct {
 	store.Status      // the engine's last word (WantsInput, Queued, Closed)
-	Moved        bool // bytes were read or written: the peer may want to know
 	More         bool // the budget ran out with work left: pump again soon
 	OutPending   bool // output waits for the medium to take it
 	Buffered     bool // a whole request waits in in (or a header that is bad)
@@ -180,103 +182,83 @@ type Result struct {
 
 // Pump does what c is ready for: hands whole requests to the engine while
 // it wants them, writes output until the medium is full, and reads once
-// the requests buffered are handled. readable says the medium has bytes
-// (an event said so); a short read clears it. Loop goroutine only.
+// the requests buffered are handled; again while any of it moves bytes.
+// readable says the medium has bytes (an event said so); a short read
+// clears it. c's lock is held throughout but for the engine calls, one
+// per request. Loop goroutine only.
 func (c *Conn) Pump(readable bool) Result {
 	var r Result
 	if readable {
 		c.readable = true
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.woken.Swap(false) || !c.known || !c.st.WantsInput || c.st.Queued > 0 || c.st.Closed {
 		// The cached word is stale or says stop: ask again (a stop
 		// that ended without a wake-up, a quota raised, is seen here).
-		c.status(c.sc.Take(c.takeIfRoom()))
+		c.takeLocked(c.takeIfRoomLocked())
 	}
 	handled := 0
-	for {
-		progress := false
-		for c.st.WantsInput {
-			if c.cfg.Budget > 0 && handled >= c.cfg.Budget {
-				r.More = true
-				break
-			}
-			m, n, err := c.next()
+	for !c.frozen {
+		r.More = c.st.WantsInput && c.cfg.Budget > 0 && handled >= c.cfg.Budget
+		if c.st.WantsInput && !r.More {
+			m, n, err := c.nextLocked()
 			if err != nil {
-				// The replies to the requests before it still go.
-				if wrote, werr := c.flush(); werr == nil {
-					r.Moved = r.Moved || wrote
-				}
+				c.writeLocked() // the replies to the requests before it still go
 				r.Err = &Error{OpFrame, err}
-				return c.result(r)
-			}
-			if n == 0 {
 				break
 			}
-			c.handle(m, n)
-			handled++
-			progress = true
-			if c.outFull() { // write before taking more
-				wrote, err := c.flush()
-				r.Moved = r.Moved || wrote
-				if err != nil {
-					r.Err = &Error{OpWrite, err}
-					return c.result(r)
+			if n > 0 {
+				c.handleLocked(m, n)
+				handled++
+				if c.takeIfRoomLocked() != nil {
+					continue
 				}
+				// out is full: write it before the next request.
 			}
 		}
-		wrote, err := c.flush()
-		r.Moved = r.Moved || wrote
+		wrote, err := c.writeLocked()
 		if err != nil {
 			r.Err = &Error{OpWrite, err}
-			return c.result(r)
+			break
 		}
 		if r.More {
 			break
 		}
+		got := false
 		if c.st.WantsInput && c.readable && !c.eof {
-			got, err := c.fill()
-			if err != nil {
+			if got, err = c.fillLocked(); err != nil {
 				r.Err = &Error{OpRead, err}
-				return c.result(r)
+				break
 			}
-			progress = progress || got
-			r.Moved = r.Moved || got
 		}
-		if !progress || c.isFrozen() {
+		// A write may have let input resume (its take) with requests
+		// buffered: no wake-up comes for that, so go on to them.
+		if !got && !wrote && !(c.st.WantsInput && c.bufferedLocked()) {
 			break
 		}
 	}
-	return c.result(r)
-}
-
-func (c *Conn) result(r Result) Result {
-	r.Status = c.st
-	r.EOF = c.eof
-	c.mu.Lock()
-	r.Frozen = c.frozen
-	r.OutPending = c.unsent() > 0
-	r.Buffered = c.bufferedLocked()
-	c.mu.Unlock()
+	r.Status, r.EOF, r.Frozen = c.st, c.eof, c.frozen
+	r.OutPending, r.Buffered = c.unsent() > 0, c.bufferedLocked()
 	return r
 }
 
-func (c *Conn) status(st store.Status) {
+// takeLocked asks the engine for c's output (into take) and state,
+// releasing c's lock meanwhile (the engine's lock comes first).
+func (c *Conn) takeLocked(take func([]byte) bool) {
+	c.mu.Unlock()
+	st := c.sc.Take(take)
+	c.mu.Lock()
 	c.st, c.known = st, true
 }
 
-// takeIfRoom is the take callback for an engine call now: none once out
-// is at its limit (the engine keeps, and counts, the rest).
-func (c *Conn) takeIfRoom() func([]byte) bool {
-	if c.outFull() {
+// takeIfRoomLocked is the take callback for an engine call now: none once
+// out is at its limit (the engine keeps, and counts, the rest).
+func (c *Conn) takeIfRoomLocked() func([]byte) bool {
+	if c.cfg.OutLimit > 0 && c.unsent() >= c.cfg.OutLimit {
 		return nil
 	}
 	return c.take
-}
-
-func (c *Conn) outFull() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.cfg.OutLimit > 0 && c.unsent() >= c.cfg.OutLimit
 }
 
 // appendOut takes one message, with the engine locked; it wants another
@@ -294,19 +276,11 @@ func (c *Conn) appendOut(msg []byte) bool {
 // unsent is how many bytes of out are not written yet. Under mu.
 func (c *Conn) unsent() int { return len(c.out) - c.outOff }
 
-func (c *Conn) isFrozen() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.frozen
-}
-
-// next decodes the whole request at the front of in, if there is one, and
-// marks its n bytes pending. Nothing while frozen.
-func (c *Conn) next() (wire.Msg, int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// nextLocked decodes the whole request at the front of in, if there is
+// one: n is its length, 0 for none.
+func (c *Conn) nextLocked() (wire.Msg, int, error) {
 	b := c.in[c.inOff:]
-	if c.frozen || len(b) < wire.HeaderSize {
+	if len(b) < wire.HeaderSize {
 		return wire.Msg{}, 0, nil
 	}
 	h, err := wire.ParseHeader(b)
@@ -319,16 +293,19 @@ func (c *Conn) next() (wire.Msg, int, error) {
 	}
 	payload := make([]byte, h.Len) // in is reused; the engine may keep it
 	copy(payload, b[wire.HeaderSize:n])
-	c.pending = n
 	return wire.Msg{Type: h.Type, ReqID: h.ReqID, TxID: h.TxID, Payload: payload}, n, nil
 }
 
-// handle runs one request and its output's take in one engine call, then
-// drops its bytes.
-func (c *Conn) handle(m wire.Msg, n int) {
-	st := c.sc.HandleTake(m, c.takeIfRoom())
-	c.status(st)
+// handleLocked runs the request of n bytes at the front of in, and takes
+// its output, in one engine call (c's lock released meanwhile, the bytes
+// marked pending), then drops its bytes.
+func (c *Conn) handleLocked(m wire.Msg, n int) {
+	take := c.takeIfRoomLocked()
+	c.pending = n
+	c.mu.Unlock()
+	st := c.sc.HandleTake(m, take)
 	c.mu.Lock()
+	c.st, c.known = st, true
 	c.inOff += n
 	if c.inOff == len(c.in) {
 		c.in, c.inOff = c.in[:0], 0
@@ -338,7 +315,6 @@ func (c *Conn) handle(m wire.Msg, n int) {
 	}
 	c.pending = 0
 	c.calls++
-	c.mu.Unlock()
 }
 
 // keptInCap is the largest emptied input buffer a connection keeps: a
@@ -359,26 +335,17 @@ func (c *Conn) bufferedLocked() bool {
 	return err != nil || len(b) >= wire.HeaderSize+int(h.Len)
 }
 
-// flush writes what the medium takes: what is in out, then what the
+// writeLocked writes what the medium takes: what is in out, then what the
 // engine queued, until the medium is full or nothing is left. Output the
 // engine queues meanwhile signals c (Wake), so one take per emptied out
 // is enough.
-func (c *Conn) flush() (wrote bool, err error) {
-	for {
-		c.mu.Lock()
-		if c.frozen {
-			c.mu.Unlock()
-			return wrote, nil
-		}
+func (c *Conn) writeLocked() (wrote bool, err error) {
+	for !c.frozen {
 		if c.unsent() == 0 {
-			c.mu.Unlock()
 			if c.st.Queued == 0 {
 				return wrote, nil
 			}
-			c.status(c.sc.Take(c.take)) // the engine's lock comes first
-			c.mu.Lock()
-			if c.frozen || c.unsent() == 0 {
-				c.mu.Unlock()
+			if c.takeLocked(c.take); c.frozen || c.unsent() == 0 {
 				return wrote, nil
 			}
 		}
@@ -394,15 +361,11 @@ func (c *Conn) flush() (wrote bool, err error) {
 				c.out = nil // let a large buffer go
 			}
 		}
-		full := c.unsent() > 0
-		c.mu.Unlock()
-		if err != nil {
-			return wrote, err
-		}
-		if full {
-			return wrote, nil // the medium says when it takes more
+		if err != nil || c.unsent() > 0 {
+			return wrote, err // full: the medium says when it takes more
 		}
 	}
+	return wrote, nil
 }
 
 // headAfter is how much of a message partly written remains once n bytes
@@ -415,14 +378,12 @@ func headAfter(out []byte, head, n int) int {
 	return head - n
 }
 
-// fill reads from the endpoint into in, through the loop's scratch
+// fillLocked reads from the endpoint into in, through the loop's scratch
 // buffer, unless a whole request waits there already: once what the
 // medium has (up to the scratch's size), or with ReadExact the rest of the
 // request at the front. A read that leaves room unfilled drained the
 // medium: no further read until the caller says it is readable again.
-func (c *Conn) fill() (got bool, err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (c *Conn) fillLocked() (got bool, err error) {
 	if c.frozen || c.bufferedLocked() {
 		return false, nil
 	}

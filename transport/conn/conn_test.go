@@ -302,8 +302,11 @@ func TestFreezePendingRequest(t *testing.T) {
 			a := req(wire.Read, 1, "/")
 			r.p.toServer = a
 			r.c.readable = true
-			r.c.fill()
-			m, n, err := r.c.next()
+			r.c.mu.Lock()
+			r.c.fillLocked()
+			m, n, err := r.c.nextLocked()
+			r.c.pending = n // as handleLocked marks it, the engine call to come
+			r.c.mu.Unlock()
 			if err != nil || n != len(a) {
 				t.Fatalf("next: %d, %v", n, err)
 			}
@@ -440,5 +443,27 @@ func TestPumpExact(t *testing.T) {
 	}
 	if m, err := wire.Decode(h.State.Out); err != nil || m.ReqID != 1 {
 		t.Fatalf("handover out %q (%v): want the first reply alone", h.State.Out, err)
+	}
+}
+
+// A pass for output alone (the socket became writable) that lets input
+// resume must go on to the whole requests already buffered: no other
+// wake-up comes for them (the engine does not signal the connection's own
+// take).
+func TestPumpResumesBufferedRequests(t *testing.T) {
+	const max = 4
+	r := newRig(t, Config{OutLimit: 1}, func(q *store.Quotas) { q.Hard[store.QMaxOutstanding] = max })
+	r.p.room = 0
+	const n = 10
+	for i := range n {
+		r.p.toServer = append(r.p.toServer, req(wire.Read, uint32(i+1), "/tool")...)
+	}
+	if res := r.c.Pump(true); res.WantsInput || len(r.p.toServer) != 0 || !res.Buffered {
+		t.Fatalf("result %+v, %d bytes unread: want input stopped with requests buffered", res, len(r.p.toServer))
+	}
+	r.p.room = -1
+	r.c.Pump(false) // the peer reads: writable, nothing new to read
+	if ms := r.p.replies(t); len(ms) != n {
+		t.Fatalf("%d of %d replies after the pass that resumed input", len(ms), n)
 	}
 }

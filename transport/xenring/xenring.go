@@ -103,12 +103,27 @@ type rconn struct {
 
 	broken bool
 	closed bool // detached; under Server.mu
+	// moved: bytes went through the ring in this service pass; the loop
+	// goroutine's.
+	moved bool
 }
 
 // Read and Write make the ring page the connection core's endpoint; the
-// core calls them under its lock.
-func (rc *rconn) Read(p []byte) (int, error)  { return rc.r.Read(p) }
-func (rc *rconn) Write(p []byte) (int, error) { return rc.r.Write(p) }
+// core calls them under its lock. Bytes read free ring space (the guest
+// may be waiting to write the rest of a message longer than the ring),
+// bytes written are replies: either way the guest is notified at the end
+// of the pass.
+func (rc *rconn) Read(p []byte) (int, error) {
+	n, err := rc.r.Read(p)
+	rc.moved = rc.moved || n > 0
+	return n, err
+}
+
+func (rc *rconn) Write(p []byte) (int, error) {
+	n, err := rc.r.Write(p)
+	rc.moved = rc.moved || n > 0
+	return n, err
+}
 
 // newRconn makes rc's connection core; the caller registers rc and gives
 // the engine rc.core.Wake.
@@ -549,8 +564,8 @@ func (s *Server) service(rc *rconn) {
 	if rc.broken || closed {
 		return
 	}
-	moved, ok := s.reconnect(rc)
-	if !ok {
+	rc.moved = false
+	if !s.reconnect(rc) {
 		return
 	}
 	res := rc.core.Pump(true)
@@ -562,9 +577,7 @@ func (s *Server) service(rc *rconn) {
 		s.breakConn(rc, code, res.Err)
 		return
 	}
-	// Bytes read freed ring space (the guest may be waiting to write the
-	// rest of a message longer than the ring); bytes written are replies.
-	if moved || res.Moved {
+	if rc.moved {
 		if err := s.ev.Notify(rc.port); err != nil {
 			s.log.Warn("notify failed", "domid", rc.domid, "err", err)
 		}
@@ -575,22 +588,23 @@ func (s *Server) service(rc *rconn) {
 }
 
 // reconnect completes a reconnection the guest asked for: all its state
-// goes. ok is false while frozen.
-func (s *Server) reconnect(rc *rconn) (moved, ok bool) {
+// goes, and the guest is notified. false while frozen.
+func (s *Server) reconnect(rc *rconn) bool {
 	asked := false
 	if !rc.core.With(func() {
 		asked = rc.features&store.FeatureReconnection != 0 && rc.r.ReconnectRequested()
 	}) {
-		return false, false
+		return false
 	}
 	if !asked {
-		return false, true
+		return true
 	}
 	if !rc.core.Discard() {
-		return false, false
+		return false
 	}
 	s.e.ResetConn(rc.conn)
-	return true, rc.core.With(rc.r.CompleteReconnect)
+	rc.moved = true
+	return rc.core.With(rc.r.CompleteReconnect)
 }
 
 func (s *Server) breakConn(rc *rconn, code uint32, why error) {
