@@ -6,7 +6,8 @@
 // does: its own epoll set (level-triggered) over the clients' raw,
 // non-blocking descriptors, which are not in the Go runtime's network
 // poller. Per ready client it reads once, hands every whole request to the
-// engine, takes the replies and writes them with one write. At one request
+// engine (one engine call each, which hands its reply back) and writes the
+// replies with one write. At one request
 // in flight that is epoll_wait, read and write per request, with no
 // goroutine hand-off, no read that finds nothing and no poll of the
 // runtime's own netpoller (they cost the Go netpoller path about twice the
@@ -15,6 +16,7 @@
 // client), reads and writes with raw system calls (they never block) and
 // passes through the scheduler every few ms so that the runtime's sysmon
 // does not take it for a stuck goroutine.
+//
 // Each client's buffers, framing and live-update state are the shared
 // connection core (transport/conn) over its socket as the endpoint. Output
 // the engine queues for a client outside its own requests (watch events,
@@ -24,8 +26,8 @@
 //
 // The poller stops reading a client, by dropping EPOLLIN from its
 // interest, whenever the engine says the connection has too much unread
-// output or parked events (store.Conn.WantsInput), and resumes when the
-// engine's wake marks the client dirty. A write that would block arms
+// output or parked events (store.Status.WantsInput), and resumes when the
+// engine's wake marks the client dirty or its own take of output lets it. A write that would block arms
 // EPOLLOUT. A header whose length exceeds 4096 closes that client only, as
 // in C xenstored. A client that half-closes gets the replies to its whole
 // requests, for at most drainTimeout.
