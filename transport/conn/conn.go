@@ -193,7 +193,7 @@ func (c *Conn) Pump(readable bool) Result {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.woken.Swap(false) || !c.known || !c.st.WantsInput || c.st.Queued > 0 || c.st.Closed {
+	if !c.frozen && (c.woken.Swap(false) || !c.known || !c.st.WantsInput || c.st.Queued > 0 || c.st.Closed) {
 		// The cached word is stale or says stop: ask again (a stop
 		// that ended without a wake-up, a quota raised, is seen here).
 		c.takeLocked(c.takeIfRoomLocked())

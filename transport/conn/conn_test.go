@@ -467,3 +467,28 @@ func TestPumpResumesBufferedRequests(t *testing.T) {
 		t.Fatalf("%d of %d replies after the pass that resumed input", len(ms), n)
 	}
 }
+
+// A frozen connection takes nothing from the engine: what the engine
+// queues for it after the freeze stays there, in the state a live update
+// exports, not in a buffer the handover has already copied.
+func TestFrozenTakesNothing(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	r.p.toServer = req(wire.Watch, 1, "/w", "t")
+	r.c.Pump(true)
+	before := len(r.p.fromServer)
+	r.c.Freeze()
+	other := r.e.NewConn(0, true, nil)
+	other.Handle(wire.Msg{Type: wire.Write, ReqID: 1, Payload: []byte("/w\x00v")})
+	if res := r.c.Pump(true); !res.Frozen {
+		t.Fatal("pass not frozen")
+	}
+	if q := r.c.Store().PendingOutput(); q != 1 || len(r.p.fromServer) != before {
+		t.Fatalf("frozen: engine holds %d messages (want 1), %d bytes written since", q, len(r.p.fromServer)-before)
+	}
+	r.c.mu.Lock()
+	held := r.c.unsent()
+	r.c.mu.Unlock()
+	if held != 0 {
+		t.Fatalf("frozen: %d bytes taken into out", held)
+	}
+}
