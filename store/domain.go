@@ -333,8 +333,8 @@ func dropDomainPerms(n *node, domid, priv uint32) (*node, bool) {
 func (e *Engine) DomainGone(domid uint32, dead bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if domid == e.cfg.PrivDomid || domid == e.cfg.StoreDomid {
-		return // a scan missing us or the toolstack's domain is not death
+	if domid == 0 || domid == e.cfg.StoreDomid {
+		return // a scan missing us or dom0 is not death
 	}
 	d := e.domains[domid]
 	if d == nil || !d.Introduced {

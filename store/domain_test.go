@@ -458,3 +458,35 @@ func TestKnownDomainsLeaveReservedIDs(t *testing.T) {
 		t.Errorf("GET_PERMS /shared = %q %s, want the DOMID_ANY entry kept", got, errName)
 	}
 }
+
+// TestControlDomUDeath: a control domain that is a domU (dom0less: the
+// domain with DOMAIN_CAPS_CONTROL) is released when it really dies, as C
+// xenstored 4.22's check_domains releases any introduced domain; only the
+// store's own domain and dom0 are never taken for dead.
+func TestControlDomUDeath(t *testing.T) {
+	e := newTestEngine(t, func(c *Config) { c.PrivDomid, c.StoreDomid = 3, 1 })
+	if err := e.IntroduceDomain(3, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.IntroduceDomain(4, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	ctl := &tconn{t: t, c: e.NewConn(3, true, nil)}
+	ctl.write("/local/domain/3/x", "1")
+	w := guest(t, e, 4)
+	w.must(wire.Watch, 0, "@releaseDomain", "r")
+	w.takeEvents()
+	e.DomainGone(0, true) // dom0: never
+	e.DomainGone(1, true) // the store itself: never
+	e.DomainGone(3, true)
+	if got := w.drainEvents(); len(got) != 1 || got[0] != "@releaseDomain r" {
+		t.Fatalf("release events %q, want one", got)
+	}
+	d := dom0(t, e)
+	if got := d.must(wire.IsDomainIntroduced, 0, "3"); got != "F\x00" {
+		t.Errorf("the dead control domain: IS_DOMAIN_INTRODUCED %q", got)
+	}
+	if got := d.must(wire.IsDomainIntroduced, 0, "4"); got != "T\x00" {
+		t.Errorf("domain 4: IS_DOMAIN_INTRODUCED %q", got)
+	}
+}

@@ -268,9 +268,13 @@ func (c *child) stop(t *testing.T) {
 
 func dialWhenUp(t *testing.T, sock string, srv *child) *net.UnixConn {
 	t.Helper()
+	// The socket file appears at bind, before listen: until then a
+	// connection is refused.
 	for range 1000 {
-		if _, err := os.Stat(sock); err == nil {
-			return dial(t, sock)
+		if c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: sock, Net: "unix"}); err == nil {
+			t.Cleanup(func() { c.Close() })
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			return c
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
