@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/xsstub/xenstored/store"
 	"github.com/xsstub/xenstored/transport/xenring"
 	"github.com/xsstub/xenstored/wire"
@@ -265,7 +267,8 @@ type RingResult struct {
 	Domains, Depth int
 	Ops            uint64
 	Elapsed        time.Duration
-	Lat            *Histogram // per request, client call to reply
+	Lat            *Histogram    // per request, client call to reply
+	CPU            time.Duration // the process's (driver and server), user and system
 }
 
 func (r *RingResult) String() string {
@@ -276,6 +279,21 @@ func (r *RingResult) String() string {
 
 // Rate is requests per second over all domains.
 func (r *RingResult) Rate() float64 { return float64(r.Ops) / r.Elapsed.Seconds() }
+
+// CPUPerOp is the process's CPU time per request, in µs: the driver's
+// share is the same whichever server answers, so the difference between
+// two servers is theirs. Unlike Rate, other processes on the machine
+// barely move it.
+func (r *RingResult) CPUPerOp() float64 { return r.CPU.Seconds() * 1e6 / float64(r.Ops) }
+
+// processCPU is the time this process has run, user and system.
+func processCPU() time.Duration {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // RingOptions configures RingThroughput.
 type RingOptions struct {
@@ -453,7 +471,7 @@ func RingThroughput(o RingOptions) (*RingResult, error) {
 
 // driveFor runs driveRings for o.Duration or o.Ops.
 func driveFor(o RingOptions, ge *fake.GuestEvents, guests []*fake.Guest, cycle []ringRequest) (*RingResult, error) {
-	start := time.Now()
+	start, cpu := time.Now(), processCPU()
 	deadline := start.Add(o.Duration)
 	var completed atomic.Int64
 	if o.Progress != nil {
@@ -471,7 +489,8 @@ func driveFor(o RingOptions, ge *fake.GuestEvents, guests []*fake.Guest, cycle [
 	if err != nil {
 		return nil, err
 	}
-	return &RingResult{Domains: o.Domains, Depth: o.Depth, Ops: lat.Count(), Elapsed: time.Since(start), Lat: lat}, nil
+	return &RingResult{Domains: o.Domains, Depth: o.Depth, Ops: lat.Count(), Elapsed: time.Since(start), Lat: lat,
+		CPU: processCPU() - cpu}, nil
 }
 
 // ringNullThroughput is RingThroughput against RingNull: the same fake

@@ -155,9 +155,16 @@ func TestRingCeilingTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := RingCeilingTable(rows, false)
-	for _, want := range []string{"ring-1x1", "ring-1x16", "ringnull", "target go >= 90% of ringnull at ring-1x16"} {
+	for _, want := range []string{"ring-1x1", "ring-1x16", "ringnull", "cpu µs/op", "target go >= 90% of ringnull at ring-1x16"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	for _, r := range rows {
+		for _, cpu := range append(append([]float64(nil), r.GoCPU...), r.NullCPU...) {
+			if cpu <= 0 {
+				t.Errorf("%s: CPU per request %v: the process's CPU was not measured", r.Case.Name, cpu)
+			}
 		}
 	}
 }

@@ -24,6 +24,7 @@ type RingCeilingRow struct {
 	Case             RingCeilingCase
 	Go, Null         *RingResult
 	GoRates, NullRts []float64
+	GoCPU, NullCPU   []float64 // µs of process CPU per request, per run
 }
 
 // RingCeiling runs every case against ours and the null ring server in
@@ -41,11 +42,12 @@ func RingCeiling(d time.Duration, repeat int, log io.Writer) ([]RingCeilingRow, 
 				if err != nil {
 					return nil, fmt.Errorf("%s (null=%v): %w", c.Name, null, err)
 				}
-				name, best, rates := "go", &rows[i].Go, &rows[i].GoRates
+				name, best, rates, cpu := "go", &rows[i].Go, &rows[i].GoRates, &rows[i].GoCPU
 				if null {
-					name, best, rates = "ringnull", &rows[i].Null, &rows[i].NullRts
+					name, best, rates, cpu = "ringnull", &rows[i].Null, &rows[i].NullRts, &rows[i].NullCPU
 				}
 				*rates = append(*rates, r.Rate())
+				*cpu = append(*cpu, r.CPUPerOp())
 				if *best == nil || r.Rate() > (*best).Rate() {
 					*best = r
 				}
@@ -73,22 +75,22 @@ func median(v []float64) float64 {
 // RingCeilingTable renders the rows and the target (ours >= 90% of the
 // null ring server, on medians).
 func RingCeilingTable(rows []RingCeilingRow, md bool) string {
-	h := []string{"scenario", "server", "ops/s", "median", "vs ringnull", "p50", "p99", "p99.9"}
+	h := []string{"scenario", "server", "ops/s", "median", "vs ringnull", "cpu µs/op", "p50", "p99", "p99.9"}
 	var out [][]string
 	var targets string
 	for _, r := range rows {
 		gm, nm := median(r.GoRates), median(r.NullRts)
 		for i, res := range []*RingResult{r.Go, r.Null} {
-			name, m := "go", gm
+			name, m, cpu := "go", gm, median(r.GoCPU)
 			if i == 1 {
-				name, m = "ringnull", nm
+				name, m, cpu = "ringnull", nm, median(r.NullCPU)
 			}
 			first := r.Case.Name
 			if i == 1 {
 				first = ""
 			}
 			out = append(out, []string{first, name, fmt.Sprintf("%.0f", res.Rate()), fmt.Sprintf("%.0f", m),
-				fmt.Sprintf("%.2fx", m/nm), fmtNs(res.Lat.Quantile(0.5)), fmtNs(res.Lat.Quantile(0.99)), fmtNs(res.Lat.Quantile(0.999))})
+				fmt.Sprintf("%.2fx", m/nm), fmt.Sprintf("%.2f", cpu), fmtNs(res.Lat.Quantile(0.5)), fmtNs(res.Lat.Quantile(0.99)), fmtNs(res.Lat.Quantile(0.999))})
 		}
 		verdict := "met"
 		if gm < 0.9*nm {
