@@ -311,6 +311,7 @@ type Conn struct {
 	closed bool
 
 	handled uint64 // Handle calls, for transports (HandledLocked)
+	home    string // domainPath(domid), made on first use (homePath)
 	// inCall: the engine lock is held by HandleTake or Take for this
 	// connection, whose caller learns of new output and of input resuming
 	// from the Status it returns: its own wake-ups are not signalled.
@@ -359,6 +360,15 @@ func (c *Conn) CurrentRingFeatures() uint32 {
 	c.e.mu.Lock()
 	defer c.e.mu.Unlock()
 	return c.RingFeatures()
+}
+
+// homePath is the connection's domain's home, against which relative
+// paths resolve: made once, not per request. Engine locked.
+func (c *Conn) homePath() string {
+	if c.home == "" {
+		c.home = domainPath(c.domid)
+	}
+	return c.home
 }
 
 // Domid is the domain the connection speaks for.

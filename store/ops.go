@@ -383,7 +383,7 @@ func oneArg(p []byte) (string, bool) {
 }
 
 func (e *Engine) path(c *Conn, p string, allowSpecial bool) (string, error) {
-	abs, _, err := canonicalPath(p, domainPath(c.domid), allowSpecial, e.pathMax(c))
+	abs, _, err := canonicalPath(p, c.homePath(), allowSpecial, e.pathMax(c))
 	return abs, err
 }
 

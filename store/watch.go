@@ -415,7 +415,7 @@ func (e *Engine) doWatch(c *Conn, m *wire.Msg) ([]byte, error) {
 	case len(args) != 2:
 		return nil, syscall.EINVAL
 	}
-	p, rel, err := canonicalPath(args[0], domainPath(c.domid), true, e.pathMax(c))
+	p, rel, err := canonicalPath(args[0], c.homePath(), true, e.pathMax(c))
 	if err != nil {
 		return nil, err
 	}
@@ -430,7 +430,7 @@ func (e *Engine) doWatch(c *Conn, m *wire.Msg) ([]byte, error) {
 	e.watchSeq++
 	w := &watch{c: c, path: p, token: args[1], depth: depth, seq: e.watchSeq}
 	if rel {
-		w.relPrefix = len(domainPath(c.domid)) + 1
+		w.relPrefix = len(c.homePath()) + 1
 	}
 	c.watches = append(c.watches, w)
 	e.watchIdx[p] = append(e.watchIdx[p], w)
@@ -450,7 +450,7 @@ func (e *Engine) doUnwatch(c *Conn, payload []byte) ([]byte, error) {
 	if len(args) != 2 {
 		return nil, syscall.EINVAL
 	}
-	p, _, err := canonicalPath(args[0], domainPath(c.domid), true, e.pathMax(c))
+	p, _, err := canonicalPath(args[0], c.homePath(), true, e.pathMax(c))
 	if err != nil {
 		return nil, err // EINVAL, as WATCH (C 4.22; 4.17 answered ENOENT)
 	}
