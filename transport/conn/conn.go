@@ -109,9 +109,18 @@ type Error struct {
 func (e *Error) Error() string { return string(e.Op) + ": " + e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
 
+// engine is what a pass asks of the store connection (store.Conn); tests
+// count the calls through it.
+type engine interface {
+	HandleTake(m wire.Msg, into func(msg []byte) bool) store.Status
+	Take(into func(msg []byte) bool) store.Status
+	HandledLocked() uint64
+}
+
 // Conn is one connection's core; see the package comment.
 type Conn struct {
 	sc   *store.Conn
+	eng  engine // sc, but for tests
 	ep   Endpoint
 	loop *Loop
 	cfg  Config
@@ -140,7 +149,7 @@ type Conn struct {
 // New makes the core of sc over ep, served by loop. Give the engine
 // c.Wake as sc's wake callback (store.Conn.Adopt, or NewConn's argument).
 func New(sc *store.Conn, ep Endpoint, loop *Loop, cfg Config) *Conn {
-	c := &Conn{sc: sc, ep: ep, loop: loop, cfg: cfg}
+	c := &Conn{sc: sc, eng: sc, ep: ep, loop: loop, cfg: cfg}
 	c.take = c.appendOut
 	return c
 }
@@ -247,7 +256,7 @@ func (c *Conn) Pump(readable bool) Result {
 // releasing c's lock meanwhile (the engine's lock comes first).
 func (c *Conn) takeLocked(take func([]byte) bool) {
 	c.mu.Unlock()
-	st := c.sc.Take(take)
+	st := c.eng.Take(take)
 	c.mu.Lock()
 	c.st, c.known = st, true
 }
@@ -303,7 +312,7 @@ func (c *Conn) handleLocked(m wire.Msg, n int) {
 	take := c.takeIfRoomLocked()
 	c.pending = n
 	c.mu.Unlock()
-	st := c.sc.HandleTake(m, take)
+	st := c.eng.HandleTake(m, take)
 	c.mu.Lock()
 	c.st, c.known = st, true
 	c.inOff += n
@@ -478,7 +487,7 @@ func (c *Conn) Freeze() Handover {
 	defer c.mu.Unlock()
 	c.frozen = true
 	in := c.in[c.inOff:]
-	if c.pending > 0 && c.sc.HandledLocked() > c.calls {
+	if c.pending > 0 && c.eng.HandledLocked() > c.calls {
 		in = in[c.pending:]
 	}
 	return Handover{Store: c.sc, State: handover.Conn{FD: -1, In: bytes.Clone(in), Out: bytes.Clone(c.out[c.outOff:]), Partial: c.outHead}}

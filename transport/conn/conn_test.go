@@ -492,3 +492,62 @@ func TestFrozenTakesNothing(t *testing.T) {
 		t.Fatalf("frozen: %d bytes taken into out", held)
 	}
 }
+
+// counting counts a core's engine calls, each one acquisition of the
+// engine's lock.
+type counting struct {
+	*store.Conn
+	calls int
+}
+
+func (c *counting) HandleTake(m wire.Msg, into func([]byte) bool) store.Status {
+	c.calls++
+	return c.Conn.HandleTake(m, into)
+}
+
+func (c *counting) Take(into func([]byte) bool) store.Status {
+	c.calls++
+	return c.Conn.Take(into)
+}
+
+// A request costs one engine call (its handling, its reply and the
+// connection's state together), one after another at 1 in flight and in a
+// batch; only the first pass asks for the state on its own.
+func TestOneEngineCallPerRequest(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		cfg     Config
+		batch   int // requests per read
+		batches int
+	}{
+		{"socket, 1 in flight", Config{OutLimit: 64 << 10}, 1, 50},
+		{"socket, 16 in flight", Config{OutLimit: 64 << 10}, 16, 10},
+		{"ring, 1 in flight", Config{OutLimit: 1, Budget: 32, ReadExact: true}, 1, 50},
+		{"ring, 16 in flight", Config{OutLimit: 1, Budget: 32, ReadExact: true}, 16, 10},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, tt.cfg, nil)
+			eng := &counting{Conn: r.c.Store()}
+			r.c.eng = eng
+			id := uint32(0)
+			for range tt.batches {
+				for range tt.batch {
+					id++
+					if id%2 == 0 {
+						r.p.toServer = append(r.p.toServer, write(id, "/k", "v")...)
+					} else {
+						r.p.toServer = append(r.p.toServer, req(wire.Read, id, "/tool")...)
+					}
+				}
+				r.c.Pump(true)
+			}
+			n := tt.batch * tt.batches
+			if got := len(r.p.replies(t)); got != n {
+				t.Fatalf("%d replies to %d requests", got, n)
+			}
+			if eng.calls != n+1 {
+				t.Errorf("%d engine calls for %d requests, want %d", eng.calls, n, n+1)
+			}
+		})
+	}
+}
