@@ -416,9 +416,16 @@ func (c *Conn) fillLocked() (got bool, err error) {
 		}
 		c.in = append(c.in, room[:n]...)
 		got = got || n > 0
-		if n < len(room) {
+		// A short read ends the medium's bytes for a socket (epoll tells
+		// when more come). A ring's peer may have written meanwhile
+		// without notifying (it notifies only a consumer that had caught
+		// up), so only a read that finds nothing ends it.
+		if n == 0 || (n < len(room) && !c.cfg.ReadExact) {
 			c.readable = false
 			return got, nil
+		}
+		if n < len(room) {
+			continue
 		}
 		// Exact: a header read whole goes on with its payload.
 		if !c.cfg.ReadExact || c.needLocked() == 0 {
