@@ -18,7 +18,8 @@
 // transports, as does what to do with an error (a socket client is
 // closed, a ring gets its error word set). A request whose header announces
 // more than wire.PayloadMax bytes is an error of the Conn (OpFrame); bytes
-// after it are never read. Output is taken from the engine only while out
+// after it are never handled (with ReadExact, never read). Output is taken
+// from the engine only while out
 // holds fewer than Config.OutLimit bytes, so that a peer that does not read
 // leaves its replies counted in the engine, which then stops its input
 // (XSA-326), instead of in out.
@@ -36,7 +37,8 @@
 //   - out holds outHead bytes that end a message partly written, then whole
 //     messages.
 //   - Every endpoint read and write happens under mu, after checking
-//     frozen: none is in progress, and none starts, once Freeze returned.
+//     frozen: none is in progress, and none starts, once Freeze returned;
+//     nor does a frozen Conn take output from the engine.
 //
 // Lock order: the engine's lock, then Loop.mu or Conn.mu (never both).
 // Pump holds Conn.mu for its whole pass except around its engine calls
