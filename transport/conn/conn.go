@@ -373,7 +373,12 @@ func (c *Conn) writeLocked() (wrote bool, err error) {
 			}
 		}
 		if err != nil || c.unsent() > 0 {
-			return wrote, err // full: the medium says when it takes more
+			// Full for now. Pump writes again after a write that took
+			// bytes, and leaves it to the medium's signal only after one
+			// that took nothing: a ring's peer may take bytes meanwhile
+			// without notifying (Linux's reader notifies only a writer
+			// that left the ring full).
+			return wrote, err
 		}
 	}
 	return wrote, nil

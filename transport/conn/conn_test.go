@@ -24,8 +24,9 @@ type pipe struct {
 	readErr    error
 	reads      int
 	// afterRead runs after each read that returned bytes: a peer writing
-	// meanwhile.
-	afterRead func(p *pipe, n int)
+	// meanwhile. afterWrite runs after each write: a peer reading.
+	afterRead  func(p *pipe, n int)
+	afterWrite func(p *pipe, n int)
 }
 
 func (p *pipe) Read(b []byte) (int, error) {
@@ -51,6 +52,9 @@ func (p *pipe) Write(b []byte) (int, error) {
 		p.room -= n
 	}
 	p.fromServer = append(p.fromServer, b[:n]...)
+	if p.afterWrite != nil {
+		p.afterWrite(p, n)
+	}
 	return n, nil
 }
 
@@ -579,5 +583,29 @@ func TestPumpRereadsAfterShortRead(t *testing.T) {
 	}
 	if ms := r.p.replies(t); len(ms) != 1 || ms[0].Type != wire.Write || ms[0].ReqID != 1 {
 		t.Fatalf("replies after one pass %+v, want the WRITE's", ms)
+	}
+}
+
+// A write that finds the medium full may have raced with the peer taking
+// bytes: Linux's xenbus reader notifies only a producer that left the
+// ring full, which a producer that read the consumer index just before
+// does not. A pass goes on writing until a write takes nothing, or a
+// reply longer than the room left would wait for a notification that
+// never comes.
+func TestPumpRewritesAfterShortWrite(t *testing.T) {
+	r := newRig(t, Config{ReadExact: true, OutLimit: 1}, nil)
+	r.p.room = 10 // less than the reply
+	r.p.afterWrite = func(p *pipe, n int) {
+		if p.room == 0 { // the peer takes everything, no wake-up
+			p.room = -1
+			p.afterWrite = nil
+		}
+	}
+	r.p.toServer = req(wire.Read, 1, "/tool")
+	if res := r.c.Pump(true); res.Err != nil || res.OutPending {
+		t.Fatalf("result %+v: output left waiting for a notification", res)
+	}
+	if ms := r.p.replies(t); len(ms) != 1 || ms[0].ReqID != 1 {
+		t.Fatalf("replies after one pass %+v, want the READ's", ms)
 	}
 }
