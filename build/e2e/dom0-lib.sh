@@ -1,22 +1,46 @@
-# Sourced (busybox sh) by dom0's /init in the boots with a PVH domU:
-# build/e2e/pvh-dom0-init.sh (our stub) and build/e2e/perf-c-dom0-init.sh
-# (Debian's C xenstored in dom0). The host script puts it at /e2e/dom0-lib.sh.
+# Sourced by every dom0 /init of the e2e boots (busybox sh; deb-dom0-init.sh
+# under dash): the preamble they share (busybox's applets, PATH, mounts),
+# the check helpers, and the PVH domU and ring measurements of
+# pvh-dom0-init.sh and perf-c-dom0-init.sh. Every host script that builds a
+# dom0 overlay puts it at /e2e/dom0-lib.sh (pv.sh, pvh.sh, perf-c.sh,
+# deb.sh, launcher-pvh.sh, daemon-overlay.sh for daemon.sh, lu-c.sh and
+# arm-daemon.sh).
+# Before sourcing, an /init may set DOM0_BUSYBOX=0 (deb: Debian's programs
+# first; it links busybox's applets itself; it sets its own PATH after) and
+# DOM0_DEBIAN_RUN=1 (the boots where Debian's /etc/init.d/xen starts the
+# daemons: /var/run is /run, as on Debian, and nothing is made in it
+# beforehand: the script and the daemons make their own directories).
 # Lines for the host script:
 #   @@E2E MARK <name> t=<dom0 uptime>
+#   @@E2E STEP <heading>, @@E2E INFO <name> <detail>
 #   @@E2E PASS <check> [detail] / @@E2E FAIL <check> [detail]
-#   @@E2E PERF-RESULT <kind> ops_per_s=R ops=N secs=S errors=0 rounds=R1,R2,.. (perf_step)
-#   @@E2E PERF-CALIBRATE loop_s=B,A (the domU's speed before and after)
+#   @@E2E PERF-RESULT[-WHO] <kind> ops_per_s=R ops=N secs=S errors=0 rounds=R1,R2,.. (perf_step)
+#   @@E2E PERF-CPU[-WHO] <kind> server_ms=X domu_ms=Y dom0_ms=Z (...) (perf_step)
+#   @@E2E PERF-CALIBRATE[-WHO] loop_s=B,A (the domU's speed before and after)
 #   @@E2E DONE pass=<n> fail=<n>
-/bin/busybox --install -s /bin
+[ "${DOM0_BUSYBOX:-1}" = 0 ] || /bin/busybox --install -s /bin
+# x86_64 or aarch64 (arm-daemon.sh boots daemon-dom0-init.sh on Arm)
+MA=$(uname -m)-linux-gnu
 export PATH=/usr/local/bin:$(echo /usr/lib/xen-4.*/bin):/usr/sbin:/usr/bin:/sbin:/bin
-export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
+export LD_LIBRARY_PATH=/lib/$MA:/usr/lib/$MA
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm /run /tmp
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /run
-mkdir -p /run/xen /var/run/xen /var/lib/xen /var/log/xen /run/xenstored
+# var_run_is_run: as on Debian, /var/run is /run (libxenstore looks for
+# /var/run/xenstored/socket; C's and our state_dump default there).
+var_run_is_run() {
+	rm -rf /var/run
+	ln -s /run /var/run
+}
+if [ "${DOM0_DEBIAN_RUN:-0}" = 1 ]; then
+	var_run_is_run
+	mkdir -p /var/lib/xen /var/log/xen
+else
+	mkdir -p /run/xen /var/run/xen /var/lib/xen /var/log/xen /run/xenstored
+fi
 
 up() { cut -d' ' -f1 /proc/uptime; }
 dt() { echo "$1 $2" | awk '{printf "%.1f", $1-$2}'; }
@@ -30,7 +54,9 @@ T() { timeout 20 "$@"; }
 # xwait PATH SECS: xsprobe wait with its own deadline (T's 20 s would cut it short).
 xwait() { timeout $(($2 + 10)) xsprobe wait "$1" "$2"; }
 DOMUCONS=/var/log/xen/guest-domupvh.log
-dcons() { tr -d '\r' <$DOMUCONS 2>/dev/null; } # xenconsoled keeps the guest's CRs
+# dcons [FILE]: a console log (default the domU's, DOMUCONS) without the
+# CRs xenconsoled keeps.
+dcons() { tr -d '\r' <"${1:-$DOMUCONS}" 2>/dev/null; }
 gwait() { # gwait PATTERN SECS: wait for a line in the domU's console
 	i=0
 	while [ $i -lt $2 ] && ! dcons | grep -q "$1"; do sleep 1; i=$((i + 1)); done
@@ -40,7 +66,10 @@ gwait() { # gwait PATTERN SECS: wait for a line in the domU's console
 follow() { # follow FILE PREFIX
 	(tail -n +1 -F $1 2>/dev/null | while IFS= read -r l; do echo "$2 $l"; done) &
 }
+# finish: the verdict line, then power off. An /init's finish_hook, if it
+# defines one, runs first (consoles, traces).
 finish() {
+	if command -v finish_hook >/dev/null; then finish_hook; fi
 	sleep 1
 	echo "@@E2E DONE pass=$NPASS fail=$NFAIL"
 	sleep 1
@@ -53,11 +82,14 @@ xl_state_ok() { # xl_state_ok NAME: the domain is listed and its state has no s,
 	st=$(T xl list "$1" 2>/dev/null | awk -v n="$1" '$1 == n {print $5}')
 	[ -n "$st" ] && ! echo "$st" | grep -q '[scd]'
 }
-xen_modules() { # Xen's modules, xenfs; which hypervisor runs
+# xen_modules [nomount]: Xen's modules, xenfs on /proc/xen (nomount: Debian's
+# /etc/init.d/xen mounts it when /proc/xen/capabilities is missing); which
+# hypervisor runs.
+xen_modules() {
 	for m in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc; do
 		insmod /modules/$m.ko* || echo "insmod $m failed"
 	done
-	mount -t xenfs xenfs /proc/xen
+	[ "$1" = nomount ] || mount -t xenfs xenfs /proc/xen
 	echo "@@E2E INFO hypervisor Xen $(cat /sys/hypervisor/version/major).$(cat /sys/hypervisor/version/minor)$(cat /sys/hypervisor/version/extra) (sysfs)"
 	echo "dom0: /dev/xen: $(ls /dev/xen | tr '\n' ' '); xen caps: $(cat /sys/hypervisor/properties/capabilities 2>&1)"
 }
@@ -142,36 +174,44 @@ perf_go() {
 }
 cpu_ms() { xstool doms | sed -n 's/^dom=\([0-9]*\) .*cpu_ms=\([0-9]*\) .*/\1 \2/p'; }
 
-# perf_step SECS ROUNDS: dom0 hands the domU one kind at a time, all kinds
-# ROUNDS times over (so a slow spell of the shared host hits every kind;
+# perf_step SECS ROUNDS [WHO]: dom0 hands the domU one kind at a time, all
+# kinds ROUNDS times over (so a slow spell of the shared host hits every kind;
 # dom0 has done its own work by then and only sleeps while the domU
 # measures), reads each result from the domU's console, and prints per kind
 # the median of the rounds' ops/s with the rounds' ops and seconds summed
 # (@@E2E PERF-RESULT) and the CPU time each domain spent per operation over
-# them (Xen's accounting; @@E2E INFO perf-cpu); then checks ring-perf:
+# them (Xen's accounting; @@E2E PERF-CPU); then checks ring-perf[-WHO]:
 # every kind measured in every round, no error. A kind that failed in any
 # round prints no PERF-RESULT line.
+# WHO names the daemon measured when one boot measures twice (perf-c:
+# c, then ours-dom0 after the live update): its lines then read
+# PERF-RESULT-WHO, PERF-CPU-WHO, PERF-CALIBRATE-WHO. Orders to the domU are
+# numbered on from the last call (PERF_N), each tagged with WHO, so a second
+# call never reads the first one's lines.
+PERF_N=0
 perf_step() {
 	bad=
-	mark PERF-START
+	who=${3:+-$3}
+	tag=${3:+$3-}
+	mark PERF-START$who
 	T0=$(up)
 	rm -f /tmp/perf-*.res /tmp/perf-*.cpu
-	perf_go 1 "2 warm-up:read:1" # 2 s of READs first, not reported
+	PERF_N=$((PERF_N + 1))
+	perf_go $PERF_N "2 warm-up:read:1 ${tag}w" # 2 s of READs first, not reported
 	sleep 3
-	gwait "^GUEST PERF warm-up " 60
-	n=1
+	gwait "^GUEST PERF warm-up ${tag}w " 60
 	r=1
 	while [ $r -le $2 ]; do
 		for k in $PERF_KINDS; do
-			n=$((n + 1))
+			PERF_N=$((PERF_N + 1))
 			name=${k%%:*}
 			cpu_ms >/tmp/cpu0
-			perf_go $n "$1 $k r$r"
+			perf_go $PERF_N "$1 $k ${tag}r$r"
 			sleep $(($1 + 1)) # one process: gwait's grep every second would take CPU from the ring
-			gwait "^GUEST PERF $name r$r " $(($1 * 6 + 60))
+			gwait "^GUEST PERF $name ${tag}r$r " $(($1 * 6 + 60))
 			cpu_ms >/tmp/cpu1
-			l=$(dcons | grep "^GUEST PERF $name r$r " | tail -1)
-			res=${l#GUEST PERF $name r$r }
+			l=$(dcons | grep "^GUEST PERF $name ${tag}r$r " | tail -1)
+			res=${l#GUEST PERF $name ${tag}r$r }
 			echo "domU: $l"
 			if echo "$res" | grep -q '^ops=[1-9][0-9]* secs=[0-9.]* ops_per_s=[0-9]* errors=0$'; then
 				echo "$res" >>/tmp/perf-$name.res
@@ -182,8 +222,9 @@ perf_step() {
 		done
 		r=$((r + 1))
 	done
-	perf_go $((n + 1)) done
-	gwait '^GUEST-PERF-DONE' 60
+	PERF_N=$((PERF_N + 1))
+	perf_go $PERF_N done
+	gwait "^GUEST-PERF-DONE order=$PERF_N " 60
 	nk=0
 	for k in $PERF_KINDS; do
 		name=${k%%:*}
@@ -192,14 +233,29 @@ perf_step() {
 		rates=$(sed 's/.*ops_per_s=\([0-9]*\).*/\1/' /tmp/perf-$name.res)
 		med=$(echo "$rates" | sort -n | sed -n "$((($2 + 1) / 2))p")
 		tot=$(sed 's/^ops=\([0-9]*\) secs=\([0-9.]*\) .*/\1 \2/' /tmp/perf-$name.res | awk '{o += $1; s += $2} END {printf "ops=%d secs=%.2f", o, s}')
-		echo "@@E2E PERF-RESULT $name ops_per_s=$med $tot errors=0 rounds=$(echo $rates | tr ' ' ,)"
-		echo "@@E2E INFO perf-cpu $name ms of CPU per operation over the rounds (Xen's accounting, dom0's wait around each included):$(awk -v ops="${tot%% *}" '{c[$1] += $2} END {sub(/ops=/, "", ops); for (d = 0; d < 1000; d++) if (d in c) printf " dom%s=%.2f", d, c[d] / ops}' /tmp/perf-$name.cpu) (dom$ID: the domU${STUBID:+, dom$STUBID: our stub})"
+		echo "@@E2E PERF-RESULT$who $name ops_per_s=$med $tot errors=0 rounds=$(echo $rates | tr ' ' ,)"
+		perf_cpu_line "$who" $name "${tot%% *}"
 	done
-	echo "@@E2E PERF-CALIBRATE $(dcons | sed -n 's/^GUEST PERF-CALIBRATE //p' | tail -1) (seconds of a busybox loop in the domU before and after)"
-	mark PERF-END
+	echo "@@E2E PERF-CALIBRATE$who $(dcons | sed -n 's/^GUEST PERF-CALIBRATE //p' | tail -1) (seconds of a busybox loop in the domU before and after)"
+	mark PERF-END$who
 	if [ -z "$bad" ]; then
-		pass ring-perf "$nk kinds measured through the domU's /dev/xen/xenbus, $2 rounds of ${1}s each, no error (dom0 saw $(dt $(up) $T0)s)"
+		pass ring-perf$who "$nk kinds measured through the domU's /dev/xen/xenbus, $2 rounds of ${1}s each, no error (dom0 saw $(dt $(up) $T0)s)"
 	else
-		fail ring-perf "$bad"
+		fail ring-perf$who "$bad"
 	fi
+}
+
+# perf_cpu_line -WHO KIND ops=N: the ms of CPU per operation each domain
+# spent over KIND's rounds (Xen's accounting, dom0's wait around each
+# included): server_ms is the store's side (our stub, STUBID, when there is
+# one, else dom0, where the daemon runs), domu_ms the measuring domU (ID).
+perf_cpu_line() {
+	awk -v ops="${3#ops=}" -v stub="$STUBID" -v domu="$ID" -v who="$1" -v name="$2" '
+		{ c[$1] += $2 }
+		END {
+			srv = stub != "" ? stub : 0
+			all = ""
+			for (d = 0; d < 1000; d++) if (d in c) all = all sprintf(" dom%s=%.2f", d, c[d] / ops)
+			printf "@@E2E PERF-CPU%s %s server_ms=%.2f domu_ms=%.2f dom0_ms=%.2f (ms of CPU per operation, Xen accounting; server: dom%s%s; all:%s)\n", who, name, c[srv] / ops, c[domu] / ops, c[0] / ops, srv, stub != "" ? ", our stub" : ", the dom0 daemon", all
+		}' /tmp/perf-$2.cpu
 }

@@ -3,34 +3,39 @@
 # xen-utils-4.17) runs as the dom0 daemon; dom0 creates the same PVH domU as
 # build/e2e/pvh.sh (same kernel, xsprobe and /init, with e2e.perfonly) and
 # the domU measures reads and writes through its kernel's /dev/xen/xenbus
-# (perf_step in build/e2e/dom0-lib.sh), for `@@E2E PERF ... ours= c=`.
-# With E2E_PERF_DAEMON=ours, OUR xenstored is the dom0 daemon instead.
-#   @@E2E MARK/PASS/FAIL/INFO/STEP/PERF-RESULT/DONE lines for the host script;
-#   [domu] the domU's console.
+# (perf_step in build/e2e/dom0-lib.sh). Then `xenstore-control live-update
+# -f` turns the same daemon process into OUR xenstored (C's state, sockets
+# and rings adopted; as lu-c-dom0-init.sh) and the same domU measures again:
+# C and ours-dom0 side by side in one boot, on one domU and one ring.
+#   @@E2E MARK/PASS/FAIL/INFO/STEP/PERF-RESULT-c/-ours-dom0/DONE lines for
+#   the host script; [domu] the domU's console; [syslog] our daemon's log
+#   after the update (C's daemonize left its stderr on /dev/null).
 . /e2e/dom0-lib.sh
 PERF_SECS=3
 PERF_ROUNDS=3
-XSD=/usr/lib/xen-4.17/bin/xenstored # E2E_PERF_DAEMON=ours: /usr/sbin/xsstub-xenstored
+CXSD=/usr/lib/xen-4.17/bin/xenstored
+OURS=/usr/sbin/xsstub-xenstored
 . /e2e/config
+syslogd -O /var/log/messages
 
 mark DOM0-UP
 follow $DOMUCONS "[domu]"
 xen_modules
 if pidof xenstored oxenstored >/dev/null; then fail no-other-xenstored "a xenstored already runs"; fi
 
-# --- 1. Debian's C xenstored (or ours) as the dom0 daemon (it forks)
-step "1: the dom0 daemon $XSD"
+# --- 1. Debian's C xenstored as the dom0 daemon (it forks)
+step "1: the dom0 daemon $CXSD"
 mkdir -p /var/run/xenstored /var/lib/xenstored
 T0=$(up)
-timeout 60 $XSD --pid-file /run/xenstored.pid >/tmp/xsd.log 2>&1
+timeout 60 $CXSD --pid-file /run/xenstored.pid >/tmp/xsd.log 2>&1
 rc=$?
 i=0
 while [ $i -lt 30 ] && ! T xenstore-read -s / >/dev/null 2>&1; do sleep 1; i=$((i + 1)); done
 T1=$(up)
 cat /tmp/xsd.log
 pid=$(cat /run/xenstored.pid 2>/dev/null)
-xsd_alive() { [ -n "$pid" ] && [ "$(readlink /proc/$pid/exe)" = "$XSD" ]; }
-if [ $rc = 0 ] && xsd_alive && T xenstore-read -s / >/dev/null 2>&1; then
+xsd_runs() { [ -n "$pid" ] && [ "$(readlink /proc/$pid/exe)" = "$1" ]; } # xsd_runs BINARY
+if [ $rc = 0 ] && xsd_runs $CXSD && T xenstore-read -s / >/dev/null 2>&1; then
 	pass dom0-xenstored "rc=0, pid $pid ($(readlink /proc/$pid/exe)) serves after $(dt $T1 $T0)s"
 else
 	fail dom0-xenstored "rc=$rc pid '$pid' after $(dt $T1 $T0)s"
@@ -46,15 +51,39 @@ xenconsoled --pid-file=/run/xen/xenconsoled.pid --log=guest --log-dir=/var/log/x
 step "2: xl create of the PVH domU (as in pvh.sh; e2e.perfonly)"
 pvh_domu_create
 
-# --- 3. the ring measurements, as in pvh.sh's step 3p
-step "3p: ring performance: the domU's reads and writes through /dev/xen/xenbus, $PERF_ROUNDS rounds of ${PERF_SECS}s per kind (issue 15)"
-perf_step $PERF_SECS $PERF_ROUNDS
+# --- 3. the ring measurements against C, as in pvh.sh's step 3p
+step "3p: ring performance with C xenstored: the domU's reads and writes through /dev/xen/xenbus, $PERF_ROUNDS rounds of ${PERF_SECS}s per kind (issue 15)"
+perf_step $PERF_SECS $PERF_ROUNDS c
+
+# --- 4. C -> ours in the same process; the domU keeps its ring
+step "4: xenstore-control live-update -f $OURS (C -> ours, the domU waiting for its next order)"
+mark LU-START
+t0=$(up)
+timeout 300 xenstore-control live-update -f $OURS >/tmp/lu.out 2>&1
+rc=$?
+t1=$(up)
+mark LU-END
+sed 's/^/xenstore-control: /' /tmp/lu.out
+sleep 1
+v=$(T xenstore-read /local/domain/0/name 2>&1)
+if [ $rc = 0 ] && [ "$(cat /run/xenstored.pid 2>/dev/null)" = "$pid" ] && xsd_runs $OURS && [ "$v" = Domain-0 ]; then
+	pass live-update-c-to-ours "rc=0 took=$(dt $t1 $t0)s; pid $pid now runs $(readlink /proc/$pid/exe); dom0 reads '$v'"
+else
+	fail live-update-c-to-ours "rc=$rc after $(dt $t1 $t0)s; pid file '$(cat /run/xenstored.pid 2>/dev/null)' (was $pid), exe '$(readlink /proc/$pid/exe)'; read '$v'; $(tail -3 /tmp/lu.out | tr '\n' ' ')"
+	grep -a -E 'xenstored|live.update' /var/log/messages | tail -30 | cut -c1-220 | sed 's/^/[syslog] /'
+	finish
+fi
+
+# --- 5. the same measurements against ours, the same domU and ring
+step "5p: ring performance with OUR xenstored in dom0 (after the live update), the same domU"
+perf_step $PERF_SECS $PERF_ROUNDS ours-dom0
 
 v=$(T xenstore-read /local/domain/0/name 2>&1)
-if xsd_alive && [ "$v" = Domain-0 ] && l=$(xstool alive $ID); then
-	pass dom0-xenstored-alive-at-end "pid $pid serves; the domU: $l"
+if xsd_runs $OURS && [ "$v" = Domain-0 ] && l=$(xstool alive $ID); then
+	pass dom0-xenstored-alive-at-end "pid $pid (ours) serves; the domU: $l"
 else
-	fail dom0-xenstored-alive-at-end "pid '$pid' alive: $(xsd_alive && echo yes || echo no); read '$v'; domU: $l"
+	fail dom0-xenstored-alive-at-end "pid '$pid' runs ours: $(xsd_runs $OURS && echo yes || echo no); read '$v'; domU: $l"
 fi
+grep -a -E 'xenstored|live.update' /var/log/messages | tail -15 | cut -c1-220 | sed 's/^/[syslog] /'
 mark ALL-DONE
 finish

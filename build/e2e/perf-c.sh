@@ -1,45 +1,41 @@
 #!/usr/bin/env bash
-# The ring measurements against C xenstored (make e2e-perf-c; issue 15):
-# Debian's Xen 4.17 under QEMU (TCG) with HVM+HAP (-cpu qemu64,+svm,+npt,
-# as pvh.sh), Debian's C xenstored 4.17 (xen-utils-4.17) as the dom0
-# daemon, and the same PVH domU as pvh.sh (build/e2e/pvh-domu.sh: Debian's
-# kernel, busybox, xsprobe, build/e2e/pvh-guest-init.sh) measuring reads and
-# writes through its kernel's /dev/xen/xenbus (step 3p; dom0's /init is
-# build/e2e/perf-c-dom0-init.sh). Afterwards it prints, for each kind,
-#   @@E2E PERF <kind> ours=<ops/s> c=<ops/s> ours/c=<ratio>
-# with ours from pvh.sh's saved measurements of the same run
-# (images/e2e-perf-ours.txt); where that file is missing or older than this
-# run, ours=? and a line says why. The lines are saved in images/e2e-perf.txt
-# and appended to the serial log.
+# The ring measurements against C xenstored (make e2e-perf-c; issue 15,
+# issue 22): Debian's Xen 4.17 under QEMU (TCG) with HVM+HAP (-cpu
+# qemu64,+svm,+npt, as pvh.sh), Debian's C xenstored 4.17 (xen-utils-4.17)
+# as the dom0 daemon, and the same PVH domU as pvh.sh (build/e2e/pvh-domu.sh:
+# Debian's kernel, busybox, xsprobe, build/e2e/pvh-guest-init.sh) measuring
+# reads and writes through its kernel's /dev/xen/xenbus (step 3p); then
+# `xenstore-control live-update -f` switches the same dom0 daemon to OUR
+# xenstored (make build) and the same domU measures again (step 5p). dom0's
+# /init is build/e2e/perf-c-dom0-init.sh. Afterwards it prints, per kind,
+#   @@E2E PERF <kind> stub=R ours-dom0=R c=R ours-dom0/c=X stub/c=Y
+#     cpu_ms/op stub=A ours-dom0=B c=C goals ours-dom0>=c:met|NOT-met stub>=2c:...
+# (ops/s; cpu_ms/op: Xen's CPU time per operation of the store's domain:
+# our stub, or dom0 with the daemon), and @@E2E PERF-GOAL lines, one per
+# goal, with how many kinds meet it. stub= comes from pvh.sh's saved
+# measurements of the same run (images/e2e-perf-ours.txt); where that file
+# is missing or older than this run, stub=? and a line says why. The lines
+# are saved in images/e2e-perf.txt and appended to the serial log.
 #
 # Environment:
 #   E2E_RUN_START  epoch seconds the run began (`make e2e`, `make e2e-perf`
-#                  set it before pvh.sh); ours counts only if saved since.
-#                  Default: this script's start (so alone: ours=?); 0 takes
-#                  any saved file
-#   E2E_PERF_OURS  our saved measurements (default images/e2e-perf-ours.txt)
+#                  set it before pvh.sh); the stub's numbers count only if
+#                  saved since. Default: this script's start (so alone:
+#                  stub=?); 0 takes any saved file
+#   E2E_PERF_OURS  the stub's saved measurements (default images/e2e-perf-ours.txt)
 #   E2E_PERF_SECS, E2E_PERF_ROUNDS  as pvh.sh (default 3 and 3)
-#   E2E_TIMEOUT    seconds for the boot (default 420)
+#   E2E_TIMEOUT    seconds for the boot (default 720)
 #   E2E_LOG        serial log (default images/e2e-perf-c.log)
-#   E2E_PERF_DAEMON  c (default) or ours: OUR xenstored (make build) as the
-#                  dom0 daemon instead, to tell our code from the stub
-#                  domain's platform; its lines read ours-dom0= instead of c=
-#                  (log images/e2e-perf-ours-dom0.log, images/e2e-perf-ours-dom0.txt)
+#   E2E_NOBUILD=1  skip `make build` (our xenstored, bin/xenstored)
 #   XSSTUB_CACHE   cache outside the tree (default /var/cache/xsstub)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$ROOT/build/e2e
-TIMEOUT=${E2E_TIMEOUT:-420}
-DAEMON=${E2E_PERF_DAEMON:-c}
-case $DAEMON in
-c) LABEL=c SUFFIX=c ;;
-ours) LABEL=ours-dom0 SUFFIX=ours-dom0 ;;
-*) echo "E2E_PERF_DAEMON=$DAEMON: want c or ours" >&2; exit 2 ;;
-esac
-LOG=${E2E_LOG:-$ROOT/images/e2e-perf-$SUFFIX.log}
+TIMEOUT=${E2E_TIMEOUT:-720}
+LOG=${E2E_LOG:-$ROOT/images/e2e-perf-c.log}
 OURS=${E2E_PERF_OURS:-$ROOT/images/e2e-perf-ours.txt}
-OUT=$ROOT/images/e2e-perf$([ $DAEMON = c ] || echo "-$SUFFIX").txt
+OUT=$ROOT/images/e2e-perf.txt
 RUN_START=${E2E_RUN_START:-$(date +%s)}
 T0=$(date +%s.%N)
 since() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%6.1f", b-a}'; }
@@ -62,28 +58,22 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 CGO_ENABLED=0 go build -C "$ROOT" -trimpath -ldflags='-s -w -buildid=' -o "$W/xsprobe" ./build/e2e/xsprobe
 
-# --- 3. the per-run overlay: /init, C xenstored and its libraries (the
-# host's, as for the base's Xen tools), xsprobe, the PVH domU
+# --- 3. the per-run overlay: /init, C xenstored and ours with their
+# libraries (the host's, as for the base's Xen tools), xsprobe, the PVH domU
+[ -n "${E2E_NOBUILD:-}" ] || make -s -C "$ROOT" build
+[ -x "$ROOT/bin/xenstored" ] || die "no $ROOT/bin/xenstored (make build)"
 O=$W/o
-mkdir -p $O/e2e $O/usr/local/bin $O/usr/lib/xen-4.17/bin
+mkdir -p $O/e2e $O/usr/local/bin $O/usr/lib/xen-4.17/bin $O/usr/sbin
 cp "$HERE/perf-c-dom0-init.sh" $O/init
 chmod +x $O/init
 cp "$HERE/dom0-lib.sh" $O/e2e/
-if [ $DAEMON = ours ]; then
-	[ -n "${E2E_NOBUILD:-}" ] || make -s -C "$ROOT" build
-	XSD=$ROOT/bin/xenstored
-	DST=/usr/sbin/xsstub-xenstored
-else
-	DST=/usr/lib/xen-4.17/bin/xenstored
-fi
 cat >$O/e2e/config <<CFG
 PERF_SECS=${E2E_PERF_SECS:-3}
 PERF_ROUNDS=${E2E_PERF_ROUNDS:-3}
-XSD=$DST
 CFG
-mkdir -p "$O/$(dirname $DST)"
-cp "$XSD" "$O/$DST"
-for l in $(LD_LIBRARY_PATH= ldd "$XSD" | awk '/=>/ {print $3}'); do
+cp "$XSD" $O/usr/lib/xen-4.17/bin/xenstored
+cp "$ROOT/bin/xenstored" $O/usr/sbin/xsstub-xenstored
+for l in $(LD_LIBRARY_PATH= ldd "$XSD" "$ROOT/bin/xenstored" | awk '/=>/ {print $3}' | sort -u); do
 	mkdir -p "$O/$(dirname "$l")"
 	cp -L "$l" "$O/$l"
 done
@@ -93,37 +83,67 @@ pvh_domu_image $O e2e.perfonly
 (cd $O && find . | cpio -o -H newc --quiet | gzip -1) >$W/overlay.cpio.gz
 cat "$BASE" $W/overlay.cpio.gz >$W/dom0.cpio.gz
 
-# --- 4. boot, then ours beside C's, and the verdict (build/e2e/boot.sh)
+# --- 4. boot, then the stub's numbers beside ours-dom0's and C's, and the
+# verdict (build/e2e/boot.sh)
 . "$HERE/boot.sh"
 after_boot() {
-	local ours="" why="" ocal=""
+	local stub="" why="" scal=""
 	if [ ! -f "$OURS" ]; then
 		why="no $OURS: pvh.sh did not run, or its step 3p measured nothing, in this run"
 	elif [ "$(stat -c %Y "$OURS")" -lt "$RUN_START" ]; then
 		why="$OURS was saved $(date -u -d @"$(stat -c %Y "$OURS")" +%FT%TZ), before this run began ($(date -u -d @"$RUN_START" +%FT%TZ)): make e2e-perf runs both boots"
 	else
-		ours=$(grep -v '^#' "$OURS")
-		ocal=$(sed -n 's/^# calibrate //p' "$OURS")
+		stub=$OURS
+		scal=$(sed -n 's/^# calibrate //p' "$OURS")
 	fi
 	{
-		perf_results "$LOG" | awk -v ours="$ours" -v label="$LABEL" '
-			function rate(s) { return match(s, /ops_per_s=[0-9]+/) ? substr(s, RSTART + 10, RLENGTH - 10) : "?" }
-			BEGIN { n = split(ours, l, "\n"); for (i = 1; i <= n; i++) if (l[i] != "") { split(l[i], f, " "); o[f[1]] = rate(l[i]); order[++k] = f[1] } }
-			{ c[$1] = rate($0); if (!($1 in o)) order[++k] = $1 }
-			END {
-				for (i = 1; i <= k; i++) {
-					name = order[i]; a = (name in o) ? o[name] : "?"; b = (name in c) ? c[name] : "?"
-					r = (a != "?" && b != "?" && b > 0) ? sprintf(" ours/%s=%.2f", label, a / b) : ""
-					printf "@@E2E PERF %s ours=%s %s=%s%s\n", name, a, label, b, r
-				}
-				if (k == 0) print "@@E2E PERF none: neither boot measured a kind"
-			}'
-		[ -z "$why" ] || echo "@@E2E PERF-NOTE ours=?: $why"
-		[ -n "$(perf_results "$LOG")" ] || echo "@@E2E PERF-NOTE $LABEL=?: this boot measured nothing (see its checks)"
-		echo "@@E2E PERF-NOTE the domU's speed, seconds of a busybox loop before,after the measurements (host load moves it; lower is faster): ours' boot ${ocal:-?}, $LABEL's boot $(perf_calibration "$LOG")"
+		{
+			[ -z "$stub" ] || {
+				grep -v '^#' "$stub" | sed 's/^/stub rate /'
+				sed -n 's/^# cpu /stub cpu /p' "$stub"
+			}
+			for who in ours-dom0 c; do
+				perf_results "$LOG" $who | sed "s/^/$who rate /"
+				perf_cpu "$LOG" $who | sed "s/^/$who cpu /"
+			done
+		} | perf_table
+		[ -z "$why" ] || echo "@@E2E PERF-NOTE stub=?: $why"
+		for who in ours-dom0 c; do
+			[ -n "$(perf_results "$LOG" $who)" ] || echo "@@E2E PERF-NOTE $who=?: this boot measured nothing for $who (see its checks)"
+		done
+		echo "@@E2E PERF-NOTE the domU's speed, seconds of a busybox loop before,after the measurements (host load moves it; lower is faster): stub's boot ${scal:-?}, c $(perf_calibration "$LOG" c), ours-dom0 $(perf_calibration "$LOG" ours-dom0)"
 	} >"$OUT"
-	say "ring measurements, ours (pvh.sh, this run) beside $LABEL (this boot's dom0 daemon), ops/s; also in $OUT:"
+	say "ring measurements, ops/s: our stub (pvh.sh, this run), ours in dom0 and C in dom0 (this boot, one domU); also in $OUT:"
 	sed 's/^/   /' "$OUT"
 	sed 's/^/[host] /' "$OUT" >>"$LOG"
 }
-boot_and_judge +svm,+npt "Xen 4.17, HVM+HAP; $([ $DAEMON = c ] && echo "Debian's C xenstored 4.17" || echo "OUR xenstored") in dom0, PVH domU measuring the ring"
+
+# perf_table: "WHO rate KIND ... ops_per_s=R ..." and "WHO cpu KIND
+# server_ms=X ..." lines (WHO: stub, ours-dom0, c) in; one @@E2E PERF line
+# per kind and one @@E2E PERF-GOAL line per goal (issue 22: ours-dom0 >= C,
+# stub >= 2x C, in ops/s) out. A kind one side did not measure is "?" and
+# counts as not met.
+perf_table() {
+	awk '
+		function num(s, key) { return match(s, key "=[0-9.]+") ? substr(s, RSTART + length(key) + 1, RLENGTH - length(key) - 1) : "?" }
+		$2 == "rate" { r[$1, $3] = num($0, "ops_per_s"); if (!($3 in seen)) { seen[$3] = 1; order[++k] = $3 } }
+		$2 == "cpu" { c[$1, $3] = num($0, "server_ms") }
+		function get(a, who, kind) { return ((who, kind) in a) ? a[who, kind] : "?" }
+		function ratio(a, b) { return (a != "?" && b != "?" && b > 0) ? sprintf("%.2f", a / b) : "?" }
+		function verdict(x, want) { return (x != "?" && x + 0 >= want) ? "met" : "NOT-met" }
+		END {
+			for (i = 1; i <= k; i++) {
+				n = order[i]
+				s = get(r, "stub", n); o = get(r, "ours-dom0", n); cc = get(r, "c", n)
+				oc = ratio(o, cc); sc = ratio(s, cc)
+				g1 = verdict(oc, 1); g2 = verdict(sc, 2)
+				m1 += g1 == "met"; m2 += g2 == "met"
+				printf "@@E2E PERF %s stub=%s ours-dom0=%s c=%s ours-dom0/c=%s stub/c=%s cpu_ms/op stub=%s ours-dom0=%s c=%s goals ours-dom0>=c:%s stub>=2c:%s\n", n, s, o, cc, oc, sc, get(c, "stub", n), get(c, "ours-dom0", n), get(c, "c", n), g1, g2
+				l1 = l1 " " n "=" oc; l2 = l2 " " n "=" sc
+			}
+			if (k == 0) { print "@@E2E PERF none: no boot measured a kind"; exit }
+			printf "@@E2E PERF-GOAL ours-dom0>=c %s: %d of %d kinds (ours-dom0/c:%s)\n", m1 == k ? "met" : "NOT met", m1, k, l1
+			printf "@@E2E PERF-GOAL stub>=2c %s: %d of %d kinds (stub/c:%s)\n", m2 == k ? "met" : "NOT met", m2, k, l2
+		}'
+}
+boot_and_judge +svm,+npt "Xen 4.17, HVM+HAP; Debian's C xenstored 4.17 in dom0, then ours by live update; PVH domU measuring the ring"

@@ -27,14 +27,20 @@ on_crash = "preserve"
 EOF
 }
 
-# perf_results LOG: the "KIND ops_per_s=R ops=N secs=S errors=0" lines of
-# dom0's @@E2E PERF-RESULT lines in the serial log LOG (perf_step in
+# perf_results LOG [WHO]: the "KIND ops_per_s=R ops=N secs=S errors=0" lines of
+# dom0's @@E2E PERF-RESULT[-WHO] lines in the serial log LOG (perf_step in
 # build/e2e/dom0-lib.sh; a kind that failed has none).
 perf_results() {
-	tr -d '\r' <"$1" | sed -n 's/^@@E2E PERF-RESULT //p'
+	tr -d '\r' <"$1" | sed -n "s/^@@E2E PERF-RESULT${2:+-$2} //p"
 }
 
-# perf_calibration LOG: "loop_s=B,A" of dom0's @@E2E PERF-CALIBRATE line.
+# perf_cpu LOG [WHO]: "KIND server_ms=X domu_ms=Y dom0_ms=Z" of dom0's
+# @@E2E PERF-CPU[-WHO] lines (Xen's CPU time per operation).
+perf_cpu() {
+	tr -d '\r' <"$1" | sed -n "s/^@@E2E PERF-CPU${2:+-$2} \([^ ]* server_ms=[0-9.]* domu_ms=[0-9.]* dom0_ms=[0-9.]*\).*/\1/p"
+}
+
+# perf_calibration LOG [WHO]: "loop_s=B,A" of dom0's @@E2E PERF-CALIBRATE[-WHO] line.
 perf_calibration() {
-	tr -d '\r' <"$1" | sed -n 's/^@@E2E PERF-CALIBRATE \(loop_s=[0-9.,]*\).*/\1/p' | tail -1
+	tr -d '\r' <"$1" | sed -n "s/^@@E2E PERF-CALIBRATE${2:+-$2} \(loop_s=[0-9.,]*\).*/\1/p" | tail -1
 }

@@ -141,6 +141,7 @@ after_boot() {
 		{
 			echo "# our PVH stub, ring measurements by the domU (pvh.sh, Xen $XENV, $(date -u +%FT%TZ), log $LOG)"
 			echo "# calibrate $(perf_calibration "$LOG")"
+			perf_cpu "$LOG" | sed 's/^/# cpu /'
 			perf_results "$LOG"
 		} >"$PERFOUT"
 		say "ring measurements (ours) saved in $PERFOUT:"
