@@ -6,36 +6,12 @@
 #   @@E2E MARK/PASS/FAIL/INFO/STEP/DONE lines for the host script;
 #   [domu] the domU's console, [watch] dom0's watcher, [trace] our daemon's
 #   trace file (--trace-file, from XENSTORED_ARGS).
-/bin/busybox --install -s /bin
-export PATH=/usr/local/bin:$(echo /usr/lib/xen-4.*/bin):/usr/sbin:/usr/bin:/sbin:/bin
-# x86_64 or aarch64 (build/e2e/arm-daemon.sh boots this /init on Arm)
-MA=$(uname -m)-linux-gnu
-export LD_LIBRARY_PATH=/lib/$MA:/usr/lib/$MA
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-mkdir -p /dev/pts /dev/shm /run /tmp
-mount -t devpts devpts /dev/pts
-mount -t tmpfs tmpfs /run
-# As on Debian: /var/run is /run (libxenstore looks for /var/run/xenstored/socket).
-rm -rf /var/run
-ln -s /run /var/run
-mkdir -p /var/lib/xen /var/log/xen
+DOM0_DEBIAN_RUN=1
+. /e2e/dom0-lib.sh # the preamble and helpers every dom0 /init shares
 XENV=4.17
 DOMU_TYPE=pv
 . /e2e/config
 
-up() { cut -d' ' -f1 /proc/uptime; }
-dt() { echo "$1 $2" | awk '{printf "%.1f", $1-$2}'; }
-mark() { echo "@@E2E MARK $1 t=$(up)"; }
-NPASS=0
-NFAIL=0
-pass() { NPASS=$((NPASS + 1)); echo "@@E2E PASS $*"; }
-fail() { NFAIL=$((NFAIL + 1)); echo "@@E2E FAIL $*"; }
-step() { echo "@@E2E STEP $*"; }
-T() { timeout 20 "$@"; }
-# xwait PATH SECS: xsprobe wait with its own deadline (T's 20 s would cut it short).
-xwait() { timeout $(($2 + 10)) xsprobe wait "$1" "$2"; }
 TRACE=/var/log/xen/xenstored-trace.log
 tlines() { wc -l <$TRACE 2>/dev/null || echo 0; }
 # xtrace FROM TO: trace lines FROM+1..TO for bench/testdata (the storm
@@ -46,22 +22,11 @@ xtrace() {
 		cut -d' ' -f2- | sed 's/^/[xtrace] /'
 }
 . /e2e/xen422-lib.sh # Xen 4.22's toolstack features (no-ops on other releases)
-finish() {
+finish_hook() {
 	if [ -f $TRACE ]; then
 		echo "our daemon's trace: $(wc -l <$TRACE) lines; the last 15:"
 		tail -15 $TRACE | cut -c1-200 | sed 's/^/[trace] /'
 	fi
-	sleep 1
-	echo "@@E2E DONE pass=$NPASS fail=$NFAIL"
-	sleep 1
-	echo o >/proc/sysrq-trigger
-	sleep 5
-	poweroff -f
-}
-# Alive: the domain exists and is neither shut down nor dying (Xen's flags).
-xl_state_ok() { # xl_state_ok NAME: listed by xl, state without s, c or d
-	st=$(T xl list "$1" 2>/dev/null | awk -v n="$1" '$1 == n {print $5}')
-	[ -n "$st" ] && ! echo "$st" | grep -q '[scd]'
 }
 # The daemon process: the pid in Debian's pid file, alive, and ours.
 daemon_alive() {
@@ -69,14 +34,9 @@ daemon_alive() {
 	[ -n "$p" ] && [ -d /proc/$p ] && [ "$(readlink /proc/$p/exe)" = /usr/sbin/xsstub-xenstored ]
 }
 DOMUCONS=/var/log/xen/guest-domud.log
-dcons() { tr -d '\r' <$1 2>/dev/null; }
 
 mark DOM0-UP
-for m in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc; do
-	insmod /modules/$m.ko* || echo "insmod $m failed"
-done
-# Debian's script mounts xenfs itself when /proc/xen/capabilities is missing.
-echo "@@E2E INFO hypervisor Xen $(cat /sys/hypervisor/version/major).$(cat /sys/hypervisor/version/minor)$(cat /sys/hypervisor/version/extra) (sysfs)"
+xen_modules nomount
 if pidof xenstored oxenstored >/dev/null; then fail no-other-xenstored "a xenstored already runs"; fi
 
 # --- 1. Debian's start-up script, unmodified, starts OUR daemon
@@ -103,8 +63,7 @@ if [ -S /run/xenstored/socket ]; then pass unix-socket "/run/xenstored/socket"; 
 n=$(pidof xenconsoled | wc -w)
 if [ "$n" = 1 ]; then pass initd-xenconsoled "the script went on to start xenconsoled (needs xenstore)"; else fail initd-xenconsoled "$n xenconsoled processes"; fi
 
-T xl info >/tmp/xlinfo 2>&1
-grep '^xen_version' /tmp/xlinfo || echo "xen_version: (xl info failed: $(tail -1 /tmp/xlinfo))"
+xen_version
 
 # --- 2. dom0's tools on the socket, and dom0's kernel ring
 step "2: dom0's tools (Unix socket) and dom0's kernel ring (/dev/xen/xenbus)"

@@ -32,51 +32,21 @@ if [ -z "${E2E_DASH:-}" ]; then
 	export E2E_DASH=1
 	exec /bin/dash /init
 fi
-mount -t proc proc /proc
-# root's PATH on Debian, then Xen's tools (xl, xstool) for the checks.
+DOM0_BUSYBOX=0 # linked above, where no package has the program
+DOM0_DEBIAN_RUN=1
+. /e2e/dom0-lib.sh # the preamble and helpers every dom0 /init shares
+# root's PATH on Debian, then Xen's tools (xl, xstool) for the checks; the
+# loader's own library path (the package must work without one).
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$(echo /usr/lib/xen-4.*/bin)
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-mkdir -p /dev/pts /dev/shm /run /tmp
-mount -t devpts devpts /dev/pts
-mount -t tmpfs tmpfs /run
-# As on Debian: /var/run is /run.
-rm -rf /var/run
-ln -s /run /var/run
-mkdir -p /var/lib/xen /var/log/xen
+unset LD_LIBRARY_PATH
 XENV=4.17
 DEBFILE=
 . /e2e/config
 
-up() { cut -d' ' -f1 /proc/uptime; }
-dt() { echo "$1 $2" | awk '{printf "%.1f", $1-$2}'; }
-mark() { echo "@@E2E MARK $1 t=$(up)"; }
-NPASS=0
-NFAIL=0
-pass() { NPASS=$((NPASS + 1)); echo "@@E2E PASS $*"; }
-fail() { NFAIL=$((NFAIL + 1)); echo "@@E2E FAIL $*"; }
-step() { echo "@@E2E STEP $*"; }
-T() { timeout 20 "$@"; }
 XB=/usr/lib/xen-$XENV/bin
 CONS=/var/log/xen/xenstore-domain-console.log
 XCCONS=/var/log/xen/guest-Xenstore.log
 DOMUCONS=/var/log/xen/guest-domud.log
-dcons() { tr -d '\r' <$1 2>/dev/null; }
-follow() { # follow FILE PREFIX
-	(tail -n +1 -F $1 2>/dev/null | while IFS= read -r l; do echo "$2 $l"; done) &
-}
-finish() {
-	sleep 1
-	echo "@@E2E DONE pass=$NPASS fail=$NFAIL"
-	sleep 1
-	echo o >/proc/sysrq-trigger
-	sleep 5
-	poweroff -f
-}
-xl_state_ok() { # xl_state_ok NAME: listed by xl, state without s, c or d
-	st=$(T xl list "$1" 2>/dev/null | awk -v n="$1" '$1 == n {print $5}')
-	[ -n "$st" ] && ! echo "$st" | grep -q '[scd]'
-}
 divs() { dpkg-divert --list | grep -c 'by xsstub$'; }
 # Debian's own daemons under their names: regular ELF files, not links.
 debian_daemons_back() {
@@ -94,10 +64,7 @@ follow $DOMUCONS "[domu]"
 # Xen's modules (Debian's script modprobes them; this root has no
 # /lib/modules tree, so they are loaded here) and nothing else: the script
 # mounts xenfs itself.
-for m in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc; do
-	insmod /modules/$m.ko* || echo "insmod $m failed"
-done
-echo "@@E2E INFO hypervisor Xen $(cat /sys/hypervisor/version/major).$(cat /sys/hypervisor/version/minor)$(cat /sys/hypervisor/version/extra) (sysfs)"
+xen_modules nomount
 echo "dom0 root: /init runs under $(readlink /proc/$$/exe); /bin/sh -> $(readlink /bin/sh); $(command -v start-stop-daemon); $(command -v dpkg): $(dpkg --version | head -1)"
 dpkg-query -W -f '${Package} ${Version} ${Status}\n' | sed 's/^/dpkg-query: /'
 # make e2e-deb-switch: the switch of a running C xenstored (build/e2e/deb-switch-steps.sh)
@@ -167,8 +134,7 @@ p=$(pidof oxenstored xenstored xsstub-xenstored)
 if [ -z "$p" ]; then pass no-dom0-xenstored "no xenstore daemon process in dom0"; else fail no-dom0-xenstored "pids $p"; fi
 n=$(pidof xenconsoled | wc -w)
 if [ "$n" = 1 ]; then pass initd-xenconsoled "the script went on to start xenconsoled (pid $(pidof xenconsoled))"; else fail initd-xenconsoled "$n xenconsoled processes"; fi
-T xl info >/tmp/xlinfo 2>&1
-grep '^xen_version' /tmp/xlinfo || echo "xen_version: (xl info failed: $(tail -1 /tmp/xlinfo))"
+xen_version
 
 # --- 3. dom0's tools, served by the stub
 step "3: dom0's tools: xenstore-ls/read/write, xenstore-control connections, /tool/xenstored/domid, xl list"

@@ -202,6 +202,7 @@ O=$W/o
 mkdir -p $O/root $O/e2e $O/usr/local/bin $O/guest $O/etc/xen
 cp "$DEB" $O/root/
 cp "$HERE/deb-dom0-init.sh" $O/init
+cp "$HERE/dom0-lib.sh" $O/e2e/
 chmod +x $O/init
 cp "$W/xsprobe" $O/usr/local/bin/
 cat >$O/e2e/config <<CFG

@@ -8,17 +8,7 @@
 #   [stub] <line>       the stub's console (drained via its grant ref 0)
 #   [watch] <line>      xenstore-watch @releaseDomain output
 # Settings come from /e2e/config (written by the host script).
-/bin/busybox --install -s /bin
-export PATH=$(echo /usr/lib/xen-4.*/bin):/usr/sbin:/usr/bin:/sbin:/bin
-export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-mkdir -p /dev/pts /dev/shm /run /tmp
-mount -t devpts devpts /dev/pts
-mount -t tmpfs tmpfs /run
-mkdir -p /run/xen /var/run/xen /var/lib/xen /var/log/xen /run/xenstored
-
+. /e2e/dom0-lib.sh # the preamble and helpers every dom0 /init shares
 STUB_MEM=64
 STUB_PARAM="xen_privcmd.unrestricted=1 console=hvc0"
 IXD_TIMEOUT=120
@@ -26,40 +16,16 @@ DOMU=1
 LIVE_UPDATE=0
 . /e2e/config
 . /e2e/stubinfo.sh
-
-up() { cut -d' ' -f1 /proc/uptime; }
-mark() { echo "@@E2E MARK $1 t=$(up)"; }
-NPASS=0
-NFAIL=0
-pass() { NPASS=$((NPASS + 1)); echo "@@E2E PASS $*"; }
-fail() { NFAIL=$((NFAIL + 1)); echo "@@E2E FAIL $*"; }
-T() { timeout 20 "$@"; }
-step() { echo "@@E2E STEP $*"; }
 . /e2e/xen422-lib.sh # Xen 4.22's toolstack features (no-ops on other releases)
-# xl list's state column (r b p s c d): s(hutdown), c(rashed), d(ying) fail.
-xl_state_ok() { # xl_state_ok NAME: the domain is listed and its state has no s, c or d
-	st=$(T xl list "$1" 2>/dev/null | awk -v n="$1" '$1 == n {print $5}')
-	[ -n "$st" ] && ! echo "$st" | grep -q '[scd]'
-}
-finish() {
+finish_hook() {
 	[ -n "$CONS_PID" ] && kill "$CONS_PID" 2>/dev/null
 	if [ -f /var/log/xen/guest-Xenstore.log ]; then
 		sed 's/^/[stub] /' /var/log/xen/guest-Xenstore.log
 	fi
-	echo "@@E2E DONE pass=$NPASS fail=$NFAIL"
-	sleep 1
-	echo o >/proc/sysrq-trigger
-	sleep 5
-	poweroff -f
 }
 
 mark DOM0-UP
-for m in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc; do
-	insmod /modules/$m.ko* || echo "insmod $m failed"
-done
-mount -t xenfs xenfs /proc/xen
-echo "@@E2E INFO hypervisor Xen $(cat /sys/hypervisor/version/major).$(cat /sys/hypervisor/version/minor)$(cat /sys/hypervisor/version/extra) (sysfs)"
-echo "dom0: /dev/xen: $(ls /dev/xen | tr '\n' ' ')"
+xen_modules
 mark MODULES
 
 # The stub's console, until xenconsoled can take over. CONS_PID is xstool's
@@ -107,12 +73,12 @@ xstool doms
 STUBID=$(xstool doms | sed -n 's/^dom=\([1-9][0-9]*\) xenstore=1 .*/\1/p' | head -1)
 # Alive: the stub exists and is neither shut down nor dying (xstool alive).
 if [ $rc = 0 ] && [ -n "$STUBID" ] && l=$(xstool alive $STUBID); then
-	pass init-xenstore-domain "rc=0 serving_after=$(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s $l"
+	pass init-xenstore-domain "rc=0 serving_after=$(dt $T1 $T0)s $l"
 	# Xen's tool builds PV what has no PVH note, also on an HVM host.
 	if echo "$l" | grep -q " hvm=0 "; then pass stub-is-pv "$l"; else fail stub-is-pv "$l"; fi
 else
 	echo "@@E2E INFO stub-console-last-line '$(tail -1 /tmp/stubcons.log 2>/dev/null)'"
-	fail init-xenstore-domain "rc=$rc after $(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s; $(xstool alive ${STUBID:-1})"
+	fail init-xenstore-domain "rc=$rc after $(dt $T1 $T0)s; $(xstool alive ${STUBID:-1})"
 	sleep 3
 	finish
 fi
@@ -143,9 +109,7 @@ fi
 
 T xen-init-dom0
 echo "xen-init-dom0 rc=$?"
-# Which Xen runs: `xl info`'s xen_version line, as is, into the serial log.
-T xl info >/tmp/xlinfo 2>&1
-grep '^xen_version' /tmp/xlinfo || echo "xen_version: (xl info failed: $(tail -1 /tmp/xlinfo))"
+xen_version
 out=$(T xl list 2>&1)
 rc=$?
 echo "$out"
@@ -189,9 +153,9 @@ if [ "$DOMU" = 1 ]; then
 	awk '{ if (NR > 1) printf "%.2f %s\n", $1 - p, $0; p = $1 }' /tmp/xl-create.log | sort -rn | head -6 | cut -c1-200
 	ID=$(xl domid domu 2>/dev/null)
 	if [ $rc = 0 ] && [ -n "$ID" ] && xstool alive $ID >/dev/null; then
-		pass xl-create "domid=$ID took=$(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s"
+		pass xl-create "domid=$ID took=$(dt $T1 $T0)s"
 	else
-		fail xl-create "rc=$rc after $(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s"
+		fail xl-create "rc=$rc after $(dt $T1 $T0)s"
 	fi
 	xl list
 	sleep 1
@@ -221,7 +185,7 @@ if [ "$DOMU" = 1 ]; then
 	rc=$?
 	T1=$(up)
 	mark DESTROY-END
-	if [ $rc = 0 ]; then pass xl-destroy "took=$(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s"; else fail xl-destroy "rc=$rc"; fi
+	if [ $rc = 0 ]; then pass xl-destroy "took=$(dt $T1 $T0)s"; else fail xl-destroy "rc=$rc"; fi
 	sleep 3
 	rel1=$(grep -c '^@releaseDomain' /tmp/watch.log)
 	if [ "$rel1" -gt "$rel0" ]; then pass watch-releaseDomain "fired $((rel1 - rel0))x"; else fail watch-releaseDomain "$rel0 -> $rel1"; fi
@@ -293,7 +257,7 @@ if [ "$DOMU" = 1 ] && [ "$LIVE_UPDATE" = 1 ]; then
 	T1=$(up)
 	mark LIVE-UPDATE-END
 	if [ $rc = 0 ] && l=$(xstool alive $STUBID); then
-		pass live-update-stub "rc=0 took=$(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s; $l"
+		pass live-update-stub "rc=0 took=$(dt $T1 $T0)s; $l"
 	else
 		fail live-update-stub "rc=$rc: $(tail -3 /tmp/lu.out | tr '\n' ' '); $(xstool alive $STUBID)"
 	fi

@@ -2,44 +2,19 @@
 # dom0's /init for build/e2e/launcher-pvh.sh: starts the stub domain with
 # xenstore-stubdom-launch (our launcher) and checks xenstore from dom0.
 #   @@E2E MARK/PASS/FAIL/DONE lines for the host script; [stub] console lines.
-/bin/busybox --install -s /bin
-export PATH=/usr/local/bin:$(echo /usr/lib/xen-4.*/bin):/usr/sbin:/usr/bin:/sbin:/bin
-export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-mkdir -p /dev/pts /run /tmp
-mount -t devpts devpts /dev/pts
-mount -t tmpfs tmpfs /run
-mkdir -p /run/xen /var/run/xen /var/lib/xen /var/log/xen /run/xenstored
+. /e2e/dom0-lib.sh # the preamble and helpers every dom0 /init shares
 STUB_MEM=64
 STUB_PARAM=
 LFLAGS=
 DOMU=1
 . /e2e/config
-up() { cut -d' ' -f1 /proc/uptime; }
-mark() { echo "@@E2E MARK $1 t=$(up)"; }
-NPASS=0
-NFAIL=0
-pass() { NPASS=$((NPASS + 1)); echo "@@E2E PASS $*"; }
-fail() { NFAIL=$((NFAIL + 1)); echo "@@E2E FAIL $*"; }
-T() { timeout 20 "$@"; }
 CONS=/var/log/xen/xenstore-domain-console.log
-finish() {
+finish_hook() {
 	[ -f $CONS ] && sed 's/^/[stub] /' $CONS
 	[ -f /var/log/xen/guest-Xenstore.log ] && sed 's/^/[stub-xc] /' /var/log/xen/guest-Xenstore.log
-	echo "@@E2E DONE pass=$NPASS fail=$NFAIL"
-	sleep 1
-	echo o >/proc/sysrq-trigger
-	sleep 5
-	poweroff -f
 }
 mark DOM0-UP
-for m in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc; do
-	insmod /modules/$m.ko* || echo "insmod $m failed"
-done
-mount -t xenfs xenfs /proc/xen
-echo "@@E2E INFO hypervisor Xen $(cat /sys/hypervisor/version/major).$(cat /sys/hypervisor/version/minor)$(cat /sys/hypervisor/version/extra) (sysfs)"
+xen_modules
 
 # --- error paths that need no stub
 xenstore-stubdom-launch --memory 8 >/tmp/e.log 2>&1
@@ -61,9 +36,9 @@ mark LAUNCH-END
 grep -v -E 'xc: detail|xencall|domainbuilder' /tmp/launch.log | tail -30
 xstool doms
 if [ $rc = 0 ]; then
-	pass launcher "rc=$rc serving_after=$(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s domid=$(cat /tmp/launch.out)"
+	pass launcher "rc=$rc serving_after=$(dt $T1 $T0)s domid=$(cat /tmp/launch.out)"
 else
-	fail launcher "rc=$rc after $(echo "$T1 $T0" | awk '{printf "%.1f", $1-$2}')s"
+	fail launcher "rc=$rc after $(dt $T1 $T0)s"
 	sleep 3
 	finish
 fi
@@ -108,7 +83,7 @@ if [ "$DOMU" = 1 ]; then
 	timeout 150 xl create /etc/xen/domu.cfg >/tmp/xl.log 2>&1
 	rc=$?
 	ID=$(xl domid domu 2>/dev/null)
-	if [ $rc = 0 ] && [ -n "$ID" ] && xstool alive $ID >/dev/null; then pass xl-create "domid=$ID took=$(echo "$(up) $T0" | awk '{printf "%.1f", $1-$2}')s"; else fail xl-create "rc=$rc $(tail -3 /tmp/xl.log)"; fi
+	if [ $rc = 0 ] && [ -n "$ID" ] && xstool alive $ID >/dev/null; then pass xl-create "domid=$ID took=$(dt $(up) $T0)s"; else fail xl-create "rc=$rc $(tail -3 /tmp/xl.log)"; fi
 	i=0
 	while [ $i -lt 90 ] && ! grep -q DOMU-DONE /var/log/xen/guest-domu.log 2>/dev/null; do sleep 1; i=$((i + 1)); done
 	if grep -q DOMU-DONE /var/log/xen/guest-domu.log 2>/dev/null; then pass domu-userspace "after ${i}s"; else fail domu-userspace; fi

@@ -51,6 +51,7 @@ trap 'rm -rf "$W"' EXIT
 O=$W/o
 mkdir -p $O/stub $O/e2e $O/usr/local/bin
 cp "$HERE/launcher-dom0-init.sh" $O/init
+cp "$HERE/dom0-lib.sh" $O/e2e/
 chmod +x $O/init
 cp "$ROOT/bin/xenstore-stubdom-launch" $O/usr/local/bin/xenstore-stubdom-launch
 for l in $(LD_LIBRARY_PATH= ldd "$ROOT/bin/xenstore-stubdom-launch" | awk '/=>/ {print $3}'); do

@@ -10,10 +10,7 @@
 #   @@E2E MARK/PASS/FAIL/INFO/STEP/DONE lines for the host script;
 #   [syslog] both daemons' syslog lines (busybox syslogd).
 . /e2e/dom0-lib.sh
-# As on Debian: /var/run is /run (libxenstore and both daemons' state_dump
-# default to /var/run/xenstored).
-rm -rf /var/run
-ln -s /run /var/run
+var_run_is_run # as on Debian (libxenstore and both daemons' state_dump)
 . /e2e/config
 DOMUCONS=/var/log/xen/guest-domud.log
 OURS=/usr/sbin/xsstub-xenstored
@@ -24,7 +21,6 @@ syslogd -O /var/log/messages
 # the daemon's pid (Debian's pid file) and the binary it runs
 dpid() { cat /run/xenstore.pid 2>/dev/null; }
 dexe() { readlink /proc/$(dpid)/exe 2>/dev/null; }
-syslog_tail() { grep -a -E 'xenstored|live.update' /var/log/messages 2>/dev/null | tail -${1:-20} | cut -c1-220 | sed 's/^/[syslog] /'; }
 lu_finish() {
 	syslog_tail 30
 	[ -f $TRACE ] && echo "daemon trace: $(wc -l <$TRACE) lines"
@@ -33,10 +29,7 @@ lu_finish() {
 gcons() { tr -d '\r' </var/log/xen/guest-$1.log 2>/dev/null; }
 
 mark DOM0-UP
-for m in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc; do
-	insmod /modules/$m.ko* || echo "insmod $m failed"
-done
-echo "@@E2E INFO hypervisor Xen $(cat /sys/hypervisor/version/major).$(cat /sys/hypervisor/version/minor)$(cat /sys/hypervisor/version/extra) (sysfs)"
+xen_modules nomount # Debian's script mounts xenfs
 
 # --- 1. Debian's script starts C xenstored
 step "1: /etc/init.d/xen start with C xenstored ($CXSD)"

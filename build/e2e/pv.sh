@@ -275,7 +275,7 @@ trap 'rm -rf "$W"' EXIT
 mkdir -p $W/o/stub $W/o/e2e
 cp "$HERE/dom0-init.sh" $W/o/init
 cp "$HERE/stubinfo.sh" $W/o/e2e/stubinfo.sh
-cp "$HERE/xen422-lib.sh" $W/o/e2e/
+cp "$HERE/dom0-lib.sh" "$HERE/xen422-lib.sh" $W/o/e2e/
 mkdir -p $W/o/usr/bin
 CGO_ENABLED=0 go build -C "$ROOT" -trimpath -ldflags='-s -w -buildid=' -o "$W/o/usr/bin/xsprobe" ./build/e2e/xsprobe
 chmod +x $W/o/init
