@@ -17,13 +17,8 @@
 # (default ../shared/xen-src/xen-4.22.0.tar.xz beside the repository),
 # JOBS (default nproc).
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SRCDIR=$(cd "$ROOT/.." && pwd)/shared/xen-src
-TARBALL=${XEN_TARBALL:-$SRCDIR/xen-4.22.0.tar.xz}
-C=${XSSTUB_CACHE:-/var/cache/xsstub}/xen-4.22-arm64
-T0=$SECONDS
-say() { printf '== xen-4.22-arm64 [%ss]: %s\n' "$((SECONDS - T0))" "$*" >&2; }
-die() { printf '== xen-4.22-arm64 [%ss]: FAIL: %s\n' "$((SECONDS - T0))" "$*" >&2; exit 1; }
+. "$(dirname "$0")/xen-src.sh"
+xen_src_init xen-4.22-arm64 "${XSSTUB_CACHE:-/var/cache/xsstub}/xen-4.22-arm64"
 
 MAKEVARS=(XEN_TARGET_ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-)
 # Kconfig lines added to defconfig: no debug build (asserts and extra
@@ -31,12 +26,6 @@ MAKEVARS=(XEN_TARGET_ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-)
 EXTRA_CONFIG=("CONFIG_DEBUG=n")
 DEPS=(gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu bison flex python3 make)
 
-[ -f "$TARBALL" ] || die "no Xen source tarball at $TARBALL (set XEN_TARBALL)"
-SUM=$(sha256sum "$TARBALL" | cut -d' ' -f1)
-if [ -z "${XEN_TARBALL:-}" ]; then
-	want=$(awk '$2 == "xen-4.22.0.tar.xz" {print $1}' "$SRCDIR/SHA256SUMS")
-	[ "$SUM" = "$want" ] || die "$TARBALL: sha256 $SUM, SHA256SUMS says $want"
-fi
 KEY=$(printf '%s %s %s\n' "$SUM" "${MAKEVARS[*]}" "${EXTRA_CONFIG[*]}" | sha256sum | cut -c1-16)
 mkdir -p "$C"
 if [ "$(cat "$C/.key" 2>/dev/null)" = "$KEY" ] && [ -s "$C/xen" ]; then
@@ -45,32 +34,8 @@ if [ "$(cat "$C/.key" 2>/dev/null)" = "$KEY" ] && [ -s "$C/xen" ]; then
 	exit 0
 fi
 
-miss=()
-for p in "${DEPS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || miss+=("$p"); done
-if ((${#miss[@]})); then
-	say "installing ${miss[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get install -y -qq --no-install-recommends "${miss[@]}" >/dev/null 2>&1 || {
-		apt-get update -qq && apt-get install -y -qq --no-install-recommends "${miss[@]}" >/dev/null
-	}
-fi
-
-B=$C/build
-rm -rf "$B" && mkdir -p "$B"
-say "unpacking $(basename "$TARBALL") (sha256 ${SUM:0:16}…); building the hypervisor only"
-tar -xJf "$TARBALL" -C "$B"
-S=$B/xen-4.22.0/xen
-step() {
-	local name=$1 t=$SECONDS
-	shift
-	say "$name"
-	(cd "$S" && "$@") >"$B/$name.log" 2>&1 || {
-		echo "----- last 40 lines of $B/$name.log -----" >&2
-		tail -40 "$B/$name.log" >&2
-		die "step $name failed (log $B/$name.log)"
-	}
-	say "$name done in $((SECONDS - t)) s"
-}
+xen_src_deps "${DEPS[@]}"
+xen_src_unpack /xen "; building the hypervisor only"
 JOBS=${JOBS:-$(nproc)}
 step defconfig make "${MAKEVARS[@]}" defconfig
 printf '%s\n' "${EXTRA_CONFIG[@]}" | sed 's/^\(CONFIG_[A-Z0-9_]*\)=n$/# \1 is not set/' >>"$S/.config"

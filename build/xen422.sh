@@ -21,13 +21,8 @@
 # (default ../shared/xen-src/xen-4.22.0.tar.xz beside the repository),
 # JOBS (default nproc).
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SRCDIR=$(cd "$ROOT/.." && pwd)/shared/xen-src
-TARBALL=${XEN_TARBALL:-$SRCDIR/xen-4.22.0.tar.xz}
-C=${XSSTUB_CACHE:-/var/cache/xsstub}/xen-4.22
-T0=$SECONDS
-say() { printf '== xen-4.22 [%ss]: %s\n' "$((SECONDS - T0))" "$*" >&2; }
-die() { printf '== xen-4.22 [%ss]: FAIL: %s\n' "$((SECONDS - T0))" "$*" >&2; exit 1; }
+. "$(dirname "$0")/xen-src.sh"
+xen_src_init xen-4.22 "${XSSTUB_CACHE:-/var/cache/xsstub}/xen-4.22"
 
 CONFIGURE=(PYTHON=/usr/bin/python3 --prefix=/usr --disable-stubdom --disable-docs
 	--disable-ocamltools --disable-golang --disable-pygrub --disable-seabios --disable-ipxe
@@ -36,12 +31,6 @@ CONFIGURE=(PYTHON=/usr/bin/python3 --prefix=/usr --disable-stubdom --disable-doc
 DEPS=(build-essential bison flex python3-dev uuid-dev libncurses-dev zlib1g-dev liblzma-dev
 	libbz2-dev libjson-c-dev acpica-tools pkg-config)
 
-[ -f "$TARBALL" ] || die "no Xen source tarball at $TARBALL (set XEN_TARBALL)"
-SUM=$(sha256sum "$TARBALL" | cut -d' ' -f1)
-if [ -z "${XEN_TARBALL:-}" ]; then
-	want=$(awk '$2 == "xen-4.22.0.tar.xz" {print $1}' "$SRCDIR/SHA256SUMS")
-	[ "$SUM" = "$want" ] || die "$TARBALL: sha256 $SUM, SHA256SUMS says $want"
-fi
 KEY=$(printf '%s %s\n' "$SUM" "${CONFIGURE[*]}" | sha256sum | cut -c1-16)
 PACK=$C/xen-4.22.0-$KEY.tar.gz
 R=$C/root
@@ -59,32 +48,8 @@ if [ -f "$PACK" ]; then
 	exit 0
 fi
 
-miss=()
-for p in "${DEPS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || miss+=("$p"); done
-if ((${#miss[@]})); then
-	say "installing ${miss[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get install -y -qq --no-install-recommends "${miss[@]}" >/dev/null 2>&1 || {
-		apt-get update -qq && apt-get install -y -qq --no-install-recommends "${miss[@]}" >/dev/null
-	}
-fi
-
-B=$C/build
-rm -rf "$B" && mkdir -p "$B"
-say "unpacking $(basename "$TARBALL") (sha256 ${SUM:0:16}…)"
-tar -xJf "$TARBALL" -C "$B"
-S=$B/xen-4.22.0
-step() {
-	local name=$1 t=$SECONDS
-	shift
-	say "$name"
-	(cd "$S" && "$@") >"$B/$name.log" 2>&1 || {
-		echo "----- last 40 lines of $B/$name.log -----" >&2
-		tail -40 "$B/$name.log" >&2
-		die "step $name failed (log $B/$name.log)"
-	}
-	say "$name done in $((SECONDS - t)) s"
-}
+xen_src_deps "${DEPS[@]}"
+xen_src_unpack "" ""
 JOBS=${JOBS:-$(nproc)}
 step configure ./configure "${CONFIGURE[@]}"
 step dist-xen make -j"$JOBS" dist-xen

@@ -37,25 +37,10 @@ say() { printf '== e2e-arm-daemon [%ss]: %s\n' "$(since)" "$*"; }
 die() { printf '== e2e-arm-daemon [%ss]: FAIL: %s\n' "$(since)" "$*" >&2; exit 1; }
 
 # --- 1. host tools and Debian's arm64 packages
-export DEBIAN_FRONTEND=noninteractive
-need=()
-command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)
-command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
-command -v cpio >/dev/null || need+=(cpio)
-command -v readelf >/dev/null || need+=(binutils)
-if ((${#need[@]})); then
-	say "installing ${need[*]}"
-	apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null 2>&1 || {
-		apt-get update -q >/dev/null
-		apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
-	}
-fi
-say "Debian 12 arm64 packages: build/e2e/fetch-arm64.sh"
-PKGROOT=$(bash "$HERE/fetch-arm64.sh" | tail -1)
-[ -d "$PKGROOT" ] || die "no arm64 root"
+. "$HERE/arm-host.sh"
+arm_host qemu-system-aarch64:qemu-system-arm aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu cpio:cpio readelf:binutils
 CACHE=$(dirname "$PKGROOT")
 MODDIR=$PKGROOT/lib/modules
-KVER=$(ls "$MODDIR" | sort -V | tail -1)
 XEN=$PKGROOT/boot/xen-4.17-arm64
 [ -f "$PKGROOT/boot/vmlinuz-$KVER" ] && [ -f "$XEN" ] || die "unpacked packages incomplete in $PKGROOT"
 MA=aarch64-linux-gnu

@@ -70,22 +70,8 @@ say() { printf '== e2e-arm-dom0less [%ss]: %s\n' "$(since)" "$*"; }
 die() { printf '== e2e-arm-dom0less [%ss]: FAIL: %s\n' "$(since)" "$*" >&2; exit 1; }
 
 # --- 1. host tools, Debian's arm64 packages, Xen 4.22 for arm64
-export DEBIAN_FRONTEND=noninteractive
-need=()
-command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)
-command -v dtc >/dev/null || need+=(device-tree-compiler)
-command -v cpio >/dev/null || need+=(cpio)
-if ((${#need[@]})); then
-	say "installing ${need[*]}"
-	apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null 2>&1 || {
-		apt-get update -q >/dev/null
-		apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
-	}
-fi
-say "Debian 12 arm64 packages: build/e2e/fetch-arm64.sh"
-PKGROOT=$(bash "$HERE/fetch-arm64.sh" | tail -1)
-[ -d "$PKGROOT" ] || die "no arm64 root"
-KVER=$(ls "$PKGROOT/lib/modules" | sort -V | tail -1)
+. "$HERE/arm-host.sh"
+arm_host qemu-system-aarch64:qemu-system-arm dtc:device-tree-compiler cpio:cpio
 KERNEL=$PKGROOT/boot/vmlinuz-$KVER
 [ -f "$KERNEL" ] || die "no arm64 kernel in $PKGROOT"
 STUBK=${E2E_STUB_KERNEL:-small}

@@ -17,25 +17,10 @@
 #   XSSTUB_CACHE   default /var/cache/xsstub
 #   TRIXIE_MIRROR  default http://deb.debian.org/debian
 set -euo pipefail
-CACHE=${XSSTUB_CACHE:-/var/cache/xsstub}/trixie
+. "$(dirname "$0")/private-apt.sh"
+papt_init fetch-trixie "${XSSTUB_CACHE:-/var/cache/xsstub}/trixie" amd64
 MIRROR=${TRIXIE_MIRROR:-http://deb.debian.org/debian}
-A=$CACHE/apt
-DEBS=$CACHE/debs
-ROOTFS=$CACHE/root
-say() { printf '== fetch-trixie: %s\n' "$*" >&2; }
-die() { printf '== fetch-trixie: FAIL: %s\n' "$*" >&2; exit 1; }
-
-mkdir -p "$A/lists/partial" "$A/cache/archives/partial" "$DEBS" "$ROOTFS"
-KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-[ -f "$KEYRING" ] || die "$KEYRING missing (package debian-archive-keyring)"
 echo "deb [signed-by=$KEYRING] $MIRROR trixie main" >"$A/sources.list"
-# Everything apt reads or writes is under $A; the host's status file is
-# replaced by an empty one so nothing counts as installed.
-: >"$A/status"
-APT=(-o "Dir::Etc::sourcelist=$A/sources.list" -o Dir::Etc::sourceparts=-
-	-o "Dir::State::Lists=$A/lists" -o "Dir::Cache=$A/cache" -o "Dir::State::status=$A/status"
-	-o Dir::Etc::preferences=/dev/null -o Dir::Etc::preferencesparts=-
-	-o APT::Architecture=amd64 -o APT::Architectures=amd64 -o Debug::NoLocking=1)
 
 ROOTS=(xen-hypervisor-4.20-amd64 xen-utils-4.20 xen-utils-common libxen-dev busybox-static libc6 libgcc-s1)
 SKIP=" python3 python3-minimal python3.13 python3.13-minimal udev ucf debconf cdebconf perl-base
@@ -43,60 +28,9 @@ SKIP=" python3 python3-minimal python3.13 python3.13-minimal udev ucf debconf cd
  libc-dev-bin libc6-dev linux-libc-dev libcrypt-dev rpcsvc-proto libnsl-dev libtirpc-dev
  initramfs-tools linux-base kmod "
 
-# Lists: fetched once, refreshed when older than 7 days or a download fails.
-lists_ok() { ls "$A"/lists/*_dists_trixie_InRelease >/dev/null 2>&1 && [ -z "$(find "$A/lists" -maxdepth 1 -name '*InRelease' -mtime +7)" ]; }
-update() {
-	say "apt-get update (private configuration, trixie)"
-	apt-get "${APT[@]}" -q update >"$A/update.log" 2>&1 || { cat "$A/update.log" >&2; die "apt-get update failed"; }
-}
-lists_ok || update
-
-resolve() {
-	local kpkg
-	kpkg=$(apt-cache "${APT[@]}" depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-	[ -n "$kpkg" ] || die "cannot resolve trixie's linux-image-amd64"
-	local queue=("${ROOTS[@]}" "$kpkg") seen=" " p d
-	while ((${#queue[@]})); do
-		p=${queue[0]}
-		queue=("${queue[@]:1}")
-		case "$seen" in *" $p "*) continue ;; esac
-		seen="$seen$p "
-		echo "$p"
-		# the kernel's own dependencies are initramfs tooling: not followed
-		[ "$p" = "$kpkg" ] && continue
-		for d in $(apt-cache "${APT[@]}" depends --no-recommends --no-suggests --no-conflicts \
-			--no-breaks --no-replaces --no-enhances "$p" 2>/dev/null |
-			awk '/^ *(Pre)?Depends:/ {n=$2; if (n !~ /^</) print n}'); do
-			case "$SKIP" in *" $d "*) continue ;; esac
-			queue+=("$d")
-		done
-	done
-}
-# The resolution (one apt-cache call per package, ~30 s) is kept until the
-# lists or this script's contents change (a fresh clone's mtime says nothing).
-SELF=$(sha256sum "$0" | cut -c1-16)
-if [ -s "$CACHE/packages" ] && [ "$(cat "$CACHE/packages.key" 2>/dev/null)" = "$SELF" ] &&
-	[ -z "$(find "$A/lists" -maxdepth 1 -name '*InRelease' -newer "$CACHE/packages")" ]; then
-	PKGS=$(cat "$CACHE/packages")
-else
-	PKGS=$(resolve | sort -u)
-fi
-missing=()
-for p in $PKGS; do ls "$DEBS/${p}_"*.deb >/dev/null 2>&1 || missing+=("$p"); done
-if ((${#missing[@]})); then
-	say "downloading ${#missing[@]} packages: ${missing[*]}"
-	(cd "$DEBS" && apt-get "${APT[@]}" -q download "${missing[@]}" >"$A/download.log" 2>&1) || {
-		update
-		(cd "$DEBS" && apt-get "${APT[@]}" -q download "${missing[@]}" >"$A/download.log" 2>&1) ||
-			{ cat "$A/download.log" >&2; die "apt-get download failed"; }
-	}
-fi
-echo "$PKGS" >"$CACHE/packages"
-echo "$SELF" >"$CACHE/packages.key"
-for d in "$DEBS"/*.deb; do
-	s=$ROOTFS/.$(basename "$d").done
-	[ -f "$s" ] || { dpkg -x "$d" "$ROOTFS" && touch "$s"; }
-done
+papt_lists trixie
+# every dependency followed but the kernel's (initramfs tooling)
+papt_fetch linux-image-amd64 " " "" "${ROOTS[@]}"
 ls "$ROOTFS"/boot/xen-4.20*.gz >/dev/null 2>&1 || die "no Xen 4.20 in $ROOTFS/boot"
 [ -x "$ROOTFS/usr/lib/xen-4.20/bin/xl" ] || die "no xl 4.20 in $ROOTFS"
 say "trixie root $ROOTFS ($(echo $PKGS | wc -w) packages)"
