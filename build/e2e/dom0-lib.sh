@@ -93,6 +93,9 @@ xen_modules() {
 	echo "@@E2E INFO hypervisor Xen $(cat /sys/hypervisor/version/major).$(cat /sys/hypervisor/version/minor)$(cat /sys/hypervisor/version/extra) (sysfs)"
 	echo "dom0: /dev/xen: $(ls /dev/xen | tr '\n' ' '); xen caps: $(cat /sys/hypervisor/properties/capabilities 2>&1)"
 }
+# syslog_tail [N]: the daemons' last syslog lines (busybox syslogd -O
+# /var/log/messages; C's daemon, and ours after C's live update, log there).
+syslog_tail() { grep -a -E 'xenstored|live.update' /var/log/messages 2>/dev/null | tail -${1:-20} | cut -c1-220 | sed 's/^/[syslog] /'; }
 # Which Xen runs: `xl info`'s xen_version line, as is, into the serial log.
 xen_version() {
 	T xl info >/tmp/xlinfo 2>&1
@@ -174,81 +177,102 @@ perf_go() {
 }
 cpu_ms() { xstool doms | sed -n 's/^dom=\([0-9]*\) .*cpu_ms=\([0-9]*\) .*/\1 \2/p'; }
 
-# perf_step SECS ROUNDS [WHO]: dom0 hands the domU one kind at a time, all
-# kinds ROUNDS times over (so a slow spell of the shared host hits every kind;
-# dom0 has done its own work by then and only sleeps while the domU
-# measures), reads each result from the domU's console, and prints per kind
-# the median of the rounds' ops/s with the rounds' ops and seconds summed
-# (@@E2E PERF-RESULT) and the CPU time each domain spent per operation over
-# them (Xen's accounting; @@E2E PERF-CPU); then checks ring-perf[-WHO]:
-# every kind measured in every round, no error. A kind that failed in any
-# round prints no PERF-RESULT line.
-# WHO names the daemon measured when one boot measures twice (perf-c:
-# c, then ours-dom0 after the live update): its lines then read
-# PERF-RESULT-WHO, PERF-CPU-WHO, PERF-CALIBRATE-WHO. Orders to the domU are
-# numbered on from the last call (PERF_N), each tagged with WHO, so a second
-# call never reads the first one's lines.
+# The measurement, in pieces (pvh-dom0-init.sh runs them as perf_step;
+# perf-c-dom0-init.sh alternates two daemons round by round in between):
+#   perf_begin          fresh result files; 2 s of READs, not reported
+#   perf_round SECS R [WHO]  every kind once (round R), tagged WHO; each
+#                       result and the CPU time each domain spent (Xen's
+#                       accounting, xstool doms around it) kept per WHO
+#   perf_warmup TAG     2 s of READs, not reported (after a daemon switch)
+#   perf_end            the domU's last order; its PERF-CALIBRATE line
+#   perf_report ROUNDS [WHO]  per kind the median of the rounds' ops/s with
+#                       their ops and seconds summed (@@E2E PERF-RESULT[-WHO])
+#                       and the CPU per operation (@@E2E PERF-CPU[-WHO]); the
+#                       domU's speed (@@E2E PERF-CALIBRATE[-WHO]); the check
+#                       ring-perf[-WHO]: every kind measured in every round,
+#                       no error. A kind that failed in any round prints no
+#                       PERF-RESULT line.
+# dom0 hands the domU one kind at a time and only sleeps while it measures.
+# Orders to the domU are numbered on (PERF_N) and tagged, so no call reads
+# another's lines.
 PERF_N=0
-perf_step() {
-	bad=
-	who=${3:+-$3}
-	tag=${3:+$3-}
-	mark PERF-START$who
-	T0=$(up)
-	rm -f /tmp/perf-*.res /tmp/perf-*.cpu
+perf_begin() {
+	rm -f /tmp/perf-*.res /tmp/perf-*.cpu /tmp/perf-*.bad
+	mark PERF-START
+	PERF_T0=$(up)
+	perf_warmup w
+}
+perf_warmup() { # perf_warmup TAG
 	PERF_N=$((PERF_N + 1))
-	perf_go $PERF_N "2 warm-up:read:1 ${tag}w" # 2 s of READs first, not reported
+	perf_go $PERF_N "2 warm-up:read:1 $1"
 	sleep 3
-	gwait "^GUEST PERF warm-up ${tag}w " 60
-	r=1
-	while [ $r -le $2 ]; do
-		for k in $PERF_KINDS; do
-			PERF_N=$((PERF_N + 1))
-			name=${k%%:*}
-			cpu_ms >/tmp/cpu0
-			perf_go $PERF_N "$1 $k ${tag}r$r"
-			sleep $(($1 + 1)) # one process: gwait's grep every second would take CPU from the ring
-			gwait "^GUEST PERF $name ${tag}r$r " $(($1 * 6 + 60))
-			cpu_ms >/tmp/cpu1
-			l=$(dcons | grep "^GUEST PERF $name ${tag}r$r " | tail -1)
-			res=${l#GUEST PERF $name ${tag}r$r }
-			echo "domU: $l"
-			if echo "$res" | grep -q '^ops=[1-9][0-9]* secs=[0-9.]* ops_per_s=[0-9]* errors=0$'; then
-				echo "$res" >>/tmp/perf-$name.res
-				awk 'NR == FNR {a[$1] = $2; next} {print $1, $2 - a[$1]}' /tmp/cpu0 /tmp/cpu1 >>/tmp/perf-$name.cpu
-			else
-				bad="$bad $name r$r: '${res:-no result}';"
-			fi
-		done
-		r=$((r + 1))
+	gwait "^GUEST PERF warm-up $1 " 60
+}
+perf_round() { # perf_round SECS R [WHO]
+	local tag=${3:+$3-}r$2 f=/tmp/perf-${3:-all}
+	for k in $PERF_KINDS; do
+		PERF_N=$((PERF_N + 1))
+		name=${k%%:*}
+		cpu_ms >/tmp/cpu0
+		perf_go $PERF_N "$1 $k $tag"
+		sleep $(($1 + 1)) # one process: gwait's grep every second would take CPU from the ring
+		gwait "^GUEST PERF $name $tag " $(($1 * 6 + 60))
+		cpu_ms >/tmp/cpu1
+		l=$(dcons | grep "^GUEST PERF $name $tag " | tail -1)
+		res=${l#GUEST PERF $name $tag }
+		echo "domU: $l"
+		if echo "$res" | grep -q '^ops=[1-9][0-9]* secs=[0-9.]* ops_per_s=[0-9]* errors=0$'; then
+			echo "$res" >>$f-$name.res
+			awk 'NR == FNR {a[$1] = $2; next} {print $1, $2 - a[$1]}' /tmp/cpu0 /tmp/cpu1 >>$f-$name.cpu
+		else
+			echo "$name $tag: '${res:-no result}';" >>$f.bad
+		fi
 	done
+}
+perf_end() {
 	PERF_N=$((PERF_N + 1))
 	perf_go $PERF_N done
 	gwait "^GUEST-PERF-DONE order=$PERF_N " 60
-	nk=0
+	mark PERF-END
+}
+perf_report() { # perf_report ROUNDS [WHO]
+	local who=${2:+-$2} f=/tmp/perf-${2:-all} nk=0
 	for k in $PERF_KINDS; do
 		name=${k%%:*}
 		nk=$((nk + 1))
-		[ "$(wc -l </tmp/perf-$name.res 2>/dev/null)" = "$2" ] || continue
-		rates=$(sed 's/.*ops_per_s=\([0-9]*\).*/\1/' /tmp/perf-$name.res)
-		med=$(echo "$rates" | sort -n | sed -n "$((($2 + 1) / 2))p")
-		tot=$(sed 's/^ops=\([0-9]*\) secs=\([0-9.]*\) .*/\1 \2/' /tmp/perf-$name.res | awk '{o += $1; s += $2} END {printf "ops=%d secs=%.2f", o, s}')
+		[ "$(wc -l <$f-$name.res 2>/dev/null)" = "$1" ] || continue
+		rates=$(sed 's/.*ops_per_s=\([0-9]*\).*/\1/' $f-$name.res)
+		med=$(echo "$rates" | sort -n | sed -n "$((($1 + 1) / 2))p")
+		tot=$(sed 's/^ops=\([0-9]*\) secs=\([0-9.]*\) .*/\1 \2/' $f-$name.res | awk '{o += $1; s += $2} END {printf "ops=%d secs=%.2f", o, s}')
 		echo "@@E2E PERF-RESULT$who $name ops_per_s=$med $tot errors=0 rounds=$(echo $rates | tr ' ' ,)"
-		perf_cpu_line "$who" $name "${tot%% *}"
+		perf_cpu_line "$who" $name "${tot%% *}" $f-$name.cpu
 	done
 	echo "@@E2E PERF-CALIBRATE$who $(dcons | sed -n 's/^GUEST PERF-CALIBRATE //p' | tail -1) (seconds of a busybox loop in the domU before and after)"
-	mark PERF-END$who
-	if [ -z "$bad" ]; then
-		pass ring-perf$who "$nk kinds measured through the domU's /dev/xen/xenbus, $2 rounds of ${1}s each, no error (dom0 saw $(dt $(up) $T0)s)"
+	if [ ! -s $f.bad ]; then
+		pass ring-perf$who "$nk kinds measured through the domU's /dev/xen/xenbus, $1 rounds each, no error (dom0 saw $(dt $(up) $PERF_T0)s for all the measurements)"
 	else
-		fail ring-perf$who "$bad"
+		fail ring-perf$who "$(tr '\n' ' ' <$f.bad)"
 	fi
 }
 
-# perf_cpu_line -WHO KIND ops=N: the ms of CPU per operation each domain
-# spent over KIND's rounds (Xen's accounting, dom0's wait around each
-# included): server_ms is the store's side (our stub, STUBID, when there is
-# one, else dom0, where the daemon runs), domu_ms the measuring domU (ID).
+# perf_step SECS ROUNDS: all kinds ROUNDS times over (so a slow spell of
+# the shared host hits every kind), then the report.
+perf_step() {
+	perf_begin
+	r=1
+	while [ $r -le $2 ]; do
+		perf_round $1 $r
+		r=$((r + 1))
+	done
+	perf_end
+	perf_report $2
+}
+
+# perf_cpu_line -WHO KIND ops=N FILE: the ms of CPU per operation each
+# domain spent over KIND's rounds (FILE: "domid ms" per round; Xen's
+# accounting, dom0's wait around each included): server_ms is the store's
+# side (our stub, STUBID, when there is one, else dom0, where the daemon
+# runs), domu_ms the measuring domU (ID).
 perf_cpu_line() {
 	awk -v ops="${3#ops=}" -v stub="$STUBID" -v domu="$ID" -v who="$1" -v name="$2" '
 		{ c[$1] += $2 }
@@ -257,5 +281,5 @@ perf_cpu_line() {
 			all = ""
 			for (d = 0; d < 1000; d++) if (d in c) all = all sprintf(" dom%s=%.2f", d, c[d] / ops)
 			printf "@@E2E PERF-CPU%s %s server_ms=%.2f domu_ms=%.2f dom0_ms=%.2f (ms of CPU per operation, Xen accounting; server: dom%s%s; all:%s)\n", who, name, c[srv] / ops, c[domu] / ops, c[0] / ops, srv, stub != "" ? ", our stub" : ", the dom0 daemon", all
-		}' /tmp/perf-$2.cpu
+		}' $4
 }

@@ -5,8 +5,9 @@
 # the domU measures reads and writes through its kernel's /dev/xen/xenbus
 # (perf_step in build/e2e/dom0-lib.sh). Then `xenstore-control live-update
 # -f` turns the same daemon process into OUR xenstored (C's state, sockets
-# and rings adopted; as lu-c-dom0-init.sh) and the same domU measures again:
-# C and ours-dom0 side by side in one boot, on one domU and one ring.
+# and rings adopted; as lu-c-dom0-init.sh) and the same domU measures again,
+# and back to C for the next round: C and ours-dom0 side by side in one
+# boot, on one domU and one ring, in turn.
 #   @@E2E MARK/PASS/FAIL/INFO/STEP/PERF-RESULT-c/-ours-dom0/DONE lines for
 #   the host script; [domu] the domU's console; [syslog] our daemon's log
 #   after the update (C's daemonize left its stderr on /dev/null).
@@ -51,32 +52,48 @@ xenconsoled --pid-file=/run/xen/xenconsoled.pid --log=guest --log-dir=/var/log/x
 step "2: xl create of the PVH domU (as in pvh.sh; e2e.perfonly)"
 pvh_domu_create
 
-# --- 3. the ring measurements against C, as in pvh.sh's step 3p
-step "3p: ring performance with C xenstored: the domU's reads and writes through /dev/xen/xenbus, $PERF_ROUNDS rounds of ${PERF_SECS}s per kind (issue 15)"
-perf_step $PERF_SECS $PERF_ROUNDS c
+# switch_to NAME BINARY: `xenstore-control live-update -f BINARY` turns the
+# running dom0 daemon into BINARY (the same pid; the domU keeps its ring and
+# waits, polling for its next order); checks live-update-NAME.
+NSW=0
+switch_to() {
+	NSW=$((NSW + 1))
+	mark LU-$1-START
+	t0=$(up)
+	timeout 300 xenstore-control live-update -f $2 >/tmp/lu.out 2>&1
+	rc=$?
+	t1=$(up)
+	mark LU-$1-END
+	sed 's/^/xenstore-control: /' /tmp/lu.out
+	sleep 1
+	v=$(T xenstore-read /local/domain/0/name 2>&1)
+	if [ $rc = 0 ] && [ "$(cat /run/xenstored.pid 2>/dev/null)" = "$pid" ] && xsd_runs $2 && [ "$v" = Domain-0 ]; then
+		pass live-update-$1 "rc=0 took=$(dt $t1 $t0)s; pid $pid now runs $(readlink /proc/$pid/exe); dom0 reads '$v'"
+	else
+		fail live-update-$1 "rc=$rc after $(dt $t1 $t0)s; pid file '$(cat /run/xenstored.pid 2>/dev/null)' (was $pid), exe '$(readlink /proc/$pid/exe)'; read '$v'; $(tail -3 /tmp/lu.out | tr '\n' ' ')"
+		syslog_tail 30
+		finish
+	fi
+	perf_warmup w$NSW # the new daemon's first requests are not measured
+}
 
-# --- 4. C -> ours in the same process; the domU keeps its ring
-step "4: xenstore-control live-update -f $OURS (C -> ours, the domU waiting for its next order)"
-mark LU-START
-t0=$(up)
-timeout 300 xenstore-control live-update -f $OURS >/tmp/lu.out 2>&1
-rc=$?
-t1=$(up)
-mark LU-END
-sed 's/^/xenstore-control: /' /tmp/lu.out
-sleep 1
-v=$(T xenstore-read /local/domain/0/name 2>&1)
-if [ $rc = 0 ] && [ "$(cat /run/xenstored.pid 2>/dev/null)" = "$pid" ] && xsd_runs $OURS && [ "$v" = Domain-0 ]; then
-	pass live-update-c-to-ours "rc=0 took=$(dt $t1 $t0)s; pid $pid now runs $(readlink /proc/$pid/exe); dom0 reads '$v'"
-else
-	fail live-update-c-to-ours "rc=$rc after $(dt $t1 $t0)s; pid file '$(cat /run/xenstored.pid 2>/dev/null)' (was $pid), exe '$(readlink /proc/$pid/exe)'; read '$v'; $(tail -3 /tmp/lu.out | tr '\n' ' ')"
-	grep -a -E 'xenstored|live.update' /var/log/messages | tail -30 | cut -c1-220 | sed 's/^/[syslog] /'
-	finish
-fi
-
-# --- 5. the same measurements against ours, the same domU and ring
-step "5p: ring performance with OUR xenstored in dom0 (after the live update), the same domU"
-perf_step $PERF_SECS $PERF_ROUNDS ours-dom0
+# --- 3. the ring measurements, C and ours in turn: each round measures
+# every kind against C, switches to ours, measures them again, and switches
+# back, so a slow spell of the shared host hits both daemons alike (they
+# share the domU's PERF-CALIBRATE line)
+step "3p: ring performance, C xenstored and ours (live update between them) in turn: the domU's reads and writes through /dev/xen/xenbus, $PERF_ROUNDS rounds of ${PERF_SECS}s per kind and daemon (issue 15, issue 22)"
+perf_begin
+r=1
+while [ $r -le $PERF_ROUNDS ]; do
+	perf_round $PERF_SECS $r c
+	switch_to c-to-ours-r$r $OURS
+	perf_round $PERF_SECS $r ours-dom0
+	[ $r = $PERF_ROUNDS ] || switch_to ours-to-c-r$r $CXSD
+	r=$((r + 1))
+done
+perf_end
+perf_report $PERF_ROUNDS c
+perf_report $PERF_ROUNDS ours-dom0
 
 v=$(T xenstore-read /local/domain/0/name 2>&1)
 if xsd_runs $OURS && [ "$v" = Domain-0 ] && l=$(xstool alive $ID); then
@@ -84,6 +101,6 @@ if xsd_runs $OURS && [ "$v" = Domain-0 ] && l=$(xstool alive $ID); then
 else
 	fail dom0-xenstored-alive-at-end "pid '$pid' runs ours: $(xsd_runs $OURS && echo yes || echo no); read '$v'; domU: $l"
 fi
-grep -a -E 'xenstored|live.update' /var/log/messages | tail -15 | cut -c1-220 | sed 's/^/[syslog] /'
+syslog_tail 15
 mark ALL-DONE
 finish
