@@ -96,6 +96,20 @@ xen_modules() {
 # syslog_tail [N]: the daemons' last syslog lines (busybox syslogd -O
 # /var/log/messages; C's daemon, and ours after C's live update, log there).
 syslog_tail() { grep -a -E 'xenstored|live.update' /var/log/messages 2>/dev/null | tail -${1:-20} | cut -c1-220 | sed 's/^/[syslog] /'; }
+# live_update NAME BINARY: `xenstore-control live-update -f BINARY` of the
+# dom0 daemon (C's or ours), between @@E2E MARK LU-NAME-START and -END;
+# sets LU_RC (its exit status) and LU_TOOK (seconds of dom0 time); its
+# output is in /tmp/lu.out and the serial log.
+live_update() {
+	mark LU-$1-START
+	t0=$(up)
+	timeout 300 xenstore-control live-update -f $2 >/tmp/lu.out 2>&1
+	LU_RC=$?
+	LU_TOOK=$(dt $(up) $t0)
+	mark LU-$1-END
+	sed 's/^/xenstore-control: /' /tmp/lu.out
+	sleep 1
+}
 # Which Xen runs: `xl info`'s xen_version line, as is, into the serial log.
 xen_version() {
 	T xl info >/tmp/xlinfo 2>&1

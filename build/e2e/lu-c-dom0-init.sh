@@ -87,19 +87,12 @@ watch_fires on-c
 # switch_to NAME BINARY: live update to BINARY; the same pid runs it and
 # dom0's socket and kernel ring serve.
 switch_to() {
-	mark LU-$1-START
-	t0=$(up)
-	timeout 300 xenstore-control live-update -f $2 >/tmp/lu.out 2>&1
-	rc=$?
-	t1=$(up)
-	mark LU-$1-END
-	sed 's/^/xenstore-control: /' /tmp/lu.out
-	echo "@@E2E INFO live-update-$1 xenstore-control live-update -f $2 took $(dt $t1 $t0)s, rc=$rc"
-	sleep 1
-	if [ $rc = 0 ] && [ "$(dpid)" = "$PID" ] && [ "$(dexe)" = $2 ]; then
-		pass live-update-$1 "rc=0 took=$(dt $t1 $t0)s; pid $PID now runs $(dexe); output '$(tr '\n' ' ' </tmp/lu.out)'"
+	live_update $1 $2
+	echo "@@E2E INFO live-update-$1 xenstore-control live-update -f $2 took ${LU_TOOK}s, rc=$LU_RC"
+	if [ $LU_RC = 0 ] && [ "$(dpid)" = "$PID" ] && [ "$(dexe)" = $2 ]; then
+		pass live-update-$1 "rc=0 took=${LU_TOOK}s; pid $PID now runs $(dexe); output '$(tr '\n' ' ' </tmp/lu.out)'"
 	else
-		fail live-update-$1 "rc=$rc after $(dt $t1 $t0)s; pid file '$(dpid)' (was $PID), exe '$(dexe)'; $(tail -3 /tmp/lu.out | tr '\n' ' ')"
+		fail live-update-$1 "rc=$LU_RC after ${LU_TOOK}s; pid file '$(dpid)' (was $PID), exe '$(dexe)'; $(tail -3 /tmp/lu.out | tr '\n' ' ')"
 		ps -o pid,args | grep -E 'xenstored' | grep -v grep
 		syslog_tail 30
 	fi

@@ -58,19 +58,12 @@ pvh_domu_create
 NSW=0
 switch_to() {
 	NSW=$((NSW + 1))
-	mark LU-$1-START
-	t0=$(up)
-	timeout 300 xenstore-control live-update -f $2 >/tmp/lu.out 2>&1
-	rc=$?
-	t1=$(up)
-	mark LU-$1-END
-	sed 's/^/xenstore-control: /' /tmp/lu.out
-	sleep 1
+	live_update $1 $2
 	v=$(T xenstore-read /local/domain/0/name 2>&1)
-	if [ $rc = 0 ] && [ "$(cat /run/xenstored.pid 2>/dev/null)" = "$pid" ] && xsd_runs $2 && [ "$v" = Domain-0 ]; then
-		pass live-update-$1 "rc=0 took=$(dt $t1 $t0)s; pid $pid now runs $(readlink /proc/$pid/exe); dom0 reads '$v'"
+	if [ $LU_RC = 0 ] && [ "$(cat /run/xenstored.pid 2>/dev/null)" = "$pid" ] && xsd_runs $2 && [ "$v" = Domain-0 ]; then
+		pass live-update-$1 "rc=0 took=${LU_TOOK}s; pid $pid now runs $(readlink /proc/$pid/exe); dom0 reads '$v'"
 	else
-		fail live-update-$1 "rc=$rc after $(dt $t1 $t0)s; pid file '$(cat /run/xenstored.pid 2>/dev/null)' (was $pid), exe '$(readlink /proc/$pid/exe)'; read '$v'; $(tail -3 /tmp/lu.out | tr '\n' ' ')"
+		fail live-update-$1 "rc=$LU_RC after ${LU_TOOK}s; pid file '$(cat /run/xenstored.pid 2>/dev/null)' (was $pid), exe '$(readlink /proc/$pid/exe)'; read '$v'; $(tail -3 /tmp/lu.out | tr '\n' ' ')"
 		syslog_tail 30
 		finish
 	fi
