@@ -8,11 +8,12 @@
 #                   runs on 4.20 and 4.22; build/e2e/README.md, "CI time")
 #   make e2e-pvh    4.17, HVM: our launcher starts a PVH stub; PVH domU,
 #                   guest attacks (~3-4 minutes)
-#   make e2e-perf-c 4.17, HVM: Debian's C xenstored in dom0, the PVH domU of
-#                   e2e-pvh measures the ring; live update to OUR xenstored in
-#                   dom0, the same domU measures again; prints @@E2E PERF KIND
+#   make e2e-perf-c 4.17, HVM: Debian's C xenstored and OUR xenstored in dom0
+#                   in turn, round by round (xenstore-control live-update -f
+#                   between them); the PVH domU of e2e-pvh measures the ring
+#                   against each; prints @@E2E PERF KIND
 #                   stub= ours-dom0= c= with stub from e2e-pvh's step 3p of the
-#                   same run, and the goals (~5 min)
+#                   same run, and the goals (~6-8 min)
 #   make e2e-perf   e2e-pvh, then e2e-perf-c, as one run
 #   make e2e-pv     4.17, PV only: Xen's init-xenstore-domain starts our stub
 #                   as PV (~2-3 minutes)
