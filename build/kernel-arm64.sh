@@ -33,7 +33,7 @@ fi
 [ -f "$SRC/.xsstub-patched" ] || die "no patched source tree $SRC"
 VERSION=$(cat "$KCACHE/src.version")
 KEY=$({
-	cat "$FRAGMENT" "${PATCHES[@]}" "$0"
+	cat "$FRAGMENT" "${PATCHES[@]}" "$0" "$ROOT/build/kernel-config.sh"
 	echo "$VERSION"
 	aarch64-linux-gnu-gcc --version | head -1
 } | sha256sum | cut -c1-16)
@@ -44,32 +44,9 @@ if [ -z "${KERNEL_FORCE:-}" ] && [ -s "$DONE/Image" ]; then
 	exit 0
 fi
 OBJ=$KCACHE/build-arm64-$PHASH
-mkdir -p "$OBJ"
 say "configuring (tinyconfig + $(basename "$FRAGMENT")) in $OBJ"
-make -s -C "$SRC" O="$OBJ" "${MK[@]}" tinyconfig >/dev/null
-"$SRC/scripts/kconfig/merge_config.sh" -m -O "$OBJ" "$OBJ/.config" "$FRAGMENT" >"$OBJ/merge.log" 2>&1 ||
-	{ cat "$OBJ/merge.log" >&2; die "merge_config.sh failed"; }
-make -s -C "$SRC" O="$OBJ" "${MK[@]}" olddefconfig >/dev/null
-bad=()
-while IFS= read -r line; do
-	case $line in
-	CONFIG_*=*)
-		sym=${line%%=*}
-		got=$(grep -E "^($sym=|# $sym is not set\$)" "$OBJ/.config" || true)
-		[ "$got" = "$line" ] || bad+=("$line (got: ${got:-absent})")
-		;;
-	"# CONFIG_"*" is not set")
-		sym=${line#\# }
-		sym=${sym%% *}
-		got=$(grep -E "^$sym=" "$OBJ/.config" || true)
-		[ -z "$got" ] || bad+=("$line (got: $got)")
-		;;
-	esac
-done <"$FRAGMENT"
-if ((${#bad[@]})); then
-	printf '== kernel-arm64: not in the final .config: %s\n' "${bad[@]}" >&2
-	die "${#bad[@]} line(s) of $(basename "$FRAGMENT") dropped or changed by Kconfig"
-fi
+. "$ROOT/build/kernel-config.sh"
+kconfig_make "$SRC" "$OBJ" "$FRAGMENT" "${MK[@]}"
 say "config verified ($(grep -c '=y$' "$OBJ/.config") options =y); building Image with -j$JOBS (log $OBJ/build.log)"
 TB=$SECONDS
 make -C "$SRC" O="$OBJ" "${MK[@]}" -j"$JOBS" Image >"$OBJ/build.log" 2>&1 || {

@@ -83,7 +83,7 @@ KVER=$(make -s -C "$SRC" kernelversion)
 
 # --- 3. cache key
 KEY=$({
-	cat "$FRAGMENT" "${PATCHES[@]}" "$0"
+	cat "$FRAGMENT" "${PATCHES[@]}" "$0" "$ROOT/build/kernel-config.sh"
 	echo "$VERSION"
 	gcc --version | head -1
 } | sha256sum | cut -c1-16)
@@ -99,32 +99,8 @@ fi
 
 # --- 4. configure: tinyconfig + fragment + olddefconfig, then verify
 say "configuring Linux $KVER ($PKG $VERSION) in $OBJ, key $KEY"
-mkdir -p "$OBJ"
-make -s -C "$SRC" O="$OBJ" tinyconfig >/dev/null
-"$SRC/scripts/kconfig/merge_config.sh" -m -O "$OBJ" "$OBJ/.config" "$FRAGMENT" >"$OBJ/merge.log" 2>&1 ||
-	{ cat "$OBJ/merge.log"; die "merge_config.sh failed"; }
-make -s -C "$SRC" O="$OBJ" olddefconfig >/dev/null
-
-bad=()
-while IFS= read -r line; do
-	case $line in
-	CONFIG_*=*)
-		sym=${line%%=*}
-		got=$(grep -E "^($sym=|# $sym is not set\$)" "$OBJ/.config" || true)
-		[ "$got" = "$line" ] || bad+=("$line  (got: ${got:-absent})")
-		;;
-	"# CONFIG_"*" is not set")
-		sym=${line#\# }
-		sym=${sym%% *}
-		got=$(grep -E "^$sym=" "$OBJ/.config" || true)
-		[ -z "$got" ] || bad+=("$line  (got: $got)")
-		;;
-	esac
-done <"$FRAGMENT"
-if ((${#bad[@]})); then
-	printf '== kernel: fragment option not in the final .config: %s\n' "${bad[@]}" >&2
-	die "${#bad[@]} option(s) of kernel/stubdom.config were dropped or changed by Kconfig (missing dependency?)"
-fi
+. "$ROOT/build/kernel-config.sh"
+kconfig_make "$SRC" "$OBJ" "$FRAGMENT"
 say "config verified: $(grep -cE '^(CONFIG_|# CONFIG_)' "$FRAGMENT") fragment lines, $(grep -c '=y$' "$OBJ/.config") options =y"
 
 # --- 5. build
@@ -151,8 +127,8 @@ cp "$OBJ/arch/x86/boot/bzImage" "$DONE.tmp/bzImage"
 cp "$OBJ/.config" "$DONE.tmp/config"
 rm -rf "$DONE"
 mv "$DONE.tmp" "$DONE"
-# Keep the three newest finished kernels.
-ls -dt "$KCACHE"/kernel-* 2>/dev/null | tail -n +4 | xargs -r rm -rf
+# Keep the three newest finished kernels (x86's: kernel-KEY, not kernel-arm64-KEY).
+ls -dt "$KCACHE"/kernel-???????????????? 2>/dev/null | tail -n +4 | xargs -r rm -rf
 cp "$DONE/vmlinux" "$OUT"
 cp "$DONE/bzImage" "$BZOUT"
 
