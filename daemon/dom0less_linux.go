@@ -213,9 +213,8 @@ func makeHome(e *store.Engine, priv, domid uint32, curKiB, maxKiB uint64) error 
 	}
 	for _, m := range msgs {
 		m.ReqID = 1
-		c.Handle(m)
 		var reply []byte
-		c.TakeOutput(func(msg []byte) { reply = append([]byte(nil), msg...) })
+		c.HandleTake(m, func(msg []byte) bool { reply = append([]byte(nil), msg...); return true })
 		path, _, _ := strings.Cut(string(m.Payload), "\x00")
 		r, err := wire.Decode(reply)
 		if err != nil {

@@ -402,23 +402,6 @@ func (c *Conn) NextOutput() ([]byte, bool) {
 	return c.nextOutputLocked()
 }
 
-// TakeOutput removes every queued message and passes each to into, in
-// order, with the engine locked: a transport that keeps what it has not
-// written yet under its own lock (taken inside this one) then never holds
-// a message the engine's state has lost, even for a moment (live update
-// exports both under the engine lock).
-func (c *Conn) TakeOutput(into func(msg []byte)) {
-	c.e.mu.Lock()
-	defer c.e.mu.Unlock()
-	for {
-		msg, ok := c.nextOutputLocked()
-		if !ok {
-			return
-		}
-		into(msg)
-	}
-}
-
 // keptOutCap is the largest emptied output queue a connection keeps.
 const keptOutCap = 8
 

@@ -51,7 +51,7 @@ func TestLiveUpdate(t *testing.T) {
 		}
 		sc.Handle(m)
 		var r wire.Msg
-		sc.TakeOutput(func(b []byte) { r, _ = wire.Decode(b) })
+		sc.Take(func(b []byte) bool { r, _ = wire.Decode(b); return true })
 		return r
 	}}
 	reply, err := liveUpdate(&conn{f: dev}, file, false)
