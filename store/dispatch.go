@@ -130,12 +130,17 @@ func (e *Engine) dispatch(c *Conn, m *wire.Msg) ([]byte, error) {
 	return rt.run(e, c, tx, *m)
 }
 
-func (e *Engine) getDomainPath(_ *Conn, _ *txn, p []byte) ([]byte, error) {
+// domidArg is the one domid a request's payload carries.
+func domidArg(p []byte) (uint32, error) {
 	arg, good := oneArg(p)
 	if !good {
-		return nil, syscall.EINVAL
+		return 0, syscall.EINVAL
 	}
-	domid, err := parseDomid(arg)
+	return parseDomid(arg)
+}
+
+func (e *Engine) getDomainPath(_ *Conn, _ *txn, p []byte) ([]byte, error) {
+	domid, err := domidArg(p)
 	if err != nil {
 		return nil, err
 	}
@@ -143,11 +148,7 @@ func (e *Engine) getDomainPath(_ *Conn, _ *txn, p []byte) ([]byte, error) {
 }
 
 func (e *Engine) isDomainIntroduced(_ *Conn, _ *txn, p []byte) ([]byte, error) {
-	arg, good := oneArg(p)
-	if !good {
-		return nil, syscall.EINVAL
-	}
-	domid, err := parseDomid(arg)
+	domid, err := domidArg(p)
 	if err != nil {
 		return nil, err
 	}
