@@ -360,7 +360,10 @@ func (h *Hypervisor) SetXenstoreDomain(domid uint32, on bool) error {
 }
 
 // SetMemory sets the pages getdomaininfo reports for domid: its memory
-// now and its limit.
+// now and its limit (struct xen_domctl_getdomaininfo's tot_pages and
+// max_pages, the same fields in public/domctl.h of 4.17 through 4.22; the
+// dom0less boot reads them back from real Xen 4.22 as the domUs'
+// memory/target and memory/static-max).
 func (h *Hypervisor) SetMemory(domid uint32, tot, max uint64) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
